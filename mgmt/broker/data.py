@@ -1,0 +1,651 @@
+"""Broker's data model and its JSON form (WebSocket API "JSON v1").
+
+Theory of operation
+-------------------
+Every Broker value travels as a JSON object ``{"@data-type": T, "data": D}`` (wire spec
+§2.1). In Python we use the closest native type and small frozen wrappers only where a
+native type would lose information:
+
+=============  ==========================================  =========================
+``@data-type``  Python value                                 JSON ``data``
+=============  ==========================================  =========================
+none           ``None``                                     ``{}``
+boolean        ``bool``                                     ``true``/``false``
+count          :class:`Count` (an ``int`` subclass, >= 0)   integer
+integer        ``int``                                      integer
+real           ``float``                                    number
+timespan       :class:`Timespan` (value + unit, kept)       ``"1500ms"``
+timestamp      ``datetime.datetime`` (naive, UTC)           ``"2022-04-10T07:00:00.000"``
+string         ``str``                                      string
+enum-value     :class:`EnumValue` (a ``str`` subclass)      ``"Management::RUNNING"``
+address        ``IPv4Address``/``IPv6Address``              ``"127.0.0.1"``
+subnet         ``IPv4Network``/``IPv6Network``              ``"10.0.0.0/8"``
+port           :class:`Port`                                ``"2149/tcp"``
+vector         ``tuple`` (``list`` accepted when encoding)  array of values
+set            :class:`BrokerSet` (ordered, compares as a   array of values
+               set)
+table          :class:`Table` (ordered mapping)             array of ``{key, value}``
+=============  ==========================================  =========================
+
+Objects that know their own Broker encoding (Management records, Zeek enums) implement
+:class:`BrokerEncodable` and may appear anywhere inside a value; :func:`to_json` calls
+their ``to_json()``.
+
+Decoding never raises anything but :class:`~mgmt.exceptions.DecodeError`, whose ``path``
+names the offending element (``data[2].data[0]``) and whose ``reason`` says what was
+wrong. Decoding follows Broker's decoder, which is stricter than zeek-client's parser in
+places (a ``boolean`` must be a JSON boolean, a ``count`` a non-negative integer).
+
+This module is pure: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from mgmt.exceptions import DecodeError
+
+#: A decoded JSON document (what ``json.loads`` returns).
+JsonValue: TypeAlias = Any
+#: The JSON object form of one Broker value: ``{"@data-type": ..., "data": ...}``.
+JsonObj: TypeAlias = dict[str, Any]
+
+
+class DataType(enum.Enum):
+    """The 15 ``@data-type`` tags of Broker's JSON encoding."""
+
+    NONE = "none"
+    BOOLEAN = "boolean"
+    COUNT = "count"
+    INTEGER = "integer"
+    REAL = "real"
+    TIMESPAN = "timespan"
+    TIMESTAMP = "timestamp"
+    STRING = "string"
+    ENUM_VALUE = "enum-value"
+    ADDRESS = "address"
+    SUBNET = "subnet"
+    PORT = "port"
+    VECTOR = "vector"
+    SET = "set"
+    TABLE = "table"
+
+
+_TAGS = frozenset(t.value for t in DataType)
+
+# --------------------------------------------------------------------------------------
+# Value types
+
+
+class Count(int):
+    """A Broker ``count``: an unsigned 64-bit integer (``int`` keeps ``integer``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: int = 0) -> Count:
+        if not 0 <= int(value) < 2**64:
+            raise ValueError(f"count out of range: {value}")
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return f"Count({int(self)})"
+
+
+class EnumValue(str):
+    """A Broker ``enum-value``: a fully qualified Zeek enum name, e.g. ``Management::RUNNING``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"EnumValue({str.__repr__(self)})"
+
+
+class Proto(enum.Enum):
+    """Transport protocol of a :class:`Port`. Zeek's ``0/unknown`` is written ``0/?``."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+    UNKNOWN = "?"
+
+
+_PROTOS = {p.value: p for p in Proto}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Port:
+    """A Broker ``port``: a number and a protocol, written ``2149/tcp``."""
+
+    number: int
+    proto: Proto = Proto.TCP
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.number <= 65535:
+            raise ValueError(f"port number out of range: {self.number}")
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.proto.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> Port:
+        """Parse ``<number>/<proto>``. Raises ``ValueError`` when malformed."""
+        num, sep, proto = text.partition("/")
+        if not sep or proto not in _PROTOS or not num.isdigit() or not num.isascii():
+            raise ValueError(f"not a port: {text!r}")
+        return cls(int(num), _PROTOS[proto])
+
+
+_TIMESPAN_RE = re.compile(r"(-?)([0-9]+)(ns|us|ms|s|min|h|d)")
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "min": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Timespan:
+    """A Broker ``timespan``: an integer count of a unit (``ns``, ``us``, ``ms``, ``s``,
+    ``min``, ``h``, ``d``).
+
+    The unit is kept so that ``2min`` re-encodes as ``2min``; equality compares durations
+    (``1000ms == 1s``). :meth:`from_ns` picks the coarsest exact unit of ``ns``/``us``/
+    ``ms``/``s``, as Broker's encoder does (``0s`` for zero).
+
+    Note: zeek-client 1.5.0 cannot parse ``us`` or negative timespans (wire spec §2.2);
+    nothing in the Management API sends timespans.
+    """
+
+    value: int
+    unit: str = "ns"
+
+    def __post_init__(self) -> None:
+        if self.unit not in _UNIT_NS:
+            raise ValueError(f"unknown timespan unit: {self.unit!r}")
+
+    @property
+    def ns(self) -> int:
+        """The duration in nanoseconds."""
+        return self.value * _UNIT_NS[self.unit]
+
+    @classmethod
+    def from_ns(cls, ns: int) -> Timespan:
+        """The Broker-canonical spelling of a duration in nanoseconds."""
+        for unit in ("s", "ms", "us"):
+            if ns % _UNIT_NS[unit] == 0:
+                return cls(ns // _UNIT_NS[unit], unit)
+        return cls(ns, "ns")
+
+    def __str__(self) -> str:
+        return f"{self.value}{self.unit}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Timespan):
+            return NotImplemented
+        return self.ns == other.ns
+
+    def __hash__(self) -> int:
+        return hash(self.ns)
+
+
+class BrokerSet(tuple[Any, ...]):
+    """A Broker ``set``: keeps the order it was built or received in (so that a decoded
+    message re-encodes byte for byte) but compares and hashes like a set."""
+
+    __slots__ = ()
+
+    def __new__(cls, items: Iterable[Any] = ()) -> BrokerSet:
+        seen: list[Any] = []
+        uniq: set[Any] = set()
+        for item in items:
+            if item not in uniq:
+                uniq.add(item)
+                seen.append(item)
+        return super().__new__(cls, seen)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BrokerSet):
+            return len(self) == len(other) and frozenset(self) == frozenset(other)
+        if isinstance(other, (set, frozenset)):
+            return frozenset(self) == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self))
+
+    def __repr__(self) -> str:
+        return f"BrokerSet({list(self)!r})"
+
+
+class Table(Mapping[Any, Any]):
+    """A Broker ``table``: an immutable, insertion-ordered mapping (keys may be any
+    hashable Broker value, e.g. tuples for multi-index tables)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()) -> None:
+        self._items: dict[Any, Any] = dict(items)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Table):
+            return self._items == other._items
+        if isinstance(other, dict):
+            return self._items == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"Table({self._items!r})"
+
+
+@runtime_checkable
+class BrokerEncodable(Protocol):
+    """Anything that can render itself as one Broker JSON value (records, Zeek enums)."""
+
+    def to_json(self) -> JsonObj:
+        """Return the ``{"@data-type": ..., "data": ...}`` form of this object."""
+        ...
+
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Any decoded Broker value (see the table in the module docstring).
+BrokerValue: TypeAlias = Any
+
+# --------------------------------------------------------------------------------------
+# Encoding
+
+NONE_JSON: JsonObj = {"@data-type": "none", "data": {}}
+
+
+def _ts_text(value: datetime.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value.isoformat(sep="T", timespec="milliseconds")
+
+
+def to_json(value: BrokerValue) -> JsonObj:
+    """Encode a Python value (see the module table) as a Broker JSON object.
+
+    Raises:
+        TypeError: the value has no Broker representation (a bug in the caller).
+    """
+    enc = _ENCODERS.get(type(value))
+    if enc is not None:
+        result: JsonObj = enc(value)
+        return result
+    # Subclasses and protocol implementers take the slow path.
+    if isinstance(value, BrokerEncodable):
+        return value.to_json()
+    for typ, enc in _ENCODERS.items():
+        if isinstance(value, typ):
+            result = enc(value)
+            return result
+    raise TypeError(f"no Broker encoding for {type(value).__name__}: {value!r}")
+
+
+def _enc_vector(value: Iterable[Any]) -> JsonObj:
+    return {"@data-type": "vector", "data": [to_json(v) for v in value]}
+
+
+def _enc_set(value: Iterable[Any]) -> JsonObj:
+    return {"@data-type": "set", "data": [to_json(v) for v in value]}
+
+
+def _enc_table(value: Mapping[Any, Any]) -> JsonObj:
+    return {
+        "@data-type": "table",
+        "data": [{"key": to_json(k), "value": to_json(v)} for k, v in value.items()],
+    }
+
+
+def _enc_str(value: str) -> JsonObj:
+    return {"@data-type": "string", "data": value}
+
+
+_ENCODERS: dict[type, Any] = {
+    type(None): lambda v: {"@data-type": "none", "data": {}},
+    bool: lambda v: {"@data-type": "boolean", "data": v},
+    Count: lambda v: {"@data-type": "count", "data": int(v)},
+    int: lambda v: {"@data-type": "integer", "data": v},
+    float: lambda v: {"@data-type": "real", "data": v},
+    Timespan: lambda v: {"@data-type": "timespan", "data": str(v)},
+    datetime.datetime: lambda v: {"@data-type": "timestamp", "data": _ts_text(v)},
+    str: _enc_str,
+    EnumValue: lambda v: {"@data-type": "enum-value", "data": str(v)},
+    ipaddress.IPv4Address: lambda v: {"@data-type": "address", "data": str(v)},
+    ipaddress.IPv6Address: lambda v: {"@data-type": "address", "data": str(v)},
+    ipaddress.IPv4Network: lambda v: {"@data-type": "subnet", "data": str(v)},
+    ipaddress.IPv6Network: lambda v: {"@data-type": "subnet", "data": str(v)},
+    Port: lambda v: {"@data-type": "port", "data": str(v)},
+    tuple: _enc_vector,
+    list: _enc_vector,
+    BrokerSet: _enc_set,
+    frozenset: _enc_set,
+    set: _enc_set,
+    Table: _enc_table,
+    dict: _enc_table,
+}
+
+# --------------------------------------------------------------------------------------
+# Decoding
+
+
+def describe(data: JsonValue) -> str:
+    """A short rendering of a JSON value for error messages."""
+    try:
+        text = json.dumps(data)
+    except (TypeError, ValueError):
+        text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def sub(path: str, key: str) -> str:
+    """Path of ``key`` below ``path`` (``data``, ``data[2].data``, ...)."""
+    return f"{path}.{key}" if path else key
+
+
+def check_value(obj: JsonValue, path: str) -> tuple[str, JsonValue]:
+    """Check that ``obj`` is a Broker value object; return its tag and data."""
+    if type(obj) is not dict:
+        raise DecodeError(path, f"expected a Broker value object, got {describe(obj)}")
+    try:
+        tag = obj["@data-type"]
+    except KeyError:
+        raise DecodeError(path, "missing '@data-type'") from None
+    if "data" not in obj:
+        raise DecodeError(path, "missing 'data'")
+    if tag not in _TAGS:
+        raise DecodeError(path, f"unknown @data-type {describe(tag)}")
+    return tag, obj["data"]
+
+
+def expect(obj: JsonValue, tag: str, path: str) -> JsonValue:
+    """Return the ``data`` of ``obj`` after checking that it is a value of type ``tag``."""
+    if type(obj) is dict and obj.get("@data-type") == tag and "data" in obj:
+        return obj["data"]
+    got, _ = check_value(obj, path)
+    raise DecodeError(path, f"expected {tag}, got {got}")
+
+
+def from_json(obj: JsonValue, path: str = "") -> BrokerValue:
+    """Decode one Broker JSON value into its Python form (see the module table).
+
+    Args:
+        obj: the value object as returned by ``json.loads``.
+        path: where ``obj`` sits in the enclosing document, for error messages.
+
+    Raises:
+        DecodeError: ``obj`` is not a valid Broker value.
+    """
+    tag, data = check_value(obj, path)
+    return _DECODERS[tag](data, path)
+
+
+def _bad(path: str, tag: str, data: JsonValue) -> DecodeError:
+    return DecodeError(path, f"expected {tag}, got {describe(data)}")
+
+
+def _dec_none(data: JsonValue, path: str) -> None:
+    return None
+
+
+def _dec_boolean(data: JsonValue, path: str) -> bool:
+    if type(data) is not bool:
+        raise _bad(path, "boolean", data)
+    return data
+
+
+def _dec_count(data: JsonValue, path: str) -> Count:
+    if type(data) is not int or not 0 <= data < 2**64:
+        raise _bad(path, "count", data)
+    return Count(data)
+
+
+def _dec_integer(data: JsonValue, path: str) -> int:
+    if type(data) is not int or not -(2**63) <= data < 2**63:
+        raise _bad(path, "integer", data)
+    return data
+
+
+def _dec_real(data: JsonValue, path: str) -> float:
+    if type(data) not in (int, float) or type(data) is bool:
+        raise _bad(path, "real", data)
+    return float(data)
+
+
+def _dec_timespan(data: JsonValue, path: str) -> Timespan:
+    if type(data) is not str:
+        raise _bad(path, "timespan", data)
+    m = _TIMESPAN_RE.fullmatch(data)
+    if m is None:
+        raise _bad(path, "timespan", data)
+    value = int(m.group(2))
+    return Timespan(-value if m.group(1) else value, m.group(3))
+
+
+def _dec_timestamp(data: JsonValue, path: str) -> datetime.datetime:
+    if type(data) is not str or len(data) < 19 or data[10] != "T":
+        raise _bad(path, "timestamp", data)
+    try:
+        value = datetime.datetime.fromisoformat(data)
+    except ValueError:
+        raise _bad(path, "timestamp", data) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value
+
+
+def _dec_string(data: JsonValue, path: str) -> str:
+    if type(data) is not str:
+        raise _bad(path, "string", data)
+    return data
+
+
+def _dec_enum(data: JsonValue, path: str) -> EnumValue:
+    if type(data) is not str or not data:
+        raise _bad(path, "enum-value", data)
+    return EnumValue(data)
+
+
+def _dec_address(data: JsonValue, path: str) -> IPAddress:
+    if type(data) is not str:
+        raise _bad(path, "address", data)
+    try:
+        return ipaddress.ip_address(data)
+    except ValueError:
+        raise _bad(path, "address", data) from None
+
+
+def _dec_subnet(data: JsonValue, path: str) -> IPNetwork:
+    if type(data) is not str or "/" not in data:
+        raise _bad(path, "subnet", data)
+    try:
+        return ipaddress.ip_network(data, strict=False)
+    except ValueError:
+        raise _bad(path, "subnet", data) from None
+
+
+def _dec_port(data: JsonValue, path: str) -> Port:
+    if type(data) is not str:
+        raise _bad(path, "port", data)
+    try:
+        return Port.parse(data)
+    except ValueError:
+        raise _bad(path, "port", data) from None
+
+
+def _elements(data: JsonValue, tag: str, path: str) -> list[Any]:
+    if type(data) is not list:
+        raise _bad(path, tag, data)
+    return data
+
+
+def _dec_vector(data: JsonValue, path: str) -> tuple[Any, ...]:
+    dpath = sub(path, "data")
+    return tuple(
+        from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "vector", path))
+    )
+
+
+def _dec_set(data: JsonValue, path: str) -> BrokerSet:
+    dpath = sub(path, "data")
+    items = [
+        from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "set", path))
+    ]
+    try:
+        return BrokerSet(items)
+    except TypeError:
+        raise DecodeError(path, "set element is not hashable") from None
+
+
+def _dec_table(data: JsonValue, path: str) -> Table:
+    dpath = sub(path, "data")
+    pairs = []
+    for i, item in enumerate(_elements(data, "table", path)):
+        ipath = f"{dpath}[{i}]"
+        if type(item) is not dict or "key" not in item or "value" not in item:
+            raise DecodeError(ipath, f"expected {{key, value}} entry, got {describe(item)}")
+        pairs.append(
+            (from_json(item["key"], f"{ipath}.key"), from_json(item["value"], f"{ipath}.value"))
+        )
+    try:
+        return Table(pairs)
+    except TypeError:
+        raise DecodeError(path, "table key is not hashable") from None
+
+
+_DECODERS: dict[str, Any] = {
+    "none": _dec_none,
+    "boolean": _dec_boolean,
+    "count": _dec_count,
+    "integer": _dec_integer,
+    "real": _dec_real,
+    "timespan": _dec_timespan,
+    "timestamp": _dec_timestamp,
+    "string": _dec_string,
+    "enum-value": _dec_enum,
+    "address": _dec_address,
+    "subnet": _dec_subnet,
+    "port": _dec_port,
+    "vector": _dec_vector,
+    "set": _dec_set,
+    "table": _dec_table,
+}
+
+# --------------------------------------------------------------------------------------
+# Typed accessors for record and event codecs: decode one field of a known type directly
+# from its JSON form, without building intermediate values.
+
+
+def get_string(obj: JsonValue, path: str) -> str:
+    """Decode a ``string`` value."""
+    return _dec_string(expect(obj, "string", path), path)
+
+
+def get_bool(obj: JsonValue, path: str) -> bool:
+    """Decode a ``boolean`` value."""
+    return _dec_boolean(expect(obj, "boolean", path), path)
+
+
+def get_count(obj: JsonValue, path: str) -> Count:
+    """Decode a ``count`` value."""
+    return _dec_count(expect(obj, "count", path), path)
+
+
+def get_integer(obj: JsonValue, path: str) -> int:
+    """Decode an ``integer`` value."""
+    return _dec_integer(expect(obj, "integer", path), path)
+
+
+def get_port(obj: JsonValue, path: str) -> Port:
+    """Decode a ``port`` value."""
+    return _dec_port(expect(obj, "port", path), path)
+
+
+def get_address(obj: JsonValue, path: str) -> IPAddress:
+    """Decode an ``address`` value."""
+    return _dec_address(expect(obj, "address", path), path)
+
+
+def get_enum(obj: JsonValue, path: str) -> EnumValue:
+    """Decode an ``enum-value`` value."""
+    return _dec_enum(expect(obj, "enum-value", path), path)
+
+
+def get_list(obj: JsonValue, tag: str, path: str) -> list[Any]:
+    """Return the element list of a ``vector``/``set``/``table`` value."""
+    return _elements(expect(obj, tag, path), tag, path)
+
+
+def get_collection(obj: JsonValue, path: str) -> list[Any]:
+    """Return the element list of a ``vector`` or a ``set`` (zeek-client accepts both for
+    Configuration's instances and nodes)."""
+    tag, data = check_value(obj, path)
+    if tag not in ("vector", "set"):
+        raise DecodeError(path, f"expected set or vector, got {tag}")
+    return _elements(data, tag, path)
+
+
+def is_none(obj: JsonValue) -> bool:
+    """True when ``obj`` is a Broker ``none`` value (an unset optional field)."""
+    return type(obj) is dict and obj.get("@data-type") == "none"
+
+
+def opt(obj: JsonValue, path: str, getter: Any) -> Any:
+    """Decode an optional field: ``None`` for ``none``, else ``getter(obj, path)``."""
+    if type(obj) is dict and obj.get("@data-type") == "none":
+        return None
+    return getter(obj, path)
+
+
+def get_string_set(obj: JsonValue, path: str) -> BrokerSet:
+    """Decode a ``set`` of strings."""
+    dpath = sub(path, "data")
+    return BrokerSet(
+        get_string(item, f"{dpath}[{i}]") for i, item in enumerate(get_list(obj, "set", path))
+    )
+
+
+def get_string_vector(obj: JsonValue, path: str) -> tuple[str, ...]:
+    """Decode a ``vector`` of strings."""
+    dpath = sub(path, "data")
+    return tuple(
+        get_string(item, f"{dpath}[{i}]") for i, item in enumerate(get_list(obj, "vector", path))
+    )
+
+
+def string_set_json(items: Iterable[str]) -> JsonObj:
+    """Encode strings as a Broker ``set``."""
+    return {"@data-type": "set", "data": [{"@data-type": "string", "data": s} for s in items]}
+
+
+def string_vector_json(items: Iterable[str]) -> JsonObj:
+    """Encode strings as a Broker ``vector``."""
+    return {"@data-type": "vector", "data": [{"@data-type": "string", "data": s} for s in items]}

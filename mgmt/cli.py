@@ -1,0 +1,72 @@
+"""The ``zeek-mgmt`` command line: one entry point, one subcommand per module.
+
+Each subcommand lives in its own module that exposes two functions::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+Modules are imported lazily, only when their subcommand runs, so ``--help`` stays fast
+and a daemon does not pay for the client's imports (and vice versa).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mgmt import __version__
+
+#: name -> (module, one-line help). Order is the order shown by ``--help``.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _register(name: str, module: str, help_text: str) -> None:
+    SUBCOMMANDS[name] = (module, help_text)
+
+
+_register("controller", "mgmt.controller.main", "run the controller daemon")
+_register("agent", "mgmt.agent.main", "run the agent daemon")
+_register("run", "mgmt.run", "run controller and agent together (the quickstart, like zeek -j)")
+_register("archive", "mgmt.archive", "archive rotated logs (zeek-archiver compatible)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with one sub-parser per registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="zeek-mgmt",
+        description="Zeek cluster management: controller, agent and supervisor daemons "
+        "speaking the Management framework's Broker WebSocket API.",
+    )
+    parser.add_argument("--version", action="version", version=f"zeek-mgmt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            # Not built yet: keep the name visible, fail clearly when used.
+            p.set_defaults(_missing=True)
+            continue
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``zeek-mgmt``; returns the process exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", False):
+        print(f"zeek-mgmt: error: '{args.command}' is not available in this build", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    result: int = module.run(args)
+    return result
