@@ -1,0 +1,179 @@
+"""Broker WebSocket messages: handshake, ack, error and data messages (wire spec §1).
+
+Every WebSocket text frame carries one JSON document:
+
+* client → server, first frame: the **handshake**, a JSON array of topic prefixes;
+* server → client, first frame: the **ack** ``{"type": "ack", "endpoint", "version"}``;
+* then, both ways, **data messages** ``{"type": "data-message", "topic", "@data-type",
+  "data"}`` (the payload's two keys hoisted into the message), and server → client
+  **error** messages ``{"type": "error", "code", "context"}``.
+
+Parsing raises :class:`~mgmt.exceptions.InvalidMessage` carrying the Broker error code and
+the context string Zeek 8 would answer with (wire spec §1.6), so a server can reply with
+exactly Zeek's error message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mgmt.broker.data import JsonObj
+from mgmt.exceptions import InvalidMessage
+
+# Broker error codes and Zeek 8's context strings (src/cluster/websocket/WebSocket.cc).
+DESERIALIZATION_FAILED = "deserialization_failed"
+INVALID_URI = "invalid_uri"
+INVALID_APPLICATION_NAME = "invalid_application_name"
+
+CTX_NOT_AN_ARRAY = "subscriptions not an array"
+CTX_SUB_NOT_A_STRING = "individual subscription not a string"
+CTX_BAD_JSON = "failed to decode JSON object"
+CTX_NO_TOPIC = "no topic in top-level JSON object"
+CTX_BAD_EVENT = "failed to create Zeek event"
+CTX_INVALID_URI = "Invalid URI - use /v1/messages/json"
+CTX_INVALID_APP_NAME = "Invalid X-Application-Name"
+
+#: The one WebSocket path the API is served on.
+API_PATH = "/v1/messages/json"
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The client's first message: the topic prefixes it subscribes to."""
+
+    topics: tuple[str, ...]
+
+    def to_text(self) -> str:
+        return _dumps(list(self.topics))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The server's answer to the handshake."""
+
+    endpoint: str
+    version: str
+
+    def to_text(self) -> str:
+        return _dumps({"type": "ack", "endpoint": self.endpoint, "version": self.version})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """A Broker error message (server → client)."""
+
+    code: str
+    context: str
+
+    def to_text(self) -> str:
+        return _dumps({"type": "error", "code": self.code, "context": self.context})
+
+
+@dataclass(frozen=True, slots=True)
+class DataMessage:
+    """A data message: a topic plus one Broker value (for the Management API, an event).
+
+    ``payload`` is the Broker JSON object ``{"@data-type": ..., "data": ...}``.
+    """
+
+    topic: str
+    payload: JsonObj
+
+    def to_text(self) -> str:
+        return data_message_text(self.topic, self.payload)
+
+
+Message = Ack | ErrorMessage | DataMessage
+
+
+def data_message_text(topic: str, payload: JsonObj) -> str:
+    """Serialize a data message (the payload's keys are hoisted into the message)."""
+    return _dumps(
+        {
+            "type": "data-message",
+            "topic": topic,
+            "@data-type": payload["@data-type"],
+            "data": payload["data"],
+        }
+    )
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, str(exc)) from None
+
+
+def parse_handshake(text: str | bytes) -> Handshake:
+    """Parse the client's handshake (a JSON array of strings; empty is legal).
+
+    Raises:
+        InvalidMessage: with Zeek's context ``subscriptions not an array`` (also for broken
+            JSON) or ``individual subscription not a string``.
+    """
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY, "not JSON") from None
+    if type(obj) is not list:
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY)
+    for i, item in enumerate(obj):
+        if type(item) is not str:
+            raise InvalidMessage(DESERIALIZATION_FAILED, CTX_SUB_NOT_A_STRING, f"element {i}")
+    return Handshake(tuple(obj))
+
+
+def parse_ack(text: str | bytes) -> Ack:
+    """Parse the server's ack as zeek-client does: an object with ``type``, ``endpoint``
+    and ``version`` (values not checked beyond being present).
+
+    Raises:
+        InvalidMessage: anything else (e.g. an error message instead of the ack).
+    """
+    obj = _loads(text)
+    if type(obj) is not dict:
+        raise InvalidMessage(DESERIALIZATION_FAILED, "ack is not an object")
+    if obj.get("type") == "error":
+        raise InvalidMessage(
+            str(obj.get("code", "")), str(obj.get("context", "")), "error instead of ack"
+        )
+    for key in ("type", "endpoint", "version"):
+        if key not in obj:
+            raise InvalidMessage(DESERIALIZATION_FAILED, f'ack: required key "{key}" missing')
+    return Ack(str(obj["endpoint"]), str(obj["version"]))
+
+
+def parse_message(text: str | bytes) -> DataMessage | ErrorMessage:
+    """Parse a message received after the handshake.
+
+    A data message is returned with its payload unchecked beyond having ``@data-type`` and
+    ``data`` keys: decoding the payload is the caller's business (so that errors in it can
+    be told apart from errors in the envelope). Like Zeek, the ``type`` field of a data
+    message is not required.
+
+    Raises:
+        InvalidMessage: not JSON, not an object, no topic, or no payload.
+    """
+    obj = _loads(text)
+    if type(obj) is not dict:
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "not an object")
+    mtype = obj.get("type")
+    if mtype == "error":
+        if "code" not in obj or "context" not in obj:
+            raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "error without code")
+        return ErrorMessage(str(obj["code"]), str(obj["context"]))
+    if mtype not in (None, "data-message"):
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, f"message type {mtype!r}")
+    if "@data-type" not in obj or "data" not in obj:
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "no payload")
+    topic = obj.get("topic")
+    if topic is None:
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NO_TOPIC)
+    if type(topic) is not str:
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "topic is not a string")
+    return DataMessage(topic, {"@data-type": obj["@data-type"], "data": obj["data"]})

@@ -1,0 +1,298 @@
+"""Sans-I/O state machines for one Broker WebSocket connection, server and client side.
+
+Rules / theory of operation
+---------------------------
+A session is fed complete text frames with ``receive_text()`` and never touches a socket.
+What it wants done comes out of two drained lists, websockets-style:
+
+* ``messages_to_send()`` -- text frames to write, in order;
+* ``events_received()`` -- what happened, for the application (:class:`Subscribed`,
+  :class:`Acked`, :class:`EventReceived`, :class:`ErrorReceived`, :class:`Rejected`).
+
+``close_requested`` says when the session wants the connection closed (code, reason).
+
+Server side (:class:`ServerSession`), mirroring Zeek 8's WebSocket server (wire spec §1.3,
+§1.6)::
+
+    AWAIT_HANDSHAKE --valid array of strings--> OPEN       (ack queued first)
+    AWAIT_HANDSHAKE --anything else----------> CLOSED     (error queued, close 1008)
+    OPEN --data message, known allowed event-> OPEN       (EventReceived)
+    OPEN --malformed / unknown / not allowed-> OPEN       (error queued, Rejected)
+
+Zeek leaves a connection with a bad handshake open but useless; we close it with 1008 after
+the error (the spec allows either), so such connections cost nothing.
+
+Client side (:class:`ClientSession`)::
+
+    AWAIT_ACK --ack--> OPEN ; AWAIT_ACK --anything else--> CLOSED (HandshakeError recorded)
+    OPEN --data message--> EventReceived, or Rejected when undecodable/unknown (dropped)
+    OPEN --error message--> ErrorReceived
+
+Peer faults never raise out of ``receive_text()``: they are recorded as events and, on the
+server side, answered with Broker error messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mgmt.broker import data as bd
+from mgmt.broker import messages as bm
+from mgmt.broker.events import UnknownEventError, event_from_json, event_to_json
+from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its life."""
+
+    AWAIT_HANDSHAKE = "await-handshake"
+    AWAIT_ACK = "await-ack"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """Server side: the client's handshake arrived; these are its topic prefixes."""
+
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """Client side: the server acknowledged the handshake."""
+
+    endpoint: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventReceived:
+    """A data message carrying a known event arrived.
+
+    ``text`` is the frame as received, so a hub can relay it without re-encoding.
+    """
+
+    topic: str
+    event: Any
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    """Client side: the server sent a Broker error message."""
+
+    code: str
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """We rejected something the peer sent (and, server side, told it so)."""
+
+    code: str
+    context: str
+    detail: str
+
+
+SessionEvent = Subscribed | Acked | EventReceived | ErrorReceived | Rejected
+
+#: Decides whether an event object is acceptable on this connection.
+EventFilter = Callable[[Any], bool]
+
+CLOSE_POLICY_VIOLATION = 1008
+
+
+def classify_payload_error(payload: Any, exc: DecodeError) -> tuple[str, str]:
+    """Map a payload decoding failure to Zeek's (code, context) pair.
+
+    A payload that is not even a valid Broker value gets ``failed to decode JSON object``;
+    a valid value that is not a known event with the right arguments gets
+    ``failed to create Zeek event`` (wire spec §1.6).
+    """
+    if isinstance(exc, UnknownEventError):
+        return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT
+    try:
+        bd.from_json(payload)
+    except DecodeError:
+        return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON
+    return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT
+
+
+class _Session:
+    """What server and client sessions share: output queues, state, event decoding."""
+
+    def __init__(self, accept: EventFilter | None) -> None:
+        self._accept = accept
+        self._out: list[str] = []
+        self._events: list[SessionEvent] = []
+        self._state = SessionState.CLOSED
+        self.close_requested: tuple[int, str] | None = None
+        #: The last peer fault, for the I/O layer to chain into a close exception.
+        self.fault: Exception | None = None
+
+    @property
+    def state(self) -> SessionState:
+        """The current :class:`SessionState`."""
+        return self._state
+
+    def _set_state(self, state: SessionState) -> None:
+        self._state = state
+
+    def messages_to_send(self) -> list[str]:
+        """Drain and return the frames to write, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def events_received(self) -> list[SessionEvent]:
+        """Drain and return what happened since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def send_event(self, topic: str, event: object) -> None:
+        """Queue an event (a catalogue dataclass) as a data message on ``topic``.
+
+        Raises:
+            InvalidState: the session is not open.
+        """
+        self.send_text(bm.data_message_text(topic, event_to_json(event)))
+
+    def send_text(self, text: str) -> None:
+        """Queue an already-serialized data message.
+
+        Raises:
+            InvalidState: the session is not open.
+        """
+        if self._state is not SessionState.OPEN:
+            raise InvalidState(f"cannot send in state {self._state.value}")
+        self._out.append(text)
+
+    def _decode_data(self, text: str, msg: bm.DataMessage) -> tuple[str, str, str] | None:
+        """Decode a data message's event; return (code, context, detail) on rejection."""
+        try:
+            event = event_from_json(msg.payload)
+        except DecodeError as exc:
+            self.fault = exc
+            code, context = classify_payload_error(msg.payload, exc)
+            return code, context, str(exc)
+        if self._accept is not None and not self._accept(event):
+            return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
+        self._events.append(EventReceived(msg.topic, event, text))
+        return None
+
+
+class ServerSession(_Session):
+    """The server side of one connection (wire spec §1.2–§1.7).
+
+    Args:
+        endpoint: the ``endpoint`` value of our ack (Zeek 8: ``<node id>-websocket-<n>``).
+        version: the ``version`` value of our ack (Zeek's version string).
+        accept: which decoded events this connection may deliver; others are answered with
+            ``failed to create Zeek event``. ``None`` accepts every catalogue event.
+    """
+
+    def __init__(self, *, endpoint: str, version: str, accept: EventFilter | None = None) -> None:
+        super().__init__(accept)
+        self._ack = bm.Ack(endpoint, version)
+        self.subscriptions: tuple[str, ...] = ()
+        self._set_state(SessionState.AWAIT_HANDSHAKE)
+
+    def matches(self, topic: str) -> bool:
+        """Whether a message on ``topic`` is for this peer (plain string-prefix match)."""
+        return any(topic.startswith(prefix) for prefix in self.subscriptions)
+
+    def reject_path(self) -> None:
+        """The upgrade request named the wrong path: queue Zeek's error and close (1008)."""
+        self._out.append(bm.ErrorMessage(bm.INVALID_URI, bm.CTX_INVALID_URI).to_text())
+        self.close_requested = (CLOSE_POLICY_VIOLATION, "invalid URI")
+        self._set_state(SessionState.CLOSED)
+
+    def receive_text(self, text: str) -> None:
+        """Feed one received text frame."""
+        if self._state is SessionState.AWAIT_HANDSHAKE:
+            self._receive_handshake(text)
+        elif self._state is SessionState.OPEN:
+            self._receive_open(text)
+        # CLOSED: ignore late frames.
+
+    def _error(self, code: str, context: str, detail: str) -> None:
+        self._out.append(bm.ErrorMessage(code, context).to_text())
+        self._events.append(Rejected(code, context, detail))
+
+    def _receive_handshake(self, text: str) -> None:
+        try:
+            handshake = bm.parse_handshake(text)
+        except InvalidMessage as exc:
+            # AWAIT_HANDSHAKE -> CLOSED: error, then close with policy violation.
+            self.fault = exc
+            self._error(exc.code, exc.context, exc.detail)
+            self.close_requested = (CLOSE_POLICY_VIOLATION, exc.context)
+            self._set_state(SessionState.CLOSED)
+            return
+        # AWAIT_HANDSHAKE -> OPEN: the ack must be the first thing we send.
+        self.subscriptions = handshake.topics
+        self._out.append(self._ack.to_text())
+        self._set_state(SessionState.OPEN)
+        self._events.append(Subscribed(handshake.topics))
+
+    def _receive_open(self, text: str) -> None:
+        try:
+            msg = bm.parse_message(text)
+        except InvalidMessage as exc:
+            self.fault = exc
+            self._error(exc.code, exc.context, exc.detail)
+            return
+        if isinstance(msg, bm.ErrorMessage):
+            # Clients have no business sending errors; Zeek cannot decode them as data.
+            self._error(bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON, "error message from client")
+            return
+        rejection = self._decode_data(text, msg)
+        if rejection is not None:
+            self._error(*rejection)
+
+
+class ClientSession(_Session):
+    """The client side of one connection: handshake queued at construction.
+
+    Args:
+        topics: the topic prefixes to subscribe to.
+        accept: which decoded events to deliver; others are dropped as :class:`Rejected`.
+    """
+
+    def __init__(self, topics: tuple[str, ...], accept: EventFilter | None = None) -> None:
+        super().__init__(accept)
+        self.topics = topics
+        self.ack: bm.Ack | None = None
+        self._out.append(bm.Handshake(topics).to_text())
+        self._set_state(SessionState.AWAIT_ACK)
+
+    def receive_text(self, text: str) -> None:
+        """Feed one received text frame."""
+        if self._state is SessionState.AWAIT_ACK:
+            try:
+                self.ack = bm.parse_ack(text)
+            except InvalidMessage as exc:
+                # AWAIT_ACK -> CLOSED: the server did not acknowledge.
+                self.fault = HandshakeError(f"no ack from server: {exc}")
+                self.close_requested = (CLOSE_POLICY_VIOLATION, "no ack")
+                self._set_state(SessionState.CLOSED)
+                return
+            # AWAIT_ACK -> OPEN
+            self._set_state(SessionState.OPEN)
+            self._events.append(Acked(self.ack.endpoint, self.ack.version))
+        elif self._state is SessionState.OPEN:
+            try:
+                msg = bm.parse_message(text)
+            except InvalidMessage as exc:
+                self.fault = exc
+                self._events.append(Rejected(exc.code, exc.context, exc.detail))
+                return
+            if isinstance(msg, bm.ErrorMessage):
+                self._events.append(ErrorReceived(msg.code, msg.context))
+                return
+            rejection = self._decode_data(text, msg)
+            if rejection is not None:
+                self._events.append(Rejected(*rejection))
