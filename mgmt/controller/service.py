@@ -1,0 +1,308 @@
+"""The controller daemon: :class:`~mgmt.controller.state.ControllerState` wired to sockets.
+
+Theory of operation
+-------------------
+Two WebSocket servers speak the same Broker JSON protocol with different roles:
+
+* the **client port** (default 2149) accepts only controller API requests; responses are
+  published on ``zeek/management/controller`` to every subscribed client and client
+  messages are relayed to the other clients, as Zeek's hub does (so ``zeek-client
+  monitor`` sees traffic). No server pings: zeek-client counts any frame as activity.
+* the **agent port** (default 2150) accepts only agent API events. An agent connection is
+  bound to an instance name by its ``notify_agent_hello``.
+
+Instances whose configuration names ``host:port`` are dialed instead, by a
+:class:`~mgmt.transport.ReconnectingClient` each, forever, with back-off.
+
+Every input is handed to the pure state machine, then its actions are executed in order:
+:class:`~mgmt.controller.state.Persist` writes ``controller.toml`` durably *before* the
+response that follows it is sent, so an acknowledged stage or deploy survives ``kill -9``.
+One timer task calls ``tick()`` at the state's next deadline.
+
+Shutdown (:meth:`ControllerService.request_shutdown`, SIGTERM, SIGINT) follows one path:
+stop accepting, close peers (1001), stop dialers and the timer, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl as ssl_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mgmt.broker import events as ev
+from mgmt.broker.session import EventReceived
+from mgmt.controller import state as cs
+from mgmt.controller.store import ConfigStore, SavedConfigs
+from mgmt.exceptions import StateStoreError
+from mgmt.transport import Connection, ReconnectingClient, Server
+from mgmt.transport.connection import DEFAULT_MAX_SIZE
+
+log = logging.getLogger("mgmt.controller")
+
+_CLIENT_EVENTS = ev.CONTROLLER_REQUESTS
+_AGENT_EVENTS = ev.AGENT_TO_CONTROLLER
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """What the controller daemon needs to run (built from settings by ``main``)."""
+
+    name: str
+    state_dir: Path
+    client_address: str = "0.0.0.0"
+    client_port: int = 2149
+    agent_address: str = "0.0.0.0"
+    agent_port: int = 2150
+    options: cs.ControllerOptions = field(default_factory=cs.ControllerOptions)
+    max_message_size: int = DEFAULT_MAX_SIZE
+    client_ssl: ssl_module.SSLContext | None = None
+    agent_ssl: ssl_module.SSLContext | None = None
+    dial_ssl: ssl_module.SSLContext | None = None
+    version: str = "8.2.2"
+
+    @property
+    def work_dir(self) -> Path:
+        """The controller's directory, ``<state>/nodes/<name>`` as in Zeek."""
+        return self.state_dir / "nodes" / self.name
+
+
+class ControllerService:
+    """The controller daemon.
+
+    Args:
+        config: addresses, ports, directories and behaviour options.
+        clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self, config: ControllerConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self.store = ConfigStore(config.work_dir / "controller.toml")
+        self.state: cs.ControllerState | None = None
+        self.client_server: Server | None = None
+        self.agent_server: Server | None = None
+        self._links: dict[str, Connection] = {}
+        self._dialers: dict[str, tuple[ReconnectingClient, asyncio.Task[None]]] = {}
+        self._wakeup = asyncio.Event()
+        self._shutdown = asyncio.Event()
+        self.started = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read persisted configurations; raises StateStoreError for a corrupt file."""
+        saved = self.store.load()
+        self.state = cs.ControllerState(
+            self.config.options,
+            staged=saved.staged,
+            ready=saved.ready,
+            deployed=saved.deployed,
+        )
+
+    def request_shutdown(self) -> None:
+        """Ask the daemon to stop (idempotent; safe from signal handlers)."""
+        self._shutdown.set()
+        self._wakeup.set()
+
+    async def run(self, *, install_signals: bool = False) -> None:
+        """Serve until :meth:`request_shutdown` is called.
+
+        Raises:
+            StateStoreError: the state file is corrupt (before anything listens).
+            OSError: a port cannot be bound.
+        """
+        if self.state is None:
+            self.load()
+        assert self.state is not None
+        cfg = self.config
+        cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        self.client_server = Server(
+            cfg.client_address,
+            cfg.client_port,
+            on_event=self._on_client_event,
+            accept=lambda e: isinstance(e, _CLIENT_EVENTS),
+            relay=True,
+            version=cfg.version,
+            max_size=cfg.max_message_size,
+            ping_interval=None,
+            ssl=cfg.client_ssl,
+        )
+        self.agent_server = Server(
+            cfg.agent_address,
+            cfg.agent_port,
+            on_event=self._on_agent_event,
+            on_close=self._on_agent_closed,
+            accept=lambda e: isinstance(e, _AGENT_EVENTS),
+            version=cfg.version,
+            max_size=cfg.max_message_size,
+            ping_interval=20.0,
+            ssl=cfg.agent_ssl,
+        )
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        try:
+            await self.client_server.start()
+            await self.agent_server.start()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self.request_shutdown)
+                    installed.append(sig)
+            log.info(
+                "controller %s is live: websocket port %s:%d, agent port %s:%d, pid %d",
+                cfg.name,
+                cfg.client_address,
+                self.client_server.port,
+                cfg.agent_address,
+                self.agent_server.port,
+                os.getpid(),
+            )
+            self._step(lambda now: self._state.start(now))
+            self.started.set()
+            await self._timer_loop()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self._close()
+
+    async def _close(self) -> None:
+        # Ordered shutdown: stop accepting and close peers, then dialers, then timers.
+        for server in (self.client_server, self.agent_server):
+            if server is not None:
+                await server.close()
+        for _, task in self._dialers.values():
+            task.cancel()
+        for _, task in self._dialers.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._dialers.clear()
+        log.info("controller %s stopped", self.config.name)
+
+    async def _timer_loop(self) -> None:
+        while not self._shutdown.is_set():
+            deadline = self._state.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            if self._shutdown.is_set():
+                return
+            self._step(lambda now: self._state.tick(now))
+
+    # -- driving the state machine -------------------------------------------------------
+
+    @property
+    def _state(self) -> cs.ControllerState:
+        assert self.state is not None
+        return self.state
+
+    def _step(self, fn: Callable[[float], object]) -> None:
+        fn(self._clock())
+        for action in self._state.actions():
+            self._execute(action)
+        self._wakeup.set()
+
+    def _execute(self, action: cs.Action) -> None:
+        match action:
+            case cs.Publish(event=event):
+                assert self.client_server is not None
+                self.client_server.publish(cs.CONTROLLER_TOPIC, event)
+            case cs.SendToAgent(instance=name, event=event):
+                conn = self._links.get(name)
+                if conn is None or not conn.is_open:
+                    log.debug("instance %s not connected, dropping %s", name, type(event).__name__)
+                    return
+                conn.send_event(cs.agent_topic(name), event)
+            case cs.Persist(staged=staged, ready=ready, deployed=deployed):
+                try:
+                    self.store.save(SavedConfigs(staged, ready, deployed))
+                except StateStoreError as exc:
+                    log.error("could not persist configurations: %s", exc)
+            case cs.Dial(instance=name, host=host, port=port):
+                self._dial(name, host, port)
+            case cs.StopDialing(instance=name):
+                entry = self._dialers.pop(name, None)
+                if entry is not None:
+                    entry[1].cancel()
+            case cs.Log(level=level, message=message):
+                log.log(int(level), "%s", message)
+
+    # -- client port ---------------------------------------------------------------------
+
+    def _on_client_event(self, conn: Connection, received: EventReceived) -> None:
+        self._step(lambda now: self._state.receive_client(received.event, now))
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def _on_agent_event(self, conn: Connection, received: EventReceived) -> None:
+        self._agent_event(conn, received, dialed_port=None)
+
+    def _agent_event(
+        self, conn: Connection, received: EventReceived, dialed_port: int | None
+    ) -> None:
+        event = received.event
+        if isinstance(event, ev.NotifyAgentHello):
+
+            def hello(now: float) -> None:
+                if self._state.agent_hello(event, conn.remote[0], dialed_port, now):
+                    old = self._links.get(event.instance)
+                    if old is not None and old is not conn and old.is_open:
+                        log.warning(
+                            "instance %s connected again from %s; dropping the older "
+                            "connection from %s",
+                            event.instance,
+                            conn.name,
+                            old.name,
+                        )
+                        old.tag = None
+                        old.abort(1008, "replaced by a newer connection")
+                    conn.tag = event.instance
+                    self._links[event.instance] = conn
+
+            self._step(hello)
+            return
+        name = conn.tag
+        if name is None:
+            log.warning(
+                "%s sent %s before notify_agent_hello; ignored", conn.name, type(event).__name__
+            )
+            return
+        self._step(lambda now: self._state.receive_agent(name, event, now))
+
+    def _on_agent_closed(self, conn: Connection) -> None:
+        name = conn.tag
+        if name is None or self._links.get(name) is not conn:
+            return
+        del self._links[name]
+        self._step(lambda now: self._state.agent_lost(name, now))
+
+    def _dial(self, name: str, host: str, port: int) -> None:
+        if name in self._dialers:
+            return
+        hostpart = f"[{host}]" if ":" in host else host
+        scheme = "wss" if self.config.dial_ssl is not None else "ws"
+        uri = f"{scheme}://{hostpart}:{port}/v1/messages/json"
+
+        def on_event(conn: Connection, received: EventReceived) -> None:
+            self._agent_event(conn, received, dialed_port=port)
+
+        client = ReconnectingClient(
+            uri,
+            (cs.AGENT_TOPIC_PREFIX,),
+            on_event=on_event,
+            on_close=self._on_agent_closed,
+            accept=lambda e: isinstance(e, _AGENT_EVENTS),
+            ssl=self.config.dial_ssl,
+        )
+        task = asyncio.get_running_loop().create_task(client.run(), name=f"dial-{name}")
+        self._dialers[name] = (client, task)
+        log.info("dialing instance %s at %s", name, uri)
