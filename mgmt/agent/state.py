@@ -1,0 +1,456 @@
+"""The agent as a pure state machine (behaviour.md §5).
+
+Rules / theory of operation
+---------------------------
+:class:`AgentState` answers the controller's agent API events. It does not start
+processes: it asks for that with actions, and learns how the nodes are doing from
+:meth:`AgentState.nodes_changed` snapshots the supervisor produces.
+
+Inputs: :meth:`receive` (an agent API event from the controller), :meth:`nodes_changed`,
+:meth:`restart_done`, :meth:`dispatch_done`, :meth:`tick` -- all take ``now``.
+Outputs, drained with :meth:`actions`: :class:`Send` (an event to the controller),
+:class:`Launch` (make the supervisor run exactly this configuration's local nodes),
+:class:`RestartNodes`, :class:`Dispatch` (ask nodes over the node channel),
+:class:`PersistConfig` and :class:`Log`.
+
+The service must apply a :class:`Launch` before it feeds the next snapshot, so that a
+snapshot never describes the previous generation of nodes as the new one.
+
+Deliberate differences from Zeek's agent:
+
+* Readiness is the node's ``.status`` saying RUNNING (zeekctl style), not a Broker hello.
+* Q2: a configuration with nodes elsewhere but none here is answered at once with a
+  node-less success, instead of a ``request timed out`` after 5 s.
+* Q9: no stray second ``deploy_response`` for zero-node configurations or standby.
+* Q10: a failed node's outputs are those of its current run, never stale ones.
+* Q11: node states are live (PENDING, RUNNING, STOPPED, CRASHED, FAILED).
+* Dispatches time out per node (``request timed out``) at the agent's request timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mgmt.broker import events as ev
+from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.records import (
+    ClusterRole,
+    Configuration,
+    NodeOutputs,
+    NodeStatus,
+    Result,
+    Role,
+    State,
+)
+
+API_VERSION = 1
+TIMED_OUT = "request timed out"
+
+
+# --------------------------------------------------------------------------------------
+# Inputs from the supervisor
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What the supervisor knows about one local node."""
+
+    name: str
+    state: State
+    pid: int | None = None
+    outputs: NodeOutputs | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementProcess:
+    """A management process shown in get-nodes (the controller under ``zeek-mgmt run``)."""
+
+    name: str
+    role: Role
+    pid: int | None
+
+
+# --------------------------------------------------------------------------------------
+# Actions
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send an event to the controller on this agent's topic."""
+
+    event: object
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Run exactly the local nodes of ``config`` (stopping any others)."""
+
+    config: Configuration
+
+
+@dataclass(frozen=True, slots=True)
+class RestartNodes:
+    """Restart these nodes; report with :meth:`AgentState.restart_done`."""
+
+    reqid: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Ask these running nodes over the node channel; report with
+    :meth:`AgentState.dispatch_done` (one Result per node)."""
+
+    reqid: str
+    action: tuple[str, ...]
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PersistConfig:
+    """Remember the configuration this agent runs (to recognise it after a restart)."""
+
+    config: Configuration
+
+
+class Level(enum.IntEnum):
+    """Log levels (the ``logging`` module's numbers)."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A log line for the operator."""
+
+    level: Level
+    message: str
+
+
+Action = Send | Launch | RestartNodes | Dispatch | PersistConfig | Log
+
+
+class Kind(enum.Enum):
+    """What an outstanding request is for."""
+
+    DEPLOY = "deploy"
+    RESTART = "restart"
+    DISPATCH = "dispatch"
+
+
+@dataclass(slots=True)
+class Request:
+    """One outstanding request from the controller."""
+
+    id: str
+    kind: Kind
+    deadline: float
+    pending: set[str] = field(default_factory=set)
+    results: list[Result] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    """The agent's identity and behaviour knobs."""
+
+    name: str
+    listen_port: Port | None = Port(2151)
+    dials_controller: bool = True
+    request_timeout: float = 5.0
+
+
+class AgentState:
+    """Zeek's agent logic without I/O. See the module docstring.
+
+    Args:
+        options: name, listen port, whether we dial the controller, timeouts.
+        config: the configuration restored from disk (after a restart), if any.
+        agent_pid: our own pid, shown in get-nodes.
+        management: other management processes to list in get-nodes (the controller,
+            when it runs beside us under ``zeek-mgmt run``).
+        endpoint_id: our id in ``notify_agent_hello``.
+    """
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        *,
+        config: Configuration | None = None,
+        agent_pid: int | None = None,
+        management: Sequence[ManagementProcess] = (),
+        endpoint_id: str | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.options = options
+        self.name = options.name
+        # Like Zeek's g_config: a fresh random id never matches an incoming config.
+        self.config = config or Configuration()
+        self.agent_pid = agent_pid
+        self.management = tuple(management)
+        self.endpoint_id = endpoint_id or str(uuid.uuid4())
+        self.nodes: dict[str, NodeView] = {}
+        self.requests: dict[str, Request] = {}
+        self.pending_deploy = ""
+        self._new_id = new_id
+        self._actions: list[Action] = []
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def actions(self) -> list[Action]:
+        """Drain the actions produced since the last call, in order."""
+        out, self._actions = self._actions, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next be called."""
+        if not self.requests:
+            return None
+        return min(r.deadline for r in self.requests.values())
+
+    def _send(self, event: object) -> None:
+        self._actions.append(Send(event))
+
+    def _log(self, level: Level, message: str) -> None:
+        self._actions.append(Log(level, message))
+
+    def _create(self, reqid: str, kind: Kind, now: float) -> Request:
+        req = Request(reqid, kind, now + self.options.request_timeout)
+        self.requests[reqid] = req
+        return req
+
+    def my_nodes(self) -> list[str]:
+        """Names of this agent's nodes in the current configuration, sorted."""
+        return sorted(n.name for n in self.config.nodes if n.instance == self.name)
+
+    def hello(self) -> ev.NotifyAgentHello:
+        """The ``notify_agent_hello`` to send whenever a controller connection opens."""
+        return ev.NotifyAgentHello(
+            self.name, self.endpoint_id, self.options.dials_controller, API_VERSION
+        )
+
+    # -- controller requests --------------------------------------------------------------
+
+    def receive(self, event: object, now: float) -> None:
+        """Handle one agent API event from the controller."""
+        match event:
+            case ev.AgentWelcomeRequest(reqid=reqid):
+                self._log(Level.INFO, f"rx agent_welcome_request {reqid}")
+                self._send(ev.AgentWelcomeResponse(reqid, Result(reqid, True, instance=self.name)))
+            case ev.AgentStandbyRequest(reqid=reqid):
+                self._log(Level.INFO, f"rx agent_standby_request {reqid}")
+                self._adopt(Configuration())
+                self._send(ev.AgentStandbyResponse(reqid, Result(reqid, True, instance=self.name)))
+            case ev.AgentDeployRequest(reqid=reqid, config=config, force=force):
+                self._deploy(reqid, config, force, now)
+            case ev.AgentGetNodesRequest(reqid=reqid):
+                self._log(Level.DEBUG, f"rx get_nodes_request {reqid}")
+                result = Result(reqid, True, instance=self.name, data=self.node_statuses())
+                self._send(ev.AgentGetNodesResponse(reqid, result))
+            case ev.AgentRestartRequest(reqid=reqid, nodes=nodes):
+                self._restart(reqid, nodes, now)
+            case ev.AgentNodeDispatchRequest(reqid=reqid, action=action, nodes=nodes):
+                self._dispatch(reqid, action, nodes, now)
+            case _:
+                self._log(Level.WARNING, f"ignoring unexpected event {type(event).__name__}")
+
+    def _adopt(self, config: Configuration) -> None:
+        self.config = config
+        mine = set(self.my_nodes())
+        self.nodes = {k: v for k, v in self.nodes.items() if k in mine}
+        self._actions.append(PersistConfig(config))
+        self._actions.append(Launch(config))
+
+    def _deploy(self, reqid: str, config: Configuration, force: bool, now: float) -> None:
+        self._log(Level.INFO, f"rx deploy_request {reqid} config {config.id}")
+        if config.id == self.config.id and not force:
+            self._log(Level.INFO, f"already running config {config.id}")
+            self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
+            return
+        self._adopt(config)
+        mine = self.my_nodes()
+        if not mine:
+            self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
+            return
+        req = self._create(reqid, Kind.DEPLOY, now)
+        req.pending = set(mine)
+        self.pending_deploy = reqid
+        self._check_deploy()
+
+    def _node_result(self, reqid: str, name: str) -> Result:
+        view = self.nodes.get(name)
+        if view is not None and view.state is State.RUNNING:
+            return Result(reqid, True, instance=self.name, node=name)
+        outputs = view.outputs if view is not None else None
+        return Result(reqid, False, instance=self.name, node=name, data=outputs)
+
+    def _check_deploy(self) -> None:
+        req = self.requests.get(self.pending_deploy)
+        if req is None:
+            return
+        req.pending = {
+            n
+            for n in req.pending
+            if n not in self.nodes or self.nodes[n].state is not State.RUNNING
+        }
+        if not req.pending:
+            self._finish_deploy(req, timed_out=False)
+
+    def _finish_deploy(self, req: Request, *, timed_out: bool) -> None:
+        self.requests.pop(req.id, None)
+        if self.pending_deploy == req.id:
+            self.pending_deploy = ""
+        results: list[Result] = []
+        if timed_out:
+            results.append(Result(req.id, False, instance=self.name, error=TIMED_OUT))
+        results += [self._node_result(req.id, name) for name in self.my_nodes()]
+        self._send(ev.AgentDeployResponse(req.id, tuple(results)))
+
+    def _select(self, nodes: BrokerSet) -> tuple[str, ...]:
+        mine = self.my_nodes()
+        if nodes:
+            return tuple(n for n in mine if n in nodes)
+        return tuple(mine)
+
+    def _restart(self, reqid: str, nodes: BrokerSet, now: float) -> None:
+        self._log(Level.INFO, f"rx restart_request {reqid} {sorted(nodes)}")
+        final = self._select(nodes)
+        if not final:
+            self._send(ev.AgentRestartResponse(reqid, ()))
+            return
+        req = self._create(reqid, Kind.RESTART, now)
+        req.pending = set(final)
+        self._actions.append(RestartNodes(reqid, final))
+
+    def restart_done(self, reqid: str, outcome: dict[str, bool], now: float) -> None:
+        """The supervisor restarted (or failed to restart) the nodes of a request."""
+        req = self.requests.pop(reqid, None)
+        if req is None:
+            return
+        for name in sorted(outcome):
+            if outcome[name]:
+                req.results.append(Result(reqid, True, instance=self.name, node=name))
+            else:
+                req.results.append(
+                    Result(
+                        reqid,
+                        False,
+                        instance=self.name,
+                        node=name,
+                        error=f"could not restart node {name}",
+                    )
+                )
+        self._send(ev.AgentRestartResponse(reqid, tuple(req.results)))
+
+    def _dispatch(self, reqid: str, action: tuple[str, ...], nodes: BrokerSet, now: float) -> None:
+        self._log(Level.DEBUG, f"rx node_dispatch_request {reqid} {action} {sorted(nodes)}")
+        final = self._select(nodes)
+        if not final:
+            self._send(ev.AgentNodeDispatchResponse(reqid, ()))
+            return
+        req = self._create(reqid, Kind.DISPATCH, now)
+        running = []
+        for name in final:
+            view = self.nodes.get(name)
+            if view is None or view.state is not State.RUNNING:
+                req.results.append(
+                    Result(
+                        reqid,
+                        False,
+                        instance=self.name,
+                        node=name,
+                        error=f"cluster node {name} not in running state",
+                    )
+                )
+            else:
+                running.append(name)
+        if not running:
+            self.requests.pop(reqid, None)
+            self._send(ev.AgentNodeDispatchResponse(reqid, tuple(req.results)))
+            return
+        req.pending = set(running)
+        self._actions.append(Dispatch(reqid, action, tuple(running)))
+
+    def dispatch_done(self, reqid: str, results: Iterable[Result], now: float) -> None:
+        """Node answers for a dispatch arrived (any subset; duplicates are ignored)."""
+        req = self.requests.get(reqid)
+        if req is None:
+            return
+        for result in results:
+            if result.node is None or result.node not in req.pending:
+                continue
+            req.pending.discard(result.node)
+            req.results.append(result.with_changes(instance=self.name))
+        if not req.pending:
+            self.requests.pop(reqid, None)
+            self._send(ev.AgentNodeDispatchResponse(reqid, tuple(req.results)))
+
+    # -- supervisor observations -----------------------------------------------------
+
+    def nodes_changed(self, views: Iterable[NodeView], now: float) -> None:
+        """The supervisor's current view of the local nodes."""
+        mine = set(self.my_nodes())
+        self.nodes = {v.name: v for v in views if v.name in mine}
+        self._check_deploy()
+
+    def node_statuses(self) -> tuple[NodeStatus, ...]:
+        """The get-nodes rows: management processes, this agent, then its nodes.
+
+        Zeek quirk kept for output parity (Q1): a co-located controller is reported with
+        the *agent's* listening port.
+        """
+        rows: list[NodeStatus] = []
+        for proc in self.management:
+            port = self.options.listen_port if proc.role is Role.CONTROLLER else None
+            rows.append(
+                NodeStatus(proc.name, State.RUNNING, proc.role, ClusterRole.NONE, proc.pid, port)
+            )
+        agent_port = None if self.options.dials_controller else self.options.listen_port
+        rows.append(
+            NodeStatus(
+                self.name, State.RUNNING, Role.AGENT, ClusterRole.NONE, self.agent_pid, agent_port
+            )
+        )
+        for node in sorted(self.config.nodes, key=lambda n: n.name):
+            if node.instance != self.name:
+                continue
+            view = self.nodes.get(node.name)
+            rows.append(
+                NodeStatus(
+                    node.name,
+                    view.state if view is not None else State.PENDING,
+                    Role.NONE,
+                    node.role,
+                    view.pid if view is not None else None,
+                    node.p,
+                    node.metrics_port,
+                )
+            )
+        return tuple(rows)
+
+    # -- time --------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Expire requests whose deadline passed."""
+        for req in [r for r in self.requests.values() if r.deadline <= now]:
+            if self.requests.get(req.id) is not req:
+                continue
+            self._log(Level.INFO, f"request {req.id} timed out")
+            if req.kind is Kind.DEPLOY:
+                self._finish_deploy(req, timed_out=True)
+            elif req.kind is Kind.RESTART:
+                self.requests.pop(req.id, None)
+                req.results.append(Result(req.id, False, instance=self.name, error=TIMED_OUT))
+                self._send(ev.AgentRestartResponse(req.id, tuple(req.results)))
+            elif req.kind is Kind.DISPATCH:
+                self.requests.pop(req.id, None)
+                for name in sorted(req.pending):
+                    req.results.append(
+                        Result(req.id, False, instance=self.name, node=name, error=TIMED_OUT)
+                    )
+                self._send(ev.AgentNodeDispatchResponse(req.id, tuple(req.results)))
