@@ -573,20 +573,20 @@ def _check_flags(
     role: str, flags: Mapping[str, object], flag_sources: Mapping[str, str]
 ) -> tuple[dict[str, _Sourced], dict[tuple[str, str], _Sourced]]:
     """Parse flags: this role's (by name; bare, ``common.`` or ``<role>.``) and the others'."""
-    own_specs = {s.name: s for s in _role_specs(role)}
     own: dict[str, _Sourced] = {}
     other: dict[tuple[str, str], _Sourced] = {}
     for key, raw in flags.items():
         section, dot, name = key.rpartition(".")
-        spec = own_specs.get(name) if not dot else _SECTION_SPECS.get(section, {}).get(name)
-        if dot and section not in _SECTION_SPECS:
-            spec = None
-        default_label = f"flag {spec.flag}" if spec and spec.flag and not dot else "flag --set"
-        label = flag_sources.get(key, default_label)
+        section = section if dot else role
+        spec = _SECTION_SPECS.get(section, {}).get(name)
+        dedicated = spec is not None and spec.flag is not None and not dot
+        label = flag_sources.get(key) or (
+            f"flag {spec.flag}" if spec and dedicated else "flag --set"
+        )
         if spec is None:
-            raise _unknown_key(label, section or role, name)
-        value = _parse(spec, raw, isinstance(raw, str), label, key if dot else f"{role}.{name}")
-        if not dot or section in ("common", role):
+            raise _unknown_key(label, section, name)
+        value = _parse(spec, raw, isinstance(raw, str), label, f"{section}.{name}")
+        if section in ("common", role):
             own[name] = (value, label)
         else:
             other[section, name] = (value, label)
@@ -737,11 +737,13 @@ def _dest(name: str) -> str:
     return f"settings_{name}"
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, role: Role) -> None:
+def add_settings_flags(parser: argparse.ArgumentParser, role: Role | Literal["both"]) -> None:
     """Add ``--config``, ``--set`` and the role's setting flags to ``parser``.
 
     Values stay strings (or bools and lists) so :func:`settings_from_args` validates them
-    with messages naming the flag. Read them back with :func:`settings_from_args`.
+    with messages naming the flag. Read them back with :func:`settings_from_args`, once per
+    role. ``"both"`` (for ``zeek-mgmt run``) adds only the flags that mean the same for
+    both roles: ``--config``, ``--state-dir``, ``--spool-dir``, ``--log-level``, ``--set``.
     """
     group = parser.add_argument_group("settings (beat the file and the environment)")
     group.add_argument(
@@ -750,7 +752,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, role: Role) -> None:
         metavar="FILE",
         help=f"TOML settings file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present)",
     )
-    for spec in _role_specs(role):
+    for spec in _COMMON if role == "both" else _role_specs(role):
         if spec.flag is None:
             continue
         if spec.kind is _BOOL:
