@@ -30,6 +30,9 @@ _register("controller", "mgmt.controller.main", "run the controller daemon")
 _register("agent", "mgmt.agent.main", "run the agent daemon")
 _register("run", "mgmt.run", "run controller and agent together (the quickstart, like zeek -j)")
 _register("archive", "mgmt.archive", "archive rotated logs (zeek-archiver compatible)")
+_register(
+    "show-settings", "mgmt.show_settings", "print the effective settings and where each came from"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # The module, or a package above it (mgmt.controller for mgmt.controller.main).
+            if exc.name is None or not f"{module_name}.".startswith(f"{exc.name}."):
                 raise
             # Not built yet: keep the name visible, fail clearly when used.
             p.set_defaults(_missing=True)
