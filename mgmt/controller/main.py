@@ -5,71 +5,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import socket
 import sys
-from pathlib import Path
 
 from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
-
-
-def parse_port(value: str, source: str) -> int:
-    """Accept Zeek's ``2149/tcp`` and a bare ``2149``.
-
-    Raises:
-        ConfigError: anything else, naming ``source``.
-    """
-    text = value.strip()
-    if text.endswith("/tcp"):
-        text = text[:-4]
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ConfigError(f"{source}: invalid port {value!r} (use e.g. 2149 or 2149/tcp)")
-    return int(text)
+from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``zeek-mgmt controller``."""
-    parser.add_argument(
-        "--name", help="controller name (default: $ZEEK_CONTROLLER_NAME or controller-<hostname>)"
-    )
-    parser.add_argument("--state-dir", help="state directory ($ZEEK_MANAGEMENT_STATE_DIR)")
-    parser.add_argument("--request-timeout", type=float, default=10.0)
-    parser.add_argument("--log-level", default="info")
+    """Flags of ``zeek-mgmt controller`` (see ``zeek-mgmt show-settings controller``)."""
+    add_settings_flags(parser, "controller")
 
 
-def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> ControllerConfig:
-    """Build the daemon's configuration from flags and Zeek's environment variables."""
-    name = args.name or env.get("ZEEK_CONTROLLER_NAME") or f"controller-{socket.gethostname()}"
-    state = args.state_dir or env.get("ZEEK_MANAGEMENT_STATE_DIR") or "/var/lib/zeek-mgmt"
-    agent_port = parse_port(env.get("ZEEK_CONTROLLER_PORT") or "2150", "ZEEK_CONTROLLER_PORT")
-    client_port = parse_port(
-        env.get("ZEEK_CONTROLLER_WEBSOCKET_PORT") or "2149", "ZEEK_CONTROLLER_WEBSOCKET_PORT"
-    )
+def config_from_settings(settings: ControllerSettings) -> ControllerConfig:
+    """Translate settings into the daemon's configuration."""
     return ControllerConfig(
-        name=name,
-        state_dir=Path(state),
-        client_address=env.get("ZEEK_CONTROLLER_WEBSOCKET_ADDR") or "0.0.0.0",
-        client_port=client_port,
-        agent_address=env.get("ZEEK_CONTROLLER_ADDR") or "0.0.0.0",
-        agent_port=agent_port,
+        name=settings.name,
+        state_dir=settings.state_dir,
+        client_address=settings.listen_address_websocket,
+        # Port 0 in settings means "do not listen" (Zeek's 0/unknown).
+        client_port=settings.listen_port_websocket or None,
+        agent_address=settings.listen_address,
+        agent_port=settings.listen_port or None,
         options=ControllerOptions(
-            request_timeout=args.request_timeout, controller_port=Port(agent_port)
+            request_timeout=settings.request_timeout,
+            controller_port=Port(settings.listen_port) if settings.listen_port else None,
+            auto_assign_broker_ports=settings.auto_assign_broker_ports,
+            auto_assign_broker_start_port=Port(settings.auto_assign_broker_start_port),
+            auto_assign_metrics_ports=settings.auto_assign_metrics_ports,
+            auto_assign_metrics_start_port=Port(settings.auto_assign_metrics_start_port),
         ),
+        max_message_size=settings.max_message_size,
+    )
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr with timestamps (journald adds its own when run under systemd)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the controller until SIGTERM/SIGINT."""
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Run the controller until SIGTERM/SIGINT; 1 on a start-up error."""
     try:
-        config = config_from_args(args, dict(os.environ))
-        service = ControllerService(config)
+        settings, _sources = settings_from_args("controller", args)
+        assert isinstance(settings, ControllerSettings)
+        setup_logging(settings.log_level)
+        service = ControllerService(config_from_settings(settings))
         service.load()
         asyncio.run(service.run(install_signals=True))
     except (ConfigError, StateStoreError) as exc:

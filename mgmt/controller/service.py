@@ -57,9 +57,11 @@ class ControllerConfig:
     name: str
     state_dir: Path
     client_address: str = "0.0.0.0"
-    client_port: int = 2149
+    #: The client port; ``None`` = do not listen, 0 = any free port (tests).
+    client_port: int | None = 2149
     agent_address: str = "0.0.0.0"
-    agent_port: int = 2150
+    #: The agent port; ``None`` = do not listen, 0 = any free port (tests).
+    agent_port: int | None = 2150
     options: cs.ControllerOptions = field(default_factory=cs.ControllerOptions)
     max_message_size: int = DEFAULT_MAX_SIZE
     client_ssl: ssl_module.SSLContext | None = None
@@ -125,45 +127,56 @@ class ControllerService:
         assert self.state is not None
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        self.client_server = Server(
-            cfg.client_address,
-            cfg.client_port,
-            on_event=self._on_client_event,
-            accept=lambda e: isinstance(e, _CLIENT_EVENTS),
-            relay=True,
-            version=cfg.version,
-            max_size=cfg.max_message_size,
-            ping_interval=None,
-            ssl=cfg.client_ssl,
+        self.client_server = (
+            None
+            if cfg.client_port is None
+            else Server(
+                cfg.client_address,
+                cfg.client_port,
+                on_event=self._on_client_event,
+                accept=lambda e: isinstance(e, _CLIENT_EVENTS),
+                relay=True,
+                version=cfg.version,
+                max_size=cfg.max_message_size,
+                ping_interval=None,
+                ssl=cfg.client_ssl,
+            )
         )
-        self.agent_server = Server(
-            cfg.agent_address,
-            cfg.agent_port,
-            on_event=self._on_agent_event,
-            on_close=self._on_agent_closed,
-            accept=lambda e: isinstance(e, _AGENT_EVENTS),
-            version=cfg.version,
-            max_size=cfg.max_message_size,
-            ping_interval=20.0,
-            ssl=cfg.agent_ssl,
+        self.agent_server = (
+            None
+            if cfg.agent_port is None
+            else Server(
+                cfg.agent_address,
+                cfg.agent_port,
+                on_event=self._on_agent_event,
+                on_close=self._on_agent_closed,
+                accept=lambda e: isinstance(e, _AGENT_EVENTS),
+                version=cfg.version,
+                max_size=cfg.max_message_size,
+                ping_interval=20.0,
+                ssl=cfg.agent_ssl,
+            )
         )
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         try:
-            await self.client_server.start()
-            await self.agent_server.start()
+            for server in (self.client_server, self.agent_server):
+                if server is not None:
+                    await server.start()
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, self.request_shutdown)
                     installed.append(sig)
             log.info(
-                "controller %s is live: websocket port %s:%d, agent port %s:%d, pid %d",
+                "controller %s is live, pid %d, %s, %s",
                 cfg.name,
-                cfg.client_address,
-                self.client_server.port,
-                cfg.agent_address,
-                self.agent_server.port,
                 os.getpid(),
+                "no websocket port"
+                if self.client_server is None
+                else f"websocket port {cfg.client_address}:{self.client_server.port}",
+                "no agent port"
+                if self.agent_server is None
+                else f"agent port {cfg.agent_address}:{self.agent_server.port}",
             )
             self._step(lambda now: self._state.start(now))
             self.started.set()
@@ -214,8 +227,8 @@ class ControllerService:
     def _execute(self, action: cs.Action) -> None:
         match action:
             case cs.Publish(event=event):
-                assert self.client_server is not None
-                self.client_server.publish(cs.CONTROLLER_TOPIC, event)
+                if self.client_server is not None:
+                    self.client_server.publish(cs.CONTROLLER_TOPIC, event)
             case cs.SendToAgent(instance=name, event=event):
                 conn = self._links.get(name)
                 if conn is None or not conn.is_open:
