@@ -261,8 +261,8 @@ class AgentState:
 
     def _adopt(self, config: Configuration) -> None:
         self.config = config
-        mine = set(self.my_nodes())
-        self.nodes = {k: v for k, v in self.nodes.items() if k in mine}
+        # Views of the previous generation must not count for the new one.
+        self.nodes = {}
         self._actions.append(PersistConfig(config))
         self._actions.append(Launch(config))
 

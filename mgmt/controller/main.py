@@ -11,6 +11,7 @@ from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.procname import set_process_name
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
 
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         settings, _sources = settings_from_args("controller", args)
         assert isinstance(settings, ControllerSettings)
         setup_logging(settings.log_level)
+        set_process_name(f"zeek.{settings.name}")
         service = ControllerService(config_from_settings(settings))
         service.load()
         asyncio.run(service.run(install_signals=True))

@@ -127,6 +127,8 @@ class ControllerService:
         assert self.state is not None
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        # Lets a co-located agent show our pid in get-nodes (zeek-mgmt run).
+        (cfg.work_dir / ".pid").write_text(f"{os.getpid()}\n")
         self.client_server = (
             None
             if cfg.client_port is None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from mgmt.exceptions import HandshakeError, SessionClosed
 
 
-def backoff(initial: float = 0.5, factor: float = 2.0, maximum: float = 30.0) -> Iterator[float]:
+def backoff(initial: float = 0.1, factor: float = 2.0, maximum: float = 30.0) -> Iterator[float]:
     """Yield reconnect delays: ``initial``, growing by ``factor``, capped at ``maximum``.
 
     The first delay is 0 so the first attempt happens at once. The generator never ends:

@@ -1,0 +1,71 @@
+"""``zeek-mgmt agent``: run the agent daemon in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from mgmt.agent.service import AgentConfig, AgentService
+from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.procname import set_process_name
+from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
+
+#: Set by ``zeek-mgmt run`` so the agent can list the controller in get-nodes.
+ENV_CONTROLLER_NAME = "ZEEK_MGMT_RUN_CONTROLLER_NAME"
+ENV_CONTROLLER_PIDFILE = "ZEEK_MGMT_RUN_CONTROLLER_PIDFILE"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``zeek-mgmt agent`` (see ``zeek-mgmt show-settings agent``)."""
+    add_settings_flags(parser, "agent")
+
+
+def config_from_settings(settings: AgentSettings, env: dict[str, str]) -> AgentConfig:
+    """Translate settings into the daemon's configuration."""
+    controller = None
+    if settings.controller is not None:
+        controller = (settings.controller.host, settings.controller.port)
+    pidfile = env.get(ENV_CONTROLLER_PIDFILE)
+    return AgentConfig(
+        name=settings.name,
+        state_dir=settings.state_dir,
+        spool_dir=settings.spool_dir,
+        listen_address=settings.listen_address,
+        listen_port=settings.listen_port or None,
+        controller=controller,
+        zeek=settings.zeek or "zeek",
+        node_scripts=settings.node_scripts,
+        node_args=settings.node_args,
+        request_timeout=settings.request_timeout,
+        keep_nodes=settings.keep_nodes,
+        stop_grace=settings.stop_grace,
+        node_websocket_start_port=settings.node_websocket_start_port,
+        max_message_size=settings.max_message_size,
+        controller_name=env.get(ENV_CONTROLLER_NAME),
+        controller_pidfile=Path(pidfile) if pidfile else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent until SIGTERM/SIGINT; 1 on a start-up error."""
+    try:
+        settings, _sources = settings_from_args("agent", args)
+        assert isinstance(settings, AgentSettings)
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        set_process_name(f"zeek.{settings.name}")
+        service = AgentService(config_from_settings(settings, dict(os.environ)))
+        asyncio.run(service.run(install_signals=True))
+    except (ConfigError, StateStoreError) as exc:
+        print(f"zeek-mgmt agent: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"zeek-mgmt agent: error: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0

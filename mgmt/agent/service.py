@@ -1,0 +1,505 @@
+"""The agent daemon: :class:`~mgmt.agent.state.AgentState` wired to the controller link,
+the supervisor, and the nodes' channels.
+
+Theory of operation
+-------------------
+* **Controller link.** By default the agent dials the controller's agent port and keeps
+  redialing with back-off forever; it also always serves its own port (default 2151) for
+  a controller that dials it. Whenever a controller connection opens, the agent says
+  ``notify_agent_hello``. Answers go to every open controller connection.
+* **Nodes.** A :class:`~mgmt.agent.state.Launch` writes ``cluster-layout.zeek`` and the
+  management node script into ``<state>/nodes/<agent>/layout`` and hands the node specs
+  to the :class:`~mgmt.supervisor.service.SupervisorService`, which forks and reaps the
+  processes. Every state change the supervisor reports becomes a
+  :meth:`~mgmt.agent.state.AgentState.nodes_changed` snapshot.
+* **Adoption.** The adopted configuration is saved in ``<state>/nodes/<agent>/agent.toml``;
+  the supervisor saves its node table. After an agent restart (even ``kill -9``), the
+  supervisor adopts the nodes that still run, the saved configuration is re-applied with
+  unchanged nodes kept as they are, and a controller redeploying the same configuration
+  id is answered at once without restarting anything.
+* **Node channel.** get-id-value dispatches go to each node's WebSocket server on
+  ``127.0.0.1:<node port>`` (a port per node from ``node_websocket_start_port`` upwards,
+  skipping every port the deployment uses), as ``Management::Node::API`` events.
+
+Shutdown: stop the controller link and server, then stop the nodes (unless
+``keep_nodes``), then persist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mgmt.agent import layout
+from mgmt.agent import state as ast
+from mgmt.broker import events as ev
+from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.records import Configuration, NodeOutputs, Result, Role, State
+from mgmt.broker.session import EventReceived
+from mgmt.configtoml import config_from_table, config_to_table
+from mgmt.exceptions import StateStoreError
+from mgmt.statestore import load_toml, save_toml
+from mgmt.supervisor.policy import NodeSpec, ProcessState
+from mgmt.supervisor.service import NodeInfo, SupervisorService
+from mgmt.transport import Connection, ReconnectingClient, Server, connect
+from mgmt.transport.connection import DEFAULT_MAX_SIZE
+from mgmt.typing import NodeName
+
+log = logging.getLogger("mgmt.agent")
+
+AGENT_TOPIC_PREFIX = "zeek/management/agent"
+NODE_TOPIC_PREFIX = "zeek/management/node"
+STATE_KIND = "zeek-mgmt-agent"
+STATE_SCHEMA = 1
+
+#: Variables of the agent's own environment that must not reach nodes: they change from
+#: one agent start to the next and would make adopted nodes look outdated.
+_VOLATILE_ENV = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "ZEEK_MGMT_CONTROLLER_PID",
+)
+
+_STATE_MAP = {
+    ProcessState.PENDING: State.PENDING,
+    ProcessState.RUNNING: State.RUNNING,
+    ProcessState.STOPPING: State.RUNNING,
+    ProcessState.STOPPED: State.STOPPED,
+    ProcessState.CRASHED: State.CRASHED,
+    ProcessState.FAILED: State.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """What the agent daemon needs to run (built from settings by ``main``)."""
+
+    name: str
+    state_dir: Path
+    spool_dir: Path
+    listen_address: str = "0.0.0.0"
+    #: Our own port; ``None`` = do not listen, 0 = any free port (tests).
+    listen_port: int | None = 2151
+    #: ``(host, port)`` of the controller to dial, or ``None`` (the controller dials us).
+    controller: tuple[str, int] | None = ("127.0.0.1", 2150)
+    zeek: str = "zeek"
+    node_scripts: tuple[str, ...] = ()
+    node_args: tuple[str, ...] = ()
+    request_timeout: float = 5.0
+    keep_nodes: bool = False
+    stop_grace: float = 26.0
+    node_websocket_start_port: int = 27800
+    max_message_size: int = DEFAULT_MAX_SIZE
+    #: Environment the nodes inherit (default: the agent's own, minus volatile entries).
+    base_env: Mapping[str, str] | None = None
+    #: Name and pid file of a controller running beside us (``zeek-mgmt run``).
+    controller_name: str | None = None
+    controller_pidfile: Path | None = None
+    revival_delay: float = 1.0
+    version: str = "8.2.2"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def work_dir(self) -> Path:
+        """The agent's directory, ``<state>/nodes/<name>`` as in Zeek."""
+        return self.state_dir / "nodes" / self.name
+
+
+def node_websocket_ports(config: Configuration, instance: str, start: int) -> dict[str, int]:
+    """Loopback ports for the node channels of ``instance``'s nodes, from ``start`` up,
+    skipping every port the deployment uses."""
+    used = {i.listen_port.number for i in config.instances if i.listen_port is not None}
+    for node in config.nodes:
+        for port in (node.p, node.metrics_port):
+            if port is not None:
+                used.add(port.number)
+    ports: dict[str, int] = {}
+    candidate = start
+    for node in sorted(config.nodes_of(instance), key=lambda n: n.name):
+        while candidate in used:
+            candidate += 1
+        ports[node.name] = candidate
+        used.add(candidate)
+        candidate += 1
+    return ports
+
+
+class AgentService:
+    """The agent daemon.
+
+    Args:
+        config: identity, directories, ports, and node launch settings.
+        clock: monotonic clock (injectable).
+    """
+
+    def __init__(self, config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self.state_file = config.work_dir / "agent.toml"
+        self.layout_dir = config.work_dir / "layout"
+        self.state: ast.AgentState | None = None
+        self.supervisor: SupervisorService | None = None
+        self.server: Server | None = None
+        self.client: ReconnectingClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._shutdown = asyncio.Event()
+        self.started = asyncio.Event()
+        self._ports: dict[str, int] = {}
+        env = dict(config.base_env if config.base_env is not None else os.environ)
+        for key in _VOLATILE_ENV:
+            env.pop(key, None)
+        self._base_env = env
+
+    # -- persistence ------------------------------------------------------------------
+
+    def load(self) -> Configuration | None:
+        """The configuration saved by a previous run, if any.
+
+        Raises:
+            StateStoreError: the state file is corrupt (it is left untouched).
+        """
+        doc = load_toml(self.state_file, STATE_KIND, STATE_SCHEMA)
+        if doc is None or "config" not in doc:
+            return None
+        try:
+            return config_from_table(doc["config"])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StateStoreError(str(self.state_file), f"corrupt configuration: {exc!r}") from exc
+
+    def _save(self, config: Configuration) -> None:
+        try:
+            save_toml(
+                self.state_file, STATE_KIND, STATE_SCHEMA, {"config": config_to_table(config)}
+            )
+        except StateStoreError as exc:
+            log.error("could not persist the configuration: %s", exc)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def request_shutdown(self) -> None:
+        """Ask the daemon to stop (idempotent; safe from signal handlers)."""
+        self._shutdown.set()
+        self._wakeup.set()
+
+    async def run(self, *, install_signals: bool = False) -> None:
+        """Serve until :meth:`request_shutdown`.
+
+        Raises:
+            StateStoreError: a state file is corrupt (nothing was started).
+            OSError: the agent port cannot be bound.
+        """
+        cfg = self.config
+        cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        saved = self.load()
+        self.state = ast.AgentState(
+            ast.AgentOptions(
+                name=cfg.name,
+                listen_port=None if not cfg.listen_port else Port(cfg.listen_port),
+                dials_controller=cfg.controller is not None,
+                request_timeout=cfg.request_timeout,
+            ),
+            config=saved,
+            agent_pid=os.getpid(),
+        )
+        self.supervisor = SupervisorService(
+            cfg.state_dir,
+            table_path=cfg.work_dir / "nodes.toml",
+            stop_grace=cfg.stop_grace,
+            revival_delay=cfg.revival_delay,
+            on_state_change=self._on_node_change,
+        )
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        try:
+            await self.supervisor.start()
+            if saved is not None:
+                # Re-apply what we ran before: adopted nodes with the same spec keep
+                # running, missing ones are started again.
+                log.info("resuming configuration %s", saved.id)
+                self._launch(saved, keep_unchanged=True)
+            self._feed_nodes()
+            if cfg.listen_port is not None:
+                self.server = Server(
+                    cfg.listen_address,
+                    cfg.listen_port,
+                    on_event=self._on_controller_event,
+                    on_open=self._on_controller_open,
+                    accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    version=cfg.version,
+                    max_size=cfg.max_message_size,
+                    ping_interval=20.0,
+                )
+                await self.server.start()
+            if cfg.controller is not None:
+                host, port = cfg.controller
+                hostpart = f"[{host}]" if ":" in host else host
+                self.client = ReconnectingClient(
+                    f"ws://{hostpart}:{port}/v1/messages/json",
+                    (self.topic,),
+                    on_event=self._on_controller_event,
+                    on_open=self._on_controller_open,
+                    accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                )
+                self._spawn(self.client.run())
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self.request_shutdown)
+                    installed.append(sig)
+            log.info(
+                "agent %s is live, pid %d, %s, controller %s",
+                cfg.name,
+                os.getpid(),
+                "no listening port"
+                if self.server is None
+                else f"listening on {cfg.listen_address}:{self.server.port}",
+                "dials us"
+                if cfg.controller is None
+                else f"{cfg.controller[0]}:{cfg.controller[1]}",
+            )
+            self.started.set()
+            await self._timer_loop()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self._close()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        for task in tuple(self._tasks):
+            task.cancel()
+        for task in tuple(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.supervisor is not None:
+            await self.supervisor.close(keep_nodes=self.config.keep_nodes)
+        log.info(
+            "agent %s stopped%s",
+            self.config.name,
+            " (nodes left running)" if self.config.keep_nodes else "",
+        )
+
+    async def _timer_loop(self) -> None:
+        while not self._shutdown.is_set():
+            deadline = self._state.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            if self._shutdown.is_set():
+                return
+            self._step(lambda now: self._state.tick(now))
+
+    # -- the state machine --------------------------------------------------------------
+
+    @property
+    def _state(self) -> ast.AgentState:
+        assert self.state is not None
+        return self.state
+
+    @property
+    def topic(self) -> str:
+        """This agent's topic, ``zeek/management/agent/<name>``."""
+        return f"{AGENT_TOPIC_PREFIX}/{self.config.name}"
+
+    def _step(self, fn: Callable[[float], object]) -> None:
+        fn(self._clock())
+        for action in self._state.actions():
+            self._execute(action)
+        self._wakeup.set()
+
+    def _execute(self, action: ast.Action) -> None:
+        match action:
+            case ast.Send(event=event):
+                self._send(event)
+            case ast.Launch(config=config):
+                self._launch(config, keep_unchanged=False)
+                self._feed_nodes()
+            case ast.PersistConfig(config=config):
+                self._save(config)
+            case ast.RestartNodes(reqid=reqid, nodes=names):
+                self._restart(reqid, names)
+            case ast.Dispatch(reqid=reqid, action=act, nodes=names):
+                self._spawn(self._dispatch(reqid, act, names))
+            case ast.Log(level=level, message=message):
+                log.log(int(level), "%s", message)
+
+    def _send(self, event: object) -> None:
+        sent = 0
+        if self.client is not None and self.client.send_event(self.topic, event):
+            sent += 1
+        if self.server is not None:
+            sent += self.server.publish(self.topic, event)
+        if not sent:
+            log.debug("no controller connected, dropping %s", type(event).__name__)
+
+    # -- controller link -----------------------------------------------------------------
+
+    def _on_controller_open(self, conn: Connection) -> None:
+        conn.send_event(self.topic, self._state.hello())
+
+    def _on_controller_event(self, conn: Connection, received: EventReceived) -> None:
+        if received.topic != self.topic:
+            return  # Broker prefix matching: a request for agent "<name>x" (Q13)
+        self._state.management = self._management()
+        self._step(lambda now: self._state.receive(received.event, now))
+
+    def _management(self) -> tuple[ast.ManagementProcess, ...]:
+        cfg = self.config
+        if cfg.controller_name is None:
+            return ()
+        pid: int | None = None
+        if cfg.controller_pidfile is not None:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(cfg.controller_pidfile.read_text().split()[0])
+        return (ast.ManagementProcess(cfg.controller_name, Role.CONTROLLER, pid),)
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    @property
+    def _sup(self) -> SupervisorService:
+        assert self.supervisor is not None
+        return self.supervisor
+
+    def _write_layout(self, config: Configuration) -> None:
+        self.layout_dir.mkdir(parents=True, exist_ok=True)
+        (self.layout_dir / layout.LAYOUT_FILE).write_text(layout.layout_text(config))
+        script = importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek")
+        (self.layout_dir / f"{layout.NODE_SCRIPT}.zeek").write_text(script.read_text())
+
+    def _specs(self, config: Configuration) -> list[NodeSpec]:
+        cfg = self.config
+        self._ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
+        nodes_dir = cfg.state_dir / "nodes"
+        specs = []
+        for node in sorted(config.nodes_of(cfg.name), key=lambda n: n.name):
+            plan = layout.launch_plan(
+                node,
+                zeek=cfg.zeek,
+                layout_dir=self.layout_dir,
+                nodes_dir=nodes_dir,
+                base_env=self._base_env,
+                node_scripts=cfg.node_scripts,
+                node_args=cfg.node_args,
+                extra_env={
+                    "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self._ports[node.name]),
+                    "ZEEK_MANAGEMENT_SPOOL_DIR": str(cfg.spool_dir),
+                },
+            )
+            specs.append(
+                NodeSpec(NodeName(plan.name), plan.argv, plan.env, str(plan.cwd), plan.cpu_affinity)
+            )
+        return specs
+
+    def _launch(self, config: Configuration, *, keep_unchanged: bool) -> None:
+        specs: list[NodeSpec] = []
+        try:
+            if config.nodes_of(self.config.name):
+                self._write_layout(config)
+                (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
+            specs = self._specs(config)
+        except OSError as exc:
+            # The nodes cannot start; the supervisor records each as FAILED below.
+            log.error("cannot prepare nodes of configuration %s: %s", config.id, exc)
+        self._sup.deploy(specs, keep_unchanged=keep_unchanged)
+
+    def _on_node_change(self, info: NodeInfo) -> None:
+        if self.state is not None:
+            self._feed_nodes()
+
+    def _views(self) -> list[ast.NodeView]:
+        views = []
+        for info in self._sup.status():
+            state = _STATE_MAP.get(info.state, State.UNKNOWN)
+            outputs = None
+            if state is not State.RUNNING:
+                try:
+                    out, err = self._sup.outputs(info.name)
+                    if info.reason and info.reason not in err:
+                        err = f"{err}\n{info.reason}" if err else info.reason
+                    outputs = NodeOutputs(out, err)
+                except Exception:  # the directory may be gone or unreadable
+                    outputs = NodeOutputs("", info.reason or "")
+            views.append(ast.NodeView(info.name, state, info.pid, outputs))
+        return views
+
+    def _feed_nodes(self) -> None:
+        views = self._views()
+        self._step(lambda now: self._state.nodes_changed(views, now))
+
+    def _restart(self, reqid: str, names: Iterable[str]) -> None:
+        names = tuple(names)
+        try:
+            self._sup.restart(names)
+            outcome = {name: True for name in names}
+        except Exception as exc:
+            log.error("restart of %s failed: %s", ", ".join(names), exc)
+            outcome = {name: False for name in names}
+        self._step(lambda now: self._state.restart_done(reqid, outcome, now))
+
+    async def _dispatch(self, reqid: str, action: tuple[str, ...], names: tuple[str, ...]) -> None:
+        results = await asyncio.gather(*(self._ask_node(reqid, action, n) for n in names))
+        self._step(lambda now: self._state.dispatch_done(reqid, results, now))
+
+    async def _ask_node(self, reqid: str, action: tuple[str, ...], name: str) -> Result:
+        """Ask one node over its channel; an unreachable node gets an error result."""
+        port = self._ports.get(name)
+        if port is None:
+            return Result(reqid, False, node=name, error=f"cluster node {name} has no channel")
+        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        child = f"{reqid}-{name}"
+
+        def on_event(conn: Connection, received: EventReceived) -> None:
+            event = received.event
+            if (
+                isinstance(event, ev.NodeDispatchResponse)
+                and event.reqid == child
+                and not answer.done()
+            ):
+                answer.set_result(event.result)
+
+        topic = f"{NODE_TOPIC_PREFIX}/{name}"
+        try:
+            async with asyncio.timeout(self.config.request_timeout):
+                conn, reader = await connect(
+                    f"ws://127.0.0.1:{port}/v1/messages/json",
+                    (f"{topic}/response",),
+                    on_event=on_event,
+                    accept=lambda e: isinstance(e, ev.NodeDispatchResponse),
+                    ping_interval=None,
+                )
+                try:
+                    conn.send_event(topic, ev.NodeDispatchRequest(child, action, BrokerSet([name])))
+                    result = await answer
+                finally:
+                    await conn.close()
+                    reader.cancel()
+        except TimeoutError:
+            return Result(reqid, False, node=name, error="request timed out")
+        except (OSError, Exception) as exc:
+            log.info("node channel of %s unreachable: %s", name, exc)
+            return Result(
+                reqid, False, node=name, error=f"cluster node {name} not reachable: {exc}"
+            )
+        return result.with_changes(node=name)
