@@ -45,6 +45,10 @@ def config_from_settings(settings: AgentSettings, env: dict[str, str]) -> AgentC
         stop_grace=settings.stop_grace,
         node_websocket_start_port=settings.node_websocket_start_port,
         max_message_size=settings.max_message_size,
+        archive_logs=settings.archive_logs,
+        archive_interval=settings.archive_interval,
+        archive_dir=settings.archive_dir,
+        archive_cmd=settings.archive_cmd,
         controller_name=env.get(ENV_CONTROLLER_NAME),
         controller_pidfile=Path(pidfile) if pidfile else None,
     )

@@ -32,10 +32,12 @@ import contextlib
 import importlib.resources
 import logging
 import os
+import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.agent import layout
@@ -111,7 +113,15 @@ class AgentConfig:
     controller_pidfile: Path | None = None
     revival_delay: float = 1.0
     version: str = "8.2.2"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    #: Log archival (behaviour §5.13): run ``<archive_cmd> -1 <spool>/log-queue
+    #: <archive_dir>`` every ``archive_interval`` seconds. An empty command means the
+    #: built-in archiver (``zeek-mgmt archive``).
+    archive_logs: bool = True
+    archive_interval: float = 3600.0
+    archive_dir: Path | None = None
+    archive_cmd: str = ""
+    #: Seconds an archiver run may take before it is killed.
+    archive_timeout: float = 3600.0
 
     @property
     def work_dir(self) -> Path:
@@ -256,6 +266,8 @@ class AgentService:
                     accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
                 )
                 self._spawn(self.client.run())
+            if cfg.archive_logs and cfg.archive_interval > 0 and cfg.archive_dir is not None:
+                self._spawn(self._archive_loop())
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, self.request_shutdown)
@@ -503,3 +515,64 @@ class AgentService:
                 reqid, False, node=name, error=f"cluster node {name} not reachable: {exc}"
             )
         return result.with_changes(node=name)
+
+    # -- log archival ------------------------------------------------------------------
+
+    def archive_command(self) -> str:
+        """The shell command line of one archival run (behaviour §5.13).
+
+        As in Zeek, ``archive_cmd`` is a shell command line, so it may carry its own
+        arguments; the queue and archive directories are appended, quoted.
+        """
+        cfg = self.config
+        cmd = cfg.archive_cmd or f"{shlex.quote(sys.executable)} -m mgmt archive"
+        queue = cfg.spool_dir / "log-queue"
+        return f"{cmd} -1 {shlex.quote(str(queue))} {shlex.quote(str(cfg.archive_dir))}"
+
+    async def run_archiver(self) -> int | None:
+        """Run the archive command once, in a child process, with a time limit.
+
+        Returns:
+            Its exit status, or ``None`` if it could not run or was killed at the limit.
+        """
+        queue = self.config.spool_dir / "log-queue"
+        if not queue.is_dir():
+            return None
+        command = self.archive_command()
+        log.info("triggering log archival via '%s'", command)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                command,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            log.error("log archival could not start: %s", exc)
+            return None
+        try:
+            async with asyncio.timeout(self.config.archive_timeout):
+                output, _ = await proc.communicate()
+        except TimeoutError:
+            log.error(
+                "log archival took longer than %.0f s; killed it", self.config.archive_timeout
+            )
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            return None
+        text = output.decode("utf-8", "replace").strip()
+        if proc.returncode == 0:
+            log.info("log archival finished%s", f": {text}" if text else "")
+        else:
+            log.error(
+                "log archival failed with status %s%s", proc.returncode, f": {text}" if text else ""
+            )
+        return proc.returncode
+
+    async def _archive_loop(self) -> None:
+        # Like Zeek, the first run is one interval after start-up.
+        while True:
+            await asyncio.sleep(self.config.archive_interval)
+            await self.run_archiver()
