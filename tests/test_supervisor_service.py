@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -23,12 +22,13 @@ import pytest_asyncio
 
 from mgmt.exceptions import NoSuchNode, SpawnError, StateStoreError
 from mgmt.supervisor import backend as backend_mod
-from mgmt.supervisor.backend import Handle, process_name, read_outputs, tail_lines
+from mgmt.supervisor.backend import Handle, process_name, read_outputs, read_status, tail_lines
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.supervisor.store import Intent, NodeTableStore, StoredNode
 
 S = ProcessState
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
 TIMEOUT = 10.0  # generous upper bound for any single wait on the OS
 
 NODE_SCRIPT = """\
@@ -123,6 +123,15 @@ async def wait_for(sup: SupervisorService, pred: Callable[[dict[str, NodeInfo]],
         return by_name(await sup.wait_for(lambda infos: pred(by_name(infos))))
 
 
+async def poll_until(condition: Callable[[], bool]) -> None:
+    """Wait for a condition on the OS that no event reports (deadline: TIMEOUT)."""
+    async with asyncio.timeout(TIMEOUT):
+        for _ in iter(int, 1):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -174,9 +183,7 @@ async def test_pending_until_status_says_running(
     sup.deploy([make_spec("manager", mode="never_ready")])
     infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
     status_file = Path(infos["manager"].spec.cwd) / ".status"
-    async with asyncio.timeout(TIMEOUT):
-        while not status_file.exists():  # the double writes INITIALIZING first
-            await asyncio.sleep(0.02)
+    await poll_until(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
     await asyncio.sleep(0.2)  # several poll intervals: readiness must not be invented
     assert sup.status()[0].state is S.PENDING
     # Writing RUNNING (as zeek would) makes it RUNNING.
@@ -256,9 +263,16 @@ async def test_failing_node_backs_off_then_gives_up(
 
 @pytest.mark.asyncio
 async def test_stop_escalates_to_sigkill(
-    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node ignoring SIGTERM is SIGKILLed after the grace period and stays STOPPED."""
+    async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.5}) as sup:  # type: ignore[arg-type]
+        await _stop_escalates_to_sigkill(sup, make_spec)
+
+
+async def _stop_escalates_to_sigkill(
+    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+) -> None:
     sup.deploy([make_spec("logger", mode="ignore_term")])
     info = (await wait_for(sup, lambda n: n["logger"].state is S.RUNNING))["logger"]
     started = time.monotonic()
@@ -266,7 +280,7 @@ async def test_stop_escalates_to_sigkill(
     assert sup.status()[0].state is S.STOPPING
     async with asyncio.timeout(TIMEOUT):
         (stopped,) = await sup.wait_settled(["logger"])
-    assert time.monotonic() - started >= 2.0  # stop_grace
+    assert time.monotonic() - started >= 0.5  # stop_grace
     assert stopped.state is S.STOPPED
     assert stopped.exit_status == ExitStatus(signal=9)
     assert stopped.pid is None
@@ -287,7 +301,7 @@ async def test_stop_with_sigterm(
         (stopped,) = await sup.wait_settled()
     assert (stopped.state, stopped.exit_status) == (S.STOPPED, ExitStatus(code=0))
     assert info.pid is not None and not alive(info.pid)
-    assert Path(stopped.spec.cwd, ".status").read_text() == "TERMINATED [atexit]\n"
+    assert read_status(stopped.spec.cwd) == "TERMINATED [atexit]"
 
 
 @pytest.mark.asyncio
@@ -500,12 +514,18 @@ async def test_adoption_of_a_non_child(
         asyncio.run(main())
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert out.returncode == 0, out.stderr
-    state, pid_text = out.stdout.split()
+    async with asyncio.timeout(30):
+        stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode()
+    state, pid_text = stdout.decode().split()
     pid = int(pid_text)
     leftover_pids.append(pid)
     assert state == "RUNNING"
@@ -527,7 +547,7 @@ async def test_clean_close_stops_nodes_and_table_says_so(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """close() stops every node; the next supervisor adopts nothing and starts nothing."""
-    async with SupervisorService(state_dir, **FAST) as a:  # type: ignore[arg-type]
+    async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.3}) as a:  # type: ignore[arg-type]
         a.deploy([make_spec("m"), make_spec("w", mode="ignore_term")])
         infos = await wait_for(a, lambda n: all(i.state is S.RUNNING for i in n.values()))
     for info in infos.values():
@@ -700,6 +720,13 @@ def test_store_roundtrip_and_atomic_write(tmp_path: Path) -> None:
     assert (tmp_path / "t.toml").read_text().startswith("schema_version = 1\n")
     assert os.listdir(tmp_path) == ["t.toml"]
     assert NodeTableStore(tmp_path / "t.toml").load() == rows
+    # The base row of the corrupt cases below is valid once completed.
+    (tmp_path / "ok.toml").write_bytes(ROW + b"intent = 'run'\nargv = ['z']\nenv = {}\n")
+    (row,) = NodeTableStore(tmp_path / "ok.toml").load()
+    assert (row.spec.name, row.spec.argv, row.intent, row.pid) == ("w", ("z",), Intent.RUN, None)
+
+
+ROW = b"schema_version = 1\n[nodes.w]\ncwd = '/'\ncurrent = true\n"
 
 
 @pytest.mark.parametrize(
@@ -707,9 +734,12 @@ def test_store_roundtrip_and_atomic_write(tmp_path: Path) -> None:
     [
         b"not toml [",
         b"schema_version = 2\n",
-        b"schema_version = 1\n[nodes.w]\nintent = 'run'\nargv = []\ncwd = '/'\ncurrent = true\nenv = {}\n",
-        b"schema_version = 1\n[nodes.w]\nintent = 'zap'\nargv = ['z']\ncwd = '/'\ncurrent = true\nenv = {}\n",
-        b"schema_version = 1\n[nodes.w]\nintent = 'run'\nargv = ['z']\ncwd = '/'\ncurrent = true\nenv = {}\npid = true\n",
+        ROW + b"intent = 'run'\nargv = []\nenv = {}\n",  # empty argv
+        ROW + b"intent = 'zap'\nargv = ['z']\nenv = {}\n",  # unknown intent
+        ROW + b"intent = 'run'\nargv = ['z']\nenv = {}\npid = true\n",  # bool pid
+        ROW + b"intent = 'run'\nargv = ['z']\nenv = {a = 1}\n",  # non-string env
+        ROW + b"argv = ['z']\nenv = {}\n",  # missing intent
+        ROW + b"intent = 'run'\nargv = ['z']\nenv = {}\ncpu_affinity = 1.5\n",
         b"\xff\xfe",
     ],
 )

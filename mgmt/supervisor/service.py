@@ -210,6 +210,8 @@ class SupervisorService:
         self._closing = False
         self._stop_driver = False
         self._close_task: asyncio.Task[None] | None = None
+        self._persisted: tuple[StoredNode, ...] | None = None
+        self._persist_failing = False
 
     # ----------------------------------------------------------------------------------
     # Lifecycle
@@ -642,21 +644,31 @@ class SupervisorService:
             await self._changed.wait()
 
     def _persist(self) -> None:
-        rows = []
-        for node in self._nodes.values():
-            handle = node.handle
-            if node.retiring and handle is None:
-                continue
-            rows.append(
-                StoredNode(
-                    spec=node.spec,
-                    intent=node.intent(),
-                    pid=None if handle is None else handle.pid,
-                    create_time=None if handle is None else handle.create_time,
-                    current=node.proc_spec == node.spec,
-                )
+        """Write the node table if its content changed (called after every step)."""
+        rows = tuple(
+            StoredNode(
+                spec=node.spec,
+                intent=node.intent(),
+                pid=None if node.handle is None else node.handle.pid,
+                create_time=None if node.handle is None else node.handle.create_time,
+                current=node.proc_spec is node.spec or node.proc_spec == node.spec,
             )
+            for node in self._nodes.values()
+            if not (node.retiring and node.handle is None)
+        )
+        # Cheap check first: specs are usually the very same objects, so this comparison
+        # does not walk environments, and nothing is encoded when nothing changed.
+        if rows == self._persisted:
+            return
         try:
             self.store.save(rows)
         except StateStoreError as exc:
-            logger.error("cannot persist the node table: %s", exc)
+            # Retried at every step; reported once per failure streak.
+            if not self._persist_failing:
+                logger.error("cannot persist the node table: %s", exc)
+            self._persist_failing = True
+            return
+        if self._persist_failing:
+            logger.warning("node table written again")
+        self._persist_failing = False
+        self._persisted = rows
