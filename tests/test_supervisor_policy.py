@@ -366,3 +366,15 @@ def test_node_spec_values() -> None:
             NodeSpec(name=bad, argv=("zeek",))
     with pytest.raises(ValueError):
         NodeSpec(name="w", argv=())
+
+
+def test_changes_report_every_transition() -> None:
+    """changes() lists each state passed through, with the pid of that moment, drained."""
+    policy, clock = running(pid=100)
+    assert [(c.state, c.pid) for c in policy.changes()] == [(S.PENDING, None), (S.RUNNING, 100)]
+    assert policy.changes() == []
+    policy.on_exit(CRASH, clock.advance(5))  # revived at once
+    assert [(c.state, c.pid) for c in policy.changes()] == [(S.CRASHED, None), (S.PENDING, None)]
+    adopted = NodePolicy("m")
+    adopted.adopt(7, spawn_time=0.0, ready=True, now=1.0)
+    assert [(c.state, c.pid) for c in adopted.changes()] == [(S.PENDING, 7), (S.RUNNING, 7)]

@@ -206,6 +206,19 @@ class Signal:
 Action = Spawn | Signal
 
 
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A transition that happened, drained with :meth:`NodePolicy.changes`.
+
+    Attributes:
+        state: the new state.
+        pid: the process id at that moment (``None`` for CRASHED, STOPPED, FAILED).
+    """
+
+    state: ProcessState
+    pid: int | None
+
+
 class NodePolicy:
     """The supervision state machine of one node. See the module docstring.
 
@@ -242,6 +255,7 @@ class NodePolicy:
         self._restart_pending = False
         self._term_next: float | None = None
         self._kill_at: float | None = None
+        self._changes: list[StateChange] = []
 
     # ----------------------------------------------------------------------------------
     # State
@@ -264,6 +278,16 @@ class NodePolicy:
             )
         logger.debug("[%s] = %s -> %s", self.name, self._state.name, new.name)
         self._state = new
+        self._changes.append(StateChange(new, self.pid))
+
+    def changes(self) -> list[StateChange]:
+        """The transitions since the last call, oldest first (drained).
+
+        One input can pass through several states (RUNNING -> CRASHED -> PENDING when a
+        revival is due at once); this lets the driver report each of them.
+        """
+        changes, self._changes = self._changes, []
+        return changes
 
     def _reset_backoff(self) -> None:
         self.revival_attempts = 0
@@ -345,10 +369,10 @@ class NodePolicy:
         if self._state is not _S.STOPPED:
             raise InvalidState(f"node {self.name}: cannot adopt in state {self._state.name}")
         # STOPPED -> PENDING (-> RUNNING if it is ready already)
-        self._set_state(_S.PENDING)
         self.pid = pid
         self.spawn_time = spawn_time
         self.ready_time = None
+        self._set_state(_S.PENDING)
         if ready:
             self._set_state(_S.RUNNING)
             self.ready_time = now

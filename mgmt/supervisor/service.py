@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -169,8 +170,10 @@ class SupervisorService:
         reset_after: uptime that resets the revival back-off (Zeek: 30).
         max_restarts: consecutive revivals before a node is FAILED; ``None`` = forever.
         poll_interval: how often live processes and ``.status`` files are polled.
-        on_state_change: called with a :class:`NodeInfo` whenever a node's state or pid
-            changes (in the event loop; exceptions are logged and ignored).
+        on_state_change: called with a :class:`NodeInfo` for every state a node passes
+            through, and when its pid changes; ``state`` and ``pid`` are as of that
+            moment (a crash with an immediate revival reports CRASHED, then PENDING with
+            the new pid). Runs in the event loop; exceptions are logged and ignored.
     """
 
     def __init__(
@@ -612,22 +615,26 @@ class SupervisorService:
         self._persist()
         changed = False
         for node in list(self._nodes.values()):
-            now_reported = (node.visible_state(), node.policy.pid)
-            if node.reported != now_reported:
-                node.reported = now_reported
-                changed = True
-                if not node.retiring:
-                    self._report(node)
+            steps = [(c.state, c.pid) for c in node.policy.changes()]
+            if node.held:
+                steps = []  # its old process's STOPPING/STOPPED are not its story
+            steps.append((node.visible_state(), node.policy.pid))
+            for step in steps:
+                if node.reported != step:
+                    node.reported = step
+                    changed = True
+                    if not node.retiring:
+                        self._report(node, *step)
         if changed:
             self._fire_changed()
         self._wakeup.set()
 
-    def _report(self, node: _Node) -> None:
-        logger.debug("[%s] = %s", node.name, node.visible_state().name)
+    def _report(self, node: _Node, state: ProcessState, pid: int | None) -> None:
+        logger.debug("[%s] = %s (pid %s)", node.name, state.name, pid)
         if self.on_state_change is None:
             return
         try:
-            self.on_state_change(node.info())
+            self.on_state_change(dataclasses.replace(node.info(), state=state, pid=pid))
         except Exception:
             logger.exception("on_state_change callback failed")
 
