@@ -1,0 +1,15 @@
+"""Process supervision of Zeek cluster nodes, zeekctl style (no Zeek Supervisor).
+
+The package is split three ways (STYLE guideline 10):
+
+* :mod:`mgmt.supervisor.policy` -- pure: the per-node state machine (start, ready, exit,
+  stop escalation, revival back-off). No clocks, no processes; ``now`` is an argument.
+* :mod:`mgmt.supervisor.backend` -- the OS seam: spawn through a ``zeek.<node>`` symlink,
+  signal, reap only our own children, adopt foreign pids safely, read ``.status`` and the
+  output tails.
+* :mod:`mgmt.supervisor.store` -- the adoption table, an atomic TOML file.
+* :mod:`mgmt.supervisor.service` -- the asyncio driver, :class:`SupervisorService`.
+
+This ``__init__`` deliberately imports nothing, so that importing the pure policy does not
+pull in asyncio, os or psutil. Import from the submodules.
+"""

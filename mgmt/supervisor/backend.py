@@ -1,0 +1,408 @@
+"""The OS seam of the supervisor: every system call on node processes goes through here.
+
+:class:`Backend` is the interface the driver uses; :class:`OsBackend` implements it with
+``subprocess`` (for our own children) and ``psutil`` (for adopted processes). Tests of the
+driver can substitute a fake with the same methods.
+
+How a node is spawned (DESIGN.md, "Nodes without Zeek's Supervisor"; behaviour.md §8.1):
+
+1. The node directory ``spec.cwd`` is created if missing.
+2. ``stdout`` and ``stderr`` in it are opened with create + truncate + append, and handed
+   to the child as its fds 1 and 2: the node writes them itself, there are no pipes, so
+   output survives a supervisor restart.
+3. The stale ``.status`` file is removed, so that readiness can only come from this run.
+4. The executable is run through a per-node symlink ``<bin_dir>/zeek.<node>`` pointing at
+   the real one. The kernel takes a process's name (``comm``, 15 characters) from the
+   file name given to ``execve``, so ``ps c`` shows ``zeek.<node>`` like under Zeek's
+   Supervisor, without ``prctl``. (For ``#!`` scripts the kernel keeps the script's name,
+   so the test doubles get the same name.) ``argv`` is passed unchanged, as a list.
+5. The child gets its own session (so a Ctrl-C on the agent's terminal does not reach
+   the nodes, which must survive an agent restart), stdin from ``/dev/null``, exactly
+   ``spec.env``, and, if ``spec.cpu_affinity`` is set, is pinned to that CPU before
+   ``exec`` (Zeek reports a pinning failure on stderr and carries on; so do we).
+
+Reaping: only our own children, one ``Popen.poll()`` per handle, never ``waitpid(-1)``
+(asyncio's child watcher may own other children). Adopted processes are not our
+children; their exit is detected with psutil (gone, or a zombie), and they are signalled
+through psutil, which refuses to signal a pid that now belongs to another process.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from mgmt.exceptions import SpawnError
+from mgmt.supervisor.policy import ExitStatus, NodeSpec
+
+logger = logging.getLogger("mgmt.supervisor")
+
+#: The files a node writes in its directory.
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+STATUS_FILE = ".status"
+
+#: NodeOutputs keeps this many non-empty lines per stream (behaviour.md §5.8, §6.5).
+OUTPUT_LINES = 100
+
+#: How far a stored process start time may drift from psutil's (seconds). psutil derives
+#: it from the boot time, which the kernel recomputes when the wall clock is stepped, so
+#: two readings in different processes may differ slightly. A reused pid would have to
+#: start within this window of the original to be mistaken for it.
+CREATE_TIME_TOLERANCE = 1.0
+
+
+def process_name(node: str) -> str:
+    """The kernel name (``comm``) a node's process gets: ``zeek.<node>``, cut to 15."""
+    return f"zeek.{node}"[:15]
+
+
+class Handle:
+    """A supervised process, as returned by :meth:`Backend.spawn` or :meth:`Backend.adopt`.
+
+    Attributes:
+        pid: the process id.
+        create_time: its start time (seconds since the epoch, psutil's ``create_time()``).
+        cwd: the node directory (where ``.status`` is).
+        adopted: ``True`` if the process is not our child (exit codes are then unknown).
+        native: backend-specific state (a ``Popen`` or a ``psutil.Process``).
+    """
+
+    __slots__ = ("pid", "create_time", "cwd", "adopted", "native")
+
+    def __init__(self, pid: int, create_time: float, cwd: str, adopted: bool, native: Any):
+        self.pid = pid
+        self.create_time = create_time
+        self.cwd = cwd
+        self.adopted = adopted
+        self.native = native
+
+    def __repr__(self) -> str:
+        kind = "adopted" if self.adopted else "child"
+        return f"<Handle pid={self.pid} {kind}>"
+
+
+class Backend(Protocol):
+    """What the supervisor driver needs from the OS. All methods are synchronous and fast."""
+
+    def spawn(self, spec: NodeSpec) -> Handle:
+        """Start a process for ``spec`` (see the module docstring).
+
+        Raises:
+            SpawnError: the process could not be started; the reason is also written to
+                the node's ``stderr`` file when that file could be opened.
+        """
+        ...
+
+    def adopt(self, pid: int, create_time: float, cwd: str) -> Handle | None:
+        """A handle on a live process started earlier, or ``None`` if ``pid`` is gone,
+        a zombie, or now another process (its start time differs)."""
+        ...
+
+    def signal(self, handle: Handle, sig: int) -> None:
+        """Send ``sig`` to the process. A process that is already gone is ignored."""
+        ...
+
+    def poll(self, handle: Handle) -> ExitStatus | None:
+        """``None`` while the process runs, else how it ended (reaping our own child)."""
+        ...
+
+    def is_ready(self, handle: Handle) -> bool:
+        """Whether the first line of the node's ``.status`` file starts with ``RUNNING``."""
+        ...
+
+    def release(self, handle: Handle) -> None:
+        """Stop supervising the process but leave it running (for adoption later)."""
+        ...
+
+    def describe(self, handle: Handle) -> str:
+        """A short text for logs, e.g. ``pid 1234``."""
+        ...
+
+
+# Children we released while they ran (``close(keep_nodes=True)``). Keeping the Popen
+# objects stops subprocess from warning about a running child and from reaping it behind
+# our back; if a later supervisor in this same process adopts the pid, it can still reap
+# its zombie through here (it is our child after all).
+_released: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class OsBackend:
+    """The real :class:`Backend` over ``subprocess`` and ``psutil`` (Linux/BSD).
+
+    Args:
+        bin_dir: where the per-node ``zeek.<node>`` symlinks live (created on demand),
+            e.g. ``<state>/nodes/.bin``.
+    """
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = Path(bin_dir)
+
+    # --- spawn ------------------------------------------------------------------------
+
+    def spawn(self, spec: NodeSpec) -> Handle:
+        """See :meth:`Backend.spawn`."""
+        cwd = Path(spec.cwd)
+        try:
+            cwd.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpawnError(spec.name, f"cannot create directory {cwd}: {_strerror(exc)}") from exc
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        fds: list[int] = []
+        try:
+            try:
+                fds.append(os.open(cwd / STDOUT_FILE, flags, 0o644))
+                fds.append(os.open(cwd / STDERR_FILE, flags, 0o644))
+            except OSError as exc:
+                raise SpawnError(
+                    spec.name, f"cannot create output file in {cwd}: {_strerror(exc)}"
+                ) from exc
+            try:
+                return self._spawn(spec, cwd, fds[0], fds[1])
+            except SpawnError as exc:
+                _write_quietly(fds[1], f"cannot start node {spec.name}: {exc.reason}\n")
+                raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _spawn(self, spec: NodeSpec, cwd: Path, out_fd: int, err_fd: int) -> Handle:
+        executable = self._resolve(spec)
+        link = self._link(spec.name, executable)
+        try:
+            (cwd / STATUS_FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            raise SpawnError(
+                spec.name, f"cannot remove {cwd / STATUS_FILE}: {_strerror(exc)}"
+            ) from exc
+        preexec: Callable[[], None] | None = None
+        if spec.cpu_affinity is not None:
+            preexec = _pin_to(spec.name, spec.cpu_affinity)
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv),
+                executable=link,
+                cwd=cwd,
+                env=dict(spec.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=err_fd,
+                close_fds=True,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        except OSError as exc:
+            raise SpawnError(spec.name, f"cannot execute {executable}: {_strerror(exc)}") from exc
+        except subprocess.SubprocessError as exc:
+            raise SpawnError(spec.name, f"cannot execute {executable}: {exc}") from exc
+        try:
+            create_time = float(psutil.Process(proc.pid).create_time())
+        except psutil.Error:
+            # Exited and reaped within microseconds? Not by us (we have not polled), so
+            # the zombie exists; this is only a belt-and-braces fallback.
+            create_time = 0.0
+        logger.debug("[%s] + pid %d: %s", spec.name, proc.pid, " ".join(spec.argv))
+        return Handle(proc.pid, create_time, str(cwd), adopted=False, native=proc)
+
+    def _resolve(self, spec: NodeSpec) -> str:
+        """The absolute path of the executable named by ``argv[0]``."""
+        program = spec.argv[0]
+        if "/" in program:
+            path = os.path.abspath(program)
+        else:
+            found = shutil.which(program, path=spec.env.get("PATH", os.defpath))
+            if found is None:
+                raise SpawnError(spec.name, f"executable not found on PATH: {program}")
+            path = os.path.abspath(found)
+        if not os.path.isfile(path):
+            raise SpawnError(spec.name, f"no such executable: {path}")
+        if not os.access(path, os.X_OK):
+            raise SpawnError(spec.name, f"not executable: {path}")
+        return path
+
+    def _link(self, name: str, executable: str) -> str:
+        """Point ``<bin_dir>/zeek.<name>`` at ``executable`` (atomically replaced)."""
+        link = self.bin_dir / f"zeek.{name}"
+        try:
+            if os.readlink(link) == executable:
+                return str(link)
+        except OSError:
+            pass
+        tmp = self.bin_dir / f".zeek.{name}.{os.getpid()}.tmp"
+        try:
+            self.bin_dir.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            os.symlink(executable, tmp)
+            os.replace(tmp, link)
+        except OSError as exc:
+            raise SpawnError(name, f"cannot create {link}: {_strerror(exc)}") from exc
+        return str(link)
+
+    # --- adopt ------------------------------------------------------------------------
+
+    def adopt(self, pid: int, create_time: float, cwd: str) -> Handle | None:
+        """See :meth:`Backend.adopt`."""
+        try:
+            proc = psutil.Process(pid)
+            actual = float(proc.create_time())
+            if abs(actual - create_time) > CREATE_TIME_TOLERANCE:
+                logger.info(
+                    "pid %d started at %.2f, not %.2f: a different process",
+                    pid,
+                    actual,
+                    create_time,
+                )
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            return None
+        return Handle(pid, actual, cwd, adopted=True, native=proc)
+
+    # --- signal, poll -----------------------------------------------------------------
+
+    def signal(self, handle: Handle, sig: int) -> None:
+        """See :meth:`Backend.signal`."""
+        native = handle.native
+        if isinstance(native, subprocess.Popen):
+            # Popen.send_signal polls first and does nothing once the child is reaped,
+            # so a reaped pid is never signalled.
+            try:
+                native.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            return
+        try:
+            # psutil checks the start time first and raises NoSuchProcess for a reused pid.
+            native.send_signal(sig)
+        except psutil.Error as exc:
+            logger.debug("signal %d to pid %d not sent: %s", sig, handle.pid, exc)
+
+    def poll(self, handle: Handle) -> ExitStatus | None:
+        """See :meth:`Backend.poll`."""
+        native = handle.native
+        if isinstance(native, subprocess.Popen):
+            returncode = native.poll()
+            return None if returncode is None else ExitStatus.from_returncode(returncode)
+        try:
+            if native.is_running() and native.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            pass
+        # Gone, or a zombie waiting for its parent. If that parent is us (released by an
+        # earlier supervisor in this process), reap it and learn the real status.
+        child = _released.get(handle.pid)
+        if child is not None:
+            returncode = child.poll()
+            if returncode is not None:
+                del _released[handle.pid]
+                return ExitStatus.from_returncode(returncode)
+        return ExitStatus()
+
+    def is_ready(self, handle: Handle) -> bool:
+        """See :meth:`Backend.is_ready`."""
+        return read_status(handle.cwd).startswith("RUNNING")
+
+    def release(self, handle: Handle) -> None:
+        """See :meth:`Backend.release`."""
+        if isinstance(handle.native, subprocess.Popen) and handle.native.returncode is None:
+            _released[handle.pid] = handle.native
+
+    def describe(self, handle: Handle) -> str:
+        """See :meth:`Backend.describe`."""
+        return f"pid {handle.pid}" + (" (adopted)" if handle.adopted else "")
+
+
+# --------------------------------------------------------------------------------------
+# Files in the node directory
+
+
+def read_status(node_dir: str | os.PathLike[str]) -> str:
+    """The first line of the node's ``.status`` file, or ``""`` if it cannot be read."""
+    try:
+        with open(Path(node_dir) / STATUS_FILE, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return ""
+    return head.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
+def tail_lines(path: str | os.PathLike[str], limit: int = OUTPUT_LINES) -> list[str]:
+    """The last ``limit`` non-empty lines of a file, read backwards from its end.
+
+    Only as much of the file is read as the lines need, so a huge ``stdout`` costs a
+    few blocks. A missing or unreadable file gives ``[]``. Invalid UTF-8 is replaced.
+    """
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return []
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        data = b""
+        block = 8192
+        while pos > 0:
+            size = min(block, pos)
+            pos -= size
+            f.seek(pos)
+            data = f.read(size) + data
+            block *= 2
+            # The first piece may be a partial line unless we reached the start.
+            lines = data.split(b"\n")[1:] if pos > 0 else data.split(b"\n")
+            if sum(1 for line in lines if line) >= limit:
+                break
+        lines = data.split(b"\n")
+        if pos > 0:
+            lines = lines[1:]
+        kept = [line for line in lines if line][-limit:] if limit > 0 else []
+    return [line.decode("utf-8", "replace") for line in kept]
+
+
+def read_outputs(node_dir: str | os.PathLike[str]) -> tuple[str, str]:
+    """NodeOutputs of a node: the last 100 non-empty lines of ``stdout`` and ``stderr``.
+
+    Returns:
+        ``(stdout, stderr)``, each the lines joined by ``"\\n"`` (``""`` when none).
+    """
+    node_dir = Path(node_dir)
+    return (
+        "\n".join(tail_lines(node_dir / STDOUT_FILE)),
+        "\n".join(tail_lines(node_dir / STDERR_FILE)),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+def _write_quietly(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    except OSError as exc:
+        logger.warning("cannot write to a node's stderr file: %s", exc)
+
+
+def _pin_to(name: str, cpu: int) -> Callable[[], None]:
+    """A ``preexec_fn`` pinning the child to ``cpu`` (runs between fork and exec)."""
+    message = f"node '{name}' failed to set CPU affinity: ".encode()
+
+    def pin() -> None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError as exc:
+            # Zeek's wording (behaviour.md §6.2); fd 2 is already the stderr file.
+            os.write(2, message + (exc.strerror or "error").encode() + b"\n")
+
+    return pin

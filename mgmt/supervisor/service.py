@@ -1,0 +1,681 @@
+"""The asyncio driver of the supervisor: :class:`SupervisorService`.
+
+Theory of operation
+-------------------
+
+One task (the *driver*) owns every node. Each wake-up it
+
+1. polls every live process (``Backend.poll``, one handle at a time: only our own
+   children are reaped) and feeds exits to the node's :class:`NodePolicy`;
+2. polls the ``.status`` file of PENDING nodes and feeds readiness;
+3. ticks every policy (stop escalation, revival back-off) and executes the actions;
+4. releases nodes held back by a deploy once no old process is left;
+5. writes the node table if it changed, and reports state changes.
+
+It then sleeps until the earliest policy deadline, or ``poll_interval`` while any process
+is alive, or until a command wakes it. Commands (:meth:`~SupervisorService.deploy`,
+:meth:`~SupervisorService.restart`, :meth:`~SupervisorService.stop`) are synchronous:
+they run in the event loop's thread, apply the policy at once (sending the first SIGTERM
+or spawning right away), and return; :meth:`~SupervisorService.wait_settled` awaits the
+outcome. Spawn failures become state (FAILED with a reason), never exceptions.
+
+Shutdown is one ordered path, :meth:`~SupervisorService.close`: refuse new commands; then
+either stop every node (SIGTERM, escalating to SIGKILL after the grace period) and wait
+until all processes are gone, or, with ``keep_nodes``, release them; write the table; end
+the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from mgmt.exceptions import InvalidState, NoSuchNode, SpawnError, StateStoreError
+from mgmt.supervisor.backend import Backend, Handle, OsBackend, read_outputs
+from mgmt.supervisor.policy import (
+    Action,
+    ExitStatus,
+    NodePolicy,
+    NodeSpec,
+    PolicySettings,
+    ProcessState,
+    Signal,
+    Spawn,
+)
+from mgmt.supervisor.store import Intent, NodeTableStore, StoredNode
+from mgmt.typing import NodeName
+
+logger = logging.getLogger("mgmt.supervisor")
+
+#: States in which the outcome of the last command is known (see ``wait_settled``).
+SETTLED_STATES = frozenset(
+    {ProcessState.RUNNING, ProcessState.STOPPED, ProcessState.CRASHED, ProcessState.FAILED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A snapshot of one supervised node.
+
+    Attributes:
+        name: the node name.
+        state: its state. A node waiting for a deploy's old processes to exit is reported
+            PENDING.
+        pid: the current process id, if any.
+        exit_status: how the previous process ended (``ExitStatus()`` with both fields
+            ``None`` if it was adopted and its status is unknown), or ``None``.
+        exit_time: when that happened (seconds since the epoch).
+        restarts: automatic revivals since the node was last started on request.
+        started_at: when the current (or last) process started (seconds since the epoch).
+        reason: why the node is FAILED, else ``None``.
+        adopted: whether the current process was adopted from an earlier supervisor.
+        spec: the node's spec (the one used for its next spawn).
+    """
+
+    name: NodeName
+    state: ProcessState
+    pid: int | None
+    exit_status: ExitStatus | None
+    exit_time: float | None
+    restarts: int
+    started_at: float | None
+    reason: str | None
+    adopted: bool
+    spec: NodeSpec
+
+
+class _Node:
+    """The driver's record of one node (mutable; private)."""
+
+    __slots__ = (
+        "spec",
+        "proc_spec",
+        "policy",
+        "handle",
+        "held",
+        "retiring",
+        "started_at",
+        "exit_time",
+        "reported",
+    )
+
+    def __init__(self, spec: NodeSpec, settings: PolicySettings) -> None:
+        self.spec = spec
+        #: The spec the current process was started from.
+        self.proc_spec: NodeSpec | None = None
+        self.policy = NodePolicy(spec.name, settings)
+        self.handle: Handle | None = None
+        #: Waiting to be started until the deploy's old processes are gone.
+        self.held = False
+        #: Left the deployment; forgotten once STOPPED.
+        self.retiring = False
+        self.started_at: float | None = None
+        self.exit_time: float | None = None
+        self.reported: tuple[ProcessState, int | None] | None = None
+
+    @property
+    def name(self) -> NodeName:
+        return self.spec.name
+
+    def visible_state(self) -> ProcessState:
+        return ProcessState.PENDING if self.held else self.policy.state
+
+    def info(self) -> NodeInfo:
+        p = self.policy
+        return NodeInfo(
+            name=self.name,
+            state=self.visible_state(),
+            pid=p.pid,
+            exit_status=p.last_exit,
+            exit_time=self.exit_time,
+            restarts=p.restarts,
+            started_at=self.started_at,
+            reason=p.reason,
+            adopted=self.handle is not None and self.handle.adopted,
+            spec=self.spec,
+        )
+
+    def intent(self) -> Intent:
+        if self.retiring:
+            return Intent.REMOVE
+        p = self.policy
+        if self.held or p.restart_pending or p.state in _WANTED_RUNNING:
+            return Intent.RUN
+        return Intent.STOP
+
+
+_WANTED_RUNNING = frozenset({ProcessState.PENDING, ProcessState.RUNNING, ProcessState.CRASHED})
+
+
+class SupervisorService:
+    """Runs Zeek cluster nodes as child processes, zeekctl style.
+
+    Args:
+        state_dir: the agent's state directory. Node symlinks go to
+            ``<state_dir>/nodes/.bin`` and the node table to
+            ``<state_dir>/supervisor-nodes.toml`` unless given otherwise.
+        backend: the OS seam; defaults to :class:`OsBackend`.
+        table_path: where to persist the node table for adoption.
+        term_interval: seconds between SIGTERMs while stopping (Zeek: 2).
+        stop_grace: seconds from the first SIGTERM to SIGKILL (Zeek: 26); ``None``
+            never sends SIGKILL.
+        revival_delay: first revival delay after a crash, from the last spawn (Zeek: 1).
+        reset_after: uptime that resets the revival back-off (Zeek: 30).
+        max_restarts: consecutive revivals before a node is FAILED; ``None`` = forever.
+        poll_interval: how often live processes and ``.status`` files are polled.
+        on_state_change: called with a :class:`NodeInfo` for every state a node passes
+            through, and when its pid changes; ``state`` and ``pid`` are as of that
+            moment (a crash with an immediate revival reports CRASHED, then PENDING with
+            the new pid). Runs in the event loop; exceptions are logged and ignored.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        backend: Backend | None = None,
+        table_path: Path | None = None,
+        term_interval: float = 2.0,
+        stop_grace: float | None = 26.0,
+        revival_delay: float = 1.0,
+        reset_after: float = 30.0,
+        max_restarts: int | None = None,
+        poll_interval: float = 0.1,
+        on_state_change: Callable[[NodeInfo], None] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.backend: Backend = (
+            backend if backend is not None else OsBackend(self.state_dir / "nodes" / ".bin")
+        )
+        self.store = NodeTableStore(
+            table_path if table_path is not None else self.state_dir / "supervisor-nodes.toml"
+        )
+        self.settings = PolicySettings(
+            term_interval=term_interval,
+            stop_grace=stop_grace,
+            revival_delay=revival_delay,
+            reset_after=reset_after,
+            max_restarts=max_restarts,
+        )
+        self.poll_interval = poll_interval
+        self.on_state_change = on_state_change
+        self._nodes: dict[NodeName, _Node] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._closing = False
+        self._stop_driver = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._persisted: tuple[StoredNode, ...] | None = None
+        self._persist_failing = False
+
+    # ----------------------------------------------------------------------------------
+    # Lifecycle
+
+    async def start(self) -> list[NodeInfo]:
+        """Load the node table, adopt the nodes still running, and start the driver.
+
+        For each stored node: a live process whose start time matches the stored one is
+        adopted (RUNNING at once if its ``.status`` says so, else PENDING); one that runs
+        an outdated spec is then restarted; one that should not run is stopped. A node
+        that should run but whose process is gone (or whose pid now belongs to another
+        process, which is never signalled) is started afresh.
+
+        Returns:
+            The status of all nodes after adoption.
+
+        Raises:
+            StateStoreError: the table is unreadable or corrupt (it is left untouched).
+            InvalidState: already started, or closed.
+        """
+        if self._task is not None or self._closing:
+            raise InvalidState("supervisor already started")
+        stored = self.store.load()
+        now = time.monotonic()
+        wall = time.time()
+        for row in stored:
+            self._adopt(row, now, wall)
+        self._task = asyncio.create_task(self._drive(), name="mgmt.supervisor")
+        self._after_change()
+        return self.status()
+
+    def _adopt(self, row: StoredNode, now: float, wall: float) -> None:
+        spec = row.spec
+        handle = None
+        if row.pid is not None and row.create_time is not None:
+            handle = self.backend.adopt(row.pid, row.create_time, spec.cwd)
+            if handle is None:
+                logger.info("[%s] pid %d is gone or reused; not adopted", spec.name, row.pid)
+        if handle is None and row.intent is not Intent.RUN:
+            if row.intent is Intent.STOP:
+                self._nodes[spec.name] = _Node(spec, self.settings)
+            return
+        node = _Node(spec, self.settings)
+        self._nodes[spec.name] = node
+        if handle is None:
+            # Should run, but nothing to adopt: start it.
+            self._execute(node, node.policy.start(now))
+            return
+        node.handle = handle
+        node.proc_spec = spec if row.current else None
+        node.started_at = handle.create_time
+        spawn_time = now - max(0.0, wall - handle.create_time)
+        node.policy.adopt(handle.pid, spawn_time, self.backend.is_ready(handle), now)
+        logger.info("[%s] adopted %s", spec.name, self.backend.describe(handle))
+        if row.intent is Intent.RUN and not row.current:
+            self._execute(node, node.policy.restart(now))
+        elif row.intent is not Intent.RUN:
+            node.retiring = row.intent is Intent.REMOVE
+            self._execute(node, node.policy.stop(now))
+
+    async def close(self, keep_nodes: bool = False) -> None:
+        """Shut down: stop all nodes (or, with ``keep_nodes``, leave them running for a
+        later supervisor to adopt), write the node table, end the driver.
+
+        Idempotent: later calls wait for the first one (their ``keep_nodes`` is ignored).
+        Cancelling the caller does not interrupt the shutdown. Stopping waits for every
+        process to exit, which ``stop_grace`` bounds (unbounded with ``stop_grace=None``).
+
+        Raises:
+            Exception: whatever made the driver task fail, if it did.
+        """
+        if self._close_task is None:
+            self._close_task = asyncio.create_task(self._close(keep_nodes))
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, keep_nodes: bool) -> None:
+        self._closing = True
+        if self._task is None:
+            return
+        now = time.monotonic()
+        if keep_nodes:
+            for node in self._nodes.values():
+                if node.handle is not None:
+                    logger.info(
+                        "[%s] left running: %s", node.name, self.backend.describe(node.handle)
+                    )
+                    self.backend.release(node.handle)
+        else:
+            for node in self._nodes.values():
+                node.held = False
+                self._execute(node, node.policy.stop(now))
+            self._after_change()
+            await self._wait_for(lambda: all(n.handle is None for n in self._nodes.values()))
+        self._stop_driver = True
+        self._wakeup.set()
+        try:
+            await self._task
+        finally:
+            # The table reflects what is left: live pids with keep_nodes, none otherwise.
+            self._persist()
+
+    async def __aenter__(self) -> SupervisorService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ----------------------------------------------------------------------------------
+    # Commands
+
+    def deploy(self, specs: Iterable[NodeSpec], *, keep_unchanged: bool = False) -> None:
+        """Replace the whole set of nodes with ``specs``.
+
+        Every current node is stopped (nodes not in ``specs`` are forgotten once stopped),
+        and the new nodes are started once no old process is left, so a new node never
+        races an old one for a port or a directory. With ``keep_unchanged``, a live node
+        whose spec is identical keeps running untouched (useful after adoption).
+
+        Returns at once; await :meth:`wait_settled` for the outcome.
+
+        Raises:
+            ValueError: two specs share a name.
+            InvalidState: the supervisor is not running.
+        """
+        self._check_running()
+        new: dict[NodeName, NodeSpec] = {}
+        for spec in specs:
+            if spec.name in new:
+                raise ValueError(f"duplicate node name: {spec.name}")
+            new[spec.name] = spec
+        now = time.monotonic()
+        kept = 0
+        for name, node in self._nodes.items():
+            wanted = new.get(name)
+            alive = node.policy.state in (ProcessState.PENDING, ProcessState.RUNNING)
+            if (
+                keep_unchanged
+                and wanted == node.spec
+                and wanted == node.proc_spec
+                and alive
+                and not node.held
+            ):
+                new.pop(name)  # keep it running untouched
+                kept += 1
+                continue
+            node.held = False
+            self._execute(node, node.policy.stop(now))
+            if wanted is None:
+                node.retiring = True
+        for name, spec in new.items():
+            node = self._nodes.get(name) or _Node(spec, self.settings)
+            self._nodes[name] = node
+            node.spec = spec
+            node.retiring = False
+            node.held = True
+        logger.info("deploying %d nodes (%d kept running)", len(new), kept)
+        self._release_held(now)
+        self._after_change()
+
+    def restart(self, names: Iterable[str] | None = None) -> None:
+        """Restart nodes (all when ``names`` is ``None``): stop each live process, then
+        spawn it again at once; a node without a process is simply started. This also
+        revives STOPPED and FAILED nodes and resets their back-off.
+
+        Raises:
+            NoSuchNode: a name is not supervised (nothing is changed then).
+            InvalidState: the supervisor is not running.
+        """
+        self._check_running()
+        now = time.monotonic()
+        for node in self._select(names):
+            if node.held:
+                continue  # already waiting to start
+            if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
+                continue  # cannot happen between driver steps; be safe
+            self._execute(node, node.policy.restart(now))
+        self._after_change()
+
+    def stop(self, names: Iterable[str] | None = None) -> None:
+        """Stop nodes (all when ``names`` is ``None``) for good: SIGTERM every
+        ``term_interval``, SIGKILL after ``stop_grace``. They stay listed as STOPPED and
+        are never revived. Idempotent.
+
+        Raises:
+            NoSuchNode: a name is not supervised (nothing is changed then).
+            InvalidState: the supervisor is not running.
+        """
+        self._check_running()
+        now = time.monotonic()
+        for node in self._select(names):
+            node.held = False
+            self._execute(node, node.policy.stop(now))
+        self._after_change()
+
+    # ----------------------------------------------------------------------------------
+    # Queries
+
+    def status(self, names: Iterable[str] | None = None) -> list[NodeInfo]:
+        """Snapshots of nodes (all when ``names`` is ``None``), sorted by name.
+
+        Nodes that left the deployment and are still stopping are not listed.
+
+        Raises:
+            NoSuchNode: a name is not supervised.
+        """
+        return [node.info() for node in sorted(self._select(names), key=lambda n: n.name)]
+
+    def outputs(self, name: str) -> tuple[str, str]:
+        """The node's NodeOutputs: the last 100 non-empty lines of its stdout and stderr
+        files, each joined by ``"\\n"``. Works in any state (the files stay).
+
+        Raises:
+            NoSuchNode: the name is not supervised.
+        """
+        (node,) = self._select([name])
+        return read_outputs(node.spec.cwd)
+
+    async def wait_settled(self, names: Iterable[str] | None = None) -> list[NodeInfo]:
+        """Wait until each node's last command has an outcome: RUNNING, STOPPED, CRASHED
+        or FAILED (not PENDING or STOPPING).
+
+        A crash-looping node counts as settled each time it is CRASHED. Nodes that left
+        the deployment do not count. Bound the wait with ``asyncio.timeout()`` and call
+        :meth:`status` after a timeout to see who is still pending. Safe to cancel.
+
+        Returns:
+            The status of the nodes (all when ``names`` is ``None``) once settled.
+
+        Raises:
+            NoSuchNode: a name is not supervised.
+        """
+        wanted = None if names is None else [NodeName(name) for name in names]
+        self._select(wanted)
+
+        def settled() -> bool:
+            return all(
+                n.visible_state() in SETTLED_STATES
+                for n in self._nodes.values()
+                if not n.retiring and (wanted is None or n.name in wanted)
+            )
+
+        await self._wait_for(settled)
+        return [
+            n.info()
+            for n in sorted(self._nodes.values(), key=lambda n: n.name)
+            if not n.retiring and (wanted is None or n.name in wanted)
+        ]
+
+    async def wait_for(self, predicate: Callable[[list[NodeInfo]], bool]) -> list[NodeInfo]:
+        """Wait until ``predicate(self.status())`` is true; it is re-checked at each
+        state change. Bound it with ``asyncio.timeout()``. Safe to cancel.
+
+        Returns:
+            The status that satisfied the predicate.
+        """
+        await self._wait_for(lambda: predicate(self.status()))
+        return self.status()
+
+    # ----------------------------------------------------------------------------------
+    # The driver
+
+    async def _drive(self) -> None:
+        try:
+            while not self._stop_driver:
+                self._step(time.monotonic())
+                delay = self._sleep_time(time.monotonic())
+                self._wakeup.clear()
+                if self._stop_driver:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wakeup.wait()
+        except Exception:
+            logger.exception("supervisor driver failed")
+            raise
+        finally:
+            # Wake waiters so that nobody waits for a dead driver.
+            self._fire_changed()
+
+    def _step(self, now: float) -> None:
+        for node in list(self._nodes.values()):
+            policy = node.policy
+            # 1. exits
+            if node.handle is not None:
+                status = self.backend.poll(node.handle)
+                if status is not None:
+                    self._exited(node, status, now)
+            # 2. readiness
+            if (
+                node.handle is not None
+                and policy.state is ProcessState.PENDING
+                and self.backend.is_ready(node.handle)
+            ):
+                self._execute(node, policy.on_ready(now))
+                logger.info("[%s] running (%s)", node.name, self.backend.describe(node.handle))
+            # 3. timers
+            self._execute(node, policy.on_tick(now))
+        # 4. deploys waiting for old processes
+        self._release_held(now)
+        # 5. forget departed nodes
+        for name in [n.name for n in self._nodes.values() if n.retiring and n.handle is None]:
+            if self._nodes[name].policy.state is ProcessState.STOPPED:
+                del self._nodes[name]
+        self._after_change()
+
+    def _exited(self, node: _Node, status: ExitStatus, now: float) -> None:
+        assert node.handle is not None
+        pid = node.handle.pid
+        node.handle = None
+        node.proc_spec = None
+        node.exit_time = time.time()
+        expected = node.policy.state is ProcessState.STOPPING
+        if expected:
+            logger.info("[%s] pid %d stopped: %s", node.name, pid, status.describe())
+        else:
+            # Zeek: "Supervised node '<n>' (PID <pid>) exited prematurely with status <s>"
+            logger.warning("[%s] pid %d %s prematurely", node.name, pid, status.describe())
+        self._execute(node, node.policy.on_exit(status, now))
+
+    def _execute(self, node: _Node, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Spawn):
+                self._spawn(node, action.reason)
+            elif isinstance(action, Signal):
+                if node.handle is not None:
+                    logger.debug("[%s] > signal %d", node.name, action.sig)
+                    self.backend.signal(node.handle, action.sig)
+
+    def _spawn(self, node: _Node, reason: str) -> None:
+        try:
+            handle = self.backend.spawn(node.spec)
+        except SpawnError as exc:
+            logger.warning("[%s] %s", node.name, exc)
+            node.policy.on_spawn_failed(exc.reason, time.monotonic())
+            return
+        node.handle = handle
+        node.proc_spec = node.spec
+        node.started_at = time.time()
+        # Back-off counts from when the process exists, i.e. after the fork.
+        node.policy.on_spawned(handle.pid, time.monotonic())
+        logger.info("[%s] started (%s): %s", node.name, reason, self.backend.describe(handle))
+
+    def _release_held(self, now: float) -> None:
+        """Start the nodes a deploy holds back, once no process is stopping any more.
+
+        Nodes kept running by ``keep_unchanged`` do not hold anything back.
+        """
+        held = [n for n in self._nodes.values() if n.held]
+        if not held or any(n.policy.state is ProcessState.STOPPING for n in self._nodes.values()):
+            return
+        for node in held:
+            node.held = False
+            if node.policy.state in (
+                ProcessState.STOPPED,
+                ProcessState.CRASHED,
+                ProcessState.FAILED,
+            ):
+                self._execute(node, node.policy.start(now))
+
+    def _sleep_time(self, now: float) -> float | None:
+        deadlines = [
+            d for d in (n.policy.next_deadline() for n in self._nodes.values()) if d is not None
+        ]
+        if any(n.handle is not None for n in self._nodes.values()):
+            deadlines.append(now + self.poll_interval)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    # ----------------------------------------------------------------------------------
+    # Helpers
+
+    def _check_running(self) -> None:
+        if self._task is None:
+            raise InvalidState("supervisor not started")
+        if self._closing:
+            raise InvalidState("supervisor is closing")
+
+    def _select(self, names: Iterable[str] | None) -> list[_Node]:
+        if names is None:
+            return [n for n in self._nodes.values() if not n.retiring]
+        selected = []
+        for name in names:
+            node = self._nodes.get(NodeName(name))
+            if node is None or node.retiring:
+                raise NoSuchNode(name)
+            selected.append(node)
+        return selected
+
+    def _after_change(self) -> None:
+        """Persist the table, report state changes, wake the driver."""
+        self._persist()
+        changed = False
+        for node in list(self._nodes.values()):
+            steps = [(c.state, c.pid) for c in node.policy.changes()]
+            if node.held:
+                steps = []  # its old process's STOPPING/STOPPED are not its story
+            steps.append((node.visible_state(), node.policy.pid))
+            for step in steps:
+                if node.reported != step:
+                    node.reported = step
+                    changed = True
+                    if not node.retiring:
+                        self._report(node, *step)
+        if changed:
+            self._fire_changed()
+        self._wakeup.set()
+
+    def _report(self, node: _Node, state: ProcessState, pid: int | None) -> None:
+        logger.debug("[%s] = %s (pid %s)", node.name, state.name, pid)
+        if self.on_state_change is None:
+            return
+        try:
+            self.on_state_change(dataclasses.replace(node.info(), state=state, pid=pid))
+        except Exception:
+            logger.exception("on_state_change callback failed")
+
+    def _fire_changed(self) -> None:
+        # Each waiter holds the event of its generation; replace it, then set the old one.
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def _wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            if self._task is not None and self._task.done():
+                self._task.result()  # re-raise the driver's failure
+                raise InvalidState("supervisor is closed")
+            await self._changed.wait()
+
+    def _persist(self) -> None:
+        """Write the node table if its content changed (called after every step)."""
+        rows = tuple(
+            StoredNode(
+                spec=node.spec,
+                intent=node.intent(),
+                pid=None if node.handle is None else node.handle.pid,
+                create_time=None if node.handle is None else node.handle.create_time,
+                current=node.proc_spec is node.spec or node.proc_spec == node.spec,
+            )
+            for node in self._nodes.values()
+            if not (node.retiring and node.handle is None)
+        )
+        # Cheap check first: specs are usually the very same objects, so this comparison
+        # does not walk environments, and nothing is encoded when nothing changed.
+        if rows == self._persisted:
+            return
+        try:
+            self.store.save(rows)
+        except StateStoreError as exc:
+            # Retried at every step; reported once per failure streak.
+            if not self._persist_failing:
+                logger.error("cannot persist the node table: %s", exc)
+            self._persist_failing = True
+            return
+        if self._persist_failing:
+            logger.warning("node table written again")
+        self._persist_failing = False
+        self._persisted = rows
