@@ -462,12 +462,41 @@ class AgentService:
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:
         names = tuple(names)
+        before = {i.name: i.pid for i in self._sup.status() if i.name in names}
         try:
             self._sup.restart(names)
-            outcome = {name: True for name in names}
         except Exception as exc:
             log.error("restart of %s failed: %s", ", ".join(names), exc)
             outcome = {name: False for name in names}
+            self._step(lambda now: self._state.restart_done(reqid, outcome, now))
+            return
+        self._spawn(self._await_restart(reqid, before))
+
+    async def _await_restart(self, reqid: str, before: dict[NodeName, int | None]) -> None:
+        """Answer a restart once every node runs a new process (or failed to start)."""
+
+        def respawned(infos: list[NodeInfo]) -> bool:
+            return all(
+                i.state is ProcessState.FAILED
+                or (
+                    i.pid is not None
+                    and i.pid != before[i.name]
+                    and i.state in (ProcessState.PENDING, ProcessState.RUNNING)
+                )
+                for i in infos
+                if i.name in before
+            )
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.request_timeout):
+                await self._sup.wait_for(respawned)
+        infos = {i.name: i for i in self._sup.status() if i.name in before}
+        outcome = {
+            name: name in infos
+            and infos[name].state is not ProcessState.FAILED
+            and infos[name].pid != before[name]
+            for name in before
+        }
         self._step(lambda now: self._state.restart_done(reqid, outcome, now))
 
     async def _dispatch(self, reqid: str, action: tuple[str, ...], names: tuple[str, ...]) -> None:

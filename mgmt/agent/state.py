@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mgmt.broker import events as ev
@@ -327,7 +327,7 @@ class AgentState:
         req.pending = set(final)
         self._actions.append(RestartNodes(reqid, final))
 
-    def restart_done(self, reqid: str, outcome: dict[str, bool], now: float) -> None:
+    def restart_done(self, reqid: str, outcome: Mapping[str, bool], now: float) -> None:
         """The supervisor restarted (or failed to restart) the nodes of a request."""
         req = self.requests.pop(reqid, None)
         if req is None:
