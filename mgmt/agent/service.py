@@ -491,7 +491,7 @@ class AgentService:
             async with asyncio.timeout(self.config.request_timeout):
                 await self._sup.wait_for(respawned)
         infos = {i.name: i for i in self._sup.status() if i.name in before}
-        outcome = {
+        outcome: dict[str, bool] = {
             name: name in infos
             and infos[name].state is not ProcessState.FAILED
             and infos[name].pid != before[name]
