@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # The module or one of its (not yet created) parent packages is missing.
+            if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
                 raise
             # Not built yet: keep the name visible, fail clearly when used.
             p.set_defaults(_missing=True)
