@@ -61,6 +61,7 @@ import errno
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import stat
 import struct
@@ -185,6 +186,18 @@ class ArchiveOptions:
             raise ConfigError("chunk_size: must be positive")
 
 
+def archiver_command() -> list[str]:
+    """The archive command to run when none is configured (behaviour.md §5.13).
+
+    Returns:
+        ``[<path of zeek-archiver>]`` when ``zeek-archiver`` is on ``PATH``, else the
+        built-in ``[sys.executable, "-m", "mgmt", "archive"]``. Callers append
+        ``-1 <queue> <archive dir>``.
+    """
+    found = shutil.which("zeek-archiver")
+    return [found] if found else [sys.executable, "-m", "mgmt", "archive"]
+
+
 def _default_log(level: int, message: str) -> None:
     logger.log(level, "%s", message)
 
@@ -233,7 +246,7 @@ def archive_queue(
         return ArchiveReport(seconds=time.monotonic() - started)
     except OSError as exc:
         raise ArchiveError(str(queue_dir), f"cannot open log queue: {exc.strerror}") from exc
-    with contextlib.closing(_FdCloser(qfd)):
+    with _closing_fd(qfd):
         try:
             fcntl.flock(qfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -251,12 +264,12 @@ def archive_queue(
     return ArchiveReport(results=tuple(results), seconds=time.monotonic() - started)
 
 
-class _FdCloser:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        os.close(self.fd)
+@contextlib.contextmanager
+def _closing_fd(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _make_dirs(path: Path, emit: LogFn) -> None:
@@ -375,7 +388,7 @@ class _Run:
             if exc.errno == errno.ELOOP:
                 return self.skip(name, f"Skipping archival of symlink: {name}")
             return self.fail(name, f"Failed to open {name}: {exc.strerror}")
-        with contextlib.closing(_FdCloser(sfd)):
+        with _closing_fd(sfd):
             st = os.fstat(sfd)
             if not stat.S_ISREG(st.st_mode):
                 return self.skip(name, f"Skipping archival of non-file: {name}")
