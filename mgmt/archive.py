@@ -5,7 +5,9 @@ The agent archives its log queue every interval by running
 ``zeek-archiver`` is installed, this module does the same job with the same command line
 and the same result: each rotated file ``<path>__<open>__<close>__[<meta>__]<ext>`` ends
 up as ``<archive_dir>/<YYYY-MM-DD>/<path>.<HH:MM:SS>-<HH:MM:SS>[-<log_suffix>]<ext>.gz``.
-The naming rules are in :mod:`mgmt.archivenames`.
+The naming rules are in :mod:`mgmt.archivenames`. The date directory is the *open*
+timestamp's date exactly as written in the file name: like zeek-archiver (``strptime``
+then ``strftime`` on the same ``struct tm``) there is no time-zone conversion.
 
 Per file, serially, in name order (zeek-archiver: directory order):
 
@@ -49,7 +51,8 @@ Differences from zeek-archiver, all deliberate:
   directories. ``-t`` supports the glibc ``strptime`` directives listed in
   :data:`mgmt.archivenames.SUPPORTED_DIRECTIVES` only. ``-z ""`` disables the detection
   of compressed files, as the help text says (zeek-archiver instead treats every file as
-  compressed). SIGTERM exits 131 like zeek-archiver.
+  compressed). A queue that exists but cannot be read exits 1 (zeek-archiver: 0, silently).
+  SIGTERM exits 131 like zeek-archiver.
 """
 
 from __future__ import annotations

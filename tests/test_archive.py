@@ -572,12 +572,15 @@ def test_cli_bad_arguments_fail(tmp_path: Path, args: list[str], status: int) ->
 
 
 def test_cli_unusable_archive_dir_is_fatal(tmp_path: Path) -> None:
-    """A destination that cannot be created exits 1 with a FATAL line; a missing queue exits 0."""
+    """Unusable directories exit 1 (FATAL for the destination); a missing queue exits 0."""
     (tmp_path / "file").write_bytes(b"")
     proc = cli("-1", tmp_path / "q", tmp_path / "file" / "logs")
     assert proc.returncode == 1
     assert "[FATAL] Failed to create destination archive dir" in proc.stderr
     assert cli("-1", tmp_path / "missing", tmp_path / "a").returncode == 0
+    proc = cli("-1", tmp_path / "file", tmp_path / "a")
+    assert proc.returncode == 1
+    assert "[ERROR]" in proc.stderr and "cannot open log queue" in proc.stderr
 
 
 def test_cli_modes_follow_umask(tmp_path: Path) -> None:
