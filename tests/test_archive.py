@@ -55,6 +55,14 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE
         time.sleep(0.002)
 
 
+def size_of(path: Path) -> int:
+    """The file's size, or -1 if it does not exist (now)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
+
+
 def cli(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
@@ -644,7 +652,7 @@ def test_kill_9_mid_file_loses_nothing(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: tmp.exists() and tmp.stat().st_size > 0, "a non-empty temp file")
+        wait_for(lambda: size_of(tmp) > 0, "a non-empty temp file")
         proc.kill()
     finally:
         proc.wait()
