@@ -20,6 +20,7 @@ boundary, in one place per boundary, with ``raise ... from exc``::
     │   ├── SpawnError              a node process could not be started
     │   └── NoSuchNode              a node name that is not supervised
     ├── ConfigError                 bad settings (names the key and where it came from)
+    ├── ArchiveError                the log queue or archive directory is unusable
     └── StateStoreError             a state file cannot be read or written
     InvalidState(MgmtError, AssertionError)   misuse of an API (a bug in the caller)
 """
@@ -126,6 +127,19 @@ class NoSuchNode(SupervisorError, KeyError):
 
 class ConfigError(MgmtError):
     """Invalid settings. The message names the key and where the value came from."""
+
+
+class ArchiveError(MgmtError):
+    """The log queue or the archive directory cannot be used (whole run impossible).
+
+    Attributes:
+        path: the directory concerned.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class StateStoreError(MgmtError):
