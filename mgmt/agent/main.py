@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
 
 from mgmt.agent.service import AgentConfig, AgentService
+from mgmt.controller.main import setup_logging
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.procname import set_process_name
 from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
@@ -59,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings, _sources = settings_from_args("agent", args)
         assert isinstance(settings, AgentSettings)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        setup_logging(settings.log_level)
         set_process_name(f"zeek.{settings.name}")
         service = AgentService(config_from_settings(settings, dict(os.environ)))
         asyncio.run(service.run(install_signals=True))

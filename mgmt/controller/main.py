@@ -48,6 +48,8 @@ def setup_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # websockets logs every server start/stop at INFO; our own lines say what matters.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def run(args: argparse.Namespace) -> int:
