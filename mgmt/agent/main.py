@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from mgmt.agent.service import AgentConfig, AgentService
-from mgmt.controller.main import setup_logging
 from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.logsetup import setup_logging
 from mgmt.procname import set_process_name
 from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.logsetup import setup_logging
 from mgmt.procname import set_process_name
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
 
@@ -40,16 +40,6 @@ def config_from_settings(settings: ControllerSettings) -> ControllerConfig:
         ),
         max_message_size=settings.max_message_size,
     )
-
-
-def setup_logging(level: str) -> None:
-    """Log to stderr with timestamps (journald adds its own when run under systemd)."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # websockets logs every server start/stop at INFO; our own lines say what matters.
-    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def run(args: argparse.Namespace) -> int:
