@@ -363,6 +363,8 @@ def describe(data: JsonValue) -> str:
         text = json.dumps(data)
     except (TypeError, ValueError):
         text = repr(data)
+    except RecursionError:
+        text = f"<deeply nested {type(data).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -404,8 +406,13 @@ def from_json(obj: JsonValue, path: str = "") -> BrokerValue:
     Raises:
         DecodeError: ``obj`` is not a valid Broker value.
     """
-    tag, data = check_value(obj, path)
-    return _DECODERS[tag](data, path)
+    try:
+        tag, data = check_value(obj, path)
+        return _DECODERS[tag](data, path)
+    except RecursionError:
+        # A peer can nest vectors deeper than Python's stack (json.loads allows about
+        # as deep as we can recurse). The innermost frame with room left reports it.
+        raise DecodeError(path, "value nested too deeply") from None
 
 
 def _bad(path: str, tag: str, data: JsonValue) -> DecodeError:
@@ -458,7 +465,10 @@ def _dec_timestamp(data: JsonValue, path: str) -> datetime.datetime:
     except ValueError:
         raise _bad(path, "timestamp", data) from None
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+            raise _bad(path, "timestamp", data) from None
     return value
 
 
