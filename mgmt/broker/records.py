@@ -60,7 +60,7 @@ class ZeekEnum(enum.Enum):
         """Look up a qualified wire name. Raises ``ValueError`` for an unknown name."""
         module, sep, name = text.rpartition("::")
         if not sep or module != cls.module() or name not in cls.__members__:
-            raise ValueError(f"{text!r} is not a {cls.module()}::{cls.__name__} value")
+            raise ValueError(f"{str(text)!r} is not a {cls.module()}::{cls.__name__} value")
         return cls[name]
 
     @classmethod
