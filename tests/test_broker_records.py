@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mgmt.broker import data as bd
@@ -362,6 +362,7 @@ RECORD_STRATEGIES = {
 def test_record_round_trip(name: str) -> None:
     """Arbitrary records survive encode -> JSON text -> decode, re-encoding identically."""
 
+    @settings(max_examples=30)
     @given(RECORD_STRATEGIES[name])
     def check(record: Any) -> None:
         obj = wire(record.to_json())
