@@ -29,6 +29,13 @@ def ports(zc_safe: bool = False) -> st.SearchStrategy[bd.Port]:
     return st.builds(bd.Port, st.integers(low, 65535), st.sampled_from(list(bd.Proto)))
 
 
+def record_ports(zc_safe: bool = False) -> st.SearchStrategy[bd.Port]:
+    """Ports inside records. zeek-client keeps only the number (it means TCP)."""
+    if zc_safe:
+        return st.builds(bd.Port, st.integers(1, 65535), st.just(bd.Proto.TCP))
+    return ports()
+
+
 def timespans(zc_safe: bool = False) -> st.SearchStrategy[bd.Timespan]:
     if zc_safe:
         # zeek-client: no "us", no sign; it converts to timedelta (microsecond precision,
@@ -55,33 +62,54 @@ def subnets() -> st.SearchStrategy[bd.IPNetwork]:
     return st.one_of(v4, v6).map(lambda t: ipaddress.ip_network(f"{t[0]}/{t[1]}", strict=False))
 
 
-def scalars(zc_safe: bool = False) -> st.SearchStrategy[Any]:
-    """The 12 non-container Broker types."""
-    return st.one_of(
+def _scalar_choices(zc_safe: bool, sortable: bool) -> list[st.SearchStrategy[Any]]:
+    choices = [
         st.none(),
         st.booleans(),
         UINT64.map(bd.Count),
         INT64,
         st.floats(allow_nan=False, allow_infinity=False),
         timespans(zc_safe),
-        timestamps(),
         st.text(max_size=20),
         st.text(min_size=1, max_size=20).map(bd.EnumValue),
         st.ip_addresses(),
-        subnets(),
         ports(zc_safe),
-    )
+    ]
+    if not sortable:
+        choices += [timestamps(), subnets()]
+    return choices
+
+
+def scalars(zc_safe: bool = False) -> st.SearchStrategy[Any]:
+    """The 12 non-container Broker types."""
+    return st.one_of(*_scalar_choices(zc_safe, sortable=False))
 
 
 def values(zc_safe: bool = False, max_leaves: int = 20) -> st.SearchStrategy[Any]:
-    """Arbitrary nested Broker values of all 15 types."""
+    """Arbitrary nested Broker values of all 15 types.
+
+    With ``zc_safe``, set elements and table keys are typed like Zeek's (one scalar type
+    per container, or 2-tuples of it as multi-index keys) and never timestamps or subnets:
+    zeek-client sorts them with ``<``, which raises for a Timestamp next to another type
+    and for IPv4 next to IPv6 subnets. (Typed keys also keep ``Count(1)`` and ``1`` from
+    meeting in one set, which Python equality would merge.)
+    """
+    key_types = _scalar_choices(zc_safe, sortable=True)
+
+    def typed_keys(elem: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(elem, st.tuples(elem, elem))
 
     def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-        return st.one_of(
-            st.lists(children, max_size=4).map(tuple),
-            st.lists(children, max_size=4).map(bd.BrokerSet),
-            st.lists(st.tuples(children, children), max_size=4).map(bd.Table),
-        )
+        if not zc_safe:
+            sets = st.lists(children, max_size=4).map(bd.BrokerSet)
+            tables = st.lists(st.tuples(children, children), max_size=4).map(bd.Table)
+        else:
+            kinds = st.sampled_from(key_types)
+            sets = kinds.flatmap(lambda e: st.lists(typed_keys(e), max_size=4)).map(bd.BrokerSet)
+            tables = kinds.flatmap(
+                lambda e: st.lists(st.tuples(typed_keys(e), children), max_size=4)
+            ).map(bd.Table)
+        return st.one_of(st.lists(children, max_size=4).map(tuple), sets, tables)
 
     return st.recursive(scalars(zc_safe), extend, max_leaves=max_leaves)
 
@@ -95,7 +123,7 @@ def options() -> st.SearchStrategy[br.Option]:
 
 
 def instances(zc_safe: bool = False) -> st.SearchStrategy[br.Instance]:
-    return st.builds(br.Instance, NAMES, st.ip_addresses(), st.none() | ports(zc_safe))
+    return st.builds(br.Instance, NAMES, st.ip_addresses(), st.none() | record_ports(zc_safe))
 
 
 def nodes(zc_safe: bool = False, with_options: bool = True) -> st.SearchStrategy[br.Node]:
@@ -108,13 +136,13 @@ def nodes(zc_safe: bool = False, with_options: bool = True) -> st.SearchStrategy
         instance=NAMES,
         role=st.sampled_from(list(br.ClusterRole)),
         state=st.sampled_from(list(br.State)),
-        p=st.none() | ports(zc_safe),
+        p=st.none() | record_ports(zc_safe),
         scripts=st.none() | st.lists(TEXT, max_size=3).map(tuple),
         options=opts,
         interface=st.none() | TEXT,
         cpu_affinity=st.none() | INT64,
         env=st.dictionaries(TEXT, TEXT, max_size=3),
-        metrics_port=st.none() | ports(zc_safe),
+        metrics_port=st.none() | record_ports(zc_safe),
     )
 
 
@@ -124,7 +152,7 @@ def configurations(
     return st.builds(
         br.Configuration,
         id=TEXT,
-        instances=st.lists(instances(zc_safe), max_size=3, unique=True).map(tuple),
+        instances=st.lists(instances(zc_safe), max_size=3, unique_by=lambda i: i.name).map(tuple),
         nodes=st.lists(nodes(zc_safe, with_options), max_size=3, unique_by=lambda n: n.name).map(
             tuple
         ),
@@ -139,8 +167,8 @@ def node_statuses(zc_safe: bool = False) -> st.SearchStrategy[br.NodeStatus]:
         mgmt_role=st.sampled_from(list(br.Role)),
         cluster_role=st.sampled_from(list(br.ClusterRole)),
         pid=st.none() | INT64,
-        p=st.none() | ports(zc_safe),
-        metrics_port=st.none() | ports(zc_safe),
+        p=st.none() | record_ports(zc_safe),
+        metrics_port=st.none() | record_ports(zc_safe),
     )
 
 
@@ -148,14 +176,16 @@ def node_outputs() -> st.SearchStrategy[br.NodeOutputs]:
     return st.builds(br.NodeOutputs, st.text(max_size=40), st.text(max_size=40))
 
 
-def results(data: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[br.Result]:
+def results(
+    data: st.SearchStrategy[Any] | None = None, zc_safe: bool = False
+) -> st.SearchStrategy[br.Result]:
     """Results whose ``data`` is a generic Broker value (decodes back to itself)."""
     return st.builds(
         br.Result,
         reqid=TEXT,
         success=st.booleans(),
         instance=st.none() | NAMES,
-        data=values(max_leaves=8) if data is None else data,
+        data=values(zc_safe, max_leaves=8) if data is None else data,
         error=st.none() | TEXT,
         node=st.none() | NAMES,
     )
@@ -164,28 +194,34 @@ def results(data: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[br.
 # --------------------------------------------------------------------------------------
 # Events: one strategy per argument codec of the catalogue.
 
-_ARG_STRATEGIES: dict[int, st.SearchStrategy[Any]] = {
-    id(be.STRING): TEXT,
-    id(be.BOOL): st.booleans(),
-    id(be.COUNT): UINT64.map(bd.Count),
-    id(be.STRING_SET): st.lists(TEXT, max_size=3).map(bd.BrokerSet),
-    id(be.STRING_VECTOR): st.lists(TEXT, max_size=3).map(tuple),
-    id(be.RESULT): results(),
-    id(be.RESULTS): st.lists(results(), max_size=3).map(tuple),
-    id(be.CONFIGURATION): configurations(),
-    id(be.NODE): nodes(),
-    id(be.STATE): st.sampled_from(list(br.State)),
-    id(be.NODE_OUTPUTS): node_outputs(),
-}
+
+def _arg_strategies(zc_safe: bool) -> dict[int, st.SearchStrategy[Any]]:
+    return {
+        id(be.STRING): TEXT,
+        id(be.BOOL): st.booleans(),
+        id(be.COUNT): UINT64.map(bd.Count),
+        id(be.STRING_SET): st.lists(TEXT, max_size=3).map(bd.BrokerSet),
+        id(be.STRING_VECTOR): st.lists(TEXT, max_size=3).map(tuple),
+        id(be.RESULT): results(zc_safe=zc_safe),
+        id(be.RESULTS): st.lists(results(zc_safe=zc_safe), max_size=3).map(tuple),
+        id(be.CONFIGURATION): configurations(zc_safe),
+        id(be.NODE): nodes(zc_safe),
+        id(be.STATE): st.sampled_from(list(br.State)),
+        id(be.NODE_OUTPUTS): node_outputs(),
+    }
+
+
+_ARGS = {False: _arg_strategies(False), True: _arg_strategies(True)}
 
 
 def event_specs() -> list[be.EventSpec]:
     return list(be._BY_NAME.values())
 
 
-def events_of(spec: be.EventSpec) -> st.SearchStrategy[Any]:
+def events_of(spec: be.EventSpec, zc_safe: bool = False) -> st.SearchStrategy[Any]:
     """Instances of one catalogue event with arbitrary arguments."""
-    return st.tuples(*(_ARG_STRATEGIES[id(c)] for c in spec.args)).map(lambda a: spec.cls(*a))
+    args = _ARGS[zc_safe]
+    return st.tuples(*(args[id(c)] for c in spec.args)).map(lambda a: spec.cls(*a))
 
 
 def events() -> st.SearchStrategy[Any]:
