@@ -242,7 +242,10 @@ JSON_SCALARS = st.one_of(
         + ["Management::RUNNING", "Supervisor::WORKER", "-5us", "9999-12-31T23:59:59-05:00"]
     ),
 )
-TAGS = st.sampled_from([t.value for t in bd.DataType] + ["bogus"])
+TAGS = st.one_of(
+    st.sampled_from([t.value for t in bd.DataType] + ["bogus"]),
+    st.sampled_from([[], {}, 1, None, ["vector"]]),
+)
 
 
 def brokerish_json(max_leaves: int = 30) -> st.SearchStrategy[Any]:

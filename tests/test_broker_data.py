@@ -167,6 +167,8 @@ ERROR_CASES: list[tuple[Any, str]] = [
     ({"data": 1}, "missing '@data-type'"),
     ({"@data-type": "count"}, "missing 'data'"),
     (V("bogus", 1), 'unknown @data-type "bogus"'),
+    (V([], 1), "unknown @data-type []"),
+    (V({"a": 1}, 1), 'unknown @data-type {"a": 1}'),
     (V("boolean", "false"), 'expected boolean, got "false"'),
     (V("boolean", 1), "expected boolean, got 1"),
     (V("count", -1), "expected count, got -1"),

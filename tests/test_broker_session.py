@@ -145,6 +145,7 @@ OPEN_ERRORS: list[tuple[str, str]] = [
     (json.dumps({"type": "error", "code": "c", "context": "x"}), bm.CTX_BAD_JSON),
     (data_text(GET_NODES, topic=None), bm.CTX_NO_TOPIC),
     (data_text({"@data-type": "bogus", "data": 1}), bm.CTX_BAD_JSON),
+    (data_text({"@data-type": {}, "data": 1}), bm.CTX_BAD_JSON),
     (data_text({"@data-type": "vector", "data": 5}), bm.CTX_BAD_JSON),
     (data_text({"@data-type": "count", "data": 1}), bm.CTX_BAD_EVENT),
     (data_text(be.raw_event_to_json("No::such", [])), bm.CTX_BAD_EVENT),

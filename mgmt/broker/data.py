@@ -300,9 +300,13 @@ def to_json(value: BrokerValue) -> JsonObj:
     if enc is not None:
         result: JsonObj = enc(value)
         return result
-    # Subclasses and protocol implementers take the slow path.
-    if isinstance(value, BrokerEncodable):
-        return value.to_json()
+    # Subclasses and protocol implementers take the slow path. (A plain attribute lookup
+    # rather than isinstance(value, BrokerEncodable): the runtime Protocol check costs
+    # microseconds per call, and this runs for every record in a vector.)
+    method = getattr(value, "to_json", None)
+    if method is not None:
+        encoded: JsonObj = method()
+        return encoded
     for typ, enc in _ENCODERS.items():
         if isinstance(value, typ):
             result = enc(value)
@@ -383,7 +387,7 @@ def check_value(obj: JsonValue, path: str) -> tuple[str, JsonValue]:
         raise DecodeError(path, "missing '@data-type'") from None
     if "data" not in obj:
         raise DecodeError(path, "missing 'data'")
-    if tag not in _TAGS:
+    if type(tag) is not str or tag not in _TAGS:  # an unhashable tag must not TypeError
         raise DecodeError(path, f"unknown @data-type {describe(tag)}")
     return tag, obj["data"]
 
