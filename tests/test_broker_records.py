@@ -419,3 +419,33 @@ def test_arbitrary_json_into_records(obj: Any) -> None:
             cls.from_json(obj)
         except DecodeError:
             pass
+
+
+NODE_STATUS_FIELDS = st.tuples(
+    st.one_of(S.NAMES, st.none(), st.just(bd.EnumValue("x"))),
+    st.sampled_from(
+        [bd.EnumValue("Management::RUNNING"), bd.EnumValue("Supervisor::WORKER"), None, "s"]
+    ),
+    st.sampled_from([bd.EnumValue("Management::AGENT"), bd.EnumValue("Management::X"), None]),
+    st.sampled_from([bd.EnumValue("Supervisor::WORKER"), bd.EnumValue("WORKER"), None]),
+    st.one_of(st.none(), S.INT64, S.UINT64.map(bd.Count), st.booleans()),
+    st.one_of(st.none(), S.ports(), st.just("2200/tcp")),
+    st.lists(st.one_of(st.none(), S.ports(), st.integers()), max_size=2).map(tuple),
+)
+
+
+@given(NODE_STATUS_FIELDS)
+def test_node_status_from_value_fast_path_agrees(fields: tuple[Any, ...]) -> None:
+    """NodeStatus.from_value's fast path gives exactly what the JSON route gives (value or
+    DecodeError) for well- and ill-typed generic vectors."""
+    value = fields[:6] + fields[6]
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn(value, "data[3]")
+        except DecodeError as exc:
+            return ("error", str(exc))
+
+    assert outcome(br.NodeStatus.from_value) == outcome(
+        lambda v, p: br._from_value(br.NodeStatus, v, p)
+    )

@@ -411,6 +411,13 @@ def from_json(obj: JsonValue, path: str = "") -> BrokerValue:
         DecodeError: ``obj`` is not a valid Broker value.
     """
     try:
+        # Fast path for well-formed values; check_value below reports what is wrong.
+        if type(obj) is dict:
+            tag = obj.get("@data-type")
+            if type(tag) is str and "data" in obj:
+                decoder = _DECODERS.get(tag)
+                if decoder is not None:
+                    return decoder(obj["data"], path)
         tag, data = check_value(obj, path)
         return _DECODERS[tag](data, path)
     except RecursionError:
@@ -524,7 +531,7 @@ def _elements(data: JsonValue, tag: str, path: str) -> list[Any]:
 def _dec_vector(data: JsonValue, path: str) -> tuple[Any, ...]:
     dpath = sub(path, "data")
     return tuple(
-        from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "vector", path))
+        [from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "vector", path))]
     )
 
 
