@@ -300,9 +300,13 @@ def to_json(value: BrokerValue) -> JsonObj:
     if enc is not None:
         result: JsonObj = enc(value)
         return result
-    # Subclasses and protocol implementers take the slow path.
-    if isinstance(value, BrokerEncodable):
-        return value.to_json()
+    # Subclasses and protocol implementers take the slow path. (A plain attribute lookup
+    # rather than isinstance(value, BrokerEncodable): the runtime Protocol check costs
+    # microseconds per call, and this runs for every record in a vector.)
+    method = getattr(value, "to_json", None)
+    if method is not None:
+        encoded: JsonObj = method()
+        return encoded
     for typ, enc in _ENCODERS.items():
         if isinstance(value, typ):
             result = enc(value)
@@ -363,6 +367,8 @@ def describe(data: JsonValue) -> str:
         text = json.dumps(data)
     except (TypeError, ValueError):
         text = repr(data)
+    except RecursionError:
+        text = f"<deeply nested {type(data).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -381,7 +387,7 @@ def check_value(obj: JsonValue, path: str) -> tuple[str, JsonValue]:
         raise DecodeError(path, "missing '@data-type'") from None
     if "data" not in obj:
         raise DecodeError(path, "missing 'data'")
-    if tag not in _TAGS:
+    if type(tag) is not str or tag not in _TAGS:  # an unhashable tag must not TypeError
         raise DecodeError(path, f"unknown @data-type {describe(tag)}")
     return tag, obj["data"]
 
@@ -404,8 +410,20 @@ def from_json(obj: JsonValue, path: str = "") -> BrokerValue:
     Raises:
         DecodeError: ``obj`` is not a valid Broker value.
     """
-    tag, data = check_value(obj, path)
-    return _DECODERS[tag](data, path)
+    try:
+        # Fast path for well-formed values; check_value below reports what is wrong.
+        if type(obj) is dict:
+            tag = obj.get("@data-type")
+            if type(tag) is str and "data" in obj:
+                decoder = _DECODERS.get(tag)
+                if decoder is not None:
+                    return decoder(obj["data"], path)
+        tag, data = check_value(obj, path)
+        return _DECODERS[tag](data, path)
+    except RecursionError:
+        # A peer can nest vectors deeper than Python's stack (json.loads allows about
+        # as deep as we can recurse). The innermost frame with room left reports it.
+        raise DecodeError(path, "value nested too deeply") from None
 
 
 def _bad(path: str, tag: str, data: JsonValue) -> DecodeError:
@@ -458,7 +476,10 @@ def _dec_timestamp(data: JsonValue, path: str) -> datetime.datetime:
     except ValueError:
         raise _bad(path, "timestamp", data) from None
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+            raise _bad(path, "timestamp", data) from None
     return value
 
 
@@ -510,7 +531,7 @@ def _elements(data: JsonValue, tag: str, path: str) -> list[Any]:
 def _dec_vector(data: JsonValue, path: str) -> tuple[Any, ...]:
     dpath = sub(path, "data")
     return tuple(
-        from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "vector", path))
+        [from_json(item, f"{dpath}[{i}]") for i, item in enumerate(_elements(data, "vector", path))]
     )
 
 

@@ -105,7 +105,8 @@ def data_message_text(topic: str, payload: JsonObj) -> str:
 def _loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # JSONDecodeError is a ValueError; RecursionError: nesting deeper than the stack.
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, str(exc)) from None
 
 
@@ -118,7 +119,7 @@ def parse_handshake(text: str | bytes) -> Handshake:
     """
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY, "not JSON") from None
     if type(obj) is not list:
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY)

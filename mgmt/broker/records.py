@@ -37,6 +37,21 @@ _NONE = bd.NONE_JSON
 
 E = TypeVar("E", bound="ZeekEnum")
 
+# Wire names are looked up on every record field that is an enum, so they are computed once
+# per enum class: class -> {wire name: member} and class -> {member name: wire name}.
+_BY_WIRE_NAME: dict[type, dict[str, Any]] = {}
+_WIRE_NAMES: dict[type, dict[str, str]] = {}
+
+
+def _wire_table(cls: type[ZeekEnum]) -> dict[str, Any]:
+    table = _BY_WIRE_NAME.get(cls)
+    if table is None:
+        module = cls.module()
+        table = {f"{module}::{name}": member for name, member in cls.__members__.items()}
+        _BY_WIRE_NAME[cls] = table
+        _WIRE_NAMES[cls] = {member.name: wire for wire, member in table.items()}
+    return table
+
 
 class ZeekEnum(enum.Enum):
     """A Zeek enum; on the wire it is fully qualified (``Supervisor::WORKER``)."""
@@ -49,7 +64,11 @@ class ZeekEnum(enum.Enum):
     @property
     def qualified(self) -> str:
         """The wire name, e.g. ``Management::RUNNING``."""
-        return f"{self.module()}::{self.name}"
+        names = _WIRE_NAMES.get(type(self))
+        if names is None:
+            _wire_table(type(self))
+            names = _WIRE_NAMES[type(self)]
+        return names[self._name_]
 
     def to_json(self) -> JsonObj:
         """The ``enum-value`` Broker JSON object."""
@@ -58,10 +77,11 @@ class ZeekEnum(enum.Enum):
     @classmethod
     def parse(cls: type[E], text: str) -> E:
         """Look up a qualified wire name. Raises ``ValueError`` for an unknown name."""
-        module, sep, name = text.rpartition("::")
-        if not sep or module != cls.module() or name not in cls.__members__:
-            raise ValueError(f"{text!r} is not a {cls.module()}::{cls.__name__} value")
-        return cls[name]
+        member = _wire_table(cls).get(text)
+        if member is None:
+            raise ValueError(f"{str(text)!r} is not a {cls.module()}::{cls.__name__} value")
+        result: E = member
+        return result
 
     @classmethod
     def from_json(cls: type[E], obj: JsonValue, path: str = "") -> E:
@@ -396,7 +416,49 @@ class NodeStatus:
 
     @classmethod
     def from_value(cls, value: BrokerValue, path: str = "") -> NodeStatus:
+        # get-nodes answers carry hundreds of these inside the generic Result.data: build
+        # them straight from the decoded tuple when every field has its exact type, and
+        # take the JSON route (which reports errors with paths) for anything else.
+        if type(value) is tuple and 6 <= len(value):
+            fast = _node_status_from_tuple(value)
+            if fast is not None:
+                return fast
         return _from_value(cls, value, path)  # type: ignore[no-any-return]
+
+
+def _enum_or(cls: type[E], value: Any, default: E | None) -> E | None:
+    """The member for a decoded enum-value (``default`` for none); None if invalid."""
+    if value is None:
+        return default
+    if type(value) is not bd.EnumValue:
+        return None
+    member: E | None = _wire_table(cls).get(value)
+    return member
+
+
+def _opt_exact(value: Any, typ: type) -> tuple[bool, Any]:
+    """(ok, value) for an optional field that must be exactly ``typ`` when set."""
+    return (value is None or type(value) is typ), value
+
+
+def _node_status_from_tuple(v: tuple[Any, ...]) -> NodeStatus | None:
+    """NodeStatus from a generic decoded vector, or None if it needs the careful path."""
+    node = v[0]
+    state = _enum_or(State, v[1], None)
+    mgmt_role = _enum_or(Role, v[2], Role.NONE)
+    cluster_role = _enum_or(ClusterRole, v[3], ClusterRole.NONE)
+    ok_pid, pid = _opt_exact(v[4], int)
+    ok_p, p = _opt_exact(v[5], Port)
+    ok_m, metrics = _opt_exact(v[6] if len(v) > 6 else None, Port)
+    if (
+        type(node) is not str
+        or state is None
+        or mgmt_role is None
+        or cluster_role is None
+        or not (ok_pid and ok_p and ok_m)
+    ):
+        return None
+    return NodeStatus(node, state, mgmt_role, cluster_role, pid, p, metrics)
 
 
 @dataclass(frozen=True, slots=True)
