@@ -445,6 +445,12 @@ def test_strict_zeekpath_needs_zeek_share_dirs(cluster: Cluster) -> None:
         "manager", env=cluster.env("manager", ZEEK_DOUBLE_STRICT_ZEEKPATH="1", ZEEKPATH=zp)
     )
     node.wait_status("RUNNING")
+    env = cluster.env("logger", ZEEK_DOUBLE_STRICT_ZEEKPATH="1")
+    del env["ZEEKPATH"]  # Zeek's default path: '.' then the share dirs
+    cwd = cluster.root / "nodes" / "logger"
+    cwd.mkdir(parents=True)
+    (cwd / "cluster-layout.zeek").write_text(LAYOUT)
+    cluster.start("logger", ["-U", ".status", BACKEND], env=env).wait_status("RUNNING")
 
 
 # --- pure parts ---------------------------------------------------------------------------

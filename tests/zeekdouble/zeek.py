@@ -106,7 +106,8 @@ Test knobs (environment variables; none of them changes the interface)
     ``1``: Zeek's own scripts only resolve through ``<prefix>/share/zeek``,
     ``<prefix>/share/zeek/policy`` and ``<prefix>/share/zeek/site`` entries on
     ``ZEEKPATH`` (real Zeek cannot even find ``base/init-bare.zeek`` without
-    them). Default: they always resolve, and an unset ``ZEEKPATH`` means ``.``.
+    them); an unset ``ZEEKPATH`` is Zeek's default path under the prefix.
+    Default: they always resolve, and an unset ``ZEEKPATH`` means ``.``.
 
 Not implemented (yet): the WebSocket node channel, log writing and rotation,
 plugins (``X::Y`` arguments), supervisor mode (``-j``), ``-I``/``-N``/``-X``.
@@ -1043,7 +1044,12 @@ class ZeekDouble:
         exe_dir = os.path.dirname(os.path.realpath(self.argv0))
         prefix = self.knobs.prefix or os.path.dirname(exe_dir)
         self.share = f"{prefix}/share/zeek"
-        self.zeekpath = env.get("ZEEKPATH", ".")
+        default_path = (
+            f".:{self.share}:{self.share}/policy:{self.share}/site:{self.share}/builtin-plugins"
+            if self.knobs.strict_zeekpath
+            else "."
+        )
+        self.zeekpath = env["ZEEKPATH"] if "ZEEKPATH" in env else default_path
         self.recorder = Recorder(self.knobs.record_dir, self.node or str(os.getpid()))
         self.status = StatusFile(None)
         self.reporter = Reporter(self.status, self.recorder)
