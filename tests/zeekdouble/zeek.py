@@ -1,0 +1,1370 @@
+#!/usr/bin/env python3
+"""A test double for the ``zeek`` executable (pretends to be Zeek 8.2.2).
+
+zeek-mgmt's agent starts cluster nodes exactly as it would start real Zeek
+(behaviour.md §8): ``CLUSTER_NODE=<name>``, ``ZEEKPATH`` with the layout
+directory first, cwd ``<state>/nodes/<name>``, and a command line such as::
+
+    zeek [-i <iface>] -U .status [-C] policy/frameworks/cluster/backend/broker \\
+        [scripts...] [name=value...]
+
+This program honours that interface and fails the way Zeek fails, so the agent
+cannot tell it from the real thing. Everything it prints, and the order in
+which it prints it, follows Zeek 8.2.2's sources (``src/zeek-setup.cc``,
+``src/Options.cc``, ``src/Reporter.cc``, ``src/scan.l``, ``src/RunState.cc``,
+``scripts/base/frameworks/cluster/{__load__,main}.zeek``).
+
+Startup, in Zeek's order
+------------------------
+1. Command line (``getopt_long`` semantics, options may follow scripts).
+   ``-v/--version`` prints ``<argv0> version 8.2.2`` and exits 0; ``-h/--help``
+   prints the usage and exits 0. An unknown long option prints
+   ``ERROR: Unrecognized option --x`` and an unknown short option (glibc quirk
+   kept) ``ERROR: Option -x requires an argument.``, then
+   ``Try '<argv0> --help' for more information.``; exit 1. No status file yet.
+2. ``-U FILE``: ``INITIALIZING [main]`` (each write truncates and rewrites).
+3. Script parsing. With ``CLUSTER_NODE`` set (non-empty), the cluster
+   framework loads ``cluster-layout`` from ``ZEEKPATH``; when it is missing:
+   ``fatal error in <share>/base/frameworks/cluster/__load__.zeek, line 36:
+   can't find cluster-layout``. The layout is parsed (the subset of Zeek
+   written by zeekctl and by the agent, behaviour.md §8.2); a syntax error
+   prints ``error in <file>, line <n>: syntax error, at or near "<tok>"``.
+   Then every script on the command line must resolve on ``ZEEKPATH``
+   (``<dir>/<s>.zeek``, ``<dir>/<s>``, or ``<dir>/<s>/__load__.zeek``),
+   otherwise ``fatal error: can't find <s>``. ``@load`` lines inside scripts
+   that exist on disk are followed recursively (a missing one is
+   ``fatal error in <file>, line <n>: can't find <x>``). Zeek's own scripts
+   (``base/...``, ``policy/...``, ``frameworks/...``, ``protocols/...``,
+   ``misc/...``, ``tuning/...``, ``local``, ...) are pretended to exist,
+   except unknown cluster backends under ``.../cluster/backend/``.
+4. ``-r FILE`` / ``-i IFACE``: a missing trace is
+   ``fatal error: problem with trace file F (unable to open F: No such file or
+   directory)``; an interface that is not in ``/sys/class/net`` (``any`` is
+   accepted, as with libpcap) is ``fatal error: problem with interface I
+   (pcap_error: No such device exists (pcap_activate))``; a good one prints
+   ``listening on I``. (No capability check: real Zeek would also need
+   CAP_NET_RAW.)
+5. ``zeek_init``: a ``CLUSTER_NODE`` that is not in ``Cluster::nodes`` gives
+   ``error in <share>/base/frameworks/cluster/main.zeek, line 421: '<n>' is
+   not a valid node in the Cluster::nodes configuration``; a node without a
+   cluster backend script gives the ``Cluster::backend is
+   Cluster::CLUSTER_BACKEND_NONE`` fatal error; any error then ends in
+   ``fatal error: errors occurred while initializing``.
+6. ``RUNNING [run_loop]`` when there is something to run (a cluster node, an
+   interface, a trace, or ``exit_only_after_terminate``); otherwise Zeek
+   terminates right after initialisation (exit 0). With no script, option,
+   interface or trace at all, Zeek first reads a script from stdin (as here).
+
+Every fatal error writes ``TERMINATED [fatal_error]`` to the status file and
+exits 1; script errors (syntax) exit 1 leaving ``TERMINATED [atexit]``.
+
+Signals
+-------
+Until the run loop starts, SIGTERM/SIGINT have their default action (the
+process dies by the signal, as Zeek does while it parses scripts). In the run
+loop, SIGTERM/SIGINT write ``TERMINATING [sig_handler]``, print ``received
+termination signal`` to stderr and shut down cleanly through
+``TERMINATING [received termination signal]``, ``[done_with_network]``,
+``[delete_run]``, ``[terminate_zeek]`` to ``TERMINATED [atexit]``; exit 0.
+SIGHUP only writes ``TERMINATING [sig_handler]`` and keeps running (Zeek's
+quirk).
+
+Test knobs (environment variables; none of them changes the interface)
+----------------------------------------------------------------------
+``ZEEK_DOUBLE_START_DELAY``
+    Seconds spent "parsing scripts" (status ``INITIALIZING``) before the
+    checks of step 3 run. Default 0.
+``ZEEK_DOUBLE_CRASH_AFTER``
+    Seconds after ``RUNNING`` after which the node crashes: it prints
+    ``ZEEK_DOUBLE_CRASH_MESSAGE`` to stderr (default ``fatal error: simulated
+    crash (ZEEK_DOUBLE_CRASH_AFTER)``), writes ``TERMINATED [fatal_error]`` and
+    exits with ``ZEEK_DOUBLE_EXIT_CODE`` (default 1). Unset: never crashes.
+``ZEEK_DOUBLE_CRASH_SIGNAL``
+    With ``ZEEK_DOUBLE_CRASH_AFTER``: die by this signal instead (name such as
+    ``SEGV``/``SIGABRT`` or a number), leaving the status file at ``RUNNING``
+    like a real crash.
+``ZEEK_DOUBLE_EXIT_CODE``
+    Exit code of the simulated crash. Default 1.
+``ZEEK_DOUBLE_IGNORE_SIGTERM``
+    ``1``: a hung shutdown. SIGTERM still writes ``TERMINATING [sig_handler]``
+    (Zeek's handler runs) but the process never exits; only SIGKILL (or SIGINT)
+    ends it.
+``ZEEK_DOUBLE_STDOUT_LINES`` / ``ZEEK_DOUBLE_STDERR_LINES``
+    Print N lines (``zeek-double stdout line <i>`` / ``... stderr line <i>``)
+    to stdout / stderr once running. Default 0.
+``ZEEK_DOUBLE_RECORD``
+    A directory. The double writes ``<CLUSTER_NODE or pid>.json`` there
+    (atomically, at start, when running, on each signal and at exit) with its
+    argv, executable, cwd, pid, ppid, ``CLUSTER_NODE``, ``ZEEKPATH``, the whole
+    environment, parsed options, resolved scripts, the parsed layout, the
+    phase, received signals and the exit code; and appends the first record of
+    every launch to ``<name>.launches.jsonl``.
+``ZEEK_DOUBLE_PREFIX``
+    The pretend install prefix used in messages (``<prefix>/share/zeek/...``).
+    Default: the parent of the directory holding the executable.
+``ZEEK_DOUBLE_STRICT_ZEEKPATH``
+    ``1``: Zeek's own scripts only resolve through ``<prefix>/share/zeek``,
+    ``<prefix>/share/zeek/policy`` and ``<prefix>/share/zeek/site`` entries on
+    ``ZEEKPATH`` (real Zeek cannot even find ``base/init-bare.zeek`` without
+    them); an unset ``ZEEKPATH`` is Zeek's default path under the prefix.
+    Default: they always resolve, and an unset ``ZEEKPATH`` means ``.``.
+
+Not implemented (yet): the WebSocket node channel, log writing and rotation,
+plugins (``X::Y`` arguments), supervisor mode (``-j``), ``-I``/``-N``/``-X``.
+Unsupported but valid input is reported with a ``zeek-double:`` prefix so it
+is never mistaken for a Zeek error. Stdlib only; Python >= 3.11.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+ZEEK_VERSION = "8.2.2"
+
+#: Location of ``@load cluster-layout`` in Zeek 8.2.2.
+CLUSTER_LOAD_SCRIPT = "base/frameworks/cluster/__load__.zeek"
+CLUSTER_LOAD_LINE = 36
+#: Location of the "not a valid node" check and the backend check in Zeek 8.2.2.
+CLUSTER_MAIN_SCRIPT = "base/frameworks/cluster/main.zeek"
+CLUSTER_INVALID_NODE_LINE = 421
+CLUSTER_BACKEND_LINE = 426
+
+#: Top-level directories of Zeek's own scripts under share/zeek (besides policy/).
+BUILTIN_ROOTS = frozenset({"base", "builtin-plugins"})
+#: Top-level directories under share/zeek/policy (also on ZEEKPATH by default).
+POLICY_ROOTS = frozenset(
+    {"frameworks", "protocols", "misc", "tuning", "integration", "files", "zeekygen"}
+)
+#: Cluster backends shipped with Zeek 8.2.2.
+KNOWN_BACKENDS = frozenset({"broker", "zeromq"})
+#: Scripts that select a cluster backend (directly or via the management framework).
+BACKEND_SCRIPT = re.compile(r"^(?:policy/)?frameworks/(?:cluster/backend/[^/]+|management)(?:/|$)")
+
+NODE_TYPES = ("NONE", "CONTROL", "LOGGER", "MANAGER", "PROXY", "WORKER")
+DEFAULT_CRASH_MESSAGE = "fatal error: simulated crash (ZEEK_DOUBLE_CRASH_AFTER)"
+
+
+# --------------------------------------------------------------------------------------
+# Exit paths
+# --------------------------------------------------------------------------------------
+
+
+class ZeekExit(Exception):
+    """Leave the program with ``code`` (messages have already been printed)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class StatusFile:
+    """Zeek's ``-U`` process status file (``util::detail::set_processing_status``)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.last: str | None = None
+
+    def set(self, status: str, reason: str) -> None:
+        """Create/truncate the file and write ``<status> [<reason>]``."""
+        self.last = f"{status} [{reason}]"
+        if self.path is None:
+            return
+        data = f"{status} [{reason}]\n".encode()
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o777)
+        except OSError as exc:
+            _stderr(f"Failed to open process status file '{self.path}': {exc.errno} [{status}]")
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _stdout(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A script location as Zeek's reporter prints it."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {self.line}"
+
+
+class Reporter:
+    """Zeek's reporter: ``error``/``fatal error`` lines on stderr, error count."""
+
+    def __init__(self, status: StatusFile, recorder: Recorder) -> None:
+        self.status = status
+        self.recorder = recorder
+        self.errors = 0
+
+    def error(self, msg: str, loc: Location | None = None) -> None:
+        self.errors += 1
+        _stderr(f"error in {loc}: {msg}" if loc else f"error: {msg}")
+
+    def fatal(self, msg: str, loc: Location | None = None) -> NoReturn:
+        """``Reporter::FatalError``: print, ``TERMINATED [fatal_error]``, ``_exit(1)``."""
+        _stderr(f"fatal error in {loc}: {msg}" if loc else f"fatal error: {msg}")
+        self.status.set("TERMINATED", "fatal_error")
+        sys.stdout.flush()
+        self.recorder.finish(1, "fatal_error")
+        os._exit(1)
+
+    def info(self, msg: str) -> None:
+        _stderr(msg)
+
+    def unsupported(self, what: str) -> NoReturn:
+        """Valid for Zeek, but beyond this double: say so plainly and exit 1."""
+        _stderr(f"zeek-double: unsupported: {what}")
+        self.recorder.finish(1, "unsupported")
+        raise ZeekExit(1)
+
+
+# --------------------------------------------------------------------------------------
+# Command line (src/Options.cc)
+# --------------------------------------------------------------------------------------
+
+#: Short options; True = takes an argument, None = optional argument ("j::").
+SHORT_OPTS: dict[str, bool | None] = {
+    **{c: True for c in "BcEefGHIinOoprsTtUwX0"},
+    **{c: False for c in "CDFMNPQSWabdhmuvV"},
+    "j": None,
+}
+#: Long option -> (canonical key, argument: True/False/None=optional).
+LONG_OPTS: dict[str, tuple[str, bool | None]] = {
+    "parse-only": ("a", False),
+    "bare-mode": ("b", False),
+    "capture-unprocessed": ("c", True),
+    "debug-script": ("d", False),
+    "exec": ("e", True),
+    "filter": ("f", True),
+    "help": ("h", False),
+    "iface": ("i", True),
+    "zeekygen": ("X", True),
+    "prefix": ("p", True),
+    "readfile": ("r", True),
+    "rulefile": ("s", True),
+    "tracefile": ("t", True),
+    "writefile": ("w", True),
+    "usage-issues": ("u", False),
+    "version": ("v", False),
+    "build-info": ("V", False),
+    "no-checksums": ("C", False),
+    "force-dns": ("F", False),
+    "deterministic": ("D", False),
+    "event-trace": ("E", True),
+    "load-seeds": ("G", True),
+    "save-seeds": ("H", True),
+    "print-plugins": ("N", False),
+    "optimize": ("O", True),
+    "optimize-funcs": ("o", True),
+    "optimize-files": ("0", True),
+    "prime-dns": ("P", False),
+    "time": ("Q", False),
+    "debug-rules": ("S", False),
+    "re-level": ("T", True),
+    "watchdog": ("W", False),
+    "print-id": ("I", True),
+    "no-optimize-funcs": ("no-optimize-funcs", True),
+    "no-optimize-files": ("no-optimize-files", True),
+    "status-file": ("U", True),
+    "debug": ("B", True),
+    "profile-scripts": ("profile-scripts", None),
+    "profile-script-call-stacks": ("profile-script-call-stacks", None),
+    "no-unused-warnings": ("no-unused-warnings", False),
+    "pseudo-realtime": ("pseudo-realtime", None),
+    "jobs": ("j", None),
+    "test": ("test", False),
+}
+
+
+class UsageError(Exception):
+    """A command-line error; ``lines`` go to stderr, then exit 1."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines = lines
+
+
+@dataclass
+class Options:
+    """The parts of Zeek's ``Options`` the double uses (everything is recorded)."""
+
+    interface: str | None = None
+    readfile: str | None = None
+    status_file: str | None = None
+    bare_mode: bool = False
+    parse_only: bool = False
+    ignore_checksums: bool = False
+    print_version: bool = False
+    print_usage: bool = False
+    supervisor_mode: bool = False
+    exec_code: str | None = None
+    prefixes: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    script_options: list[str] = field(default_factory=list)
+    script_args: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)
+    other: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+def parse_cmdline(argv0: str, args: Sequence[str]) -> Options:
+    """Parse Zeek's command line like ``parse_cmdline`` with glibc ``getopt_long``."""
+    opts = Options()
+    args = list(args)
+    # Zeek: an argument ending in "--" ends the options; the next one is a script
+    # and the rest are script arguments (for "#!/usr/bin/env zeek --" scripts).
+    for i, arg in enumerate(args):
+        if arg.endswith("--"):
+            rest = args[i + 1 :]
+            args = args[:i]
+            if rest:
+                opts.scripts.append(rest[0])
+                opts.script_args.extend(rest[1:])
+            break
+
+    help_hint = f"Try '{argv0} --help' for more information."
+    positional: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, inline = arg[2:].partition("=")
+            key_arg = _match_long(name)
+            if key_arg is None:
+                raise UsageError(f"ERROR: Unrecognized option {arg}", help_hint)
+            key, takes = key_arg
+            value: str | None = None
+            if takes is True:
+                if eq:
+                    value = inline
+                elif i < len(args):
+                    value = args[i]
+                    i += 1
+                else:
+                    raise UsageError(f"ERROR: Option {arg} requires an argument.", help_hint)
+            elif takes is None:
+                value = inline if eq else None
+            elif eq:
+                raise UsageError(f"ERROR: Option {arg} requires an argument.", help_hint)
+            _apply_option(opts, key, value, argv0)
+        elif arg.startswith("-") and len(arg) > 1:
+            pos = 1
+            while pos < len(arg):
+                c = arg[pos]
+                pos += 1
+                if c not in SHORT_OPTS:
+                    # glibc leaves optopt set for unknown short options, so Zeek
+                    # prints its "requires an argument" message for them.
+                    raise UsageError(f"ERROR: Option {arg} requires an argument.", help_hint)
+                takes = SHORT_OPTS[c]
+                value = None
+                if takes is True:
+                    if pos < len(arg):
+                        value = arg[pos:]
+                    elif i < len(args):
+                        value = args[i]
+                        i += 1
+                    else:
+                        raise UsageError(f"ERROR: Option {arg} requires an argument.", help_hint)
+                    pos = len(arg)
+                elif takes is None:
+                    value = arg[pos:] or None
+                    pos = len(arg)
+                _apply_option(opts, c, value, argv0)
+        elif arg == "--":
+            positional.extend(args[i:])
+            break
+        else:
+            positional.append(arg)
+
+    for arg in positional:
+        if "=" in arg:
+            opts.script_options.append(arg)
+        elif "::" in arg:
+            opts.plugins.append(arg)
+        else:
+            opts.scripts.append(arg)
+    return opts
+
+
+def _match_long(name: str) -> tuple[str, bool | None] | None:
+    if name in LONG_OPTS:
+        return LONG_OPTS[name]
+    matches = [v for k, v in LONG_OPTS.items() if k.startswith(name)]
+    return matches[0] if name and len({m[0] for m in matches}) == 1 else None
+
+
+def _apply_option(opts: Options, key: str, value: str | None, argv0: str) -> None:
+    help_hint = f"Try '{argv0} --help' for more information."
+    if key == "i":
+        if opts.interface is not None:
+            raise UsageError("ERROR: Only a single interface option (-i) is allowed.", help_hint)
+        if opts.readfile is not None:
+            raise UsageError("ERROR: Using -i is not allow when reading a pcap file.", help_hint)
+        opts.interface = value
+    elif key == "r":
+        if opts.readfile is not None:
+            raise UsageError("ERROR: Only a single readfile option (-r) is allowed.", help_hint)
+        if opts.interface is not None:
+            raise UsageError("Using -r is not allowed when reading a live interface.", help_hint)
+        opts.readfile = value
+    elif key == "U":
+        opts.status_file = value
+    elif key == "b":
+        opts.bare_mode = True
+    elif key == "a":
+        opts.parse_only = True
+    elif key == "C":
+        opts.ignore_checksums = True
+    elif key == "v":
+        opts.print_version = True
+    elif key == "h":
+        opts.print_usage = True
+    elif key == "e":
+        opts.exec_code = value
+    elif key == "p":
+        assert value is not None
+        opts.prefixes.append(value)
+    elif key == "j":
+        opts.supervisor_mode = True
+    elif key == "test":
+        raise UsageError("ERROR: --test only allowed as first argument.", help_hint)
+    else:
+        opts.other.append((key, value))
+
+
+def usage(argv0: str, zeekpath: str) -> str:
+    """An abridged ``zeek --help`` (same first lines as Zeek's ``usage()``)."""
+    return "\n".join(
+        [
+            f"zeek version {ZEEK_VERSION}",
+            f"usage: {argv0} [options] [file ...]",
+            f"usage: {argv0} --test [doctest-options] -- [options] [file ...]",
+            "    <file>                          | Zeek script file, or read stdin (-)",
+            "    -a|--parse-only                 | exit immediately after parsing scripts",
+            "    -b|--bare-mode                  | don't load scripts from the base/ directory",
+            "    -e|--exec <zeek code>           | augment loaded scripts by given code",
+            "    -h|--help                       | command line help",
+            "    -i|--iface <interface>          | read from given interface (only one allowed)",
+            "    -p|--prefix <prefix>            | add given prefix to Zeek script file resolution",
+            "    -r|--readfile <readfile>        | read from given tcpdump file (only one allowed, "
+            "pass '-' as the filename to read from stdin)",
+            "    -v|--version                    | print version and exit",
+            "    -C|--no-checksums               | ignore checksums",
+            "    -U|--status-file <file>         | Record process status in file",
+            f"    $ZEEKPATH                       | file search path ({zeekpath})",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# cluster-layout.zeek (the subset written by zeekctl and by the agent)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A Zeek ``port`` value."""
+
+    number: int
+    proto: str
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.proto}"
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    """A Zeek ``addr`` value."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnumRef:
+    """An identifier used as a value (``Cluster::MANAGER``, ``T``, ...)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCtor:
+    """``[$a=x, $b=y]``."""
+
+    fields: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListCtor:
+    """``[x, y]`` (vector/index list) or ``{x, y}`` (set) or ``{[k] = v}`` (table)."""
+
+    kind: str
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    """One ``Cluster::Node`` entry of the layout."""
+
+    node_type: str
+    ip: str
+    zone_id: str = ""
+    p: str = "0/unknown"
+    manager: str | None = None
+    metrics_port: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The cluster layout as Zeek would see it after loading ``cluster-layout``."""
+
+    file: str
+    manager_is_logger: bool
+    nodes: dict[str, ClusterNode]
+    other_redefs: tuple[str, ...] = ()
+
+
+class ZeekScriptError(Exception):
+    """A Zeek parse/semantic error at ``line`` with Zeek's message text."""
+
+    def __init__(self, line: int, msg: str) -> None:
+        super().__init__(msg)
+        self.line = line
+        self.msg = msg
+
+
+class Unsupported(Exception):
+    """Valid Zeek the double does not understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # ID STRING PORT ADDR NUMBER PUNCT KEYWORD DIRECTIVE
+    text: str
+    line: int
+    value: Any = None
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<NL>\n)
+  | (?P<WS>[ \t\r\f]+)
+  | (?P<COMMENT>\#[^\n]*)
+  | (?P<DIRECTIVE>@[A-Za-z_-]+)
+  | (?P<STRING>"(?:[^"\\\n]|\\.)*")
+  | (?P<PORT>\d+/(?:tcp|udp|icmp|unknown)\b)
+  | (?P<ADDR6>\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])
+  | (?P<ADDR4>\d+\.\d+\.\d+\.\d+(?![\d.]))
+  | (?P<NUMBER>\d+(?:\.\d+)?)
+  | (?P<ID>[A-Za-z_][A-Za-z_0-9]*(?:::[A-Za-z_][A-Za-z_0-9]*)*)
+  | (?P<PUNCT>\+=|-=|[{}\[\]();,=$-])
+    """,
+    re.VERBOSE,
+)
+
+
+def tokenize(text: str) -> Iterator[Token]:
+    """Split a Zeek script into tokens, with Zeek's lexer errors."""
+    line = 1
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            raise ZeekScriptError(line, f"unrecognized character: '{text[pos]}'")
+        kind = m.lastgroup
+        tok = m.group()
+        pos = m.end()
+        if kind == "NL":
+            line += 1
+        elif kind in ("WS", "COMMENT"):
+            continue
+        elif kind == "STRING":
+            value = _unescape(tok[1:-1])
+            yield Token("STRING", tok, line, value)
+        elif kind == "PORT":
+            num, proto = tok.split("/")
+            if int(num) > 65535:
+                raise ZeekScriptError(line, f"bad port number - {tok}")
+            yield Token("PORT", tok, line, Port(int(num), proto))
+        elif kind in ("ADDR4", "ADDR6"):
+            raw = tok[1:-1] if kind == "ADDR6" else tok
+            try:
+                addr = ipaddress.ip_address(raw)
+            except ValueError:
+                raise ZeekScriptError(line, f"bad IP address: {tok}") from None
+            if kind == "ADDR4" and addr.version != 4:
+                raise ZeekScriptError(line, f"bad IP address: {tok}")
+            yield Token("ADDR", tok, line, Addr(str(addr)))
+        elif kind == "NUMBER":
+            yield Token("NUMBER", tok, line, float(tok) if "." in tok else int(tok))
+        elif kind == "ID":
+            yield Token("KEYWORD" if tok in ("redef", "module") else "ID", tok, line, tok)
+        else:
+            assert kind is not None
+            yield Token(kind, tok, line, tok)
+
+
+def _unescape(s: str) -> str:
+    out: list[str] = []
+    i = 0
+    simple = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            nxt = s[i + 1]
+            if nxt == "x" and re.fullmatch(r"[0-9A-Fa-f]{2}", s[i + 2 : i + 4]):
+                out.append(chr(int(s[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            out.append(simple.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+class LayoutParser:
+    """A recursive-descent parser for ``redef <id> (=|+=) <expr>;`` statements."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = list(tokenize(text))
+        self.pos = 0
+        self.last_line = 1
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def next(self) -> Token:
+        tok = self.peek()
+        if tok is None:
+            raise ZeekScriptError(self.last_line, "syntax error, at end of file")
+        self.pos += 1
+        self.last_line = tok.line
+        return tok
+
+    def expect(self, text: str) -> Token:
+        tok = self.next()
+        if tok.text != text:
+            raise self.syntax_error(tok)
+        return tok
+
+    @staticmethod
+    def syntax_error(tok: Token) -> ZeekScriptError:
+        return ZeekScriptError(tok.line, f'syntax error, at or near "{tok.text}"')
+
+    def statements(self) -> Iterator[tuple[int, str, str, Any]]:
+        """Yield ``(line, identifier, operator, value)`` for each redef."""
+        while (tok := self.peek()) is not None:
+            if tok.kind == "DIRECTIVE":
+                raise Unsupported(f"{tok.text} in cluster-layout (line {tok.line})")
+            if tok.kind == "PUNCT" and tok.text == ";":
+                self.next()
+                continue
+            if tok.text != "redef":
+                if tok.kind in ("ID", "KEYWORD"):
+                    raise Unsupported(f"statement {tok.text!r} in cluster-layout (line {tok.line})")
+                raise self.syntax_error(self.next())
+            self.next()
+            ident = self.next()
+            if ident.kind != "ID":
+                raise self.syntax_error(ident)
+            op = self.next()
+            if op.text not in ("=", "+=", "-="):
+                raise self.syntax_error(op)
+            value = self.expr()
+            self.expect(";")
+            yield ident.line, ident.text, op.text, value
+
+    def expr(self) -> Any:
+        tok = self.next()
+        if tok.kind in ("STRING", "PORT", "ADDR", "NUMBER"):
+            return tok.value
+        if tok.kind == "ID":
+            if (nxt := self.peek()) is not None and nxt.text == "(":
+                raise Unsupported(f"function call {tok.text}(...) (line {tok.line})")
+            return EnumRef(tok.text)
+        if tok.text == "-":
+            val = self.expr()
+            if not isinstance(val, int | float):
+                raise self.syntax_error(tok)
+            return -val
+        if tok.text == "[":
+            return self.bracket()
+        if tok.text == "{":
+            return self.brace()
+        raise self.syntax_error(tok)
+
+    def bracket(self) -> Any:
+        """After ``[``: a record constructor (``$f=v``) or a list."""
+        if (tok := self.peek()) is not None and tok.text == "$":
+            fields: list[tuple[str, Any]] = []
+            while True:
+                self.expect("$")
+                name = self.next()
+                if name.kind != "ID":
+                    raise self.syntax_error(name)
+                self.expect("=")
+                fields.append((name.text, self.expr()))
+                sep = self.next()
+                if sep.text == "]":
+                    return RecordCtor(tuple(fields))
+                if sep.text != ",":
+                    raise self.syntax_error(sep)
+                if (tok := self.peek()) is not None and tok.text == "]":
+                    self.next()
+                    return RecordCtor(tuple(fields))
+        return ListCtor("list", tuple(self._items("]")))
+
+    def brace(self) -> ListCtor:
+        """After ``{``: a table (``[k] = v`` items) or a set."""
+        items = self._items("}", allow_assign=True)
+        kind = "table" if items and all(isinstance(i, tuple) for i in items) else "set"
+        if any(isinstance(i, tuple) for i in items) and kind != "table":
+            raise ZeekScriptError(self.last_line, "inconsistent types in table constructor")
+        return ListCtor(kind, tuple(items))
+
+    def _items(self, close: str, allow_assign: bool = False) -> list[Any]:
+        items: list[Any] = []
+        while True:
+            tok = self.peek()
+            if tok is not None and tok.text == close:
+                self.next()
+                return items
+            item = self.expr()
+            if allow_assign and (tok := self.peek()) is not None and tok.text == "=":
+                self.next()
+                item = (item, self.expr())
+            items.append(item)
+            sep = self.next()
+            if sep.text == close:
+                return items
+            if sep.text != ",":
+                raise self.syntax_error(sep)
+
+
+def parse_layout(text: str, file: str) -> Layout:
+    """Evaluate a ``cluster-layout.zeek``; raises ZeekScriptError or Unsupported."""
+    parser = LayoutParser(text)
+    manager_is_logger = True
+    nodes: dict[str, ClusterNode] = {}
+    other: list[str] = []
+    for line, ident, op, value in parser.statements():
+        if ident == "Cluster::manager_is_logger":
+            if op != "=" or not (isinstance(value, EnumRef) and value.name in ("T", "F")):
+                raise ZeekScriptError(line, "type clash in assignment (Cluster::manager_is_logger)")
+            manager_is_logger = value.name == "T"
+        elif ident == "Cluster::nodes":
+            if not (isinstance(value, ListCtor) and value.kind in ("table", "set")):
+                raise ZeekScriptError(line, "type clash in assignment (Cluster::nodes)")
+            if value.kind == "set" and value.items:
+                raise ZeekScriptError(line, "type clash in assignment (Cluster::nodes)")
+            if op == "=":
+                nodes = {}
+            for item in value.items:
+                key, rec = item
+                if isinstance(key, ListCtor) and len(key.items) == 1:
+                    key = key.items[0]
+                if not isinstance(key, str):
+                    raise ZeekScriptError(line, "type clash in table index (Cluster::nodes)")
+                if op == "-=":
+                    nodes.pop(key, None)
+                else:
+                    nodes[key] = _cluster_node(rec, line)
+        else:
+            other.append(ident)
+    return Layout(file, manager_is_logger, nodes, tuple(other))
+
+
+def _cluster_node(rec: Any, line: int) -> ClusterNode:
+    if not isinstance(rec, RecordCtor):
+        raise ZeekScriptError(line, "type clash in table assignment (Cluster::Node)")
+    fields: dict[str, Any] = {}
+    for name, val in rec.fields:
+        fields[name] = val
+    known = {"node_type", "ip", "zone_id", "p", "manager", "id", "metrics_port"}
+    for name in fields:
+        if name not in known:
+            raise ZeekScriptError(line, f"invalid field name in record coercion ($${name})")
+    for required in ("node_type", "ip"):
+        if required not in fields:
+            raise ZeekScriptError(line, f"required field missing (Cluster::Node${required})")
+    nt = fields["node_type"]
+    if not isinstance(nt, EnumRef):
+        raise ZeekScriptError(line, 'type clash for field "node_type" (enum)')
+    short = nt.name.removeprefix("Cluster::")
+    if short not in NODE_TYPES or not nt.name.startswith("Cluster::"):
+        raise ZeekScriptError(line, f"unknown identifier {nt.name}")
+    if not isinstance(fields["ip"], Addr):
+        raise ZeekScriptError(line, 'type clash for field "ip" (addr)')
+    for pf in ("p", "metrics_port"):
+        if pf in fields and not isinstance(fields[pf], Port):
+            raise ZeekScriptError(line, f'type clash for field "{pf}" (port)')
+    for sf in ("zone_id", "manager", "id"):
+        if sf in fields and not isinstance(fields[sf], str):
+            raise ZeekScriptError(line, f'type clash for field "{sf}" (string)')
+    return ClusterNode(
+        node_type=short,
+        ip=fields["ip"].value,
+        zone_id=fields.get("zone_id", ""),
+        p=str(fields.get("p", "0/unknown")),
+        manager=fields.get("manager"),
+        metrics_port=str(fields["metrics_port"]) if "metrics_port" in fields else None,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Script resolution (util::find_script_file, scan.l load_files)
+# --------------------------------------------------------------------------------------
+
+_LOAD_RE = re.compile(r"^\s*@load\s+(\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A script found by name: a real file, or one of Zeek's own (pretended)."""
+
+    name: str
+    path: str
+    builtin: bool
+
+
+class ScriptResolver:
+    """Finds scripts on ZEEKPATH the way Zeek does (``.zeek`` first, packages)."""
+
+    def __init__(self, zeekpath: str, share: str, strict: bool) -> None:
+        self.zeekpath = zeekpath
+        self.dirs = zeekpath.split(":")
+        self.share = share
+        self.strict = strict
+
+    def builtin_dirs(self) -> dict[str, str]:
+        return {
+            self.share: "",
+            f"{self.share}/policy": "policy/",
+            f"{self.share}/site": "site/",
+        }
+
+    def find(self, name: str, relative_to: str | None = None) -> Resolved | str | None:
+        """Return the resolution, a directory lacking ``__load__.zeek`` (str), or None.
+
+        ``relative_to`` is the directory for names starting with ``.``.
+        """
+        name = name.rstrip("/")
+        if name.startswith(("/", "~")):
+            base = os.path.expanduser(name)
+            return self._try(name, [base + ".zeek", base])
+        if name.startswith(".") and relative_to is not None:
+            base = os.path.join(relative_to, name)
+            return self._try(name, [base + ".zeek", base])
+        for d in self.dirs:
+            base = os.path.join(d, name) if d else name
+            found = self._try(name, [base + ".zeek", base])
+            if found is not None:
+                return found
+            prefix = self.builtin_dirs().get(os.path.normpath(d) if d else "")
+            if prefix is not None and (rel := _canonical_builtin(prefix + name)) is not None:
+                return Resolved(name, f"{self.share}/{rel}", True)
+        if not self.strict:
+            for prefix in ("", "policy/", "site/"):
+                if (rel := _canonical_builtin(prefix + name)) is not None:
+                    return Resolved(name, f"{self.share}/{rel}", True)
+        return None
+
+    @staticmethod
+    def _try(name: str, candidates: list[str]) -> Resolved | str | None:
+        for cand in candidates:
+            if os.access(cand, os.R_OK):
+                if os.path.isdir(cand):
+                    loader = os.path.join(cand, "__load__.zeek")
+                    if not os.access(loader, os.R_OK):
+                        return os.path.normpath(cand)
+                    return Resolved(name, os.path.normpath(loader), False)
+                return Resolved(name, os.path.normpath(cand), False)
+        return None
+
+
+def _canonical_builtin(rel: str) -> str | None:
+    """Map a path relative to share/zeek to one of Zeek's scripts, or None."""
+    rel = rel.removesuffix(".zeek")
+    parts = rel.split("/")
+    if rel == "site/local":
+        return "site/local.zeek"
+    if parts[0] in BUILTIN_ROOTS and len(parts) >= 2:
+        return rel + ".zeek"
+    if parts[0] != "policy" or len(parts) < 3 or parts[1] not in POLICY_ROOTS:
+        return None
+    if parts[1:4] == ["frameworks", "cluster", "backend"] and (
+        len(parts) < 5 or parts[4] not in KNOWN_BACKENDS
+    ):
+        return None
+    return rel + ".zeek"
+
+
+def scan_loads(path: str) -> list[tuple[int, str]]:
+    """``@load`` lines of a script on disk: ``(line, target)``."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return []
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = _LOAD_RE.match(line)
+        if m:
+            out.append((n, m.group(1)))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Knobs and the record file
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """Test knobs from ``ZEEK_DOUBLE_*`` variables (see the module docstring)."""
+
+    start_delay: float = 0.0
+    crash_after: float | None = None
+    crash_signal: int | None = None
+    crash_message: str = DEFAULT_CRASH_MESSAGE
+    exit_code: int = 1
+    ignore_sigterm: bool = False
+    stdout_lines: int = 0
+    stderr_lines: int = 0
+    record_dir: str | None = None
+    prefix: str | None = None
+    strict_zeekpath: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Knobs:
+        def num(key: str, default: float | None) -> float | None:
+            raw = env.get(key, "")
+            return float(raw) if raw.strip() else default
+
+        sig_raw = env.get("ZEEK_DOUBLE_CRASH_SIGNAL", "").strip()
+        crash_signal: int | None = None
+        if sig_raw:
+            if sig_raw.isdigit():
+                crash_signal = int(sig_raw)
+            else:
+                name = sig_raw.upper()
+                crash_signal = int(
+                    getattr(signal, name if name.startswith("SIG") else "SIG" + name)
+                )
+        return cls(
+            start_delay=num("ZEEK_DOUBLE_START_DELAY", 0.0) or 0.0,
+            crash_after=num("ZEEK_DOUBLE_CRASH_AFTER", None),
+            crash_signal=crash_signal,
+            crash_message=env.get("ZEEK_DOUBLE_CRASH_MESSAGE") or DEFAULT_CRASH_MESSAGE,
+            exit_code=int(num("ZEEK_DOUBLE_EXIT_CODE", 1) or 0),
+            ignore_sigterm=env.get("ZEEK_DOUBLE_IGNORE_SIGTERM", "") not in ("", "0"),
+            stdout_lines=int(num("ZEEK_DOUBLE_STDOUT_LINES", 0) or 0),
+            stderr_lines=int(num("ZEEK_DOUBLE_STDERR_LINES", 0) or 0),
+            record_dir=env.get("ZEEK_DOUBLE_RECORD") or None,
+            prefix=env.get("ZEEK_DOUBLE_PREFIX") or None,
+            strict_zeekpath=env.get("ZEEK_DOUBLE_STRICT_ZEEKPATH", "") not in ("", "0"),
+        )
+
+
+class Recorder:
+    """Writes ``<record_dir>/<name>.json`` so tests can see how the double was run."""
+
+    def __init__(self, record_dir: str | None, name: str) -> None:
+        self.dir = record_dir
+        self.name = name
+        self.data: dict[str, Any] = {}
+        self._launched = False
+
+    def update(self, **items: Any) -> None:
+        self.data.update(items)
+        self.write()
+
+    def write(self) -> None:
+        if self.dir is None:
+            return
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            final = os.path.join(self.dir, f"{self.name}.json")
+            tmp = f"{final}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.data, f, indent=2, sort_keys=True, default=str)
+            os.replace(tmp, final)
+            if not self._launched:
+                self._launched = True
+                with open(os.path.join(self.dir, f"{self.name}.launches.jsonl"), "a") as f:
+                    f.write(json.dumps(self.data, sort_keys=True, default=str) + "\n")
+        except OSError as exc:
+            _stderr(f"zeek-double: cannot write record file in {self.dir}: {exc}")
+
+    def finish(self, code: int, how: str) -> None:
+        self.update(phase="terminated", exit_code=code, exit_reason=how, ended_at=time.time())
+
+
+# --------------------------------------------------------------------------------------
+# The process
+# --------------------------------------------------------------------------------------
+
+
+class ZeekDouble:
+    """One pretend Zeek process: initialise, run, shut down."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+        self.argv0 = argv[0] if argv else "zeek"
+        self.args = list(argv[1:])
+        self.env = env
+        self.knobs = Knobs.from_env(env)
+        self.node = env.get("CLUSTER_NODE", "")
+        exe_dir = os.path.dirname(os.path.realpath(self.argv0))
+        prefix = self.knobs.prefix or os.path.dirname(exe_dir)
+        self.share = f"{prefix}/share/zeek"
+        default_path = (
+            f".:{self.share}:{self.share}/policy:{self.share}/site:{self.share}/builtin-plugins"
+            if self.knobs.strict_zeekpath
+            else "."
+        )
+        self.zeekpath = env["ZEEKPATH"] if "ZEEKPATH" in env else default_path
+        self.recorder = Recorder(self.knobs.record_dir, self.node or str(os.getpid()))
+        self.status = StatusFile(None)
+        self.reporter = Reporter(self.status, self.recorder)
+        self.options = Options()
+        self.layout: Layout | None = None
+        self.loaded: list[Resolved] = []
+        self.signals: list[str] = []
+        self.cluster_loaded = False
+        self._stop: asyncio.Event | None = None
+
+    # -- entry ---------------------------------------------------------------------------
+
+    def main(self) -> int:
+        try:
+            return self._main()
+        except ZeekExit as exc:
+            return exc.code
+
+    def _main(self) -> int:
+        try:
+            self.options = parse_cmdline(self.argv0, self.args)
+        except UsageError as exc:
+            for line in exc.lines:
+                _stderr(line)
+            return 1
+        opts = self.options
+        if opts.print_version:
+            _stdout(f"{self.argv0} version {ZEEK_VERSION}")
+            return 0
+        if opts.supervisor_mode:
+            self.reporter.unsupported("supervisor mode (-j)")
+
+        self.status.path = opts.status_file
+        self.recorder.update(
+            argv=[self.argv0, *self.args],
+            executable=self.argv0,
+            cwd=os.getcwd(),
+            pid=os.getpid(),
+            ppid=os.getppid(),
+            cluster_node=self.env.get("CLUSTER_NODE"),
+            zeekpath=self.env.get("ZEEKPATH"),
+            env=dict(self.env),
+            options=asdict(opts),
+            phase="initializing",
+            started_at=time.time(),
+            signals=[],
+        )
+        self.status.set("INITIALIZING", "main")
+        if opts.print_usage:
+            _stdout(usage(self.argv0, self.zeekpath))
+            return self._exit(0, "usage")
+
+        if self.knobs.start_delay > 0:
+            time.sleep(self.knobs.start_delay)
+        self.parse_scripts()
+        if opts.parse_only:
+            return self._exit(0, "parse_only")
+        self.init_run()
+        runs = self.zeek_init()
+        self.recorder.update(
+            phase="running" if runs else "initialized",
+            layout=_layout_json(self.layout),
+            scripts=[asdict(r) for r in self.loaded],
+        )
+        if not runs:
+            self.status.set("TERMINATING", "terminate_zeek")
+            return self._exit(0, "nothing_to_run")
+        return asyncio.run(self.run_loop())
+
+    def _exit(self, code: int, how: str) -> int:
+        """A normal ``exit()``: Zeek's atexit handler writes ``TERMINATED [atexit]``."""
+        self.status.set("TERMINATED", "atexit")
+        self.recorder.finish(code, how)
+        return code
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def parse_scripts(self) -> None:
+        """Zeek's yyparse phase: base scripts (cluster layout), then the command line."""
+        opts = self.options
+        resolver = ScriptResolver(self.zeekpath, self.share, self.knobs.strict_zeekpath)
+        if self.knobs.strict_zeekpath and resolver.find("base/init-bare") is None:
+            self.reporter.fatal("can't find base/init-bare.zeek")
+
+        # Zeek loads the cluster framework with base/init-default (or, in bare
+        # mode, through a script that needs it).
+        self.cluster_loaded = not opts.bare_mode or any(
+            "frameworks/cluster" in s or "frameworks/management" in s for s in opts.scripts
+        )
+        if self.node and self.cluster_loaded:
+            self.load_layout(resolver)
+
+        if not (
+            opts.scripts
+            or opts.script_options
+            or opts.interface
+            or opts.readfile
+            or opts.exec_code
+            or opts.plugins
+        ):
+            if sys.stdin is not None:
+                sys.stdin.buffer.read()  # Zeek reads a script from stdin ("-")
+        if opts.plugins:
+            self.reporter.unsupported(f"plugin arguments {' '.join(opts.plugins)}")
+
+        seen: set[str] = set()
+        for script in opts.scripts:
+            self.load(resolver, script, None, seen)
+        if opts.exec_code:
+            for line, target in _loads_in(opts.exec_code):
+                self.load(resolver, target, Location("<command line>", line), seen)
+        if self.reporter.errors:
+            raise ZeekExit(self._exit(1, "script_errors"))
+
+    def load_layout(self, resolver: ScriptResolver) -> None:
+        where = Location(f"{self.share}/{CLUSTER_LOAD_SCRIPT}", CLUSTER_LOAD_LINE)
+        found = resolver.find("cluster-layout")
+        if found is None or isinstance(found, str) or found.builtin:
+            self.reporter.fatal("can't find cluster-layout", where)
+        try:
+            text = Path(found.path).read_text(errors="replace")
+            self.layout = parse_layout(text, found.path)
+        except ZeekScriptError as exc:
+            self.reporter.error(exc.msg, Location(found.path, exc.line))
+            raise ZeekExit(self._exit(1, "script_errors")) from None
+        except Unsupported as exc:
+            self.reporter.unsupported(f"{exc} in {found.path}")
+        except OSError:
+            self.reporter.fatal(f"can't open {found.path}", where)
+        self.loaded.append(found)
+
+    def load(
+        self, resolver: ScriptResolver, name: str, loc: Location | None, seen: set[str]
+    ) -> None:
+        relative_to = os.path.dirname(loc.file) if loc and loc.file.startswith("/") else os.getcwd()
+        found = resolver.find(name, relative_to)
+        if found is None:
+            self.reporter.fatal(f"can't find {name}", loc)
+        if isinstance(found, str):
+            self.reporter.error(
+                f"Failed to open package '{found}': missing '__load__.zeek' file", loc
+            )
+            self.reporter.fatal(f"can't open {found}/__load__.zeek", loc)
+        if found.path in seen:
+            return
+        seen.add(found.path)
+        self.loaded.append(found)
+        if not found.builtin:
+            for line, target in scan_loads(found.path):
+                self.load(resolver, target, Location(found.path, line), seen)
+
+    # -- init_run / zeek_init ------------------------------------------------------------
+
+    def init_run(self) -> None:
+        """Open the packet source (``run_state::detail::init_run``)."""
+        opts = self.options
+        if opts.readfile is not None:
+            path = opts.readfile
+            if path != "-" and not os.access(path, os.R_OK):
+                self.reporter.fatal(
+                    f"problem with trace file {path} "
+                    f"(unable to open {path}: No such file or directory)"
+                )
+        elif opts.interface is not None:
+            prefix, _, name = opts.interface.rpartition("::")
+            if prefix and prefix not in ("pcap", "af_packet"):
+                self.reporter.fatal(
+                    f"type of packet source '{prefix}' not recognized, or mode not supported"
+                )
+            if not _interface_exists(name):
+                self.reporter.fatal(
+                    f"problem with interface {opts.interface} "
+                    "(pcap_error: No such device exists (pcap_activate))"
+                )
+            self.reporter.info(f"listening on {name}")
+
+    def backend_selected(self) -> bool:
+        if any(BACKEND_SCRIPT.match(_builtin_rel(r, self.share)) for r in self.loaded if r.builtin):
+            return True
+        texts = [self.options.exec_code or "", *self.options.script_options]
+        return any("Cluster::backend" in t for t in texts)
+
+    def zeek_init(self) -> bool:
+        """Cluster checks of ``zeek_init``; returns whether the run loop runs."""
+        main = f"{self.share}/{CLUSTER_MAIN_SCRIPT}"
+        known = self.layout is not None and self.node in self.layout.nodes
+        if self.node and self.cluster_loaded and not known:
+            self.reporter.error(
+                f"'{self.node}' is not a valid node in the Cluster::nodes configuration",
+                Location(main, CLUSTER_INVALID_NODE_LINE),
+            )
+        if self.node and self.cluster_loaded and not self.backend_selected():
+            self.reporter.fatal(
+                f"Cluster::node set to '{self.node}', but Cluster::backend is "
+                "Cluster::CLUSTER_BACKEND_NONE - please select a cluster backend to use.",
+                Location(main, CLUSTER_BACKEND_LINE),
+            )
+        if self.reporter.errors and "ZEEK_ALLOW_INIT_ERRORS" not in self.env:
+            self.reporter.fatal("errors occurred while initializing")
+        texts = [self.options.exec_code or "", *self.options.script_options]
+        forever = any("exit_only_after_terminate" in t for t in texts)
+        cluster = bool(self.node) and self.cluster_loaded  # the backend is an I/O source
+        return cluster or bool(self.options.interface or self.options.readfile or forever)
+
+    # -- run loop ------------------------------------------------------------------------
+
+    async def run_loop(self) -> int:
+        """The main loop. Future node-channel/rotation tasks belong in ``tasks``."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(signo, self._on_signal, signo)
+        self.status.set("RUNNING", "run_loop")
+        for i in range(1, self.knobs.stdout_lines + 1):
+            _stdout(f"zeek-double stdout line {i}")
+        for i in range(1, self.knobs.stderr_lines + 1):
+            _stderr(f"zeek-double stderr line {i}")
+        if self.knobs.crash_after is not None:
+            loop.call_later(self.knobs.crash_after, self._crash)
+        if self.options.readfile is not None:
+            self._stop.set()  # the double's traces are empty: done with the input at once
+        async with asyncio.TaskGroup() as group:
+            services = self.start_services(group)
+            await self._stop.wait()
+            for task in services:
+                task.cancel()
+        for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signo)
+        return self.shutdown()
+
+    def start_services(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        """Start the node's long-running services (none yet).
+
+        The WebSocket node channel and log rotation will be started here with
+        ``group.create_task(...)``; they are cancelled when the loop stops.
+        """
+        del group
+        return []
+
+    def _on_signal(self, signo: int) -> None:
+        """``sig_handler``: status first, then stop on SIGTERM/SIGINT."""
+        name = signal.Signals(signo).name
+        self.signals.append(name)
+        self.status.set("TERMINATING", "sig_handler")
+        self.recorder.update(signals=list(self.signals))
+        if signo == signal.SIGTERM and self.knobs.ignore_sigterm:
+            return
+        if signo in (signal.SIGTERM, signal.SIGINT) and self._stop is not None:
+            if not self._stop.is_set():
+                self.reporter.info("received termination signal")
+            self._stop.set()
+
+    def shutdown(self) -> int:
+        """``zeek_terminate_loop`` / ``cleanup``: the TERMINATING steps, then exit 0."""
+        if self.signals:
+            self.status.set("TERMINATING", "received termination signal")
+        self.status.set("TERMINATING", "done_with_network")
+        self.status.set("TERMINATING", "delete_run")
+        self.status.set("TERMINATING", "terminate_zeek")
+        return self._exit(0, "signal" if self.signals else "done")
+
+    def _crash(self) -> None:
+        _stderr(self.knobs.crash_message)
+        sys.stdout.flush()
+        if self.knobs.crash_signal is not None:
+            self.recorder.finish(-self.knobs.crash_signal, "crash_signal")
+            signal.signal(self.knobs.crash_signal, signal.SIG_DFL)
+            os.kill(os.getpid(), self.knobs.crash_signal)
+            time.sleep(1)  # a blocked/ignored signal: fall through to a plain exit
+        self.status.set("TERMINATED", "fatal_error")
+        self.recorder.finish(self.knobs.exit_code, "crash")
+        os._exit(self.knobs.exit_code)
+
+
+def _loads_in(code: str) -> list[tuple[int, str]]:
+    return [
+        (n, m.group(1))
+        for n, line in enumerate(code.splitlines(), 1)
+        if (m := _LOAD_RE.match(line))
+    ]
+
+
+def _builtin_rel(r: Resolved, share: str) -> str:
+    return r.path.removeprefix(share + "/").removesuffix(".zeek")
+
+
+def _interface_exists(name: str) -> bool:
+    if name == "any":
+        return True
+    if not name or "/" in name or name in (".", ".."):
+        return False
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def _layout_json(layout: Layout | None) -> dict[str, Any] | None:
+    if layout is None:
+        return None
+    return {
+        "file": layout.file,
+        "abspath": os.path.abspath(layout.file),
+        "manager_is_logger": layout.manager_is_logger,
+        "nodes": {k: asdict(v) for k, v in layout.nodes.items()},
+        "other_redefs": list(layout.other_redefs),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the double; ``argv`` defaults to ``sys.argv``."""
+    # Python turns SIGINT into KeyboardInterrupt; Zeek has the default action
+    # until its handlers are installed.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return ZeekDouble(list(sys.argv if argv is None else argv), dict(os.environ)).main()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
