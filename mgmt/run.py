@@ -173,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
     flags = passthrough_flags(args)
     base = [sys.executable, "-m", "mgmt"]
     env = dict(os.environ)
+    # Notifications are the main process's business (NotifyAccess=main): children that
+    # inherited NOTIFY_SOCKET would announce readiness or pings on our behalf.
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(key, None)
     agent_env = dict(env)
     agent_env[ENV_CONTROLLER_NAME] = controller.name
     agent_env[ENV_CONTROLLER_PIDFILE] = str(

@@ -186,6 +186,8 @@ class AgentSettings:
     tls_cert: Path | None
     tls_key: Path | None
     tls_ca: Path | None
+    #: Require a dialing controller to present a certificate signed by ``tls_ca``.
+    tls_client_auth: bool
     max_message_size: int
 
 
@@ -498,6 +500,7 @@ _AGENT = (
     _Spec("tls_cert", _OPT_PATH, None),
     _Spec("tls_key", _OPT_PATH, None),
     _Spec("tls_ca", _OPT_PATH, None),
+    _Spec("tls_client_auth", _BOOL, False),
     _Spec("max_message_size", _BYTES, 16 * _MIB),
 )  # fmt: skip
 

@@ -12,7 +12,10 @@ from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import setup_logging
 from mgmt.procname import set_process_name
+from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
+from mgmt.supervisor.policy import ProcessState
+from mgmt.tlsconfig import AgentTLS, agent_tls
 
 #: Set by ``zeek-mgmt run`` so the agent can list the controller in get-nodes.
 ENV_CONTROLLER_NAME = "ZEEK_MGMT_RUN_CONTROLLER_NAME"
@@ -24,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser, "agent")
 
 
-def config_from_settings(settings: AgentSettings, env: dict[str, str]) -> AgentConfig:
-    """Translate settings into the daemon's configuration."""
+def config_from_settings(
+    settings: AgentSettings, env: dict[str, str], tls: AgentTLS | None = None
+) -> AgentConfig:
+    """Translate settings (and TLS contexts built from them) into the daemon's configuration."""
+    tls = tls or AgentTLS()
     controller = None
     if settings.controller is not None:
         controller = (settings.controller.host, settings.controller.port)
@@ -51,18 +57,50 @@ def config_from_settings(settings: AgentSettings, env: dict[str, str]) -> AgentC
         archive_cmd=settings.archive_cmd,
         controller_name=env.get(ENV_CONTROLLER_NAME),
         controller_pidfile=Path(pidfile) if pidfile else None,
+        server_ssl=tls.server_ssl,
+        dial_ssl=tls.dial_ssl,
     )
 
 
+def status_line(service: AgentService) -> str:
+    """The one-line status for systemd: port, controller link, deployed nodes."""
+    cfg = service.config
+    parts = []
+    if service.server is not None:
+        host = service.server.host
+        host = f"[{host}]" if ":" in host else host
+        scheme = "wss" if cfg.server_ssl else "ws"
+        parts.append(f"listening on {scheme}://{host}:{service.server.port}")
+    if service.client is not None:
+        link = "connected" if service.client.connected.is_set() else "not connected"
+        parts.append(f"controller {service.client.uri.split('/v1/')[0]} {link}")
+    state, supervisor = service.state, service.supervisor
+    mine = [] if state is None else state.my_nodes()
+    if state is None or supervisor is None or not mine:
+        parts.append("no nodes deployed")
+    else:
+        running = sum(1 for i in supervisor.status() if i.state is ProcessState.RUNNING)
+        parts.append(
+            f"deployed configuration {state.config.id}, {running}/{len(mine)} nodes running"
+        )
+    return "; ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the agent until SIGTERM/SIGINT; 1 on a start-up error."""
+    """Run the agent until SIGTERM/SIGINT; 1 on a start-up error.
+
+    Under systemd (``Type=notify``) it reports readiness (once its own port accepts
+    connections; it does not wait for the controller), status, watchdog pings and
+    shutdown (:mod:`mgmt.sdnotify`).
+    """
     try:
-        settings, _sources = settings_from_args("agent", args)
+        settings, sources = settings_from_args("agent", args)
         assert isinstance(settings, AgentSettings)
         setup_logging(settings.log_level)
+        tls = agent_tls(settings, sources)
         set_process_name(f"zeek.{settings.name}")
-        service = AgentService(config_from_settings(settings, dict(os.environ)))
-        asyncio.run(service.run(install_signals=True))
+        service = AgentService(config_from_settings(settings, dict(os.environ), tls))
+        asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
     except (ConfigError, StateStoreError) as exc:
         print(f"zeek-mgmt agent: error: {exc}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ import logging
 import os
 import shlex
 import signal
+import ssl as ssl_module
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -122,6 +123,9 @@ class AgentConfig:
     archive_cmd: str = ""
     #: Seconds an archiver run may take before it is killed.
     archive_timeout: float = 3600.0
+    #: TLS for our own port, and for dialing the controller (``wss://``); ``None``: plaintext.
+    server_ssl: ssl_module.SSLContext | None = None
+    dial_ssl: ssl_module.SSLContext | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -253,17 +257,20 @@ class AgentService:
                     version=cfg.version,
                     max_size=cfg.max_message_size,
                     ping_interval=20.0,
+                    ssl=cfg.server_ssl,
                 )
                 await self.server.start()
             if cfg.controller is not None:
                 host, port = cfg.controller
                 hostpart = f"[{host}]" if ":" in host else host
+                scheme = "ws" if cfg.dial_ssl is None else "wss"
                 self.client = ReconnectingClient(
-                    f"ws://{hostpart}:{port}/v1/messages/json",
+                    f"{scheme}://{hostpart}:{port}/v1/messages/json",
                     (self.topic,),
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
                     accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    ssl=cfg.dial_ssl,
                 )
                 self._spawn(self.client.run())
             if cfg.archive_logs and cfg.archive_interval > 0 and cfg.archive_dir is not None:

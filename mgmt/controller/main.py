@@ -12,7 +12,9 @@ from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import setup_logging
 from mgmt.procname import set_process_name
+from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
+from mgmt.tlsconfig import ControllerTLS, controller_tls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser, "controller")
 
 
-def config_from_settings(settings: ControllerSettings) -> ControllerConfig:
-    """Translate settings into the daemon's configuration."""
+def config_from_settings(
+    settings: ControllerSettings, tls: ControllerTLS | None = None
+) -> ControllerConfig:
+    """Translate settings (and TLS contexts built from them) into the daemon's configuration."""
+    tls = tls or ControllerTLS()
     return ControllerConfig(
         name=settings.name,
         state_dir=settings.state_dir,
@@ -39,19 +44,50 @@ def config_from_settings(settings: ControllerSettings) -> ControllerConfig:
             auto_assign_metrics_start_port=Port(settings.auto_assign_metrics_start_port),
         ),
         max_message_size=settings.max_message_size,
+        client_ssl=tls.client_ssl,
+        agent_ssl=tls.agent_ssl,
+        dial_ssl=tls.dial_ssl,
+    )
+
+
+def status_line(service: ControllerService) -> str:
+    """The one-line status for systemd: ports, connected agents, deployed configuration."""
+    cfg = service.config
+    ports = []
+    for what, server, tls in (
+        ("clients", service.client_server, cfg.client_ssl),
+        ("agents", service.agent_server, cfg.agent_ssl),
+    ):
+        if server is not None:
+            host = f"[{server.host}]" if ":" in server.host else server.host
+            ports.append(f"{what} {'wss' if tls else 'ws'}://{host}:{server.port}")
+    state = service.state
+    agents = 0 if state is None else len(state.known)
+    deployed = None if state is None or state.deployed is None else state.deployed.id
+    return "; ".join(
+        (
+            "listening on " + ", ".join(ports) if ports else "not listening",
+            f"{agents} agent{'' if agents == 1 else 's'} connected",
+            f"deployed configuration {deployed}" if deployed else "no configuration deployed",
+        )
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the controller until SIGTERM/SIGINT; 1 on a start-up error."""
+    """Run the controller until SIGTERM/SIGINT; 1 on a start-up error.
+
+    Under systemd (``Type=notify``) it reports readiness, status, watchdog pings and
+    shutdown (:mod:`mgmt.sdnotify`).
+    """
     try:
-        settings, _sources = settings_from_args("controller", args)
+        settings, sources = settings_from_args("controller", args)
         assert isinstance(settings, ControllerSettings)
         setup_logging(settings.log_level)
+        tls = controller_tls(settings, sources)
         set_process_name(f"zeek.{settings.name}")
-        service = ControllerService(config_from_settings(settings))
+        service = ControllerService(config_from_settings(settings, tls))
         service.load()
-        asyncio.run(service.run(install_signals=True))
+        asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
     except (ConfigError, StateStoreError) as exc:
         print(f"zeek-mgmt controller: error: {exc}", file=sys.stderr)
         return 1

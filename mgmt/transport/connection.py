@@ -41,7 +41,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server as WSServer
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from mgmt.broker import messages as bm
 from mgmt.broker.session import (
@@ -446,6 +446,39 @@ async def connect(
     return conn, task
 
 
+def describe_connect_error(uri: str, exc: BaseException) -> str:
+    """A failed :func:`connect` explained, with a hint for the usual TLS mix-ups.
+
+    Without TLS on our side, a TLS server drops the connection before any HTTP response;
+    with TLS 1.3, a server that refuses our client certificate does the same just after
+    the handshake; a plaintext server resets a TLS handshake.
+    """
+    tls = uri.startswith("wss:")
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        return (
+            f"cannot verify the server's certificate: {exc.verify_message} "
+            "(is tls_ca the CA that signed it, and is it issued for this address?)"
+        )
+    if isinstance(exc, ssl_module.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            return f"TLS handshake failed: {exc.reason} (is the server's port plaintext?)"
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, InvalidHandshake) and isinstance(exc.__cause__, EOFError):
+        if tls:
+            return (
+                "the server closed the connection after the TLS handshake, without an "
+                "HTTP response: it probably refused our client certificate (tls_cert "
+                "and tls_key must be signed by the CA it trusts)"
+            )
+        return (
+            "the server closed the connection without an HTTP response: "
+            "is its port TLS (wss://)? then set tls_ca (and tls_cert, tls_key)"
+        )
+    if tls and isinstance(exc, ConnectionResetError):
+        return f"{exc} during the TLS handshake (is the server's port plaintext?)"
+    return str(exc) or type(exc).__name__
+
+
 class ReconnectingClient:
     """Keep one connection to a server up forever, reconnecting with back-off.
 
@@ -492,6 +525,7 @@ class ReconnectingClient:
             Exception: a failure :func:`classify_exception` deems fatal.
         """
         delays = self._delays()
+        last_problem = ""
         try:
             while True:
                 await asyncio.sleep(next(delays))
@@ -508,8 +542,19 @@ class ReconnectingClient:
                 except Exception as exc:
                     if classify_exception(exc) is not None:
                         raise
-                    log.debug("connect to %s failed: %s", self.uri, exc)
+                    # Configuration problems (TLS, HTTP) at WARNING, transient network
+                    # trouble at DEBUG; each only when it changes, not on every retry.
+                    problem = describe_connect_error(self.uri, exc)
+                    config_problem = isinstance(exc, ssl_module.SSLError | InvalidHandshake) or (
+                        self._ssl is not None and isinstance(exc, ConnectionResetError)
+                    )
+                    level = logging.DEBUG
+                    if problem != last_problem and config_problem:
+                        level = logging.WARNING
+                    log.log(level, "cannot connect to %s: %s", self.uri, problem)
+                    last_problem = problem
                     continue
+                last_problem = ""
                 log.info("connected to %s", self.uri)
                 delays = self._delays()  # a success resets the back-off
                 next(delays)
@@ -548,4 +593,5 @@ __all__ = [
     "Server",
     "SessionClosedError",
     "connect",
+    "describe_connect_error",
 ]
