@@ -177,10 +177,15 @@ def _report_failed_handshakes(ctx: ssl.SSLContext, port: str) -> None:
 def _explain(exc: ssl.SSLError) -> str:
     reason = exc.reason or ""
     if reason in ("HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING"):
-        return f"{reason.lower()}: the peer does not speak TLS (a plaintext ws:// client?)"
+        return f"the peer does not speak TLS (a plaintext ws:// client?) [{reason}]"
     if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_VERIFY_FAILED"):
-        detail = getattr(exc, "verify_message", "") or reason.lower()
-        return f"client certificate refused ({detail}); a certificate signed by tls_ca is required"
+        detail = getattr(exc, "verify_message", "") or reason.lower().replace("_", " ")
+        return f"client certificate refused ({detail}): one signed by tls_ca is required"
+    if reason.startswith(("TLSV1_ALERT_", "SSLV3_ALERT_")):
+        return (
+            f"the peer refused our certificate [{reason}]: it must trust the CA that "
+            "signed tls_cert"
+        )
     return str(exc)
 
 

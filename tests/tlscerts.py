@@ -32,7 +32,7 @@ class CertPair:
 
 
 @dataclass(frozen=True)
-class TestPKI:
+class Pki:
     """Every file the TLS tests use."""
 
     ca: Path
@@ -78,13 +78,13 @@ def have_openssl() -> bool:
     return shutil.which("openssl") is not None
 
 
-def make_pki(directory: Path) -> TestPKI:
+def make_pki(directory: Path) -> Pki:
     """Create the CAs and certificates in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = _ca(directory, "ca")
     other = _ca(directory, "other-ca")
     san = "IP:127.0.0.1,DNS:localhost"
-    return TestPKI(
+    return Pki(
         ca=ca.cert,
         other_ca=other.cert,
         server=_leaf(directory, "server", ca, san),
