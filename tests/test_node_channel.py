@@ -206,8 +206,8 @@ class Recorder:
         async with self._cond:
             self._cond.notify_all()
 
-    async def wait(self, count: int, timeout: float = 5.0) -> list[EventReceived]:
-        async with asyncio.timeout(timeout):
+    async def wait(self, count: int, limit: float = 5.0) -> list[EventReceived]:
+        async with asyncio.timeout(limit):
             async with self._cond:
                 await self._cond.wait_for(lambda: len(self.events) >= count)
         return self.events
@@ -268,7 +268,8 @@ async def test_double_dispatch_errors_are_zeeks(
         port = free_port()
         cluster.start("manager", port, env={"ZEEK_DOUBLE_IDS": '{"Test::unset": null}'})
         conn, rec, reader = await _raw_client(port, (response_topic("manager"),))
-        conn.send_event("zeek/management/node/manager", ev.NodeDispatchRequest("r", action, BrokerSet()))
+        request = ev.NodeDispatchRequest("r", action, BrokerSet())
+        conn.send_event("zeek/management/node/manager", request)
         (received,) = await rec.wait(1)
         await conn.close()
         result = received.event.result
@@ -321,7 +322,8 @@ async def test_double_subscriptions_are_prefixes(tmp_path: Path) -> None:
         await seen.wait(1)
         # The deaf client asks too: the only answer it could ever get is to its own
         # request, and it must not get that either.
-        deaf.send_event("zeek/management/node/logger", ev.NodeDispatchRequest("r2", ("x",), BrokerSet()))
+        request = ev.NodeDispatchRequest("r2", ("x",), BrokerSet())
+        deaf.send_event("zeek/management/node/logger", request)
         await asked.wait(2)
         assert unseen.events == []
         for conn in (asker, wide, deaf):

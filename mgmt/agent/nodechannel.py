@@ -252,17 +252,6 @@ class NodeChannels:
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
-    async def _connected_or_closed(self) -> None:
-        waits = [
-            asyncio.ensure_future(self.client.connected.wait()),
-            asyncio.ensure_future(self._closed.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-
     async def ask(self, reqid: str, action: tuple[str, ...], names: Iterable[str]) -> list[Result]:
         """Dispatch ``action`` to each named node in parallel; one Result per node.
 
