@@ -156,6 +156,7 @@ class DoubleCluster:
     ) -> DoubleNode:
         cwd = self.root / "nodes" / name
         cwd.mkdir(parents=True, exist_ok=True)
+        (cwd / ".status").unlink(missing_ok=True)  # a killed run's RUNNING must not count
         full_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("ZEEK_DOUBLE_", "ZEEK_MGMT"))
         }

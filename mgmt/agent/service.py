@@ -535,8 +535,17 @@ class AgentService:
     async def run_archiver(self) -> int | None:
         """Run the archive command once, in a child process, with a time limit.
 
+        The command runs through ``/bin/sh -c`` in its own process group, so that at the
+        time limit (or when this coroutine is cancelled, e.g. at agent shutdown) the whole
+        group is killed, including e.g. the ``gzip`` children of zeek-archiver. That is
+        safe: archivers compress to a temporary file and rename, so an interrupted run
+        leaves its source in the queue for the next one.
+
         Returns:
-            Its exit status, or ``None`` if it could not run or was killed at the limit.
+            Its exit status, or ``None`` if nothing ran (no queue directory), it could not
+            start, or it was killed at the limit.
+
+        Cancellation: kills the archiver, then re-raises.
         """
         queue = self.config.spool_dir / "log-queue"
         if not queue.is_dir():
@@ -548,8 +557,10 @@ class AgentService:
                 "/bin/sh",
                 "-c",
                 command,
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             log.error("log archival could not start: %s", exc)
@@ -561,11 +572,14 @@ class AgentService:
             log.error(
                 "log archival took longer than %.0f s; killed it", self.config.archive_timeout
             )
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _kill_group(proc)
             return None
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
         text = output.decode("utf-8", "replace").strip()
+        if len(text) > _ARCHIVER_OUTPUT_MAX:
+            text = "..." + text[-_ARCHIVER_OUTPUT_MAX:]
         if proc.returncode == 0:
             log.info("log archival finished%s", f": {text}" if text else "")
         else:
@@ -583,3 +597,16 @@ class AgentService:
                 await self.run_archiver()
             except Exception:  # a bug here must not end archival for good
                 log.exception("log archival run failed")
+
+
+#: How much of an archiver's output goes into the log (the end is the interesting part).
+_ARCHIVER_OUTPUT_MAX = 4000
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child started with ``start_new_session`` and its whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await asyncio.shield(proc.wait())
