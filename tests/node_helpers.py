@@ -234,8 +234,10 @@ class MgmtRun:
         node_ports: int | None = None,
         settings: list[str] | None = None,
         env: dict[str, str] | None = None,
+        log_level: str = "debug",
     ) -> None:
         self.root = root
+        self.log_level = log_level
         self.agent = agent
         self.zeek = install_zeek_double(root / "zeek-prefix" / "bin")
         self.state = root / "state"
@@ -279,7 +281,7 @@ class MgmtRun:
             "--spool-dir",
             str(self.spool),
             "--log-level",
-            "debug",
+            self.log_level,
         ]
         for entry in self.settings:
             argv += ["--set", entry]

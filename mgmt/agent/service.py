@@ -19,7 +19,14 @@ Theory of operation
   id is answered at once without restarting anything.
 * **Node channel.** get-id-value dispatches go to each node's WebSocket server on
   ``127.0.0.1:<node port>`` (a port per node from ``node_websocket_start_port`` upwards,
-  skipping every port the deployment uses), as ``Management::Node::API`` events.
+  skipping every port the deployment uses), as ``Management::Node::API`` events. The
+  agent keeps one connection per RUNNING node process open
+  (:mod:`mgmt.agent.nodechannel`), opened when the node becomes RUNNING and replaced
+  when it stops or restarts.
+* **Archival.** Every ``archive_interval`` the agent runs ``<archive_cmd> -1
+  <spool>/log-queue <archive_dir>`` through ``/bin/sh -c`` in its own process group,
+  without blocking the event loop, killed at ``archive_timeout``; the outcome is logged
+  and the next interval tries again whatever happened.
 
 Shutdown: stop the controller link and server, then stop the nodes (unless
 ``keep_nodes``), then persist.
