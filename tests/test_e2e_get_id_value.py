@@ -194,3 +194,31 @@ def test_nothing_deployed(tmp_path: Path) -> None:
         "errors": [{"error": "no cluster deployed", "source": None}],
         "results": {},
     }
+
+
+def test_restarted_agent_reaches_adopted_nodes(cluster: MgmtRun) -> None:
+    """After the agent is killed and restarted, it adopts the nodes and reaches them."""
+    rows = cluster.nodes()
+    agent_pid = rows[AGENT]["pid"]
+    node_pids = {n: rows[n]["pid"] for n in ("manager", "logger", "worker-01", "worker-02")}
+    os.kill(agent_pid, signal.SIGKILL)
+
+    def readopted() -> bool:
+        res = cluster.client("get-nodes")
+        if res.code != 0:
+            return False
+        now = res.json()["results"].get(AGENT, {})
+        return (
+            AGENT in now
+            and now[AGENT]["pid"] != agent_pid
+            and all(now.get(n, {}).get("state") == "RUNNING" for n in node_pids)
+        )
+
+    wait_for(readopted, "a new agent", timeout=20)
+    res = cluster.client("get-id-value", "Cluster::node")
+    assert (res.code, res.json()) == (
+        0,
+        {"errors": [], "results": {n: n for n in node_pids}},
+    )
+    after = cluster.nodes()
+    assert {n: after[n]["pid"] for n in node_pids} == node_pids  # adopted, not restarted
