@@ -19,7 +19,14 @@ Theory of operation
   id is answered at once without restarting anything.
 * **Node channel.** get-id-value dispatches go to each node's WebSocket server on
   ``127.0.0.1:<node port>`` (a port per node from ``node_websocket_start_port`` upwards,
-  skipping every port the deployment uses), as ``Management::Node::API`` events.
+  skipping every port the deployment uses), as ``Management::Node::API`` events. The
+  agent keeps one connection per RUNNING node process open
+  (:mod:`mgmt.agent.nodechannel`), opened when the node becomes RUNNING and replaced
+  when it stops or restarts.
+* **Archival.** Every ``archive_interval`` the agent runs ``<archive_cmd> -1
+  <spool>/log-queue <archive_dir>`` through ``/bin/sh -c`` in its own process group,
+  without blocking the event loop, killed at ``archive_timeout``; the outcome is logged
+  and the next interval tries again whatever happened.
 
 Shutdown: stop the controller link and server, then stop the nodes (unless
 ``keep_nodes``), then persist.
@@ -43,16 +50,17 @@ from pathlib import Path
 
 from mgmt.agent import layout
 from mgmt.agent import state as ast
+from mgmt.agent.nodechannel import NodeChannels, NodeProcess
 from mgmt.broker import events as ev
-from mgmt.broker.data import BrokerSet, Port
-from mgmt.broker.records import Configuration, NodeOutputs, Result, Role, State
+from mgmt.broker.data import Port
+from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.configtoml import config_from_table, config_to_table
 from mgmt.exceptions import StateStoreError
 from mgmt.statestore import load_toml, save_toml
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
-from mgmt.transport import Connection, ReconnectingClient, Server, connect
+from mgmt.transport import Connection, ReconnectingClient, Server
 from mgmt.transport.connection import DEFAULT_MAX_SIZE
 from mgmt.typing import NodeName
 
@@ -174,6 +182,7 @@ class AgentService:
         self._shutdown = asyncio.Event()
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
+        self.channels = NodeChannels(timeout=config.request_timeout)
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
@@ -310,6 +319,7 @@ class AgentService:
         for task in tuple(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.channels.close()
         if self.supervisor is not None:
             await self.supervisor.close(keep_nodes=self.config.keep_nodes)
         log.info(
@@ -465,6 +475,7 @@ class AgentService:
 
     def _feed_nodes(self) -> None:
         views = self._views()
+        self._update_channels(views)
         self._step(lambda now: self._state.nodes_changed(views, now))
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:
@@ -506,51 +517,21 @@ class AgentService:
         }
         self._step(lambda now: self._state.restart_done(reqid, outcome, now))
 
+    # -- node channels (get-id-value) ---------------------------------------------------
+
+    def _update_channels(self, views: Iterable[ast.NodeView]) -> None:
+        """One channel per RUNNING node process; a restarted node (new pid) gets a new one."""
+        self.channels.update(
+            {
+                v.name: NodeProcess(self._ports[v.name], v.pid)
+                for v in views
+                if v.state is State.RUNNING and v.name in self._ports
+            }
+        )
+
     async def _dispatch(self, reqid: str, action: tuple[str, ...], names: tuple[str, ...]) -> None:
-        results = await asyncio.gather(*(self._ask_node(reqid, action, n) for n in names))
+        results = await self.channels.ask(reqid, action, names)
         self._step(lambda now: self._state.dispatch_done(reqid, results, now))
-
-    async def _ask_node(self, reqid: str, action: tuple[str, ...], name: str) -> Result:
-        """Ask one node over its channel; an unreachable node gets an error result."""
-        port = self._ports.get(name)
-        if port is None:
-            return Result(reqid, False, node=name, error=f"cluster node {name} has no channel")
-        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        child = f"{reqid}-{name}"
-
-        def on_event(conn: Connection, received: EventReceived) -> None:
-            event = received.event
-            if (
-                isinstance(event, ev.NodeDispatchResponse)
-                and event.reqid == child
-                and not answer.done()
-            ):
-                answer.set_result(event.result)
-
-        topic = f"{NODE_TOPIC_PREFIX}/{name}"
-        try:
-            async with asyncio.timeout(self.config.request_timeout):
-                conn, reader = await connect(
-                    f"ws://127.0.0.1:{port}/v1/messages/json",
-                    (f"{topic}/response",),
-                    on_event=on_event,
-                    accept=lambda e: isinstance(e, ev.NodeDispatchResponse),
-                    ping_interval=None,
-                )
-                try:
-                    conn.send_event(topic, ev.NodeDispatchRequest(child, action, BrokerSet([name])))
-                    result = await answer
-                finally:
-                    await conn.close()
-                    reader.cancel()
-        except TimeoutError:
-            return Result(reqid, False, node=name, error="request timed out")
-        except (OSError, Exception) as exc:
-            log.info("node channel of %s unreachable: %s", name, exc)
-            return Result(
-                reqid, False, node=name, error=f"cluster node {name} not reachable: {exc}"
-            )
-        return result.with_changes(node=name)
 
     # -- log archival ------------------------------------------------------------------
 
@@ -568,8 +549,17 @@ class AgentService:
     async def run_archiver(self) -> int | None:
         """Run the archive command once, in a child process, with a time limit.
 
+        The command runs through ``/bin/sh -c`` in its own process group, so that at the
+        time limit (or when this coroutine is cancelled, e.g. at agent shutdown) the whole
+        group is killed, including e.g. the ``gzip`` children of zeek-archiver. That is
+        safe: archivers compress to a temporary file and rename, so an interrupted run
+        leaves its source in the queue for the next one.
+
         Returns:
-            Its exit status, or ``None`` if it could not run or was killed at the limit.
+            Its exit status, or ``None`` if nothing ran (no queue directory), it could not
+            start, or it was killed at the limit.
+
+        Cancellation: kills the archiver, then re-raises.
         """
         queue = self.config.spool_dir / "log-queue"
         if not queue.is_dir():
@@ -581,8 +571,10 @@ class AgentService:
                 "/bin/sh",
                 "-c",
                 command,
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             log.error("log archival could not start: %s", exc)
@@ -594,11 +586,14 @@ class AgentService:
             log.error(
                 "log archival took longer than %.0f s; killed it", self.config.archive_timeout
             )
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _kill_group(proc)
             return None
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
         text = output.decode("utf-8", "replace").strip()
+        if len(text) > _ARCHIVER_OUTPUT_MAX:
+            text = "..." + text[-_ARCHIVER_OUTPUT_MAX:]
         if proc.returncode == 0:
             log.info("log archival finished%s", f": {text}" if text else "")
         else:
@@ -608,7 +603,24 @@ class AgentService:
         return proc.returncode
 
     async def _archive_loop(self) -> None:
-        # Like Zeek, the first run is one interval after start-up.
+        # Like Zeek, the first run is one interval after start-up; the next run is one
+        # interval after the previous one ended, so runs never overlap.
         while True:
             await asyncio.sleep(self.config.archive_interval)
-            await self.run_archiver()
+            try:
+                await self.run_archiver()
+            except Exception:  # a bug here must not end archival for good
+                log.exception("log archival run failed")
+
+
+#: How much of an archiver's output goes into the log (the end is the interesting part).
+_ARCHIVER_OUTPUT_MAX = 4000
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child started with ``start_new_session`` and its whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await asyncio.shield(proc.wait())

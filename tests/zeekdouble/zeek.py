@@ -109,10 +109,50 @@ Test knobs (environment variables; none of them changes the interface)
     them); an unset ``ZEEKPATH`` is Zeek's default path under the prefix.
     Default: they always resolve, and an unset ``ZEEKPATH`` means ``.``.
 
-Not implemented (yet): the WebSocket node channel, log writing and rotation,
-plugins (``X::Y`` arguments), supervisor mode (``-j``), ``-I``/``-N``/``-X``.
-Unsupported but valid input is reported with a ``zeek-double:`` prefix so it
-is never mistaken for a Zeek error. Stdlib only; Python >= 3.11.
+``ZEEK_DOUBLE_ROTATE_INTERVAL``
+    Seconds; plays ``redef Log::default_rotation_interval``. Default: the role
+    scripts' value, 1 hr on the logging node and 24 hrs elsewhere.
+``ZEEK_DOUBLE_LOGS``
+    Comma-separated log paths the logging node writes. Default ``conn,dns``.
+``ZEEK_DOUBLE_IDS``
+    A JSON object of extra globals for get_id_value (``null``: declared but
+    without a value, answered ``no ID value``).
+
+The management node script (``zeek-mgmt-node``)
+------------------------------------------------
+When a script file named ``zeek-mgmt-node.zeek`` is loaded (zeek-mgmt's agent
+loads ``mgmt/scripts/zeek-mgmt-node.zeek`` last), the double does what that
+script makes Zeek 8.2.2 do:
+
+* Node channel: before ``RUNNING`` (in ``zeek_init``) it listens on
+  ``127.0.0.1:$ZEEK_MGMT_NODE_WEBSOCKET_PORT`` with Zeek's Broker WebSocket JSON
+  v1 protocol (handshake -> ack, data messages, prefix subscriptions), is
+  subscribed to ``zeek/management/node/<node>``, and answers
+  ``Management::Node::API::node_dispatch_request(reqid, action, nodes)`` for
+  itself (silent when ``nodes`` names others) with
+  ``node_dispatch_response(reqid, Result)`` on
+  ``zeek/management/node/<node>/response``, with Zeek's error strings and a
+  small table of globals (``Cluster::node``, ``LogAscii::use_json``,
+  ``Log::all_streams`` shortened, ``Log::default_rotation_interval``, ...).
+  A port in use prints a warning and the node runs on without the channel.
+* Logs and rotation, on the logging node only (the logger, or the manager
+  when ``Cluster::manager_is_logger``): ``ZEEK_DOUBLE_LOGS`` files in the
+  cwd, each with a ``.shadow.<path>.log``; every rotation interval (aligned to
+  multiples of it) and at clean shutdown they move to
+  ``$ZEEK_MANAGEMENT_SPOOL_DIR/log-queue/<path>__<open>__<close>__.log``
+  (``%Y-%m-%d-%H-%M-%S``, local time; ``log_suffix=<node>__`` is added when
+  there are several loggers). Leftovers of a crashed run are rotated at
+  start-up (open = the shadow's ctime, close = the log's mtime).
+
+The double is self-contained: it has its own tiny Broker JSON codec rather
+than importing ``mgmt.broker``, so that a codec bug cannot hide on both sides
+of the wire. It needs the ``websockets`` package only for the node channel
+(from the interpreter's site-packages; ``-I`` keeps those).
+
+Not implemented (yet): plugins (``X::Y`` arguments), supervisor mode (``-j``),
+``-I``/``-N``/``-X``, Broker peering between nodes. Unsupported but valid
+input is reported with a ``zeek-double:`` prefix so it is never mistaken for
+a Zeek error. Python >= 3.11.
 """
 
 from __future__ import annotations
@@ -121,11 +161,14 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import os
 import re
+import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,8 +192,12 @@ POLICY_ROOTS = frozenset(
 )
 #: Cluster backends shipped with Zeek 8.2.2.
 KNOWN_BACKENDS = frozenset({"broker", "zeromq"})
-#: Scripts that select a cluster backend (directly or via the management framework).
-BACKEND_SCRIPT = re.compile(r"^(?:policy/)?frameworks/(?:cluster/backend/[^/]+|management)(?:/|$)")
+#: Scripts that select a cluster backend (directly or via the management framework;
+#: the management framework's declaration-only scripts ``types`` and ``*/api`` do not).
+BACKEND_SCRIPT = re.compile(
+    r"^(?:policy/)?frameworks/(?:cluster/backend/[^/]+|management(?!/(?:types|[a-z]+/api)$))"
+    r"(?:/|$)"
+)
 
 NODE_TYPES = ("NONE", "CONTROL", "LOGGER", "MANAGER", "PROXY", "WORKER")
 DEFAULT_CRASH_MESSAGE = "fatal error: simulated crash (ZEEK_DOUBLE_CRASH_AFTER)"
@@ -961,6 +1008,9 @@ class Knobs:
     record_dir: str | None = None
     prefix: str | None = None
     strict_zeekpath: bool = False
+    rotate_interval: float | None = None
+    log_paths: tuple[str, ...] = ("conn", "dns")
+    ids: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Knobs:
@@ -990,6 +1040,13 @@ class Knobs:
             record_dir=env.get("ZEEK_DOUBLE_RECORD") or None,
             prefix=env.get("ZEEK_DOUBLE_PREFIX") or None,
             strict_zeekpath=env.get("ZEEK_DOUBLE_STRICT_ZEEKPATH", "") not in ("", "0"),
+            rotate_interval=num("ZEEK_DOUBLE_ROTATE_INTERVAL", None),
+            log_paths=tuple(
+                p.strip()
+                for p in env.get("ZEEK_DOUBLE_LOGS", "conn,dns").split(",")
+                if p.strip()
+            ),
+            ids=json.loads(env["ZEEK_DOUBLE_IDS"]) if env.get("ZEEK_DOUBLE_IDS") else {},
         )
 
 
@@ -1028,6 +1085,356 @@ class Recorder:
 
 
 # --------------------------------------------------------------------------------------
+# The management node script's services: node channel and log rotation
+# --------------------------------------------------------------------------------------
+
+#: The script zeek-mgmt's agent loads last on every node (mgmt/scripts/zeek-mgmt-node.zeek).
+MGMT_NODE_SCRIPT = "zeek-mgmt-node.zeek"
+NODE_TOPIC_PREFIX = "zeek/management/node/"
+DISPATCH_REQUEST = "Management::Node::API::node_dispatch_request"
+DISPATCH_RESPONSE = "Management::Node::API::node_dispatch_response"
+ROTATION_DATE_FORMAT = "%Y-%m-%d-%H-%M-%S"
+
+
+def zeek_double_str(value: float) -> str:
+    """``ODesc::Add(double)``: 6 significant digits, ``.0`` appended to integral values."""
+    text = f"{value:.6g}"
+    if value == round(value) and "e" not in text and "." not in text:
+        text += ".0"
+    return text
+
+
+def zeek_interval_str(seconds: float) -> str:
+    """An interval as Zeek describes it (``IntervalVal::ValDescribe``): ``1.0 hr``."""
+    if seconds == 0:
+        return "0 secs"
+    units = (
+        (86400.0, "day"),
+        (3600.0, "hr"),
+        (60.0, "min"),
+        (1.0, "sec"),
+        (1e-3, "msec"),
+        (1e-6, "usec"),
+    )
+    parts: list[str] = []
+    v = seconds
+    for i, (unit, word) in enumerate(units):
+        if i == len(units) - 1:
+            num = v / unit
+            if abs(num) < 1e-6:
+                if not parts:
+                    parts.append("0 secs")
+                break
+        else:
+            if not (v >= unit or v <= -unit):
+                continue
+            num = float(int(v / unit))
+            v -= num * unit
+        plural = "" if abs(abs(num) - 1) < 1e-6 else "s"
+        parts.append(f"{zeek_double_str(num)} {word}{plural}")
+    return " ".join(parts)
+
+
+def _stream_info(module: str, path: str, ev: str | None) -> dict[str, Any]:
+    """One ``Log::Stream`` as ``to_json`` renders it (fields as in Zeek 8.2.2)."""
+    info: dict[str, Any] = {
+        "columns": None,
+        "event_groups": [],
+        "max_delay_interval": "200.0 msecs",
+        "max_delay_queue_size": 1000,
+        "max_field_container_elements": 100,
+        "max_field_string_bytes": 4096,
+        "max_total_container_elements": 500,
+        "max_total_string_bytes": 256000,
+        "path": path,
+        "policy": f"{module}::log_policy: Log::PolicyHook",
+    }
+    if ev is not None:
+        info["ev"] = ev
+    return info
+
+
+def all_streams() -> dict[str, Any]:
+    """A shortened ``Log::all_streams`` (the real one has ~50 streams)."""
+    return {
+        "Broker::LOG": _stream_info("Broker", "broker", None),
+        "Cluster::LOG": _stream_info("Cluster", "cluster", None),
+        "Conn::LOG": _stream_info("Conn", "conn", "Conn::log_conn: event(rec:Conn::Info)"),
+        "DNS::LOG": _stream_info("DNS", "dns", "DNS::log_dns: event(rec:DNS::Info)"),
+        "Reporter::LOG": _stream_info("Reporter", "reporter", None),
+        "Weird::LOG": _stream_info("Weird", "weird", "Weird::log_weird: event(rec:Weird::Info)"),
+    }
+
+
+NO_VALUE = object()
+
+
+class BrokerJSONError(Exception):
+    """A message the double's tiny Broker JSON decoder cannot use."""
+
+
+def _bj(value: Any) -> dict[str, Any]:
+    """Encode a Python value as Broker JSON (the few types the node channel needs)."""
+    if value is None:
+        return {"@data-type": "none", "data": {}}
+    if isinstance(value, bool):
+        return {"@data-type": "boolean", "data": value}
+    if isinstance(value, int):
+        return {"@data-type": "count", "data": value}
+    if isinstance(value, str):
+        return {"@data-type": "string", "data": value}
+    if isinstance(value, list | tuple):
+        return {"@data-type": "vector", "data": [_bj(v) for v in value]}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _unbj(obj: Any, want: str) -> Any:
+    if not isinstance(obj, dict) or obj.get("@data-type") != want or "data" not in obj:
+        raise BrokerJSONError(f"expected {want}")
+    return obj["data"]
+
+
+def zeek_event_message(topic: str, name: str, args: list[Any], ts: float) -> str:
+    """A data message carrying a Zeek event, with network-timestamp metadata as Zeek 8
+    sends it (wire-protocol.md §3.1)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    meta = {
+        "@data-type": "vector",
+        "data": [
+            {
+                "@data-type": "vector",
+                "data": [{"@data-type": "count", "data": 1}, {"@data-type": "timestamp", "data": stamp}],
+            }
+        ],
+    }
+    inner = {"@data-type": "vector", "data": [_bj(name), {"@data-type": "vector", "data": args}, meta]}
+    event = {"@data-type": "vector", "data": [_bj(1), _bj(1), inner]}
+    return json.dumps({"type": "data-message", "topic": topic, **event})
+
+
+def parse_zeek_event(msg: Any) -> tuple[str, str, list[Any]]:
+    """``(topic, event name, Broker JSON args)`` of a data message carrying an event."""
+    if not isinstance(msg, dict) or not isinstance(msg.get("topic"), str):
+        raise BrokerJSONError("not a data message")
+    outer = _unbj(msg, "vector")
+    if len(outer) < 3 or _unbj(outer[0], "count") != 1 or _unbj(outer[1], "count") != 1:
+        raise BrokerJSONError("not an event")
+    inner = _unbj(outer[2], "vector")
+    if len(inner) < 2:
+        raise BrokerJSONError("malformed event")
+    return msg["topic"], _unbj(inner[0], "string"), _unbj(inner[1], "vector")
+
+
+class NodeChannel:
+    """What ``zeek-mgmt-node.zeek`` sets up on Zeek >= 7.2: ``Cluster::listen_websocket``
+    on 127.0.0.1:<port> (Zeek's Broker JSON v1 protocol: handshake, ack, data messages),
+    a subscription to ``zeek/management/node/<node>``, and the dispatch handler.
+
+    Subscriptions are plain string prefixes, as in Zeek. A response goes to every
+    client whose subscriptions match its topic.
+    """
+
+    def __init__(self, node: str, port: int, values: dict[str, Any]) -> None:
+        self.node = node
+        self.port = port
+        self.values = values
+        self.endpoint = f"{uuid.uuid4()}-websocket"
+        self.clients: dict[Any, list[str]] = {}
+        self._count = 0
+
+    async def start(self) -> Any:
+        from websockets.asyncio.server import serve  # the interpreter's site-packages
+
+        return await serve(
+            self._handle, "127.0.0.1", self.port, compression=None, ping_interval=5.0
+        )
+
+    async def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            first = await ws.recv()
+            try:
+                subs = json.loads(first)
+            except ValueError:
+                await ws.send(_error("failed to decode JSON object"))
+                return
+            if not isinstance(subs, list):
+                await ws.send(_error("subscriptions not an array"))
+                return
+            if not all(isinstance(s, str) for s in subs):
+                await ws.send(_error("individual subscription not a string"))
+                return
+            name = f"{self.endpoint}-{self._count}"
+            self._count += 1
+            await ws.send(json.dumps({"type": "ack", "endpoint": name, "version": ZEEK_VERSION}))
+            self.clients[ws] = list(subs)
+            async for frame in ws:
+                await self._receive(ws, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.pop(ws, None)
+
+    async def _receive(self, ws: Any, frame: str | bytes) -> None:
+        try:
+            msg = json.loads(frame)
+        except ValueError:
+            await ws.send(_error("failed to decode JSON object"))
+            return
+        try:
+            topic, name, args = parse_zeek_event(msg)
+        except BrokerJSONError:
+            return  # Zeek logs a reporter warning and drops it
+        # The node only sees what it subscribed to (Cluster::subscribe in zeek_init).
+        if not topic.startswith(NODE_TOPIC_PREFIX + self.node):
+            return
+        if name != DISPATCH_REQUEST:
+            return  # no handler
+        try:
+            reqid = _unbj(args[0], "string")
+            action = [_unbj(a, "string") for a in _unbj(args[1], "vector")]
+            nodes = (
+                [_unbj(n, "string") for n in _unbj(args[2], "set")] if len(args) > 2 else []
+            )
+        except (BrokerJSONError, IndexError):
+            return  # Zeek: type mismatch, the event is not raised
+        result = self.dispatch(reqid, action, nodes)
+        if result is None:
+            return
+        topic = f"{NODE_TOPIC_PREFIX}{self.node}/response"
+        text = zeek_event_message(topic, DISPATCH_RESPONSE, [_bj(reqid), _bj(result)], time.time())
+        for client, subs in list(self.clients.items()):
+            if any(topic.startswith(s) for s in subs):
+                with contextlib.suppress(Exception):
+                    await client.send(text)
+
+    def dispatch(self, reqid: str, action: list[str], nodes: list[str]) -> list[Any] | None:
+        """The node's ``node_dispatch_request`` handler (behaviour.md §7): a
+        ``Management::Result`` as a list in field order, or None to stay silent."""
+        if nodes and self.node not in nodes:
+            return None
+        success, data, error = True, None, None
+        if not action:
+            success, error = False, "no dispatch arguments provided"
+        elif action[0] != "get_id_value":
+            success, error = False, f"dispatch {action[0]} unknown"
+        elif len(action) < 2:
+            success, error = False, "get_id_value expects name of global identifier"
+        elif action[1] not in self.values:
+            success, error = False, "unknown id"
+        elif self.values[action[1]] is NO_VALUE:
+            success, error = False, "no ID value"
+        else:
+            data = json.dumps(self.values[action[1]], separators=(",", ":"))
+        return [reqid, success, None, data, error, self.node]
+
+
+def _error(context: str) -> str:
+    return json.dumps({"type": "error", "code": "deserialization_failed", "context": context})
+
+
+class LogRotator:
+    """The logging node's ASCII logs, rotated as the management node script sets up:
+    into ``<spool>/log-queue`` as ``<path>__<open>__<close>__[<meta>__].log``, every
+    ``interval`` seconds (aligned to multiples of it), at clean shutdown, and, for
+    leftovers of a crashed run (``.shadow.<path>.log`` files), at start-up.
+    """
+
+    def __init__(
+        self, cwd: str, queue: str, interval: float, paths: Sequence[str], suffix: str | None
+    ) -> None:
+        self.cwd = cwd
+        self.queue = queue
+        self.interval = interval
+        self.paths = tuple(paths)
+        self.suffix = suffix
+        self.opened: dict[str, float] = {}
+
+    def _file(self, path: str) -> str:
+        return os.path.join(self.cwd, f"{path}.log")
+
+    def _shadow(self, path: str) -> str:
+        return os.path.join(self.cwd, f".shadow.{path}.log")
+
+    def _target(self, path: str, open_ts: float, close_ts: float) -> str:
+        base = "__".join(
+            [
+                path,
+                time.strftime(ROTATION_DATE_FORMAT, time.localtime(open_ts)),
+                time.strftime(ROTATION_DATE_FORMAT, time.localtime(close_ts)),
+                "",
+            ]
+        )
+        if self.suffix:
+            base += f"log_suffix={self.suffix}__"
+        return os.path.join(self.queue, base + ".log")
+
+    def _move(self, src: str, dst: str) -> None:
+        os.makedirs(self.queue, exist_ok=True)
+        try:
+            os.replace(src, dst)
+        except OSError:
+            shutil.move(src, dst)
+
+    def rotate_leftovers(self) -> None:
+        """LogAscii leftover rotation: open time = the shadow's ctime, close = mtime."""
+        for path in sorted(os.listdir(self.cwd)):
+            if not (path.startswith(".shadow.") and path.endswith(".log")):
+                continue
+            name = path[len(".shadow.") : -len(".log")]
+            shadow = os.path.join(self.cwd, path)
+            log = self._file(name)
+            if os.path.exists(log):
+                open_ts = os.stat(shadow).st_ctime
+                close_ts = os.stat(log).st_mtime
+                self._move(log, self._target(name, open_ts, close_ts))
+            os.unlink(shadow)
+
+    def open_all(self, now: float) -> None:
+        for path in self.paths:
+            with open(self._shadow(path), "w") as f:
+                f.write(".log\n\n")
+            stamp = time.strftime(ROTATION_DATE_FORMAT, time.localtime(now))
+            with open(self._file(path), "w") as f:
+                f.write(
+                    "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
+                    f"#unset_field\t-\n#path\t{path}\n#open\t{stamp}\n"
+                    "#fields\tts\tmessage\n#types\ttime\tstring\n"
+                )
+            self.opened[path] = now
+            self.write(path, now, "opened")
+
+    def write(self, path: str, now: float, message: str) -> None:
+        with open(self._file(path), "a") as f:
+            f.write(f"{now:.6f}\tzeek-double {message}\n")
+
+    def rotate_all(self, now: float) -> list[str]:
+        """Close, move into the queue, forget the shadow. Returns the new queue files."""
+        out = []
+        for path, open_ts in list(self.opened.items()):
+            stamp = time.strftime(ROTATION_DATE_FORMAT, time.localtime(now))
+            with open(self._file(path), "a") as f:
+                f.write(f"#close\t{stamp}\n")
+            target = self._target(path, open_ts, now)
+            self._move(self._file(path), target)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._shadow(path))
+            out.append(target)
+        self.opened.clear()
+        return out
+
+    async def run(self) -> None:
+        """Rotate at every multiple of the interval, then reopen."""
+        while True:
+            now = time.time()
+            boundary = (math.floor(now / self.interval) + 1) * self.interval
+            await asyncio.sleep(boundary - now)
+            self.rotate_all(boundary)
+            self.open_all(boundary)
+
+
+# --------------------------------------------------------------------------------------
 # The process
 # --------------------------------------------------------------------------------------
 
@@ -1058,6 +1465,7 @@ class ZeekDouble:
         self.loaded: list[Resolved] = []
         self.signals: list[str] = []
         self.cluster_loaded = False
+        self.channel: NodeChannel | None = None
         self._stop: asyncio.Event | None = None
 
     # -- entry ---------------------------------------------------------------------------
@@ -1263,6 +1671,9 @@ class ZeekDouble:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signo, self._on_signal, signo)
+        # What zeek_init does for the management node script, before the run loop.
+        server = await self.start_node_channel()
+        rotator = self.start_logs()
         self.status.set("RUNNING", "run_loop")
         for i in range(1, self.knobs.stdout_lines + 1):
             _stdout(f"zeek-double stdout line {i}")
@@ -1273,22 +1684,116 @@ class ZeekDouble:
         if self.options.readfile is not None:
             self._stop.set()  # the double's traces are empty: done with the input at once
         async with asyncio.TaskGroup() as group:
-            services = self.start_services(group)
+            services = self.start_services(group, rotator)
             await self._stop.wait()
             for task in services:
                 task.cancel()
+        if server is not None:
+            # Zeek drops its WebSocket clients when it terminates; no closing handshake.
+            server.close(close_connections=False)
+            for ws in list(self.channel.clients if self.channel else ()):
+                ws.transport.abort()
         for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signo)
+        if rotator is not None and rotator.interval > 0:
+            rotator.rotate_all(time.time())  # Zeek rotates open logs when it terminates
         return self.shutdown()
 
-    def start_services(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        """Start the node's long-running services (none yet).
+    def start_services(
+        self, group: asyncio.TaskGroup, rotator: LogRotator | None
+    ) -> list[asyncio.Task[None]]:
+        """Start the node's long-running services; cancelled when the loop stops."""
+        tasks = []
+        if rotator is not None and rotator.interval > 0:
+            tasks.append(group.create_task(rotator.run()))
+        return tasks
 
-        The WebSocket node channel and log rotation will be started here with
-        ``group.create_task(...)``; they are cancelled when the loop stops.
-        """
-        del group
-        return []
+    # -- the management node script ------------------------------------------------------
+
+    @property
+    def mgmt_script_loaded(self) -> bool:
+        """Whether zeek-mgmt's node script is loaded (it sets up channel and rotation)."""
+        return any(
+            not r.builtin and os.path.basename(r.path) == MGMT_NODE_SCRIPT for r in self.loaded
+        )
+
+    def node_type(self) -> str | None:
+        if self.layout is None or self.node not in self.layout.nodes:
+            return None
+        return self.layout.nodes[self.node].node_type
+
+    def is_logging_node(self) -> bool:
+        """Loggers, and the manager when it is also the logger, write logs locally."""
+        kind = self.node_type()
+        assert self.layout is not None or kind is None
+        return kind == "LOGGER" or (
+            kind == "MANAGER" and self.layout is not None and self.layout.manager_is_logger
+        )
+
+    def rotation_interval(self) -> float:
+        """``Log::default_rotation_interval``: the role scripts' value (logger 1 hr, other
+        cluster nodes 24 hrs) unless ``ZEEK_DOUBLE_ROTATE_INTERVAL`` plays a redef."""
+        if self.knobs.rotate_interval is not None:
+            return self.knobs.rotate_interval
+        return 3600.0 if self.is_logging_node() else 86400.0
+
+    def rotation_dir(self) -> str:
+        spool = self.env.get("ZEEK_MANAGEMENT_SPOOL_DIR", "")
+        return "log-queue" if spool == "" else spool + "/log-queue"
+
+    def global_values(self) -> dict[str, Any]:
+        """The globals ``get_id_value`` knows (``NO_VALUE``: declared without a value)."""
+        values: dict[str, Any] = {
+            "Cluster::node": self.node,
+            "Cluster::manager_is_logger": bool(self.layout and self.layout.manager_is_logger),
+            "LogAscii::use_json": False,
+            "LogAscii::enable_leftover_log_rotation": True,
+            "Log::all_streams": all_streams(),
+            "Log::default_rotation_interval": zeek_interval_str(self.rotation_interval()),
+            "Log::default_rotation_dir": self.rotation_dir(),
+            "Log::default_rotation_postprocessor_cmd": "",
+            "Version::number": 80202,
+        }
+        for key, value in self.knobs.ids.items():
+            values[key] = NO_VALUE if value is None else value
+        return values
+
+    async def start_node_channel(self) -> Any:
+        """The script's ``zeek_init``: listen on 127.0.0.1:$ZEEK_MGMT_NODE_WEBSOCKET_PORT."""
+        raw = self.env.get("ZEEK_MGMT_NODE_WEBSOCKET_PORT", "")
+        if not (self.mgmt_script_loaded and self.node and raw):
+            return None
+        try:
+            port = int(raw)
+        except ValueError:
+            port = 0  # Zeek's to_count() error yields 0
+        channel = self.channel = NodeChannel(self.node, port, self.global_values())
+        try:
+            return await channel.start()
+        except OSError as exc:
+            _stderr(
+                f"warning: zeek-mgmt: cannot listen on 127.0.0.1:{port}/tcp; "
+                f"get-id-value is unavailable ({exc.strerror})"
+            )
+            return None
+
+    def start_logs(self) -> LogRotator | None:
+        """Leftover rotation and the first log files, on the logging node."""
+        if not (self.mgmt_script_loaded and self.is_logging_node()):
+            return None
+        assert self.layout is not None
+        loggers = sum(1 for n in self.layout.nodes.values() if n.node_type == "LOGGER")
+        rotator = LogRotator(
+            os.getcwd(),
+            os.path.join(os.getcwd(), self.rotation_dir()),
+            self.rotation_interval(),
+            self.knobs.log_paths,
+            self.node if loggers > 1 else None,
+        )
+        if rotator.interval > 0:
+            rotator.rotate_leftovers()
+        rotator.open_all(time.time())
+        return rotator
 
     def _on_signal(self, signo: int) -> None:
         """``sig_handler``: status first, then stop on SIGTERM/SIGINT."""
