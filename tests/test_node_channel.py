@@ -458,3 +458,23 @@ async def test_channel_close_fails_waiters() -> None:
     async with asyncio.timeout(5):
         result = await ask
     assert result.error == "cluster node worker-01 not in running state"
+
+
+def test_node_ports_are_disjoint_across_agents_on_one_host() -> None:
+    """Two agents sharing a configuration pick different node-channel ports."""
+    from mgmt.agent.service import node_websocket_ports
+    from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+
+    config = Configuration(
+        "c",
+        (Instance("agent-a"), Instance("agent-b")),
+        tuple(
+            Node(f"{inst}-w{i}", inst, ClusterRole.WORKER)
+            for inst in ("agent-a", "agent-b")
+            for i in range(3)
+        ),
+    )
+    a = node_websocket_ports(config, "agent-a", 27800)
+    b = node_websocket_ports(config, "agent-b", 27800)
+    assert len(a) == len(b) == 3
+    assert not set(a.values()) & set(b.values())

@@ -143,7 +143,12 @@ class AgentConfig:
 
 def node_websocket_ports(config: Configuration, instance: str, start: int) -> dict[str, int]:
     """Loopback ports for the node channels of ``instance``'s nodes, from ``start`` up,
-    skipping every port the deployment uses."""
+    skipping every port the deployment uses.
+
+    Ports are numbered over the nodes of *every* instance (sorted by instance, then name),
+    so several agents on one host running the same configuration never pick the same
+    port, and the numbering is the same after an agent restart (adoption).
+    """
     used = {i.listen_port.number for i in config.instances if i.listen_port is not None}
     for node in config.nodes:
         for port in (node.p, node.metrics_port):
@@ -151,10 +156,11 @@ def node_websocket_ports(config: Configuration, instance: str, start: int) -> di
                 used.add(port.number)
     ports: dict[str, int] = {}
     candidate = start
-    for node in sorted(config.nodes_of(instance), key=lambda n: n.name):
+    for node in sorted(config.nodes, key=lambda n: (n.instance, n.name)):
         while candidate in used:
             candidate += 1
-        ports[node.name] = candidate
+        if node.instance == instance:
+            ports[node.name] = candidate
         used.add(candidate)
         candidate += 1
     return ports
