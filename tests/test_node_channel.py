@@ -462,7 +462,6 @@ async def test_channel_close_fails_waiters() -> None:
 
 def test_node_ports_are_disjoint_across_agents_on_one_host() -> None:
     """Two agents sharing a configuration pick different node-channel ports."""
-    from mgmt.agent.service import node_websocket_ports
     from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 
     config = Configuration(
