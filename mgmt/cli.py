@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # The module, or a package above it (mgmt.controller for mgmt.controller.main).
+            if exc.name is None or not f"{module_name}.".startswith(f"{exc.name}."):
                 raise
             # Not built yet: keep the name visible, fail clearly when used.
             p.set_defaults(_missing=True)
