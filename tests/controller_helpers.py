@@ -247,7 +247,15 @@ class ApiClient:
             on_event=self._on_event,
             ping_interval=None,
         )
+        self._reader.add_done_callback(self._closed)
         return self
+
+    def _closed(self, _task: asyncio.Task[None]) -> None:
+        # The connection is gone: nothing pending will ever be answered.
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection to the controller closed"))
 
     def _on_event(self, conn: Connection, received: EventReceived) -> None:
         event = received.event
@@ -262,6 +270,9 @@ class ApiClient:
         """Send a request; the future resolves with its response."""
         assert self.conn is not None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._reader is not None and self._reader.done():
+            fut.set_exception(ConnectionError("connection to the controller closed"))
+            return fut
         self._pending[event.reqid] = fut
         self.conn.send_event(CONTROLLER_TOPIC, event)
         return fut

@@ -7,6 +7,7 @@ name). The controller runs in-process with a 1 s request timeout, so timeouts ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -368,3 +369,122 @@ async def test_get_instances_with_dialed_agent(tmp_path: Path) -> None:
         )
         run = await run_zeek_client(port, "get-config", "--deployed")
         assert f"agent-remote = 127.0.0.1:{agent_port}\n" in run.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Agent tracking (behaviour §4.3)
+
+
+@pytest.mark.asyncio
+async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path) -> None:
+    """An agent that connects after the deploy was requested is welcomed; the deploy completes."""
+    from mgmt.broker import events as ev
+    from tests.controller_helpers import cluster_config, reqid
+
+    agent = FakeAgent("agent-late")
+    async with running_controller(tmp_path, request_timeout=5.0) as ctl, fake_agents(agent):
+        client = await ApiClient.open(client_port(ctl))
+        try:
+            config = cluster_config("agent-late")
+            await client.request(ev.StageConfigurationRequest(reqid(), config))
+            pending = client.send(ev.DeployRequest(reqid()))
+            await wait_for(lambda: ctl._state.pending_deploy != "", what="deploy pending")
+            assert not pending.done()
+            await agent.dial(agent_uri(ctl))
+            resp = await asyncio.wait_for(pending, 5)
+        finally:
+            await client.close()
+    assert agent.count(ev.AgentWelcomeRequest) == 1
+    assert [r.node for r in resp.results] == ["logger", "manager", "worker-01", "worker-02", None]
+    assert all(r.success for r in resp.results)
+    assert resp.results[-1].data == config.id and resp.results[-1].instance is None
+
+
+@pytest.mark.asyncio
+async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> None:
+    """An agent that reconnects is sent the DEPLOYED config again and answers 'already running'."""
+    from mgmt.broker import events as ev
+    from tests.controller_helpers import cluster_config, reqid
+
+    agent = FakeAgent("agent-a")
+    async with running_controller(tmp_path) as ctl, fake_agents(agent):
+        await agent.dial(agent_uri(ctl))
+        client = await ApiClient.open(client_port(ctl))
+        try:
+            config = cluster_config("agent-a")
+            await client.request(ev.StageConfigurationRequest(reqid(), config))
+            resp = await client.request(ev.DeployRequest(reqid()))
+            assert all(r.success for r in resp.results)
+        finally:
+            await client.close()
+        deployed = ctl._state.deployed
+        sent: list[object] = []
+        original = agent.answer
+
+        def recording_answer(event: object) -> object:
+            reply = original(event)
+            sent.append(reply)
+            return reply
+
+        agent.answer = recording_answer  # type: ignore[method-assign]
+        await agent.drop_connection()
+        await wait_for(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
+        await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
+        assert agent.hellos == 2 and agent.count(ev.AgentWelcomeRequest) == 2
+        redeploy = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
+        assert redeploy.config == deployed and redeploy.force is False
+        reply = [r for r in sent if isinstance(r, ev.AgentDeployResponse)][-1]
+        assert [(r.success, r.node) for r in reply.results] == [(True, None)]
+        assert ctl._state.deployed == deployed
+        # It still works from a client's point of view.
+        run = await run_zeek_client(client_port(ctl), "get-nodes")
+        assert run.rc == 0 and "worker-02" in run.json()["results"]["agent-a"]
+
+
+@pytest.mark.asyncio
+async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Path) -> None:
+    """An instance with host:port is dialed by the controller and dialed again after it restarts."""
+    from mgmt.broker import events as ev
+    from tests.controller_helpers import cluster_config, reqid
+
+    agent = FakeAgent("agent-srv")
+    async with running_controller(tmp_path) as ctl, fake_agents(agent):
+        port = await agent.serve()
+        config = cluster_config("agent-srv", host="127.0.0.1", listen_port=port)
+        client = await ApiClient.open(client_port(ctl))
+        try:
+            await client.request(ev.StageConfigurationRequest(reqid(), config))
+            resp = await client.request(ev.DeployRequest(reqid()))
+            assert [r.success for r in resp.results] == [True] * 5
+            assert ctl._state.known["agent-srv"].listen_port == config.instances[0].listen_port
+
+            await agent.stop()  # the agent process "restarts" on the same port
+            await wait_for(lambda: "agent-srv" not in ctl._state.known, what="agent lost")
+            again = FakeAgent("agent-srv")
+            async with fake_agents(again):
+                await again.serve(port)
+                await wait_for(
+                    lambda: again.count(ev.AgentDeployRequest) == 1, timeout=10, what="redeploy"
+                )
+                await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
+                assert again.config is not None and again.config.id == config.id
+                run = await run_zeek_client(client_port(ctl), "get-instances")
+                assert run.json() == {"agent-srv": {"host": "127.0.0.1", "port": port}}
+        finally:
+            await client.close()
+
+
+@pytest.mark.asyncio
+async def test_duplicate_agent_connection_replaces_the_older(tmp_path: Path) -> None:
+    """A second connection saying hello for the same instance replaces the first."""
+    first, second = FakeAgent("agent-dup"), FakeAgent("agent-dup")
+    async with running_controller(tmp_path) as ctl, fake_agents(first, second):
+        await first.dial(agent_uri(ctl))
+        await wait_for(lambda: "agent-dup" in ctl._state.known, what="hello")
+        link = ctl._links["agent-dup"]
+        await second.dial(agent_uri(ctl))
+        await wait_for(lambda: ctl._links["agent-dup"] is not link, what="replacement")
+        await wait_for(lambda: not link.is_open, what="old link closed")
+        assert "agent-dup" in ctl._state.known
+        run = await run_zeek_client(client_port(ctl), "get-instances")
+        assert run.json() == {"agent-dup": {"host": "127.0.0.1"}}
