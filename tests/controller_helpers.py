@@ -81,10 +81,11 @@ def free_port() -> int:
 
 
 async def wait_for(
-    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    predicate: Callable[[], bool], limit: float = 5.0, what: str = "condition"
 ) -> None:
-    """Poll ``predicate`` until it is true (for state only observable by looking)."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it is true, for at most ``limit`` seconds (for state that
+    can only be observed by looking)."""
+    deadline = time.monotonic() + limit
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
@@ -175,7 +176,7 @@ class ClientRun:
 
 
 async def run_zeek_client(
-    port: int, *args: str, cwd: Path | str | None = None, timeout: float = 60.0
+    port: int, *args: str, cwd: Path | str | None = None, limit: float = 60.0
 ) -> ClientRun:
     """Run ``zeek-client --controller 127.0.0.1:<port> <args>``; returns (rc, stdout, stderr).
 
@@ -196,7 +197,7 @@ async def run_zeek_client(
         stderr=subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), limit)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -277,9 +278,9 @@ class ApiClient:
         self.conn.send_event(CONTROLLER_TOPIC, event)
         return fut
 
-    async def request(self, event: Any, timeout: float = 5.0) -> Any:
-        """Send a request and wait for its response."""
-        return await asyncio.wait_for(self.send(event), timeout)
+    async def request(self, event: Any, limit: float = 5.0) -> Any:
+        """Send a request and wait (at most ``limit`` seconds) for its response."""
+        return await asyncio.wait_for(self.send(event), limit)
 
     async def close(self) -> None:
         """Close the connection and wait for the reader."""
@@ -458,7 +459,8 @@ class FakeAgent:
     def _hello(self, conn: Connection, *, connecting: bool) -> None:
         self.hellos += 1
         conn.send_event(
-            self.topic, ev.NotifyAgentHello(self.name, self.endpoint_id, connecting, self.api_version)
+            self.topic,
+            ev.NotifyAgentHello(self.name, self.endpoint_id, connecting, self.api_version),
         )
         self.changed.set()
 
@@ -547,7 +549,9 @@ class FakeAgent:
     def _dispatch(self, rid: str, action: tuple[str, ...], node: str) -> Result:
         # Zeek's node-side texts (behaviour §7, wire spec §6.3).
         if not action:
-            return Result(rid, False, instance=self.name, error="no dispatch arguments provided", node=node)
+            return Result(
+                rid, False, instance=self.name, error="no dispatch arguments provided", node=node
+            )
         if action[0] != "get_id_value":
             return Result(
                 rid, False, instance=self.name, error=f"dispatch {action[0]} unknown", node=node
@@ -643,13 +647,16 @@ class ControllerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                self.argv(),
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
 
-    async def wait_listening(self, timeout: float = 10.0) -> None:
+    async def wait_listening(self, limit: float = 10.0) -> None:
         """Wait until the client port accepts connections (or the child died)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:

@@ -57,19 +57,61 @@ CLIENT_PORT_CASES = [
     ("not JSON", "{nope", BAD_JSON),
     ("JSON but not an object", "[1, 2]", BAD_JSON),
     ("no topic", json.dumps({"type": "data-message", "@data-type": "count", "data": 1}), NO_TOPIC),
-    ("unknown @data-type", json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "frob", "data": 1}), BAD_JSON),
-    ("vector whose data is a number", json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "vector", "data": 5}), BAD_JSON),
-    ("not an event", json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "count", "data": 1}), BAD_EVENT),
+    (
+        "unknown @data-type",
+        json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "frob", "data": 1}),
+        BAD_JSON,
+    ),
+    (
+        "vector whose data is a number",
+        json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "vector", "data": 5}),
+        BAD_JSON,
+    ),
+    (
+        "not an event",
+        json.dumps({"topic": CONTROLLER_TOPIC, "@data-type": "count", "data": 1}),
+        BAD_EVENT,
+    ),
     ("unknown event", frame("Management::Controller::API::frobnicate_request", s("r")), BAD_EVENT),
     ("test_noop_request (zeek-client only)", frame(CTL + "test_noop_request", s("r")), BAD_EVENT),
     ("wrong argument type", frame(CTL + "get_configuration_request", s("r"), s("yes")), BAD_EVENT),
     ("wrong arity", frame(CTL + "get_instances_request", s("r"), s("extra")), BAD_EVENT),
-    ("enum value that does not exist", frame(CTL + "stage_configuration_request", s("r"), good_config_json("Supervisor::FROB")), BAD_EVENT),
-    ("enum of the wrong type", frame(CTL + "stage_configuration_request", s("r"), good_config_json("Management::RUNNING")), BAD_EVENT),
-    ("agent event on the client port", frame(AGENT + "notify_agent_hello", s("agent-x"), s("id"), {"@data-type": "boolean", "data": True}, {"@data-type": "count", "data": 1}), BAD_EVENT),
-    ("agent response on the client port", frame(AGENT + "deploy_response", s("r"), {"@data-type": "vector", "data": []}), BAD_EVENT),
-    ("internal event", frame(CTL + "notify_agents_ready", {"@data-type": "set", "data": []}), BAD_EVENT),
-    ("a response event", frame(CTL + "deploy_response", s("r"), {"@data-type": "vector", "data": []}), BAD_EVENT),
+    (
+        "enum value that does not exist",
+        frame(CTL + "stage_configuration_request", s("r"), good_config_json("Supervisor::FROB")),
+        BAD_EVENT,
+    ),
+    (
+        "enum of the wrong type",
+        frame(CTL + "stage_configuration_request", s("r"), good_config_json("Management::RUNNING")),
+        BAD_EVENT,
+    ),
+    (
+        "agent event on the client port",
+        frame(
+            AGENT + "notify_agent_hello",
+            s("agent-x"),
+            s("id"),
+            {"@data-type": "boolean", "data": True},
+            {"@data-type": "count", "data": 1},
+        ),
+        BAD_EVENT,
+    ),
+    (
+        "agent response on the client port",
+        frame(AGENT + "deploy_response", s("r"), {"@data-type": "vector", "data": []}),
+        BAD_EVENT,
+    ),
+    (
+        "internal event",
+        frame(CTL + "notify_agents_ready", {"@data-type": "set", "data": []}),
+        BAD_EVENT,
+    ),
+    (
+        "a response event",
+        frame(CTL + "deploy_response", s("r"), {"@data-type": "vector", "data": []}),
+        BAD_EVENT,
+    ),
     ("an error message", json.dumps({"type": "error", "code": "x", "context": "y"}), BAD_JSON),
 ]
 
@@ -77,9 +119,32 @@ CLIENT_PORT_CASES = [
 AGENT_PORT_CASES = [
     ("not JSON", "]]", BAD_JSON),
     ("client request on the agent port", frame(CTL + "deploy_request", s("r")), BAD_EVENT),
-    ("stage request on the agent port", frame(CTL + "stage_configuration_request", s("r"), good_config_json()), BAD_EVENT),
-    ("hello with a string api_version", frame(AGENT + "notify_agent_hello", s("agent-x"), s("id"), {"@data-type": "boolean", "data": True}, s("1")), BAD_EVENT),
-    ("controller->agent request sent back", frame(AGENT + "deploy_request", s("r"), good_config_json(), {"@data-type": "boolean", "data": False}), BAD_EVENT),
+    (
+        "stage request on the agent port",
+        frame(CTL + "stage_configuration_request", s("r"), good_config_json()),
+        BAD_EVENT,
+    ),
+    (
+        "hello with a string api_version",
+        frame(
+            AGENT + "notify_agent_hello",
+            s("agent-x"),
+            s("id"),
+            {"@data-type": "boolean", "data": True},
+            s("1"),
+        ),
+        BAD_EVENT,
+    ),
+    (
+        "controller->agent request sent back",
+        frame(
+            AGENT + "deploy_request",
+            s("r"),
+            good_config_json(),
+            {"@data-type": "boolean", "data": False},
+        ),
+        BAD_EVENT,
+    ),
 ]
 
 
@@ -121,7 +186,11 @@ async def test_bad_messages_on_client_port(tmp_path: Path) -> None:
                     raise AssertionError(f"{what}: {exc}") from None
             # Same connection, a good request still works.
             rid = reqid()
-            await ws.send(bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.GetInstancesRequest(rid))))
+            await ws.send(
+                bm.data_message_text(
+                    CONTROLLER_TOPIC, ev.event_to_json(ev.GetInstancesRequest(rid))
+                )
+            )
             assert ctl._state.known == {}
             resp = await client.request(ev.GetConfigurationRequest(reqid(), False))
             assert resp.result.success
@@ -153,9 +222,25 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
                 except AssertionError as exc:
                     raise AssertionError(f"{what}: {exc}") from None
             # Agent events before hello are ignored (not bound to an instance).
-            await ws.send(frame(AGENT + "deploy_response", s("r"), {"@data-type": "vector", "data": []}, topic="zeek/management/agent/agent-x"))
+            await ws.send(
+                frame(
+                    AGENT + "deploy_response",
+                    s("r"),
+                    {"@data-type": "vector", "data": []},
+                    topic="zeek/management/agent/agent-x",
+                )
+            )
             # Hello with an incompatible API version is not accepted.
-            await ws.send(frame(AGENT + "notify_agent_hello", s("agent-x"), s("id"), {"@data-type": "boolean", "data": True}, {"@data-type": "count", "data": 2}, topic="zeek/management/agent/agent-x"))
+            await ws.send(
+                frame(
+                    AGENT + "notify_agent_hello",
+                    s("agent-x"),
+                    s("id"),
+                    {"@data-type": "boolean", "data": True},
+                    {"@data-type": "count", "data": 2},
+                    topic="zeek/management/agent/agent-x",
+                )
+            )
             await wait_for(lambda: "incompatible API version" in caplog.text, what="log")
         finally:
             await ws.close()
@@ -172,7 +257,11 @@ async def test_bad_handshakes_and_paths(tmp_path: Path) -> None:
         port = client_port(ctl)
         ws = await websockets.connect(f"ws://127.0.0.1:{port}/v2/other")
         msg = json.loads(await ws.recv())
-        assert msg == {"type": "error", "code": "invalid_uri", "context": "Invalid URI - use /v1/messages/json"}
+        assert msg == {
+            "type": "error",
+            "code": "invalid_uri",
+            "context": "Invalid URI - use /v1/messages/json",
+        }
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 1008
@@ -251,19 +340,27 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
         await client.request(ev.StageConfigurationRequest(reqid(), config))
         # A deploy whose client vanished still completes and is persisted.
         ws = await ws_open(port)
-        await ws.send(bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.DeployRequest(reqid()))))
+        await ws.send(
+            bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.DeployRequest(reqid())))
+        )
         ws.transport.abort()
         await wait_for(lambda: ctl._state.deployed is not None, what="deployed")
         assert ctl._state.deployed.id == config.id  # type: ignore[union-attr]
         # A get-nodes whose client vanished times out into the void.
         ws = await ws_open(port)
-        await ws.send(bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.GetNodesRequest(reqid()))))
+        await ws.send(
+            bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.GetNodesRequest(reqid())))
+        )
         await wait_for(lambda: len(ctl._state.requests) >= 1, what="request pending")
         ws.transport.abort()
         await wait_for(lambda: not ctl._state.requests, what="request expired")
         # A test-timeout request likewise.
         ws = await ws_open(port)
-        await ws.send(bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.TestTimeoutRequest(reqid(), True))))
+        await ws.send(
+            bm.data_message_text(
+                CONTROLLER_TOPIC, ev.event_to_json(ev.TestTimeoutRequest(reqid(), True))
+            )
+        )
         await ws.close()
         await wait_for(lambda: not ctl._state.requests, what="request expired")
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mgmt.broker import events as ev
 from mgmt.broker.records import NodeOutputs
 from tests.controller_helpers import (
     LOCAL_AGENT,
@@ -22,9 +23,11 @@ from tests.controller_helpers import (
     FakeAgent,
     agent_uri,
     client_port,
+    cluster_config,
     fake_agents,
     normalise,
     reference_output,
+    reqid,
     run_zeek_client,
     running_controller,
     wait_for,
@@ -73,7 +76,9 @@ async def test_nothing_staged_nothing_connected(tmp_path: Path, cfgdir: Path) ->
         run = await run_zeek_client(port, "get-instances")
         assert (run.rc, json.loads(run.stdout)) == (0, {})
 
-        assert_matches_reference(await run_zeek_client(port, "get-config"), "get-config_nothing_staged_yet")
+        assert_matches_reference(
+            await run_zeek_client(port, "get-config"), "get-config_nothing_staged_yet"
+        )
         run = await run_zeek_client(port, "get-config")
         assert run.stderr == "error: no staged configuration available\n"
         run = await run_zeek_client(port, "get-config", "--deployed")
@@ -301,8 +306,6 @@ async def test_restart_without_deployment(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> None:
     """restart while the deployed agent is away (another is connected) times out, like Zeek."""
-    from tests.controller_helpers import cluster_config, reqid
-    from mgmt.broker import events as ev
 
     a, b = FakeAgent("agent-a"), FakeAgent("agent-b")
     async with running_controller(tmp_path) as ctl, fake_agents(a, b):
@@ -335,9 +338,7 @@ async def test_test_timeout(tmp_path: Path) -> None:
             await run_zeek_client(port, "test-timeout", "--with-state"),
             "test-timeout_--with-state",
         )
-        run = await run_zeek_client(
-            port, "--set", "client.request_timeout_secs=2", "test-timeout"
-        )
+        run = await run_zeek_client(port, "--set", "client.request_timeout_secs=2", "test-timeout")
         assert run.rc == 1
         assert run.stdout == ""
         assert run.stderr == (
@@ -378,8 +379,6 @@ async def test_get_instances_with_dialed_agent(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path) -> None:
     """An agent that connects after the deploy was requested is welcomed; the deploy completes."""
-    from mgmt.broker import events as ev
-    from tests.controller_helpers import cluster_config, reqid
 
     agent = FakeAgent("agent-late")
     async with running_controller(tmp_path, request_timeout=5.0) as ctl, fake_agents(agent):
@@ -403,8 +402,6 @@ async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path)
 @pytest.mark.asyncio
 async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> None:
     """An agent that reconnects is sent the DEPLOYED config again and answers 'already running'."""
-    from mgmt.broker import events as ev
-    from tests.controller_helpers import cluster_config, reqid
 
     agent = FakeAgent("agent-a")
     async with running_controller(tmp_path) as ctl, fake_agents(agent):
@@ -444,8 +441,6 @@ async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> 
 @pytest.mark.asyncio
 async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Path) -> None:
     """An instance with host:port is dialed by the controller and dialed again after it restarts."""
-    from mgmt.broker import events as ev
-    from tests.controller_helpers import cluster_config, reqid
 
     agent = FakeAgent("agent-srv")
     async with running_controller(tmp_path) as ctl, fake_agents(agent):
@@ -464,7 +459,7 @@ async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Pa
             async with fake_agents(again):
                 await again.serve(port)
                 await wait_for(
-                    lambda: again.count(ev.AgentDeployRequest) == 1, timeout=10, what="redeploy"
+                    lambda: again.count(ev.AgentDeployRequest) == 1, limit=10, what="redeploy"
                 )
                 await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
                 assert again.config is not None and again.config.id == config.id
