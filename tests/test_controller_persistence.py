@@ -14,6 +14,7 @@ import pytest
 import websockets
 
 from mgmt.broker import events as ev
+from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration
 from mgmt.controller.store import ConfigStore
 from mgmt.exceptions import InvalidState
@@ -226,3 +227,37 @@ async def test_shutdown_leaves_no_task_behind(tmp_path: Path) -> None:
         await idle.close()
     left = asyncio.all_tasks() - baseline - {asyncio.current_task()}
     assert not left, left
+
+
+def test_store_reuses_text_across_slots_and_round_trips(tmp_path: Path) -> None:
+    """Saving the same objects under other slots (a deploy) writes what load() reads back."""
+    from mgmt.controller import validation
+    from mgmt.controller.store import SavedConfigs
+
+    store = ConfigStore(tmp_path / "controller.toml")
+    staged = cluster_config("agent-a")
+    ready = validation.assign_broker_ports(staged, Port(2200))
+    for saved in (
+        SavedConfigs(staged, ready, None),
+        SavedConfigs(staged, ready, ready),  # deploy: READY object becomes DEPLOYED
+        SavedConfigs(cluster_config("agent-b"), ready, ready),
+        SavedConfigs(None, None, ready),
+    ):
+        store.save(saved)
+        assert ConfigStore(store.path).load() == saved
+    text = store.path.read_text()
+    assert text.startswith('kind = "zeek-mgmt-controller"\nschema_version = 1\n')
+    assert "zeek_mgmt_slot" not in text and "[deployed]" in text
+
+
+def test_deploy_request_encoder_is_byte_identical() -> None:
+    """The encode-once deploy_request text equals the generic encoder's, for every agent."""
+    from mgmt.broker import messages as bm
+    from mgmt.controller.service import DeployRequestEncoder
+
+    enc = DeployRequestEncoder()
+    first, second = cluster_config("agent-a"), cluster_config("agent-a", workers=5)
+    for config in (first, first, second, first):
+        for rid, topic, force in (("c1", "zeek/management/agent/a", False), ('q"\\', "t/ü", True)):
+            event = ev.AgentDeployRequest(rid, config, force)
+            assert enc.text(topic, event) == bm.data_message_text(topic, ev.event_to_json(event))
