@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import ssl as ssl_module
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mgmt.broker import events as ev
+from mgmt.broker import messages as bm
+from mgmt.broker.records import Configuration
 from mgmt.broker.session import EventReceived
 from mgmt.controller import state as cs
 from mgmt.controller.store import ConfigStore, SavedConfigs
@@ -48,6 +52,47 @@ log = logging.getLogger("mgmt.controller")
 
 _CLIENT_EVENTS = ev.CONTROLLER_REQUESTS
 _AGENT_EVENTS = ev.AGENT_TO_CONTROLLER
+
+
+class DeployRequestEncoder:
+    """Serializes ``Agent::API::deploy_request`` for many agents, encoding the config once.
+
+    A deployment sends the *whole* configuration to every agent (behaviour §4.6.3); only
+    the child request id and the topic differ. Encoding a 4,000-node configuration takes
+    ~0.2 s, so doing it per agent made a 200-agent deploy take ~45 s. The configuration's
+    JSON text is cached (for the last configuration object seen) and spliced into a small
+    per-agent template; the result is byte-identical to the generic encoder's.
+    """
+
+    def __init__(self) -> None:
+        self._config: Configuration | None = None
+        self._config_text = ""
+        # Stands in for the configuration in the template; cannot occur in a reqid/topic
+        # that would also have to match the full placeholder object below.
+        self._placeholder: dict[str, str] = {"@data-type": "string", "data": uuid.uuid4().hex}
+        self._placeholder_text = _dumps(self._placeholder)
+
+    def text(self, topic: str, event: ev.AgentDeployRequest) -> str:
+        """The data message text for ``event`` on ``topic``."""
+        if event.config is not self._config:
+            self._config = event.config
+            self._config_text = _dumps(event.config.to_json())
+        template = bm.data_message_text(
+            topic,
+            ev.raw_event_to_json(
+                ev.event_name(event),
+                (
+                    {"@data-type": "string", "data": event.reqid},
+                    self._placeholder,
+                    {"@data-type": "boolean", "data": event.force},
+                ),
+            ),
+        )
+        return template.replace(self._placeholder_text, self._config_text, 1)
+
+
+#: The same JSON form as :mod:`mgmt.broker.messages` writes (compact, UTF-8 kept).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +139,7 @@ class ControllerService:
         self.agent_server: Server | None = None
         self._links: dict[str, Connection] = {}
         self._dialers: dict[str, tuple[ReconnectingClient, asyncio.Task[None]]] = {}
+        self._deploy_encoder = DeployRequestEncoder()
         self._wakeup = asyncio.Event()
         self._shutdown = asyncio.Event()
         self.started = asyncio.Event()
@@ -236,7 +282,11 @@ class ControllerService:
                 if conn is None or not conn.is_open:
                     log.debug("instance %s not connected, dropping %s", name, type(event).__name__)
                     return
-                conn.send_event(cs.agent_topic(name), event)
+                topic = cs.agent_topic(name)
+                if isinstance(event, ev.AgentDeployRequest):
+                    conn.send_text(self._deploy_encoder.text(topic, event))
+                else:
+                    conn.send_event(topic, event)
             case cs.Persist(staged=staged, ready=ready, deployed=deployed):
                 try:
                     self.store.save(SavedConfigs(staged, ready, deployed))

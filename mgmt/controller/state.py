@@ -465,26 +465,34 @@ class ControllerState:
         req = self._create(reqid, Kind.RESTART, now)
         if not self.known:
             req.results.append(Result(reqid, False, error="no instances connected"))
-        elif self.deployed is None:
+            self._respond_restart(req)
+            return
+        if self.deployed is None:
             req.results.append(Result(reqid, False, error="no active cluster deployment"))
-        else:
-            final = nodes
-            if nodes:
-                known_nodes = self._deployed_node_names()
-                final = BrokerSet(n for n in sorted(nodes) if n in known_nodes)
-                for name in sorted(nodes):
-                    if name not in known_nodes:
-                        req.results.append(
-                            Result(reqid, False, error="unknown cluster node", node=name)
-                        )
-            if not nodes or final:
-                for name in sorted(self.instances):
-                    if name in self.ready:
-                        cid = self._child(req, name, now)
-                        self._actions.append(SendToAgent(name, ev.AgentRestartRequest(cid, final)))
-        if not req.children:
-            self._publish(ev.RestartResponse(reqid, tuple(req.results)))
-            self._finish(reqid)
+            self._respond_restart(req)
+            return
+        final = nodes
+        if nodes:
+            known_nodes = self._deployed_node_names()
+            final = BrokerSet(n for n in sorted(nodes) if n in known_nodes)
+            for name in sorted(nodes):
+                if name not in known_nodes:
+                    req.results.append(
+                        Result(reqid, False, error="unknown cluster node", node=name)
+                    )
+            if not final:
+                self._respond_restart(req)
+                return
+        for name in sorted(self.instances):
+            if name in self.ready:
+                cid = self._child(req, name, now)
+                self._actions.append(SendToAgent(name, ev.AgentRestartRequest(cid, final)))
+        # With no ready instance nothing was sent: like Zeek (§4.10 step 7) the request
+        # then ends in "request timed out" rather than in an empty, successful answer.
+
+    def _respond_restart(self, req: Request) -> None:
+        self._publish(ev.RestartResponse(req.id, tuple(req.results)))
+        self._finish(req.id)
 
     # -- agent side ------------------------------------------------------------------------
 

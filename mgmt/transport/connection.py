@@ -288,6 +288,9 @@ class Server:
         self._node_id = str(uuid.uuid4())
         self._ws_server: WSServer | None = None
         self.connections: set[Connection] = set()
+        # Every peer with a running handler, including those still before the Broker
+        # handshake: close() must end them all, or waiting for the handlers never returns.
+        self._peers: set[Connection] = set()
 
     async def start(self) -> None:
         """Bind and start accepting connections.
@@ -319,10 +322,12 @@ class Server:
         )
         conn = Connection(ws, session, on_event=self._deliver, max_queue=self._max_queue)
         conn._start_writer()
+        self._peers.add(conn)
         if ws.request is None or ws.request.path.split("?", 1)[0] != bm.API_PATH:
             session.reject_path()
             conn._flush_session()
             await conn.close(1008, "invalid URI")
+            self._peers.discard(conn)
             return
         opened = False
 
@@ -340,6 +345,7 @@ class Server:
             await conn._read_loop(on_events)
         finally:
             self.connections.discard(conn)
+            self._peers.discard(conn)
             await conn._teardown()
             if opened:
                 log.info("peer %s disconnected (code %s)", conn.name, conn.close_code)
@@ -380,7 +386,7 @@ class Server:
         server, self._ws_server = self._ws_server, None
         server.close(close_connections=False)
         await asyncio.gather(
-            *(c.close(1001, "going away") for c in tuple(self.connections)), return_exceptions=True
+            *(c.close(1001, "going away") for c in tuple(self._peers)), return_exceptions=True
         )
         await server.wait_closed()
 

@@ -1,0 +1,520 @@
+"""The controller's pure state machine (behaviour §4), driven with a fake clock.
+
+No sockets, no event loop: inputs are method calls with ``now``, outputs are actions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from mgmt.broker import events as ev
+from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.records import (
+    ClusterRole,
+    Configuration,
+    Instance,
+    Node,
+    NodeOutputs,
+    Result,
+)
+from mgmt.controller import state as cs
+from mgmt.controller.state import ControllerOptions, ControllerState
+
+TIMEOUT = 10.0
+
+
+class Harness:
+    """A ControllerState with deterministic ids, a clock, and action helpers."""
+
+    def __init__(self, **kw: Any) -> None:
+        counter = itertools.count(1)
+        self.now = 100.0
+        self.state = ControllerState(
+            ControllerOptions(request_timeout=TIMEOUT), new_id=lambda: f"id-{next(counter)}", **kw
+        )
+        self.log: list[cs.Action] = []
+
+    def take(self) -> list[cs.Action]:
+        acts = [a for a in self.state.actions() if not isinstance(a, cs.Log)]
+        self.log.extend(acts)
+        return acts
+
+    def client(self, event: Any) -> list[cs.Action]:
+        self.state.receive_client(event, self.now)
+        return self.take()
+
+    def agent(self, name: str, event: Any) -> list[cs.Action]:
+        self.state.receive_agent(name, event, self.now)
+        return self.take()
+
+    def hello(
+        self, name: str, host: str = "127.0.0.1", port: int | None = None, api: int = 1
+    ) -> list[cs.Action]:
+        self.accepted = self.state.agent_hello(
+            ev.NotifyAgentHello(name, f"ep-{name}", port is None, api), host, port, self.now
+        )
+        return self.take()
+
+    def lost(self, name: str) -> list[cs.Action]:
+        self.state.agent_lost(name, self.now)
+        return self.take()
+
+    def tick(self, advance: float) -> list[cs.Action]:
+        self.now += advance
+        self.state.tick(self.now)
+        return self.take()
+
+    # -- agents answering --------------------------------------------------------------
+
+    def sent(self, acts: list[cs.Action], kind: type) -> list[tuple[str, Any]]:
+        return [
+            (a.instance, a.event)
+            for a in acts
+            if isinstance(a, cs.SendToAgent) and isinstance(a.event, kind)
+        ]
+
+    def welcome_all(self, acts: list[cs.Action]) -> list[cs.Action]:
+        """Every welcome request in ``acts`` is accepted; returns the actions that follow."""
+        out: list[cs.Action] = []
+        for name, req in self.sent(acts, ev.AgentWelcomeRequest):
+            out += self.agent(
+                name, ev.AgentWelcomeResponse(req.reqid, Result(req.reqid, True, instance=name))
+            )
+        return out
+
+    def deploy_ok(self, acts: list[cs.Action]) -> list[cs.Action]:
+        """Every agent deploy request in ``acts`` succeeds for each of its nodes."""
+        out: list[cs.Action] = []
+        for name, req in self.sent(acts, ev.AgentDeployRequest):
+            results = tuple(
+                Result(req.reqid, True, instance=name, node=n.name)
+                for n in req.config.nodes_of(name)
+            ) or (Result(req.reqid, True, instance=name),)
+            out += self.agent(name, ev.AgentDeployResponse(req.reqid, results))
+        return out
+
+
+def published(acts: list[cs.Action]) -> list[Any]:
+    return [a.event for a in acts if isinstance(a, cs.Publish)]
+
+
+def one_published(acts: list[cs.Action], kind: type) -> Any:
+    events = [e for e in published(acts) if isinstance(e, kind)]
+    assert len(events) == 1, acts
+    return events[0]
+
+
+def cfg(*instances: str | Instance, nodes_per: int = 2, cid: str = "cfg-1") -> Configuration:
+    insts = tuple(i if isinstance(i, Instance) else Instance(i) for i in instances)
+    nodes = []
+    for i in insts:
+        nodes.append(
+            Node(f"{i.name}-m", i.name, ClusterRole.MANAGER if not nodes else ClusterRole.LOGGER)
+        )
+        nodes += [Node(f"{i.name}-w{j}", i.name, ClusterRole.WORKER) for j in range(1, nodes_per)]
+    return Configuration(cid, insts, tuple(nodes))
+
+
+def stage(h: Harness, config: Configuration) -> list[cs.Action]:
+    acts = h.client(ev.StageConfigurationRequest("stage", config))
+    assert one_published(acts, ev.StageConfigurationResponse).results[0].success
+    return acts
+
+
+def deploy_ready(h: Harness, config: Configuration) -> ev.DeployResponse:
+    """Stage + deploy with all agents already connected; everyone succeeds."""
+    stage(h, config)
+    acts = h.client(ev.DeployRequest("dep"))
+    acts += h.welcome_all(acts)
+    acts += h.deploy_ok(acts)
+    return one_published(acts, ev.DeployResponse)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def test_pure_module_imports_no_io() -> None:
+    """state and validation import neither asyncio nor sockets (pure layer)."""
+    code = (
+        "import sys, mgmt.controller.state, mgmt.controller.validation;"
+        "bad = {'asyncio', 'socket', 'websockets', 'psutil'} & set(sys.modules);"
+        "sys.exit(sorted(bad) if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_stage_persists_before_answering() -> None:
+    """A valid stage stores STAGED as sent, READY with ports, and persists before the response."""
+    h = Harness()
+    h.hello("a", "10.1.2.3")
+    config = cfg("a")
+    acts = stage(h, config)
+    kinds = [type(a) for a in acts]
+    assert kinds == [cs.Persist, cs.Publish]
+    assert h.state.staged == config
+    ready = h.state.ready_config
+    assert ready is not None and str(ready.instances[0].host) == "10.1.2.3"
+    assert [n.p for n in ready.nodes if n.role is not ClusterRole.WORKER] == [Port(2200)]
+    assert h.state.deployed is None
+
+
+def test_stage_invalid_changes_nothing() -> None:
+    """A rejected stage answers the sorted errors and neither stores nor persists."""
+    h = Harness()
+    good = cfg("a")
+    stage(h, good)
+    bad = Configuration(
+        "bad",
+        (Instance("a"),),
+        (Node("x", "nope", ClusterRole.WORKER), Node("a", "a", ClusterRole.WORKER)),
+    )
+    acts = h.client(ev.StageConfigurationRequest("r2", bad))
+    assert [type(a) for a in acts] == [cs.Publish]
+    resp = one_published(acts, ev.StageConfigurationResponse)
+    assert [(r.success, r.error, r.instance, r.node) for r in resp.results] == [
+        (False, "node 'x' has undeclared instance name 'nope'", None, None),
+        (False, "node and instance names collide: a", None, None),
+    ]
+    assert h.state.staged == good
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_get_configuration_missing(deployed: bool) -> None:
+    """Asking for a missing slot gives Zeek's error text."""
+    h = Harness()
+    resp = one_published(
+        h.client(ev.GetConfigurationRequest("r", deployed)), ev.GetConfigurationResponse
+    )
+    which = "deployed" if deployed else "staged"
+    assert resp.result == Result("r", False, error=f"no {which} configuration available")
+
+
+def test_get_instances_sorted_with_ports_only_when_dialed() -> None:
+    """get_instances lists known agents by name; listen_port only for dialed ones."""
+    h = Harness()
+    h.hello("b", "10.0.0.2")
+    h.hello("a", "10.0.0.1", port=2151)
+    resp = one_published(h.client(ev.GetInstancesRequest("r")), ev.GetInstancesResponse)
+    assert resp.result.data == (
+        Instance("a", ipaddress.ip_address("10.0.0.1"), Port(2151)),
+        Instance("b", ipaddress.ip_address("10.0.0.2")),
+    )
+
+
+def test_deploy_fan_out_and_aggregation() -> None:
+    """Deploy waits for all welcomes, sends READY to each agent, aggregates, then persists."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    config = cfg("a", "b")
+    stage(h, config)
+    acts = h.client(ev.DeployRequest("dep"))
+    assert sorted(n for n, _ in h.sent(acts, ev.AgentWelcomeRequest)) == ["a", "b"]
+    assert not published(acts) and h.state.pending_deploy == "dep"
+
+    welcome_a = [a for a in acts if isinstance(a, cs.SendToAgent) and a.instance == "a"]
+    welcome_b = [a for a in acts if isinstance(a, cs.SendToAgent) and a.instance == "b"]
+    assert not h.sent(h.welcome_all(welcome_a), ev.AgentDeployRequest)  # b is not ready yet
+    acts = h.welcome_all(welcome_b)
+    deploys = h.sent(acts, ev.AgentDeployRequest)
+    assert sorted(n for n, _ in deploys) == ["a", "b"]
+    assert all(r.config == h.state.ready_config and r.force is False for _, r in deploys)
+    assert len({r.reqid for _, r in deploys}) == 2  # one child request each
+
+    (na, ra), (nb, rb) = deploys
+    failed = Result(rb.reqid, False, instance=nb, data=NodeOutputs("out", "err"), node=f"{nb}-w1")
+    acts = h.agent(
+        na, ev.AgentDeployResponse(ra.reqid, (Result(ra.reqid, True, instance=na, node=f"{na}-m"),))
+    )
+    assert not published(acts)
+    acts = h.agent(nb, ev.AgentDeployResponse(rb.reqid, (failed,)))
+    assert [type(a) for a in acts] == [cs.Persist, cs.Publish]
+    resp = one_published(acts, ev.DeployResponse)
+    assert resp.results == (
+        Result(ra.reqid, True, instance=na, node=f"{na}-m"),
+        failed,
+        Result("dep", True, data="cfg-1"),
+    )
+    # A failed node still counts: the attempt is DEPLOYED (§4.6.4).
+    assert h.state.deployed == h.state.ready_config and h.state.pending_deploy == ""
+    assert not h.state.requests
+
+
+def test_deploy_entry_errors() -> None:
+    """No READY config, or a deployment already pending, is refused at once."""
+    h = Harness()
+    resp = one_published(h.client(ev.DeployRequest("d1")), ev.DeployResponse)
+    assert resp.results == (Result("d1", False, error="no configuration available to deploy"),)
+    stage(h, cfg("a"))
+    assert not published(h.client(ev.DeployRequest("d2")))  # waits for agent a
+    resp = one_published(h.client(ev.DeployRequest("d3")), ev.DeployResponse)
+    assert resp.results == (Result("d3", False, error="earlier deployment d2 still pending"),)
+
+
+def test_deploy_of_empty_config_completes_at_once() -> None:
+    """A config without instances is deployed immediately with just the id result."""
+    h = Harness()
+    stage(h, Configuration("empty"))
+    acts = h.client(ev.DeployRequest("d"))
+    assert one_published(acts, ev.DeployResponse).results == (Result("d", True, data="empty"),)
+    assert h.state.deployed == Configuration("empty")
+
+
+def test_deploy_timeout_keeps_old_deployed_then_redeploys_it() -> None:
+    """A timed-out deploy keeps DEPLOYED; the old config comes back later (Q4)."""
+    h = Harness()
+    h.hello("a")
+    old = cfg("a", cid="old")
+    deploy_ready(h, old)
+    stage(h, cfg("a", "b", cid="new"))
+    acts = h.client(ev.DeployRequest("d2"))
+    acts += h.welcome_all(acts)  # a is ready, b never connects
+    assert not published(acts)
+    assert h.state.next_deadline() == pytest.approx(h.now + TIMEOUT)
+    assert not h.tick(TIMEOUT - 0.1)
+    acts = h.tick(0.1)
+    resp = one_published(acts, ev.DeployResponse)
+    assert resp.results == (Result("d2", False, error="request timed out"),)
+    assert h.state.deployed is not None and h.state.deployed.id == "old"
+    assert h.state.pending_deploy == "" and set(h.state.instances) == {"a", "b"}
+
+    # b shows up later: everyone is ready, nothing pending -> internal redeploy of "old",
+    # which drops b again (Q6 fixed: computed from the config being deployed).
+    acts = h.welcome_all(h.hello("b"))
+    deploys = h.sent(acts, ev.AgentDeployRequest)
+    assert [(n, r.config.id) for n, r in deploys] == [("a", "old")]
+    assert ("b", ev.AgentStandbyRequest("")) in [
+        (a.instance, a.event) for a in acts if isinstance(a, cs.SendToAgent)
+    ]
+    acts = h.deploy_ok(acts)
+    assert not published(acts)  # internal: no client response
+    assert h.state.pending_deploy == "" and set(h.state.instances) == {"a"}
+
+
+def test_agent_reconnect_triggers_redeploy_of_deployed() -> None:
+    """An agent that reconnects is welcomed and sent DEPLOYED again (internal, unanswered)."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b"))
+    deployed = h.state.deployed
+    h.lost("a")
+    assert "a" not in h.state.known and "a" not in h.state.ready and "a" in h.state.instances
+    acts = h.hello("a")
+    assert [n for n, _ in h.sent(acts, ev.AgentWelcomeRequest)] == ["a"]
+    acts = h.welcome_all(acts)
+    deploys = h.sent(acts, ev.AgentDeployRequest)
+    assert sorted(n for n, _ in deploys) == ["a", "b"]  # like Zeek, every ready agent
+    assert all(r.config == deployed for _, r in deploys)
+    # Agents already running this config id answer node-less success.
+    acts = []
+    for name, req in deploys:
+        acts += h.agent(
+            name, ev.AgentDeployResponse(req.reqid, (Result(req.reqid, True, instance=name),))
+        )
+    assert not published(acts)
+    assert [type(a) for a in acts] == [cs.Persist]
+    assert h.state.deployed == deployed and h.state.pending_deploy == "" and not h.state.requests
+
+
+def test_connectivity_change_drops_and_readds_instance() -> None:
+    """Q5 fixed: an instance whose listen port changed is dropped, re-dialed and re-added."""
+    h = Harness()
+    a1 = Instance("a", ipaddress.ip_address("10.0.0.1"), Port(2151))
+    acts = stage(h, cfg(a1, cid="c1"))
+    acts = h.client(ev.DeployRequest("d1"))
+    assert cs.Dial("a", "10.0.0.1", 2151) in acts
+    h.deploy_ok(h.welcome_all(h.hello("a", "10.0.0.1", port=2151)))
+    assert h.state.deployed is not None
+
+    a2 = Instance("a", ipaddress.ip_address("10.0.0.1"), Port(2152))
+    stage(h, cfg(a2, cid="c2"))
+    acts = h.client(ev.DeployRequest("d2"))
+    kinds = [(type(a).__name__, getattr(a, "instance", None)) for a in acts]
+    assert kinds[:3] == [("SendToAgent", "a"), ("StopDialing", "a"), ("Dial", "a")]
+    assert cs.Dial("a", "10.0.0.1", 2152) in acts
+    assert "a" in h.state.instances  # Zeek would forget to re-add it
+    h.lost("a")
+    acts = h.welcome_all(h.hello("a", "10.0.0.1", port=2152))
+    resp = one_published(h.deploy_ok(acts), ev.DeployResponse)
+    assert resp.results[-1] == Result("d2", True, data="c2")
+
+
+def test_dropped_instance_gets_standby() -> None:
+    """An instance not in the new config is sent standby and forgotten (but stays known)."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b", cid="c1"))
+    stage(h, cfg("a", cid="c2"))
+    acts = h.client(ev.DeployRequest("d2"))
+    assert ("b", ev.AgentStandbyRequest("")) in h.sent(acts, ev.AgentStandbyRequest)
+    assert set(h.state.instances) == {"a"} and "b" in h.state.known
+    assert one_published(h.deploy_ok(acts), ev.DeployResponse).results[-1].data == "c2"
+
+
+def test_welcome_failure_and_bad_api_version() -> None:
+    """A failed welcome gets standby; an incompatible hello is refused and forgotten."""
+    h = Harness()
+    h.hello("a")
+    stage(h, cfg("a"))
+    acts = h.client(ev.DeployRequest("d"))
+    ((_, req),) = h.sent(acts, ev.AgentWelcomeRequest)
+    acts = h.agent("a", ev.AgentWelcomeResponse(req.reqid, Result(req.reqid, False, instance="a")))
+    assert h.sent(acts, ev.AgentStandbyRequest) == [("a", ev.AgentStandbyRequest(""))]
+    assert "a" not in h.state.ready
+
+    acts = h.hello("a", api=2)
+    assert h.accepted is False and h.sent(acts, ev.AgentStandbyRequest)
+    assert "a" not in h.state.known and "a" not in h.state.instances
+    # An unknown (e.g. expired) welcome id is ignored.
+    assert h.agent("a", ev.AgentWelcomeResponse("nope", Result("nope", True, instance="a"))) == []
+
+
+def test_get_nodes_fans_out_to_all_known_and_times_out_partially() -> None:
+    """get_nodes asks every known agent (config or not); on timeout answers what arrived."""
+    h = Harness()
+    assert one_published(h.client(ev.GetNodesRequest("g0")), ev.GetNodesResponse).results == (
+        Result("g0", False, error="no instances connected"),
+    )
+    h.hello("a")
+    h.hello("b")
+    acts = h.client(ev.GetNodesRequest("g1"))
+    reqs = dict(h.sent(acts, ev.AgentGetNodesRequest))
+    assert sorted(reqs) == ["a", "b"]
+    res_a = Result(reqs["a"].reqid, True, instance="a", data=())
+    assert not published(h.agent("a", ev.AgentGetNodesResponse(reqs["a"].reqid, res_a)))
+    resp = one_published(h.tick(TIMEOUT), ev.GetNodesResponse)
+    assert resp.results == (res_a, Result("g1", False, error="request timed out"))
+    # b's late answer goes nowhere.
+    assert h.agent("b", ev.AgentGetNodesResponse(reqs["b"].reqid, res_a)) == []
+
+
+def test_get_id_value() -> None:
+    """Unknown nodes are reported by the controller; known ones are asked of ready agents."""
+    h = Harness()
+    resp = one_published(
+        h.client(ev.GetIdValueRequest("i0", "x", BrokerSet())), ev.GetIdValueResponse
+    )
+    assert resp.results == (Result("i0", False, error="no cluster deployed"),)
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b"))
+    acts = h.client(ev.GetIdValueRequest("i1", "x", BrokerSet(["a-m", "zzz"])))
+    reqs = h.sent(acts, ev.AgentNodeDispatchRequest)
+    assert [(n, r.action, set(r.nodes)) for n, r in reqs] == [
+        ("a", ("get_id_value", "x"), {"a-m"}),
+        ("b", ("get_id_value", "x"), {"a-m"}),
+    ]
+    h.agent(
+        "a",
+        ev.AgentNodeDispatchResponse(reqs[0][1].reqid, (Result("n", True, "a", "1", node="a-m"),)),
+    )
+    acts = h.agent("b", ev.AgentNodeDispatchResponse(reqs[1][1].reqid, ()))
+    resp = one_published(acts, ev.GetIdValueResponse)
+    assert resp.results == (
+        Result("i1", False, error="unknown cluster node", node="zzz"),
+        Result("n", True, "a", "1", node="a-m"),
+    )
+
+
+def test_get_id_value_naming_nodes_before_any_deploy_answers_at_once() -> None:
+    """Q7 fixed: nodes named while nothing is DEPLOYED are unknown at once, no 10 s wait."""
+    h = Harness()
+    stage(h, cfg("a"))
+    h.client(ev.DeployRequest("d"))  # g_instances now has "a", DEPLOYED is still empty
+    acts = h.client(ev.GetIdValueRequest("i", "x", BrokerSet(["a-m"])))
+    assert one_published(acts, ev.GetIdValueResponse).results == (
+        Result("i", False, error="unknown cluster node", node="a-m"),
+    )
+
+
+def test_restart() -> None:
+    """restart checks agents and deployment, reports unknown nodes, sends the known ones."""
+    h = Harness()
+    assert one_published(
+        h.client(ev.RestartRequest("r0", BrokerSet())), ev.RestartResponse
+    ).results == (Result("r0", False, error="no instances connected"),)
+    h.hello("a")
+    assert one_published(
+        h.client(ev.RestartRequest("r1", BrokerSet())), ev.RestartResponse
+    ).results == (Result("r1", False, error="no active cluster deployment"),)
+    deploy_ready(h, cfg("a"))
+    acts = h.client(ev.RestartRequest("r2", BrokerSet(["nope"])))
+    assert one_published(acts, ev.RestartResponse).results == (
+        Result("r2", False, error="unknown cluster node", node="nope"),
+    )
+    acts = h.client(ev.RestartRequest("r3", BrokerSet(["a-m", "nope"])))
+    ((name, req),) = h.sent(acts, ev.AgentRestartRequest)
+    assert set(req.nodes) == {"a-m"}
+    ok = Result(req.reqid, True, instance="a", node="a-m")
+    resp = one_published(
+        h.agent("a", ev.AgentRestartResponse(req.reqid, (ok,))), ev.RestartResponse
+    )
+    assert resp.results == (Result("r3", False, error="unknown cluster node", node="nope"), ok)
+
+
+def test_restart_with_no_ready_instance_times_out() -> None:
+    """With the deployed agent away (another one known), restart ends in 'request timed out'."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a"))
+    h.lost("a")
+    assert not published(h.client(ev.RestartRequest("r", BrokerSet())))
+    resp = one_published(h.tick(TIMEOUT), ev.RestartResponse)
+    assert resp.results == (Result("r", False, error="request timed out"),)
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_test_timeout(with_state: bool) -> None:
+    """test_timeout answers only with state, at its deadline; never without."""
+    h = Harness()
+    assert not h.client(ev.TestTimeoutRequest("t", with_state))
+    assert not h.tick(TIMEOUT - 1)
+    acts = h.tick(1)
+    if with_state:
+        assert published(acts) == [
+            ev.TestTimeoutResponse("t", Result("t", False, error="request timed out"))
+        ]
+    else:
+        assert acts == [] and h.state.next_deadline() is None
+
+
+def test_start_redeploys_persisted_config() -> None:
+    """At start a persisted DEPLOYED config is redeployed internally once its agents are ready."""
+    deployed = cfg("a", cid="persisted")
+    h = Harness(staged=deployed, ready=deployed, deployed=deployed)
+    h.state.start(h.now)
+    assert h.take() == [] and h.state.pending_deploy != ""
+    # A client deploy meanwhile is refused, like Zeek during its first ~10 s.
+    resp = one_published(h.client(ev.DeployRequest("d")), ev.DeployResponse)
+    assert resp.results[0].error == f"earlier deployment {h.state.pending_deploy} still pending"
+    acts = h.welcome_all(h.hello("a"))
+    ((_, req),) = h.sent(acts, ev.AgentDeployRequest)
+    assert req.config == deployed
+    acts = h.deploy_ok(acts)
+    assert not published(acts) and h.state.pending_deploy == ""
+
+
+def test_notify_error_and_unexpected_events_are_ignored() -> None:
+    """notify_* events and stray responses change nothing and publish nothing."""
+    h = Harness()
+    h.hello("a")
+    before = (dict(h.state.known), dict(h.state.requests))
+    for event in (
+        ev.NotifyError("a", "boom", "w1"),
+        ev.NotifyLog("a", "msg"),
+        ev.AgentStandbyResponse("", Result("", True, instance="a")),
+        ev.AgentDeployResponse("unknown", ()),
+        ev.GetInstancesRequest("wrong port"),
+    ):
+        assert h.agent("a", event) == []
+    assert (dict(h.state.known), dict(h.state.requests)) == before
