@@ -105,9 +105,8 @@ def _build(
         if section == "instances":
             instances.extend(_instance(key, val) for key, val in cfp.items("instances"))
             continue
-        for key, val in cfp.items(section):
-            if val is None:
-                raise _Invalid(f"config item {section}.{key} needs a value")
+        # zeek-client also rejects keys without a value here ("config item <s>.<k> needs
+        # a value"), but configparser's items() reports them as "", so that never fires.
         if "instance" not in cfp[section]:
             instance_free.add(section)
         try:

@@ -9,7 +9,7 @@ starting any process:
 * a node whose ``interface`` is in ``bad_interfaces`` fails to start (deploy result with
   NodeOutputs carrying Zeek's pcap error; state FAILED);
 * ``pending_polls`` makes fresh nodes report PENDING for that many get-nodes requests
-  before RUNNING (for ``deploy-config --wait``);
+  before RUNNING (for ``deploy-config --wait``); nodes in ``crashed`` report CRASHED;
 * ``id_values`` maps identifiers to the JSON text a node returns for get-id-value;
   anything else answers ``unknown id``.
 """
@@ -42,6 +42,8 @@ from mgmt.controller.state import ControllerOptions
 from mgmt.transport import Connection, connect
 
 REPO = Path(__file__).resolve().parent.parent
+#: The cluster configurations used for the Zeek 8.2.2 reference captures.
+CONFIGS = Path(__file__).resolve().parent / "data" / "client_configs"
 
 #: The default agent name of instance-free cluster configurations.
 LOCAL_AGENT = f"agent-{socket.gethostname() or 'localhost'}"
@@ -55,6 +57,7 @@ class FakeAgent:
     controller_port: int
     bad_interfaces: frozenset[str] = frozenset()
     pending_polls: int = 0
+    crashed: set[str] = field(default_factory=set)
     id_values: Mapping[str, str] = field(default_factory=lambda: {"LogAscii::use_json": "false"})
     config: Configuration = field(default_factory=lambda: Configuration("none"))
     pids: dict[str, int] = field(default_factory=dict)
@@ -97,6 +100,8 @@ class FakeAgent:
     def _state(self, node: str) -> State:
         if self._failed(node):
             return State.FAILED
+        if node in self.crashed:
+            return State.CRASHED
         if self.polls.get(node, 0) < self.pending_polls:
             return State.PENDING
         return State.RUNNING
@@ -153,9 +158,11 @@ class FakeAgent:
                 self._send(ev.AgentRestartResponse(reqid, results))
             case ev.AgentNodeDispatchRequest(reqid=reqid, action=action, nodes=nodes):
                 chosen = [n for n in self.mine() if not nodes or n in nodes]
-                self._send(ev.AgentNodeDispatchResponse(reqid, tuple(
-                    self._dispatch_result(reqid, action, n) for n in chosen
-                )))
+                self._send(
+                    ev.AgentNodeDispatchResponse(
+                        reqid, tuple(self._dispatch_result(reqid, action, n) for n in chosen)
+                    )
+                )
             case _:
                 pass
 
@@ -167,9 +174,7 @@ class FakeAgent:
                 f"fatal error: problem with interface {n.interface} "
                 "(pcap_error: No such device exists (pcap_activate))"
             )
-            return Result(
-                reqid, False, instance=self.name, node=node, data=NodeOutputs("", stderr)
-            )
+            return Result(reqid, False, instance=self.name, node=node, data=NodeOutputs("", stderr))
         return Result(reqid, True, instance=self.name, node=node)
 
     def _dispatch_result(self, reqid: str, action: tuple[str, ...], node: str) -> Result:
@@ -190,19 +195,30 @@ class FakeAgent:
         return Result(reqid, True, instance=self.name, node=node, data=value)
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, checking every 10 ms (TimeoutError after
-    ``timeout``)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+class ObservedController(ControllerService):
+    """A controller that signals every state-machine step (an intercepting subclass)."""
+
+    def __init__(self, config: ControllerConfig) -> None:
+        super().__init__(config)
+        self.stepped = asyncio.Event()
+
+    def _step(self, fn: Callable[[float], object]) -> None:
+        super()._step(fn)
+        self.stepped.set()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (at most 5 s) until ``predicate()`` holds after some step."""
+        async with asyncio.timeout(5):
+            while not predicate():
+                self.stepped.clear()
+                await self.stepped.wait()
 
 
 @dataclass
 class Cluster:
     """A running in-process controller (and its fake agents)."""
 
-    service: ControllerService
+    service: ObservedController
     agents: list[FakeAgent]
 
     @property
@@ -219,10 +235,9 @@ class Cluster:
         agent = FakeAgent(name, self.agent_port, **kw)  # type: ignore[arg-type]
         await agent.start()
         self.agents.append(agent)
-        # The controller has no event for "agent known"; poll its state with a deadline.
         state = self.service.state
         assert state is not None
-        await until(lambda: name in state.known)
+        await self.service.wait_until(lambda: name in state.known)
         return agent
 
 
@@ -231,7 +246,7 @@ async def running_controller(
     tmp_path: Path, request_timeout: float = 2.0
 ) -> AsyncIterator[Cluster]:
     """Run a controller on free ports under ``tmp_path`` for the duration of the block."""
-    svc = ControllerService(
+    svc = ObservedController(
         ControllerConfig(
             "controller-test",
             tmp_path / "state",
