@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,30 @@ def test_render_matches_show_settings(tmp_path: Path) -> None:
     ).render()
     assert mine == theirs
     assert _zeek_client_settings([], {}) == ClientSettings().render()
+
+
+def test_tls_context_follows_settings(tmp_path: Path) -> None:
+    """ssl.enable without a certificate: no verification; missing files are errors."""
+    import ssl
+
+    from client.cli import tls_context
+
+    assert tls_context(load()) is None
+    ctx = tls_context(load(sets=["ssl.enable=true"]))
+    assert ctx is not None and ctx.verify_mode is ssl.CERT_NONE and not ctx.check_hostname
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ConfigError, match=f'SSL certificate file "{missing}" not found'):
+        tls_context(load(sets=["ssl.enable=true", f"ssl.certificate={missing}"]))
+    with pytest.raises(ConfigError, match="SSL trusted CAs path"):
+        tls_context(load(sets=["ssl.enable=true", f"ssl.capath={missing}"]))
+
+
+def test_pure_modules_import_no_io() -> None:
+    """Settings, the .ini parser and the renderers load without asyncio or sockets."""
+    code = (
+        "import sys, client.config, client.clusterconfig, client.render; "
+        "bad = {'asyncio', 'socket', 'websockets', 'psutil'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
