@@ -1,0 +1,41 @@
+"""zeek-mgmt's own client for the Management framework's controller API.
+
+Two layers:
+
+* :mod:`client.api` -- an asyncio library, ``async with ControllerClient(host, port) as c:``
+  with one coroutine per controller request;
+* :mod:`client.cli` -- ``zeek-mgmt <command>``: zeek-client 1.5.0's commands with the same
+  options, output bytes and exit codes, plus ``status``, ``deploy-config --wait`` and
+  ``client-settings`` (zeek-client's ``show-settings``; that name belongs to the daemons'
+  settings in ``zeek-mgmt``).
+
+Pure helpers: :mod:`client.config` (settings), :mod:`client.clusterconfig` (the ``.ini``
+cluster configuration parser) and :mod:`client.render` (output rendering).
+
+This module stays import-light: ``zeek-mgmt --help`` reads :data:`COMMANDS` without
+loading the client.
+"""
+
+from __future__ import annotations
+
+#: The client subcommands of ``zeek-mgmt``: (command name, one-line help), in help order.
+#: Each is implemented by the attribute ``client.cli:<name with - replaced by _>``.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("deploy", "deploy the staged cluster configuration (zeek-client deploy)"),
+    ("deploy-config", "upload a cluster configuration and deploy it (zeek-client deploy-config)"),
+    ("get-config", "retrieve the staged or deployed cluster configuration"),
+    ("get-id-value", "show the value of a Zeek script identifier in cluster nodes"),
+    ("get-instances", "show the instances (agents) connected to the controller"),
+    ("get-nodes", "show the Zeek nodes of every instance (JSON)"),
+    ("monitor", "for troubleshooting: report the controller events seen"),
+    ("restart", "restart cluster nodes"),
+    ("stage-config", "upload a cluster configuration for later deployment"),
+    ("test-timeout", "send the controller's timeout test request"),
+    ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
+    ("client-settings", "show the client's settings (zeek-client show-settings)"),
+)
+
+
+def command_target(name: str) -> str:
+    """The ``module:attribute`` that implements client command ``name``."""
+    return f"client.cli:{name.replace('-', '_')}"

@@ -1,0 +1,700 @@
+"""``zeek-mgmt`` client commands: zeek-client 1.5.0's commands, plus three extras.
+
+Every zeek-client command keeps its name, arguments, stdout bytes and exit codes
+(wire spec §7): ``deploy``, ``deploy-config``, ``get-config``, ``get-id-value``,
+``get-instances``, ``get-nodes``, ``monitor``, ``restart``, ``stage-config``,
+``test-timeout``. zeek-client's global options are accepted after each command name:
+``-c/--configfile``, ``--controller HOST:PORT``, ``--set SECTION.KEY=VAL``, ``-q`` and
+``-v``, e.g. ``zeek-mgmt get-nodes --controller 127.0.0.1:2149``. Settings and their
+precedence are zeek-client's (:mod:`client.config`).
+
+Extras:
+
+* ``client-settings`` -- zeek-client's ``show-settings`` (same output). The name
+  ``show-settings`` belongs to the daemons' settings in ``zeek-mgmt``.
+* ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
+  port, restarts and uptime. The last two are not in the controller API (``NodeStatus``
+  has no such fields), so they show ``-``: nothing is guessed. Exit 0 when every row is
+  RUNNING and no instance reported an error; 1 otherwise (also when the controller cannot
+  be reached).
+* ``deploy-config FILE --wait [--wait-timeout S] [--wait-interval S]`` -- after the deploy
+  response (printed as usual on stdout), poll ``get-nodes`` on the same connection and
+  print one progress line per node state change on stderr (so stdout stays the deploy
+  JSON), until every node of the deployed configuration is RUNNING (exit 0), any is
+  FAILED or CRASHED (exit 1) or the wait timeout passes (exit 1). A failed deploy does
+  not wait.
+
+Deviations from zeek-client, all in error paths where it prints a Python traceback or
+loops: invalid cluster files (duplicate sections, host names in ``[instances]``,
+unbalanced quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line
+and exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
+printing the same error forever; malformed ``--set`` items are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import ssl as ssl_module
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from client import render
+from client.api import ControllerClient, new_request_id
+from client.clusterconfig import parse_cluster_config
+from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
+from client.render import Rendered
+from mgmt.broker import events as ev
+from mgmt.broker.records import Configuration
+from mgmt.exceptions import ConfigError, HandshakeError, RequestTimeout, SessionClosedError
+
+log = logging.getLogger("mgmt.client")
+
+_LEVELS = {
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One ``zeek-mgmt`` subcommand, as :mod:`mgmt.cli` expects it."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --------------------------------------------------------------------------------------
+# Settings, logging, output
+
+
+class _LowerCaseFormatter(logging.Formatter):
+    """``error: message`` -- zeek-client writes level names in lower case."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+class _ClientHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler we install, so repeated runs in one process replace it."""
+
+
+def configure_logging(verbosity: int, *, rich: bool, quiet: bool) -> None:
+    """Send the client's diagnostics to stderr like zeek-client (§9.1): verbosity 0
+    errors, 1 +warnings, 2 +info, 3 +debug, 4 +WebSocket frame trace; ``quiet``: none."""
+    loggers = (log, logging.getLogger("mgmt.transport"))
+    for logger in loggers:
+        for handler in [h for h in logger.handlers if isinstance(h, _ClientHandler)]:
+            logger.removeHandler(handler)
+        logger.propagate = False
+    if quiet:
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
+        return
+    handler = _ClientHandler(sys.stderr)
+    if rich:
+        handler.setFormatter(
+            _LowerCaseFormatter("%(asctime)s %(levelname)-8s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    else:
+        handler.setFormatter(_LowerCaseFormatter("%(levelname)s: %(message)s"))
+    level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbosity, logging.DEBUG)
+    log.setLevel(level if verbosity >= 0 else logging.ERROR)
+    log.addHandler(handler)
+    transport = logging.getLogger("mgmt.transport")
+    transport.setLevel(logging.DEBUG if verbosity >= 4 else logging.ERROR)
+    transport.addHandler(handler)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every command gets: the effective settings and the command's arguments."""
+
+    settings: ClientSettings
+    args: argparse.Namespace
+
+    @property
+    def pretty(self) -> bool:
+        """``client.pretty_json``."""
+        return self.settings.pretty_json
+
+    @property
+    def quiet(self) -> bool:
+        """``-q`` was given."""
+        return bool(getattr(self.args, "quiet", False))
+
+
+def emit(rendered: Rendered, out: TextIO | None = None) -> int:
+    """Log a rendering's diagnostics, write its text, return its exit code."""
+    for diag in rendered.diagnostics:
+        log.log(_LEVELS[diag.level], "%s", diag.message)
+    if rendered.text is not None:
+        stream = sys.stdout if out is None else out
+        stream.write(rendered.text)
+        stream.flush()
+    return rendered.exit_code
+
+
+def _load_settings(args: argparse.Namespace) -> ClientSettings:
+    return ClientSettings.load(
+        env=os.environ,
+        config_file=args.configfile,
+        sets=args.set,
+        controller=args.controller,
+        verbose=args.verbose,
+    )
+
+
+def _main(args: argparse.Namespace, body: Callable[[Context], Coroutine[Any, Any, int]]) -> int:
+    try:
+        settings = _load_settings(args)
+        verbosity = settings.verbosity
+        rich = settings.rich_logging
+    except ConfigError as exc:
+        configure_logging(0, rich=False, quiet=args.quiet)
+        log.error("%s", exc)
+        return 1
+    configure_logging(verbosity, rich=rich, quiet=args.quiet)
+    for problem in settings.problems:
+        log.error("%s", problem)
+    ctx = Context(settings, args)
+    try:
+        return asyncio.run(body(ctx))
+    except KeyboardInterrupt:
+        return 0
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+# --------------------------------------------------------------------------------------
+# Connecting
+
+
+def tls_context(settings: ClientSettings) -> ssl_module.SSLContext | None:
+    """The TLS context for ``ssl.enable = true`` (zeek-client's choices, §1.9), else
+    ``None``.
+
+    Without ``ssl.certificate`` the server is not verified (Broker's default mode); with
+    it, the client presents its certificate and verifies the server against
+    ``ssl.cafile``/``ssl.capath``.
+
+    Raises:
+        ConfigError: a configured file is missing or unusable.
+    """
+    tls = settings.tls()
+    if not tls.enable:
+        return None
+    for path, what in (
+        (tls.certificate, "SSL certificate file"),
+        (tls.keyfile, "SSL private key file"),
+        (tls.cafile, "SSL trusted CAs file"),
+    ):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f'{what} "{path}" not found')
+    if tls.capath and not os.path.isdir(tls.capath):
+        raise ConfigError(f'SSL trusted CAs path "{tls.capath}" not found')
+    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    try:
+        if not tls.certificate:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl_module.CERT_NONE
+            # Anonymous ECDH for TLS <= 1.2 as Broker does; TLS 1.3 is unaffected. Where
+            # OpenSSL lacks the suite (zeek-client then fails), keep the defaults.
+            for ciphers in ("AECDH-AES256-SHA@SECLEVEL=0", "AECDH-AES256-SHA"):
+                try:
+                    ctx.set_ciphers(ciphers)
+                    break
+                except ssl_module.SSLError:
+                    continue
+        else:
+            ctx.set_ciphers("HIGH:!aNULL:!MD5")
+            ctx.load_cert_chain(tls.certificate, tls.keyfile or None, tls.passphrase or None)
+            if tls.cafile or tls.capath:
+                ctx.load_verify_locations(cafile=tls.cafile or None, capath=tls.capath or None)
+    except (ssl_module.SSLError, OSError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return ctx
+
+
+def make_client(settings: ClientSettings) -> ControllerClient:
+    """A :class:`ControllerClient` from the settings.
+
+    Raises:
+        ConfigError: ``cannot configure connection to H:P: ...`` (zeek-client's message).
+    """
+    host = settings.controller_host
+    port = settings.controller_port
+    if settings.tls().legacy_disable:
+        log.warning(
+            "The ssl.disable setting is deprecated and ignored. "
+            "Controller connections now default to plaintext. "
+            "Use ssl.enabled to enable encryption. "
+            "See 'zeek-client show-settings' for details."
+        )
+    try:
+        ctx = tls_context(settings)
+        return ControllerClient(
+            host,
+            port,
+            ssl=ctx,
+            timeout=settings.request_timeout,
+            peering_attempts=settings.peering_attempts,
+            retry_delay=settings.peering_retry_delay,
+        )
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError(f"cannot configure connection to {host}:{port}: {exc}") from exc
+
+
+async def _connected(ctx: Context) -> ControllerClient | None:
+    """A peered client, or ``None`` after logging why not."""
+    try:
+        client = make_client(ctx.settings)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return None
+    try:
+        await client.connect()
+    except HandshakeError as exc:
+        log.error("%s", exc)
+        return None
+    return client
+
+
+_NO_RESPONSE = (RequestTimeout, SessionClosedError)
+
+
+def _no_response(exc: Exception) -> int:
+    log.error("no response received: %s", exc)
+    return 1
+
+
+# --------------------------------------------------------------------------------------
+# Arguments
+
+
+def add_global_arguments(parser: argparse.ArgumentParser) -> None:
+    """zeek-client's global options, accepted after every client command."""
+    parser.add_argument(
+        "-c",
+        "--configfile",
+        metavar="FILE",
+        default=None,
+        help=f"path to a zeek-client config file (default: ${CONFIG_FILE_ENV}, else none)",
+    )
+    parser.add_argument(
+        "--controller",
+        metavar="HOST:PORT",
+        help="address and port of the controller, either of which may be omitted "
+        "(default: 127.0.0.1:2149)",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="SECTION.KEY=VAL",
+        action="append",
+        default=[],
+        help=f"adjust a setting; repeatable; see client-settings (also ${CONFIG_SETTINGS_ENV})",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--quiet", "-q", action="store_true", help="suppress informational output to stderr"
+    )
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        help="increase informational output to stderr; repeat for more (e.g. -vvv)",
+    )
+
+
+def _config_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="FILE", help='cluster configuration file, "-" for stdin')
+
+
+def _nothing(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _command(
+    extra: Callable[[argparse.ArgumentParser], None],
+    body: Callable[[Context], Coroutine[Any, Any, int]],
+) -> Command:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        extra(parser)
+        add_global_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        return _main(args, body)
+
+    return Command(add_arguments, run)
+
+
+# --------------------------------------------------------------------------------------
+# Cluster configuration files
+
+
+def load_cluster_config(path: str | None) -> Configuration | None:
+    """Read and parse a cluster configuration (``-`` is stdin), logging diagnostics like
+    zeek-client; ``None`` when it cannot be sent."""
+    if not path or (path != "-" and not os.path.isfile(path)):
+        log.error("please provide a cluster configuration file.")
+        return None
+    try:
+        if path == "-":
+            text, source = sys.stdin.read(), "<stdin>"
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text, source = fh.read(), path
+    except (OSError, UnicodeDecodeError) as exc:
+        log.error("cannot read cluster configuration %s: %s", path, exc)
+        return None
+    parsed = parse_cluster_config(
+        text,
+        hostname=socket.gethostname() or "localhost",
+        config_id=str(uuid.uuid1()),
+        source=source,
+    )
+    for diag in parsed.diagnostics:
+        log.log(_LEVELS[diag.level], "%s", diag.message)
+    if parsed.config is None:
+        log.error("configuration has errors, not sending")
+    return parsed.config
+
+
+# --------------------------------------------------------------------------------------
+# zeek-client commands
+
+
+async def _deploy(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return await _deploy_on(ctx, client)
+
+
+async def _deploy_on(ctx: Context, client: ControllerClient) -> int:
+    try:
+        results = await client.deploy()
+    except _NO_RESPONSE as exc:
+        return _no_response(exc)
+    return emit(render.render_deploy(results, pretty=ctx.pretty))
+
+
+async def _stage_on(ctx: Context, client: ControllerClient, config: Configuration) -> Rendered:
+    try:
+        results = await client.stage_configuration(config)
+    except _NO_RESPONSE as exc:
+        _no_response(exc)
+        return Rendered(None, 1)
+    return render.render_stage(results, pretty=ctx.pretty)
+
+
+async def _stage_config(ctx: Context) -> int:
+    config = load_cluster_config(ctx.args.config)
+    if config is None:
+        return 1
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return emit(await _stage_on(ctx, client, config))
+
+
+def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_file_argument(parser)
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="after deploying, wait until every node is RUNNING (progress on stderr); "
+        "exit 1 if a node fails or the wait times out (zeek-mgmt extension)",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up waiting after this long (default 60)",
+    )
+    parser.add_argument(
+        "--wait-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="time between get-nodes polls while waiting (default 1)",
+    )
+
+
+async def _deploy_config(ctx: Context) -> int:
+    config = load_cluster_config(ctx.args.config)
+    if config is None:
+        return 1
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        staged = await _stage_on(ctx, client, config)
+        if staged.exit_code != 0:
+            return emit(staged)
+        code = await _deploy_on(ctx, client)
+        if code != 0 or not ctx.args.wait:
+            return code
+        return await wait_until_running(
+            client,
+            config,
+            limit=ctx.args.wait_timeout,
+            interval=ctx.args.wait_interval,
+            progress=None if ctx.quiet else sys.stderr,
+        )
+
+
+async def wait_until_running(
+    client: ControllerClient,
+    config: Configuration,
+    *,
+    limit: float,
+    interval: float,
+    progress: TextIO | None,
+) -> int:
+    """Poll get-nodes until the configuration's nodes run (0), or fail or ``limit``
+    seconds pass (1). Writes a line per node state change to ``progress``.
+    """
+    wanted = {n.name: n.instance for n in config.nodes}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    states: dict[str, str] = {}
+    while True:
+        try:
+            results = await client.get_nodes()
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+        step = render.wait_progress(wanted, states, results)
+        states = dict(step.states)
+        if progress is not None:
+            for line in step.lines:
+                progress.write(line + "\n")
+            progress.flush()
+        if step.failed:
+            log.error("nodes failed: %s", ", ".join(step.failed))
+            return 1
+        if step.done:
+            return 0
+        if loop.time() >= deadline:
+            waiting = [n for n, s in states.items() if s != "RUNNING"]
+            log.error("timed out after %gs waiting for nodes to run: %s", limit, ", ".join(waiting))
+            return 1
+        await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
+
+
+def _get_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--filename",
+        "-f",
+        metavar="FILE",
+        default="-",
+        help="output file for the configuration, default stdout",
+    )
+    parser.add_argument(
+        "--as-json", action="store_true", help="report in JSON instead of INI-style config file"
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--deployed",
+        action="store_true",
+        dest="deployed",
+        default=False,
+        help="return deployed configuration",
+    )
+    group.add_argument(
+        "--staged",
+        action="store_false",
+        dest="deployed",
+        help="return staged configuration (default)",
+    )
+
+
+async def _get_config(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            resp = await client.request(
+                ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
+                ev.GetConfigurationResponse,
+            )
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    rendered = render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty)
+    return _emit_to(rendered, ctx.args.filename)
+
+
+def _emit_to(rendered: Rendered, filename: str | None) -> int:
+    if rendered.text is None or not filename or filename == "-":
+        return emit(rendered)
+    try:
+        with open(filename, "w", encoding="utf-8") as fh:
+            return emit(rendered, fh)
+    except OSError as exc:
+        log.error("cannot write %s: %s", filename, exc)
+        return 1
+
+
+def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "id", metavar="IDENTIFIER", help="name of the Zeek script identifier to retrieve"
+    )
+    parser.add_argument(
+        "nodes",
+        metavar="NODES",
+        nargs="*",
+        default=[],
+        help="name(s) of Zeek cluster nodes to query; when omitted, queries all nodes",
+    )
+
+
+async def _get_id_value(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            results = await client.get_id_value(ctx.args.id, ctx.args.nodes)
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_get_id_value(results, pretty=ctx.pretty))
+
+
+async def _get_instances(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            resp = await client.request(
+                ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse
+            )
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_get_instances(resp, pretty=ctx.pretty))
+
+
+async def _get_nodes(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            results = await client.get_nodes()
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_get_nodes(results, pretty=ctx.pretty))
+
+
+async def _monitor(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        while True:
+            try:
+                event = await client.receive()
+            except RequestTimeout as exc:
+                _print(f"no response received: {exc}")
+                continue
+            except SessionClosedError as exc:
+                _print(f"no response received: {exc}")
+                return 1
+            line = render.monitor_line(event)
+            if line is None:
+                log.warning('received unexpected event "%s", skipping', ev.event_name(event))
+                continue
+            _print(line)
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _nodes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "nodes",
+        metavar="NODES",
+        nargs="*",
+        default=[],
+        help="name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes",
+    )
+
+
+async def _restart(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            results = await client.restart(ctx.args.nodes)
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_restart(results, pretty=ctx.pretty))
+
+
+def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--with-state", action="store_true", help="make the request stateful in the controller"
+    )
+
+
+async def _test_timeout(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            result = await client.test_timeout(ctx.args.with_state)
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_test_timeout(result, pretty=ctx.pretty))
+
+
+async def _client_settings(ctx: Context) -> int:
+    sys.stdout.write(ctx.settings.render())
+    sys.stdout.flush()
+    return 0
+
+
+async def _status(ctx: Context) -> int:
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            results = await client.get_nodes()
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(render.render_status(results))
+
+
+# The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
+deploy = _command(_nothing, _deploy)
+deploy_config = _command(_deploy_config_arguments, _deploy_config)
+get_config = _command(_get_config_arguments, _get_config)
+get_id_value = _command(_get_id_value_arguments, _get_id_value)
+get_instances = _command(_nothing, _get_instances)
+get_nodes = _command(_nothing, _get_nodes)
+monitor = _command(_nothing, _monitor)
+restart = _command(_nodes_argument, _restart)
+stage_config = _command(_config_file_argument, _stage_config)
+test_timeout = _command(_test_timeout_arguments, _test_timeout)
+status = _command(_nothing, _status)
+client_settings = _command(_nothing, _client_settings)
