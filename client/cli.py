@@ -41,9 +41,9 @@ import socket
 import ssl as ssl_module
 import sys
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from client import render
 from client.api import ControllerClient, new_request_id
@@ -273,10 +273,30 @@ async def _connected(ctx: Context) -> ControllerClient | None:
 
 _NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
+T = TypeVar("T")
+
 
 def _no_response(exc: Exception) -> int:
     log.error("no response received: %s", exc)
     return 1
+
+
+async def _request(
+    ctx: Context,
+    call: Callable[[ControllerClient], Awaitable[T]],
+    show: Callable[[T], Rendered],
+) -> int:
+    """Connect, make one request, render its answer; 1 (with zeek-client's error line)
+    when the controller cannot be reached or does not answer."""
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        try:
+            answer = await call(client)
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+    return emit(show(answer))
 
 
 # --------------------------------------------------------------------------------------
@@ -564,41 +584,27 @@ def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _get_id_value(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            results = await client.get_id_value(ctx.args.id, ctx.args.nodes)
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_get_id_value(results, pretty=ctx.pretty))
+    return await _request(
+        ctx,
+        lambda c: c.get_id_value(ctx.args.id, ctx.args.nodes),
+        lambda r: render.render_get_id_value(r, pretty=ctx.pretty),
+    )
 
 
 async def _get_instances(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            resp = await client.request(
-                ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse
-            )
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_get_instances(resp, pretty=ctx.pretty))
+    return await _request(
+        ctx,
+        lambda c: c.request(ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse),
+        lambda r: render.render_get_instances(r, pretty=ctx.pretty),
+    )
 
 
 async def _get_nodes(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            results = await client.get_nodes()
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_get_nodes(results, pretty=ctx.pretty))
+    return await _request(
+        ctx,
+        lambda c: c.get_nodes(),
+        lambda r: render.render_get_nodes(r, pretty=ctx.pretty),
+    )
 
 
 async def _monitor(ctx: Context) -> int:
@@ -638,15 +644,11 @@ def _nodes_argument(parser: argparse.ArgumentParser) -> None:
 
 
 async def _restart(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            results = await client.restart(ctx.args.nodes)
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_restart(results, pretty=ctx.pretty))
+    return await _request(
+        ctx,
+        lambda c: c.restart(ctx.args.nodes),
+        lambda r: render.render_restart(r, pretty=ctx.pretty),
+    )
 
 
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -656,15 +658,11 @@ def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _test_timeout(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            result = await client.test_timeout(ctx.args.with_state)
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_test_timeout(result, pretty=ctx.pretty))
+    return await _request(
+        ctx,
+        lambda c: c.test_timeout(ctx.args.with_state),
+        lambda r: render.render_test_timeout(r, pretty=ctx.pretty),
+    )
 
 
 async def _client_settings(ctx: Context) -> int:
@@ -674,15 +672,11 @@ async def _client_settings(ctx: Context) -> int:
 
 
 async def _status(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            results = await client.get_nodes()
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    return emit(render.render_status(results))
+    return await _request(
+        ctx,
+        lambda c: c.get_nodes(),
+        render.render_status,
+    )
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
