@@ -170,6 +170,9 @@ class AgentService:
         self._shutdown = asyncio.Event()
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
+        #: Why this deployment's nodes could not be prepared (layout or spool not
+        #: writable); each local node is then reported FAILED with this as its stderr.
+        self._prepare_error: tuple[frozenset[str], str] | None = None
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
@@ -214,7 +217,12 @@ class AgentService:
             OSError: the agent port cannot be bound.
         """
         cfg = self.config
-        cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateStoreError(
+                str(cfg.work_dir), f"cannot create the agent's directory: {exc.strerror or exc}"
+            ) from exc
         saved = self.load()
         self.state = ast.AgentState(
             ast.AgentOptions(
@@ -426,14 +434,19 @@ class AgentService:
 
     def _launch(self, config: Configuration, *, keep_unchanged: bool) -> None:
         specs: list[NodeSpec] = []
+        self._prepare_error = None
         try:
             if config.nodes_of(self.config.name):
                 self._write_layout(config)
                 (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
             specs = self._specs(config)
         except OSError as exc:
-            # The nodes cannot start; the supervisor records each as FAILED below.
-            log.error("cannot prepare nodes of configuration %s: %s", config.id, exc)
+            # The nodes cannot start: stop the old ones, and report each new one FAILED
+            # with the reason (see _views) instead of leaving it PENDING forever.
+            reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
+            log.error("cannot prepare nodes of configuration %s: %s", config.id, reason)
+            names = frozenset(n.name for n in config.nodes_of(self.config.name))
+            self._prepare_error = (names, reason)
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
@@ -446,14 +459,21 @@ class AgentService:
             state = _STATE_MAP.get(info.state, State.UNKNOWN)
             outputs = None
             if state is not State.RUNNING:
-                try:
-                    out, err = self._sup.outputs(info.name)
-                    if info.reason and info.reason not in err:
-                        err = f"{err}\n{info.reason}" if err else info.reason
-                    outputs = NodeOutputs(out, err)
-                except Exception:  # the directory may be gone or unreadable
-                    outputs = NodeOutputs("", info.reason or "")
+                out, err = self._sup.outputs(info.name)
+                if not out and not err:
+                    # Revived and silent so far: what the crashed run said (as Zeek's
+                    # NodeOutputs), but never output from an earlier deployment (Q10).
+                    out, err = self._sup.exit_outputs(info.name) or ("", "")
+                if info.reason and info.reason not in err:
+                    err = f"{err}\n{info.reason}" if err else info.reason
+                outputs = NodeOutputs(out, err)
             views.append(ast.NodeView(info.name, state, info.pid, outputs))
+        if self._prepare_error is not None:
+            names, reason = self._prepare_error
+            views += [
+                ast.NodeView(name, State.FAILED, None, NodeOutputs("", reason))
+                for name in sorted(names)
+            ]
         return views
 
     def _feed_nodes(self) -> None:

@@ -103,6 +103,7 @@ class _Node:
         "retiring",
         "started_at",
         "exit_time",
+        "exit_outputs",
         "reported",
     )
 
@@ -118,6 +119,9 @@ class _Node:
         self.retiring = False
         self.started_at: float | None = None
         self.exit_time: float | None = None
+        #: stdout/stderr of the last process that exited unexpectedly, read before a
+        #: revival truncates the files; cleared by deploy and restart.
+        self.exit_outputs: tuple[str, str] | None = None
         self.reported: tuple[ProcessState, int | None] | None = None
 
     @property
@@ -376,6 +380,7 @@ class SupervisorService:
             node.spec = spec
             node.retiring = False
             node.held = True
+            node.exit_outputs = None
         logger.info("deploying %d nodes (%d kept running)", len(new), kept)
         self._release_held(now)
         self._after_change()
@@ -396,6 +401,7 @@ class SupervisorService:
                 continue  # already waiting to start
             if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
                 continue  # cannot happen between driver steps; be safe
+            node.exit_outputs = None
             self._execute(node, node.policy.restart(now))
         self._after_change()
 
@@ -437,6 +443,17 @@ class SupervisorService:
         """
         (node,) = self._select([name])
         return read_outputs(node.spec.cwd)
+
+    def exit_outputs(self, name: str) -> tuple[str, str] | None:
+        """NodeOutputs of the node's last unexpected exit in this deployment, as read when
+        the process died (before a revival truncated the files); ``None`` if it has not
+        crashed since it was last deployed or restarted.
+
+        Raises:
+            NoSuchNode: the name is not supervised.
+        """
+        (node,) = self._select([name])
+        return node.exit_outputs
 
     async def wait_settled(self, names: Iterable[str] | None = None) -> list[NodeInfo]:
         """Wait until each node's last command has an outcome: RUNNING, STOPPED, CRASHED
@@ -536,6 +553,11 @@ class SupervisorService:
         if expected:
             logger.info("[%s] pid %d stopped: %s", node.name, pid, status.describe())
         else:
+            # Keep what the dead process said: an immediate revival truncates the files.
+            try:
+                node.exit_outputs = read_outputs(node.spec.cwd)
+            except OSError as exc:  # pragma: no cover - read_outputs already tolerates it
+                logger.debug("[%s] cannot read outputs: %s", node.name, exc)
             # Zeek: "Supervised node '<n>' (PID <pid>) exited prematurely with status <s>"
             logger.warning("[%s] pid %d %s prematurely", node.name, pid, status.describe())
         self._execute(node, node.policy.on_exit(status, now))
