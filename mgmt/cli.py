@@ -35,8 +35,14 @@ _register(
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with one sub-parser per registered subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with one sub-parser per registered subcommand.
+
+    Args:
+        only: the subcommand about to run, if known: only its module is imported (the
+            others are listed with their help line), so a daemon does not load the other
+            daemons' code. ``None`` imports every subcommand module.
+    """
     parser = argparse.ArgumentParser(
         prog="zeek-mgmt",
         description="Zeek cluster management: controller, agent and supervisor daemons "
@@ -47,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -63,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``zeek-mgmt``; returns the process exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    # Top-level options take no value, so the first positional word is the subcommand.
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
