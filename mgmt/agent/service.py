@@ -173,6 +173,7 @@ class AgentService:
         #: Why this deployment's nodes could not be prepared (layout or spool not
         #: writable); each local node is then reported FAILED with this as its stderr.
         self._prepare_error: tuple[frozenset[str], str] | None = None
+        self._feed_scheduled = False
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
@@ -450,23 +451,38 @@ class AgentService:
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
-        if self.state is not None:
-            self._feed_nodes()
+        # The supervisor reports a batch of changes at a time (e.g. 64 spawns); one
+        # snapshot after the batch is enough, and keeps a deploy O(n) instead of O(n^2).
+        if self.state is not None and not self._feed_scheduled:
+            self._feed_scheduled = True
+            asyncio.get_running_loop().call_soon(self._feed_nodes)
 
     def _views(self) -> list[ast.NodeView]:
+        """The supervisor's nodes as the state machine sees them.
+
+        NodeOutputs, as Zeek reports them in a failed deploy (behaviour §5.8): a PENDING
+        node has those of its previous, crashed run in this deployment, if any (kept in
+        memory by the supervisor: no file is read for the many PENDING snapshots of a
+        deploy); a node that is not running (CRASHED, FAILED, STOPPED) has the tails of
+        its files, or those of the crashed run if a revival already emptied them. Never
+        output from an earlier deployment (Q10).
+        """
         views = []
         for info in self._sup.status():
             state = _STATE_MAP.get(info.state, State.UNKNOWN)
             outputs = None
             if state is not State.RUNNING:
-                out, err = self._sup.outputs(info.name)
-                if not out and not err:
-                    # Revived and silent so far: what the crashed run said (as Zeek's
-                    # NodeOutputs), but never output from an earlier deployment (Q10).
-                    out, err = self._sup.exit_outputs(info.name) or ("", "")
+                crashed = self._sup.exit_outputs(info.name)
+                if state is State.PENDING:
+                    out, err = crashed or ("", "")
+                else:
+                    out, err = self._sup.outputs(info.name)
+                    if not out and not err:
+                        out, err = crashed or ("", "")
                 if info.reason and info.reason not in err:
                     err = f"{err}\n{info.reason}" if err else info.reason
-                outputs = NodeOutputs(out, err)
+                if out or err or state is not State.PENDING:
+                    outputs = NodeOutputs(out, err)
             views.append(ast.NodeView(info.name, state, info.pid, outputs))
         if self._prepare_error is not None:
             names, reason = self._prepare_error
@@ -477,6 +493,7 @@ class AgentService:
         return views
 
     def _feed_nodes(self) -> None:
+        self._feed_scheduled = False
         views = self._views()
         self._step(lambda now: self._state.nodes_changed(views, now))
 
