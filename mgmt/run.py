@@ -10,21 +10,33 @@ nodes), then the controller.
 The children get the same settings flags (``--config``, ``--state-dir``, ``--spool-dir``,
 ``--log-level``, ``--set``) and the same environment; the agent also learns the
 controller's name and pid file so that get-nodes lists the controller, as Zeek does.
+
+Theory of operation
+-------------------
+This process only forks, waits and signals, so it stays small: no asyncio, no WebSocket
+or psutil imports (it is the one process of the quickstart that does nothing else). One
+loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to, so
+SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart wakes it
+by timeout. Signal handlers only set flags (a SIGCHLD handler exists just so that the
+wake-up fd is written). Only our own two children are reaped, each with ``Popen.poll()``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
+import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
 
-from mgmt.agent.main import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
+from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.exceptions import ConfigError
 from mgmt.procname import set_process_name
 from mgmt.settings import (
@@ -42,6 +54,8 @@ RESTART_DELAY_MAX = 30.0
 RESET_AFTER = 30.0
 #: How long a child may take to exit after SIGTERM before SIGKILL.
 STOP_TIMEOUT = 60.0
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,93 +82,149 @@ def passthrough_flags(args: argparse.Namespace) -> list[str]:
 
 @dataclass
 class Child:
-    """One supervised daemon process."""
+    """One supervised daemon process.
+
+    Attributes:
+        role: ``controller`` or ``agent`` (for logs).
+        argv: its command line.
+        env: its environment.
+        proc: the running process, if any.
+        started_at: when it was last started (monotonic seconds).
+        delay: the next restart delay.
+        restarts: how many times it was restarted.
+        restart_at: when a pending restart is due (monotonic), else ``None``.
+    """
 
     role: str
     argv: list[str]
     env: dict[str, str]
-    proc: asyncio.subprocess.Process | None = None
+    proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     delay: float = RESTART_DELAY
     restarts: int = 0
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    restart_at: float | None = None
 
-    async def start(self) -> None:
-        self.exited.clear()
-        self.proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env)
-        self.started_at = time.monotonic()
+    def start(self, now: float) -> None:
+        """Start the process; a failure to start schedules a retry with back-off."""
+        self.restart_at = None
+        self.started_at = now
+        try:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            log.error("cannot start %s: %s; retrying in %.0f s", self.role, exc, self.delay)
+            self.proc = None
+            self._schedule(now)
+            return
         log.info("started %s, pid %d", self.role, self.proc.pid)
 
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
+    def _schedule(self, now: float) -> None:
+        self.restart_at = now + self.delay
+        self.delay = min(self.delay * 2, RESTART_DELAY_MAX)
+
+    def reap(self, now: float) -> None:
+        """If the process exited, log it and schedule its restart (non-blocking)."""
+        if self.proc is None:
+            return
+        code = self.proc.poll()
+        if code is None:
+            return
+        self.proc = None
+        uptime = now - self.started_at
+        if uptime >= RESET_AFTER:
+            self.delay = RESTART_DELAY
+        log.warning(
+            "%s exited with status %s after %.1f s; restarting in %.0f s",
+            self.role,
+            code,
+            uptime,
+            self.delay,
+        )
+        self.restarts += 1
+        self._schedule(now)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM and wait; SIGKILL after ``timeout`` seconds. Idempotent."""
+        proc, self.proc = self.proc, None
+        self.restart_at = None
+        if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await proc.wait()
-        except TimeoutError:
-            log.warning("%s did not stop in %.0f s, killing it", self.role, STOP_TIMEOUT)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0f s, killing it", self.role, timeout)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            proc.wait()
 
 
 class RunSupervisor:
-    """Runs and restarts the controller and the agent until asked to stop."""
+    """Runs and restarts the controller and the agent until asked to stop.
 
-    def __init__(self, children: list[Child]) -> None:
+    Args:
+        children: started in this order, stopped in reverse order.
+        clock: monotonic clock (injectable).
+    """
+
+    def __init__(self, children: list[Child], clock: Callable[[], float] = time.monotonic):
         self.children = children
-        self._shutdown = asyncio.Event()
+        self._clock = clock
+        self._shutdown = False
 
     def request_shutdown(self) -> None:
         """Stop everything (idempotent; used by the signal handlers)."""
-        self._shutdown.set()
+        self._shutdown = True
 
-    async def _watch(self, child: Child) -> None:
-        while not self._shutdown.is_set():
-            await child.start()
-            assert child.proc is not None
-            code = await child.proc.wait()
-            child.exited.set()
-            if self._shutdown.is_set():
-                return
-            uptime = time.monotonic() - child.started_at
-            if uptime >= RESET_AFTER:
-                child.delay = RESTART_DELAY
-            log.warning(
-                "%s exited with status %s after %.1f s; restarting in %.0f s",
-                child.role,
-                code,
-                uptime,
-                child.delay,
-            )
-            child.restarts += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(child.delay):
-                    await self._shutdown.wait()
-            child.delay = min(child.delay * 2, RESTART_DELAY_MAX)
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGCHLD:
+            self.request_shutdown()
 
-    async def run(self) -> None:
-        """Start the children and supervise them until shutdown, then stop them in order."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
-        watchers = [loop.create_task(self._watch(c)) for c in self.children]
+    def next_timeout(self, now: float) -> float | None:
+        """Seconds until the next pending restart, or ``None`` when none is pending."""
+        due = [c.restart_at for c in self.children if c.restart_at is not None]
+        return None if not due else max(0.0, min(due) - now)
+
+    def step(self, now: float) -> None:
+        """Reap exited children and start those whose restart is due."""
+        for child in self.children:
+            child.reap(now)
+            if child.restart_at is not None and child.restart_at <= now:
+                child.start(now)
+
+    def run(self) -> None:
+        """Start the children and supervise them until shutdown, then stop them in order.
+
+        Must run in the main thread (it installs signal handlers, restored on return).
+        """
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
+        old_wakeup = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
         try:
-            await self._shutdown.wait()
+            now = self._clock()
+            for child in self.children:
+                child.start(now)
+            while not self._shutdown:
+                self.step(self._clock())
+                if self._shutdown:
+                    break
+                # A signal between step() and select() still wakes us: the wake-up fd is
+                # written by the C-level handler.
+                select.select([rfd], [], [], self.next_timeout(self._clock()))
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(rfd, 512):
+                        pass
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
             # Agent first (it stops its nodes), then the controller.
             for child in reversed(self.children):
-                await child.stop()
-            for task in watchers:
-                task.cancel()
-            for task in watchers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                child.stop()
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(rfd)
+            os.close(wfd)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,5 +256,5 @@ def run(args: argparse.Namespace) -> int:
         Child("controller", [*base, "controller", *flags], env),
         Child("agent", [*base, "agent", *flags], agent_env),
     ]
-    asyncio.run(RunSupervisor(children).run())
+    RunSupervisor(children).run()
     return 0

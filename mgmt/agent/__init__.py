@@ -5,3 +5,9 @@
 * :mod:`mgmt.agent.service` -- the asyncio daemon (controller link, supervisor, channels).
 * :mod:`mgmt.agent.main` -- ``zeek-mgmt agent``.
 """
+
+#: Set by ``zeek-mgmt run`` for its agent, so that get-nodes lists the controller: the
+#: controller's name and the file holding its pid. Defined here, not in
+#: :mod:`mgmt.agent.main`, so that ``zeek-mgmt run`` need not import the agent's code.
+ENV_CONTROLLER_NAME = "ZEEK_MGMT_RUN_CONTROLLER_NAME"
+ENV_CONTROLLER_PIDFILE = "ZEEK_MGMT_RUN_CONTROLLER_PIDFILE"

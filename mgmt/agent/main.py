@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import setup_logging
@@ -17,9 +18,7 @@ from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
 from mgmt.supervisor.policy import ProcessState
 from mgmt.tlsconfig import AgentTLS, agent_tls
 
-#: Set by ``zeek-mgmt run`` so the agent can list the controller in get-nodes.
-ENV_CONTROLLER_NAME = "ZEEK_MGMT_RUN_CONTROLLER_NAME"
-ENV_CONTROLLER_PIDFILE = "ZEEK_MGMT_RUN_CONTROLLER_PIDFILE"
+__all__ = ["ENV_CONTROLLER_NAME", "ENV_CONTROLLER_PIDFILE", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -189,6 +189,10 @@ class AgentService:
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
         self.channels = NodeChannels(timeout=config.request_timeout)
+        #: Why this deployment's nodes could not be prepared (layout or spool not
+        #: writable); each local node is then reported FAILED with this as its stderr.
+        self._prepare_error: tuple[frozenset[str], str] | None = None
+        self._feed_scheduled = False
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
@@ -233,7 +237,12 @@ class AgentService:
             OSError: the agent port cannot be bound.
         """
         cfg = self.config
-        cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateStoreError(
+                str(cfg.work_dir), f"cannot create the agent's directory: {exc.strerror or exc}"
+            ) from exc
         saved = self.load()
         self.state = ast.AgentState(
             ast.AgentOptions(
@@ -449,37 +458,65 @@ class AgentService:
 
     def _launch(self, config: Configuration, *, keep_unchanged: bool) -> None:
         specs: list[NodeSpec] = []
+        self._prepare_error = None
         try:
             if config.nodes_of(self.config.name):
                 self._write_layout(config)
                 (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
             specs = self._specs(config)
         except OSError as exc:
-            # The nodes cannot start; the supervisor records each as FAILED below.
-            log.error("cannot prepare nodes of configuration %s: %s", config.id, exc)
+            # The nodes cannot start: stop the old ones, and report each new one FAILED
+            # with the reason (see _views) instead of leaving it PENDING forever.
+            reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
+            log.error("cannot prepare nodes of configuration %s: %s", config.id, reason)
+            names = frozenset(n.name for n in config.nodes_of(self.config.name))
+            self._prepare_error = (names, reason)
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
-        if self.state is not None:
-            self._feed_nodes()
+        # The supervisor reports a batch of changes at a time (e.g. 64 spawns); one
+        # snapshot after the batch is enough, and keeps a deploy O(n) instead of O(n^2).
+        if self.state is not None and not self._feed_scheduled:
+            self._feed_scheduled = True
+            asyncio.get_running_loop().call_soon(self._feed_nodes)
 
     def _views(self) -> list[ast.NodeView]:
+        """The supervisor's nodes as the state machine sees them.
+
+        NodeOutputs, as Zeek reports them in a failed deploy (behaviour §5.8): a PENDING
+        node has those of its previous, crashed run in this deployment, if any (kept in
+        memory by the supervisor: no file is read for the many PENDING snapshots of a
+        deploy); a node that is not running (CRASHED, FAILED, STOPPED) has the tails of
+        its files, or those of the crashed run if a revival already emptied them. Never
+        output from an earlier deployment (Q10).
+        """
         views = []
         for info in self._sup.status():
             state = _STATE_MAP.get(info.state, State.UNKNOWN)
             outputs = None
             if state is not State.RUNNING:
-                try:
+                crashed = self._sup.exit_outputs(info.name)
+                if state is State.PENDING:
+                    out, err = crashed or ("", "")
+                else:
                     out, err = self._sup.outputs(info.name)
-                    if info.reason and info.reason not in err:
-                        err = f"{err}\n{info.reason}" if err else info.reason
+                    if not out and not err:
+                        out, err = crashed or ("", "")
+                if info.reason and info.reason not in err:
+                    err = f"{err}\n{info.reason}" if err else info.reason
+                if out or err or state is not State.PENDING:
                     outputs = NodeOutputs(out, err)
-                except Exception:  # the directory may be gone or unreadable
-                    outputs = NodeOutputs("", info.reason or "")
             views.append(ast.NodeView(info.name, state, info.pid, outputs))
+        if self._prepare_error is not None:
+            names, reason = self._prepare_error
+            views += [
+                ast.NodeView(name, State.FAILED, None, NodeOutputs("", reason))
+                for name in sorted(names)
+            ]
         return views
 
     def _feed_nodes(self) -> None:
+        self._feed_scheduled = False
         views = self._views()
         self._update_channels(views)
         self._step(lambda now: self._state.nodes_changed(views, now))

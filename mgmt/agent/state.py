@@ -24,6 +24,8 @@ Deliberate differences from Zeek's agent:
 * Q9: no stray second ``deploy_response`` for zero-node configurations or standby.
 * Q10: a failed node's outputs are those of its current run, never stale ones.
 * Q11: node states are live (PENDING, RUNNING, STOPPED, CRASHED, FAILED).
+* A deploy is answered as soon as every local node is RUNNING or FAILED (the supervisor
+  gave up on it), not only at the timeout; FAILED nodes get ``success=F`` with outputs.
 * Dispatches time out per node (``request timed out``) at the agent's request timeout.
 """
 
@@ -293,10 +295,13 @@ class AgentState:
         req = self.requests.get(self.pending_deploy)
         if req is None:
             return
+        # A node is done when it runs, or when it FAILED: the supervisor gave up on it
+        # (e.g. its directory cannot be created), so waiting for the timeout would only
+        # delay the same answer.
         req.pending = {
             n
             for n in req.pending
-            if n not in self.nodes or self.nodes[n].state is not State.RUNNING
+            if n not in self.nodes or self.nodes[n].state not in (State.RUNNING, State.FAILED)
         }
         if not req.pending:
             self._finish_deploy(req, timed_out=False)

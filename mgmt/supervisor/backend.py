@@ -316,6 +316,23 @@ class OsBackend:
         if isinstance(handle.native, subprocess.Popen) and handle.native.returncode is None:
             _released[handle.pid] = handle.native
 
+    def exit_fd(self, handle: Handle) -> int | None:
+        """A pidfd that becomes readable when the process exits (Linux >= 5.3), owned by
+        the caller; ``None`` where pidfds are unavailable (then the driver polls).
+
+        Optional for backends: the driver uses it when present.
+        """
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is None:
+            return None
+        try:
+            fd: int = pidfd_open(handle.pid)
+        except OSError as exc:
+            # ESRCH: already gone (and reaped); the next poll sees it.
+            logger.debug("pidfd_open(%d): %s", handle.pid, exc)
+            return None
+        return fd
+
     def describe(self, handle: Handle) -> str:
         """See :meth:`Backend.describe`."""
         return f"pid {handle.pid}" + (" (adopted)" if handle.adopted else "")
