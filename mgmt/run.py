@@ -38,7 +38,7 @@ from types import FrameType
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.exceptions import ConfigError
-from mgmt.procname import set_process_name
+from mgmt.procname import ENV_RUN_PARENT, set_process_name
 from mgmt.settings import (
     AgentSettings,
     ControllerSettings,
@@ -247,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
     # inherited NOTIFY_SOCKET would announce readiness or pings on our behalf.
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(key, None)
+    # Children get SIGTERM if we die, even by kill -9 (see mgmt.procname).
+    env[ENV_RUN_PARENT] = str(os.getpid())
     agent_env = dict(env)
     agent_env[ENV_CONTROLLER_NAME] = controller.name
     agent_env[ENV_CONTROLLER_PIDFILE] = str(

@@ -162,6 +162,22 @@ def test_clean_stop_leaves_nothing(tmp_path: Path) -> None:
             assert rec["exit_reason"] == "signal" and "SIGTERM" in str(rec["signals"])
 
 
+def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
+    """kill -9 of zeek-mgmt run: controller and agent get SIGTERM from the kernel and stop
+    (the agent stopping its nodes), as Zeek's stem ends with its supervisor."""
+    with site(tmp_path) as s:
+        start_run(s)
+        deploy(s, QUICKSTART_CFG)
+        s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        (run,) = s.daemons
+        children = run_children(s)
+        os.kill(run.pid, signal.SIGKILL)
+        run.proc.wait()
+        wait_until(lambda: not s.site_processes(), what="every process to end")
+        for name, proc in children.items():
+            assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, name
+
+
 def test_bad_interface_fails_deploy_with_stderr(tmp_path: Path) -> None:
     """A worker with a bad interface: success false + its stderr, exit 1, never RUNNING."""
     with site(tmp_path) as s:

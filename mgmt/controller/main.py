@@ -11,7 +11,7 @@ from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import setup_logging
-from mgmt.procname import set_process_name
+from mgmt.procname import follow_run_parent, set_process_name
 from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
 from mgmt.tlsconfig import ControllerTLS, controller_tls
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(settings.log_level)
         tls = controller_tls(settings, sources)
         set_process_name(f"zeek.{settings.name}")
+        if follow_run_parent():
+            return 0
         service = ControllerService(config_from_settings(settings, tls))
         service.load()
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
