@@ -223,3 +223,17 @@ def test_agent_state_dir_under_a_file_exits_with_clear_error(tmp_path: Path) -> 
         assert "zeek-mgmt agent: error:" in text
         assert str(blocker / "state") in text and "Not a directory" in text
         assert "Traceback" not in text
+
+
+def test_zeek_by_name_gets_zeeks_default_script_path(tmp_path: Path) -> None:
+    """`zeek = "zeek"` (a bare name): nodes still find Zeek's own scripts, because the
+    agent puts Zeek's default path (from the install prefix of the zeek found on PATH)
+    after the layout directory on ZEEKPATH."""
+    with site(tmp_path) as s:
+        s.start("controller")
+        s.start("agent", "--zeek", "zeek", env={"ZEEK_DOUBLE_STRICT_ZEEKPATH": "1"})
+        s.wait_agents(AGENT_NAME)
+        out = deploy(s, QUICKSTART_CFG)
+        assert out["errors"] == [], out
+        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        assert sorted(node_rows(rows)) == NODES

@@ -40,6 +40,7 @@ import importlib.resources
 import logging
 import os
 import shlex
+import shutil
 import signal
 import ssl as ssl_module
 import sys
@@ -436,11 +437,14 @@ class AgentService:
         cfg = self.config
         self._ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
         nodes_dir = cfg.state_dir / "nodes"
+        # A bare name ("zeek") is looked up on the nodes' PATH, so that Zeek's default
+        # script path can be derived from the real install prefix.
+        zeek = shutil.which(cfg.zeek, path=self._base_env.get("PATH")) or cfg.zeek
         specs = []
         for node in sorted(config.nodes_of(cfg.name), key=lambda n: n.name):
             plan = layout.launch_plan(
                 node,
-                zeek=cfg.zeek,
+                zeek=zeek,
                 layout_dir=self.layout_dir,
                 nodes_dir=nodes_dir,
                 base_env=self._base_env,
