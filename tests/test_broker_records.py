@@ -449,3 +449,104 @@ def test_node_status_from_value_fast_path_agrees(fields: tuple[Any, ...]) -> Non
     assert outcome(br.NodeStatus.from_value) == outcome(
         lambda v, p: br._from_value(br.NodeStatus, v, p)
     )
+
+
+# --------------------------------------------------------------------------------------
+# Result.data kept raw for relaying (RawValue)
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _statuses_json() -> Any:
+    rows = (
+        br.NodeStatus("a", br.State.RUNNING, br.Role.AGENT, br.ClusterRole.NONE, 7),
+        br.NodeStatus("w", br.State.RUNNING, br.Role.NONE, br.ClusterRole.WORKER, 9, Port(65535)),
+    )
+    return json.loads(json.dumps(br.Result("r", True, "i", rows).to_json()))
+
+
+def test_result_keeps_canonical_data_raw() -> None:
+    """A canonical Result.data is relayed as the received JSON and decodes on access."""
+    obj = _statuses_json()
+    result = br.Result.from_json(obj)
+    assert result.to_json()["data"][3] is obj["data"][3]
+    statuses = br.node_statuses_from_value(result.data)
+    assert [s.node for s in statuses] == ["a", "w"]
+    assert result.data == bd.from_json(obj["data"][3])
+    assert result == br.Result.from_json(json.loads(json.dumps(obj)))
+    assert result.with_changes(node="n").to_json()["data"][3] is obj["data"][3]
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"@data-type": "port", "data": "65536/tcp"}, "data[3].data[1]"),
+        ({"@data-type": "integer", "data": 2**63}, "data[3].data[1]"),
+        ({"@data-type": "enum-value", "data": ""}, "data[3].data[1]"),
+        (
+            {"@data-type": "vector", "data": [{"@data-type": "count", "data": -1}]},
+            "data[3].data[1].data[0]",
+        ),
+        ({"@data-type": "string"}, "data[3].data[1]"),
+        ({"@data-type": "bogus", "data": 1}, "data[3].data[1]"),
+    ],
+)
+def test_result_raw_data_still_validated(data: Any, path: str) -> None:
+    """Malformed data is rejected at decode time with from_json's error and path."""
+    obj = br.Result("r", True, data=("ok", "x")).to_json()
+    obj["data"][3]["data"][1] = data
+    with pytest.raises(DecodeError) as exc:
+        br.Result.from_json(obj)
+    with pytest.raises(DecodeError) as generic:
+        bd.from_json(obj["data"][3], "data[3]")
+    assert exc.value.path == generic.value.path == path
+    assert str(exc.value) == str(generic.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"@data-type": "real", "data": 1},
+        {"@data-type": "port", "data": "080/tcp"},
+        {"@data-type": "none", "data": []},
+        {"@data-type": "string", "data": "x", "extra": 1},
+        {"@data-type": "set", "data": [{"@data-type": "count", "data": 1}] * 2},
+        {"@data-type": "address", "data": "::FFFF:1.2.3.4"},
+    ],
+)
+def test_result_noncanonical_data_reencoded(data: Any) -> None:
+    """Data that would not re-encode to itself is decoded and re-encoded as before."""
+    obj = br.Result("r").to_json()
+    obj["data"][3] = data
+    result = br.Result.from_json(obj)
+    sent = _DUMPS(result.to_json()["data"][3])
+    assert sent == _DUMPS(bd.to_json(bd.from_json(data)))
+    assert sent != _DUMPS(data)
+
+
+@given(S.values())
+@settings(max_examples=200)
+def test_result_relay_matches_decode_and_reencode(value: Any) -> None:
+    """Relaying any valid data sends what decoding and re-encoding it would."""
+    obj = json.loads(json.dumps(br.Result("r", True, data=value).to_json()))
+    relayed = br.Result.from_json(obj)
+    expected = bd.to_json(bd.from_json(obj["data"][3]))
+    assert _DUMPS(relayed.to_json()["data"][3]) == _DUMPS(expected)
+    assert relayed.data == bd.from_json(obj["data"][3])
+
+
+@given(S.brokerish_json())
+@settings(max_examples=300)
+def test_result_lazy_data_rejects_like_from_json(data: Any) -> None:
+    """Any JSON is accepted or rejected as from_json would, with the same error."""
+    obj = br.Result("r").to_json()
+    obj["data"][3] = data
+    try:
+        expected = bd.from_json(data, "data[3]")
+    except DecodeError as exc:
+        with pytest.raises(DecodeError) as got:
+            br.Result.from_json(obj)
+        assert str(got.value) == str(exc)
+        return
+    result = br.Result.from_json(obj)
+    assert _DUMPS(result.to_json()["data"][3]) == _DUMPS(bd.to_json(expected))

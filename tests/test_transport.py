@@ -501,3 +501,34 @@ async def test_debug_logging(caplog: pytest.LogCaptureFixture) -> None:
             await recv_json(ws)
     assert "rejected message" in caplog.text
     assert " < {oops" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_fragmented_message_received_intact() -> None:
+    """A message queued as fragments arrives whole, in order with the frames around it."""
+    from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+
+    received: list[Any] = []
+    got_all = asyncio.Event()
+
+    def on_event(conn: Any, ev: EventReceived) -> None:
+        received.append(ev.event)
+        if len(received) == 3:
+            got_all.set()
+
+    nodes = tuple(Node(f"n-ü-{i}", "a", ClusterRole.WORKER) for i in range(2000))
+    big = be.AgentDeployRequest("big", Configuration("c", (Instance("a"),), nodes), False)
+    data = bm.data_message_text(TOPIC, be.event_to_json(big)).encode()
+    assert len(data) > 256 * 1024
+    view = memoryview(data)
+    parts = (view[:10], view[10:100_000], view[100_000:], b"")
+    async with running_server() as (server, _):
+        conn, reader = await connect(uri(server), (TOPIC,), on_event=on_event)
+        (peer,) = server.connections
+        peer.send_event(TOPIC, be.GetNodesRequest("before"))
+        peer.send_fragments(parts)
+        peer.send_event(TOPIC, be.GetNodesRequest("after"))
+        await got_all.wait()
+        assert received == [be.GetNodesRequest("before"), big, be.GetNodesRequest("after")]
+        await conn.close()
+        await reader

@@ -581,6 +581,158 @@ _DECODERS: dict[str, Any] = {
 }
 
 # --------------------------------------------------------------------------------------
+# Validated raw values: relaying an ``any`` without building it
+
+
+class RawValue:
+    """A Broker JSON value kept as received, already validated, decoded only on demand.
+
+    A hub that relays a peer's ``any``-typed data (the controller relaying its agents'
+    ``Result.data``) needs to check the value, not to build it: :func:`decode_lazily`
+    walks the JSON once without allocating and wraps it in a ``RawValue``, whose
+    :func:`to_json` is the received object itself. :attr:`value` decodes it (once) for
+    code that does look inside. Equality and hashing are those of the decoded value.
+
+    Only values whose JSON is exactly what :func:`to_json` would write back for their
+    decoded form are kept raw (see :func:`decode_lazily`), so relaying a ``RawValue``
+    sends the same bytes as decoding and re-encoding it would.
+
+    Do not construct directly: the JSON must have passed :func:`decode_lazily`'s check.
+    """
+
+    __slots__ = ("_decoded", "_value", "json")
+
+    def __init__(self, obj: JsonObj) -> None:
+        self.json = obj
+        self._value: BrokerValue = None
+        self._decoded = False
+
+    @property
+    def value(self) -> BrokerValue:
+        """The decoded Python value (see the module table); computed on first use."""
+        if not self._decoded:
+            self._value = _build_canonical(self.json)
+            self._decoded = True
+        return self._value
+
+    def to_json(self) -> JsonObj:
+        """The JSON object as received (shared: callers must not modify it)."""
+        return self.json
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawValue):
+            other = other.value
+        result: bool = self.value == other
+        return result
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"RawValue({self.value!r})"
+
+
+_ENCODERS[RawValue] = RawValue.to_json
+
+
+# A port exactly as Port.__str__ writes it (no leading zeros); the range is checked apart.
+_CANONICAL_PORT = re.compile(r"(?:0|[1-9][0-9]{0,4})/(?:tcp|udp|icmp|\?)")
+
+
+def _canonical(obj: JsonValue) -> bool:
+    """Whether ``obj`` is a valid Broker value that re-encodes to itself.
+
+    Covers the types the Management API relays (strings, enums, booleans, counts,
+    integers, reals, ports, none and vectors of them) without building anything; False
+    means "not sure" -- the value may still be valid, the caller takes the slow path.
+    "Re-encodes to itself" is meant as JSON: the same members with the same values (an
+    object with extra members is not canonical), the members' order aside.
+    """
+    if type(obj) is not dict:
+        return False
+    return _canonical_items([obj])
+
+
+def _canonical_items(items: list[Any]) -> bool:
+    # The hot loop of get-nodes relaying: one call per vector, leaves checked inline.
+    for item in items:
+        if type(item) is not dict or len(item) != 2:
+            return False
+        tag = item.get("@data-type")
+        data = item.get("data")
+        if tag == "string":
+            if type(data) is not str:
+                return False
+        elif tag == "enum-value":
+            if type(data) is not str or not data:
+                return False
+        elif tag == "vector":
+            if type(data) is not list or not _canonical_items(data):
+                return False
+        elif tag == "integer":
+            if type(data) is not int or not -(2**63) <= data < 2**63:
+                return False
+        elif tag == "port":
+            if type(data) is not str or _CANONICAL_PORT.fullmatch(data) is None:
+                return False
+            if data.index("/") == 5 and int(data[:5]) > 65535:
+                return False
+        elif tag == "none":
+            if type(data) is not dict or data:
+                return False
+        elif tag == "boolean":
+            if type(data) is not bool:
+                return False
+        elif tag == "count":
+            if type(data) is not int or not 0 <= data < 2**64:
+                return False
+        elif tag == "real":
+            if type(data) is not float:
+                return False
+        else:
+            return False
+    return True
+
+
+def _build_canonical(obj: JsonObj) -> BrokerValue:
+    """Decode a value that passed :func:`_canonical` (so without re-checking it)."""
+    tag = obj["@data-type"]
+    data = obj["data"]
+    if tag == "vector":
+        return tuple([_build_canonical(x) for x in data])
+    if tag == "string" or tag == "integer" or tag == "boolean":
+        return data
+    if tag == "enum-value":
+        return EnumValue(data)
+    if tag == "port":
+        num, _, proto = data.partition("/")
+        return Port(int(num), _PROTOS[proto])
+    if tag == "none":
+        return None
+    if tag == "count":
+        return Count(data)
+    return float(data)  # real
+
+
+def decode_lazily(obj: JsonValue, path: str = "") -> BrokerValue:
+    """Validate one Broker JSON value like :func:`from_json`, building it only if needed.
+
+    Returns a :class:`RawValue` wrapping ``obj`` when ``obj`` is in canonical form (the
+    common case for values our own peers and Zeek write), else the decoded value.
+
+    Raises:
+        DecodeError: ``obj`` is not a valid Broker value (the same error as
+            :func:`from_json` raises).
+    """
+    try:
+        if _canonical(obj):
+            return RawValue(obj)
+    except RecursionError:
+        pass  # from_json reports it with a path
+    return from_json(obj, path)
+
+
+# --------------------------------------------------------------------------------------
 # Typed accessors for record and event codecs: decode one field of a known type directly
 # from its JSON form, without building intermediate values.
 

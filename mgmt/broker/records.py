@@ -484,7 +484,23 @@ class NodeOutputs:
         return _from_value(cls, value, path)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
+class _AnyField:
+    """The descriptor behind ``Result.data``: stores what it is given, which may be a
+    :class:`~mgmt.broker.data.RawValue`, and always reads as the decoded value."""
+
+    def __get__(self, obj: object, objtype: type | None = None) -> BrokerValue:
+        if obj is None:
+            return None  # the dataclass field's default
+        value = obj.__dict__["_data"]
+        if type(value) is bd.RawValue:
+            return value.value
+        return value
+
+    def __set__(self, obj: object, value: BrokerValue) -> None:
+        obj.__dict__["_data"] = value
+
+
+@dataclass(frozen=True)
 class Result:
     """``Management::Result`` (6 fields, always all present on the wire).
 
@@ -492,12 +508,17 @@ class Result:
     object with ``to_json()`` such as a record, a tuple of records, ... Whether
     ``instance`` and ``node`` are set changes how zeek-client renders a result (wire spec
     §7), so producers set them exactly as Zeek does.
+
+    :meth:`from_json` validates ``data`` but, when it is in canonical form, keeps it as
+    received (a :class:`~mgmt.broker.data.RawValue`): reading ``data`` decodes it on first
+    use, while :meth:`to_json` re-emits the received JSON without building anything. That
+    is what lets the controller relay thousands of agents' NodeStatus rows cheaply.
     """
 
     reqid: str
     success: bool = True
     instance: str | None = None
-    data: BrokerValue = None
+    data: _AnyField = _AnyField()
     error: str | None = None
     node: str | None = None
 
@@ -508,7 +529,7 @@ class Result:
                 {"@data-type": "string", "data": self.reqid},
                 {"@data-type": "boolean", "data": self.success},
                 _opt_str(self.instance),
-                bd.to_json(self.data),
+                bd.to_json(self.__dict__["_data"]),
                 _opt_str(self.error),
                 _opt_str(self.node),
             ],
@@ -517,18 +538,19 @@ class Result:
     @classmethod
     def from_json(cls, obj: JsonValue, path: str = "") -> Result:
         f = _fields(obj, path, "Result", 6)
-        data_path = _p(path, 3)
         return cls(
             reqid=_required(f[0], _p(path, 0), bd.get_string),
             success=True if bd.is_none(f[1]) else bd.get_bool(f[1], _p(path, 1)),
             instance=bd.opt(f[2], _p(path, 2), bd.get_string),
-            data=bd.from_json(f[3], data_path),
+            data=bd.decode_lazily(f[3], _p(path, 3)),
             error=bd.opt(f[4], _p(path, 4), bd.get_string),
             node=bd.opt(f[5], _p(path, 5), bd.get_string),
         )
 
     def with_changes(self, **changes: Any) -> Result:
-        """A copy with some fields replaced (``dataclasses.replace``)."""
+        """A copy with some fields replaced (``dataclasses.replace``); a received
+        ``data`` stays undecoded."""
+        changes.setdefault("data", self.__dict__["_data"])
         return replace(self, **changes)
 
 

@@ -113,6 +113,9 @@ class Connection:
 
     def send_text(self, text: str) -> None:
         """Queue a frame for the writer. Never blocks; a too-slow peer gets disconnected."""
+        self._enqueue(text)
+
+    def _enqueue(self, item: str | tuple[bytes | memoryview, ...]) -> None:
         if self._closed.is_set():
             return
         if self._queue.qsize() >= self._max_queue:
@@ -123,7 +126,16 @@ class Connection:
             )
             self.abort(1008, "slow consumer")
             return
-        self._queue.put_nowait(text)
+        self._queue.put_nowait(item)
+
+    def send_fragments(self, fragments: tuple[bytes | memoryview, ...]) -> None:
+        """Queue one text message given as UTF-8 fragments, each sent in its own frame.
+
+        The peer reassembles them (RFC 6455 fragmentation). The point is memory: a large
+        message sent to many peers can share its big middle fragment, and the writer never
+        holds more than one fragment's frame at a time. Never blocks.
+        """
+        self._enqueue(fragments)
 
     def send_event(self, topic: str, event: object) -> None:
         """Queue an event as a data message on ``topic``.
@@ -144,6 +156,11 @@ class Connection:
                 item = await self._queue.get()
                 if item is _CLOSE:
                     return
+                if type(item) is tuple:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("%s > %.200r (fragmented)", self.name, item[0])
+                    await self.ws.send(item, text=True)
+                    continue
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s > %.200s", self.name, item)
                 await self.ws.send(item)
