@@ -57,6 +57,7 @@ from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.configtoml import config_from_table, config_to_table
+from mgmt.driver import MachineDriver
 from mgmt.exceptions import StateStoreError
 from mgmt.statestore import load_toml, save_toml
 from mgmt.supervisor.policy import NodeSpec, ProcessState
@@ -167,7 +168,7 @@ def node_websocket_ports(config: Configuration, instance: str, start: int) -> di
     return ports
 
 
-class AgentService:
+class AgentService(MachineDriver):
     """The agent daemon.
 
     Args:
@@ -177,7 +178,7 @@ class AgentService:
 
     def __init__(self, config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self._clock = clock
+        super().__init__(clock)
         self.state_file = config.work_dir / "agent.toml"
         self.layout_dir = config.work_dir / "layout"
         self.state: ast.AgentState | None = None
@@ -185,8 +186,6 @@ class AgentService:
         self.server: Server | None = None
         self.client: ReconnectingClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wakeup = asyncio.Event()
-        self._shutdown = asyncio.Event()
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
         self.channels = NodeChannels(timeout=config.request_timeout)
@@ -224,11 +223,6 @@ class AgentService:
             log.error("could not persist the configuration: %s", exc)
 
     # -- lifecycle ----------------------------------------------------------------------
-
-    def request_shutdown(self) -> None:
-        """Ask the daemon to stop (idempotent; safe from signal handlers)."""
-        self._shutdown.set()
-        self._wakeup.set()
 
     async def run(self, *, install_signals: bool = False) -> None:
         """Serve until :meth:`request_shutdown`.
@@ -344,18 +338,6 @@ class AgentService:
             " (nodes left running)" if self.config.keep_nodes else "",
         )
 
-    async def _timer_loop(self) -> None:
-        while not self._shutdown.is_set():
-            deadline = self._state.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
-            if self._shutdown.is_set():
-                return
-            self._step(lambda now: self._state.tick(now))
-
     # -- the state machine --------------------------------------------------------------
 
     @property
@@ -363,16 +345,13 @@ class AgentService:
         assert self.state is not None
         return self.state
 
+    def _machine(self) -> ast.AgentState:
+        return self._state
+
     @property
     def topic(self) -> str:
         """This agent's topic, ``zeek/management/agent/<name>``."""
         return f"{AGENT_TOPIC_PREFIX}/{self.config.name}"
-
-    def _step(self, fn: Callable[[float], object]) -> None:
-        fn(self._clock())
-        for action in self._state.actions():
-            self._execute(action)
-        self._wakeup.set()
 
     def _execute(self, action: ast.Action) -> None:
         match action:

@@ -47,6 +47,8 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.logaction import Level as Level
+from mgmt.logaction import Log as Log
 
 API_VERSION = 1
 TIMED_OUT = "request timed out"
@@ -116,23 +118,6 @@ class PersistConfig:
     """Remember the configuration this agent runs (to recognise it after a restart)."""
 
     config: Configuration
-
-
-class Level(enum.IntEnum):
-    """Log levels (the ``logging`` module's numbers)."""
-
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """A log line for the operator."""
-
-    level: Level
-    message: str
 
 
 Action = Send | Launch | RestartNodes | Dispatch | PersistConfig | Log

@@ -44,6 +44,7 @@ from mgmt.broker.records import Configuration
 from mgmt.broker.session import EventReceived
 from mgmt.controller import state as cs
 from mgmt.controller.store import ConfigStore, SavedConfigs
+from mgmt.driver import MachineDriver
 from mgmt.exceptions import StateStoreError
 from mgmt.transport import Connection, ReconnectingClient, Server
 from mgmt.transport.connection import DEFAULT_MAX_SIZE
@@ -155,7 +156,7 @@ class ControllerConfig:
         return self.state_dir / "nodes" / self.name
 
 
-class ControllerService:
+class ControllerService(MachineDriver):
     """The controller daemon.
 
     Args:
@@ -167,7 +168,7 @@ class ControllerService:
         self, config: ControllerConfig, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.config = config
-        self._clock = clock
+        super().__init__(clock)
         self.store = ConfigStore(config.work_dir / "controller.toml")
         self.state: cs.ControllerState | None = None
         self.client_server: Server | None = None
@@ -175,8 +176,6 @@ class ControllerService:
         self._links: dict[str, Connection] = {}
         self._dialers: dict[str, tuple[ReconnectingClient, asyncio.Task[None]]] = {}
         self._deploy_encoder = DeployRequestEncoder()
-        self._wakeup = asyncio.Event()
-        self._shutdown = asyncio.Event()
         self.started = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -190,11 +189,6 @@ class ControllerService:
             ready=saved.ready,
             deployed=saved.deployed,
         )
-
-    def request_shutdown(self) -> None:
-        """Ask the daemon to stop (idempotent; safe from signal handlers)."""
-        self._shutdown.set()
-        self._wakeup.set()
 
     async def run(self, *, install_signals: bool = False) -> None:
         """Serve until :meth:`request_shutdown` is called.
@@ -282,18 +276,6 @@ class ControllerService:
         self._dialers.clear()
         log.info("controller %s stopped", self.config.name)
 
-    async def _timer_loop(self) -> None:
-        while not self._shutdown.is_set():
-            deadline = self._state.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
-            if self._shutdown.is_set():
-                return
-            self._step(lambda now: self._state.tick(now))
-
     # -- driving the state machine -------------------------------------------------------
 
     @property
@@ -301,11 +283,8 @@ class ControllerService:
         assert self.state is not None
         return self.state
 
-    def _step(self, fn: Callable[[float], object]) -> None:
-        fn(self._clock())
-        for action in self._state.actions():
-            self._execute(action)
-        self._wakeup.set()
+    def _machine(self) -> cs.ControllerState:
+        return self._state
 
     def _execute(self, action: cs.Action) -> None:
         match action:

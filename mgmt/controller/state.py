@@ -43,6 +43,8 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller import validation
+from mgmt.logaction import Level as Level
+from mgmt.logaction import Log as Log
 
 CONTROLLER_TOPIC = "zeek/management/controller"
 AGENT_TOPIC_PREFIX = "zeek/management/agent"
@@ -99,23 +101,6 @@ class Persist:
     staged: Configuration | None
     ready: Configuration | None
     deployed: Configuration | None
-
-
-class Level(enum.IntEnum):
-    """Log levels of :class:`Log` actions (the ``logging`` module's numbers)."""
-
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """A log line for the operator."""
-
-    level: Level
-    message: str
 
 
 Action = Publish | SendToAgent | Dial | StopDialing | Persist | Log

@@ -1,0 +1,79 @@
+"""Driving a pure state machine from asyncio: the part the daemons share.
+
+A pure machine (``ControllerState``, ``AgentState``) takes inputs with a ``now``
+timestamp, queues actions, and names its next deadline. :class:`MachineDriver` feeds it
+(:meth:`~MachineDriver._step`), executes its actions in order, and runs the one timer
+task that calls ``tick()`` at each deadline until shutdown is requested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Machine(Protocol):
+    """What a driven state machine offers."""
+
+    def actions(self) -> list[Any]:
+        """Drain the queued actions."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` is due, if ever."""
+        ...
+
+    def tick(self, now: float) -> None:
+        """Handle deadlines that passed."""
+        ...
+
+
+class MachineDriver:
+    """Base of the daemons: one step at a time, one timer, one shutdown flag.
+
+    Subclasses provide :meth:`_machine` and :meth:`_execute`.
+
+    Args:
+        clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._shutdown = asyncio.Event()
+
+    def _machine(self) -> Machine:
+        raise NotImplementedError
+
+    def _execute(self, action: Any) -> None:
+        raise NotImplementedError
+
+    def request_shutdown(self) -> None:
+        """Ask the daemon to stop (idempotent; safe from signal handlers)."""
+        self._shutdown.set()
+        self._wakeup.set()
+
+    def _step(self, fn: Callable[[float], object]) -> None:
+        """Give the machine one input (``fn(now)``), then execute its actions in order."""
+        fn(self._clock())
+        machine = self._machine()
+        for action in machine.actions():
+            self._execute(action)
+        self._wakeup.set()  # the next deadline may have changed
+
+    async def _timer_loop(self) -> None:
+        """Call ``tick()`` at each deadline until shutdown is requested."""
+        machine = self._machine()
+        while not self._shutdown.is_set():
+            deadline = machine.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            if self._shutdown.is_set():
+                return
+            self._step(machine.tick)

@@ -1,0 +1,23 @@
+"""The ``Log`` action the pure state machines emit for the operator (no I/O here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Level(enum.IntEnum):
+    """Log levels of :class:`Log` actions (the ``logging`` module's numbers)."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A log line for the operator."""
+
+    level: Level
+    message: str
