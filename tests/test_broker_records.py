@@ -550,3 +550,33 @@ def test_result_lazy_data_rejects_like_from_json(data: Any) -> None:
         return
     result = br.Result.from_json(obj)
     assert _DUMPS(result.to_json()["data"][3]) == _DUMPS(bd.to_json(expected))
+
+
+def _decode_both(obj: Any) -> tuple[object, object]:
+    """Node.from_json (fast path first) and the checked decoder, as value or error text."""
+    out = []
+    for decode in (br.Node.from_json, lambda o: br.Node._from_json_checked(o, "")):
+        try:
+            out.append(decode(obj))
+        except DecodeError as exc:
+            out.append(f"DecodeError: {exc}")
+    return out[0], out[1]
+
+
+@given(S.nodes())
+def test_node_fast_path_agrees_with_checked_decoder(node: br.Node) -> None:
+    """Well-formed nodes decode the same on the fast path as on the checked one."""
+    fast, checked = _decode_both(node.to_json())
+    assert fast == checked == node
+
+
+@given(S.nodes(), st.integers(0, 10), S.brokerish_json())
+def test_node_fast_path_never_accepts_what_checked_rejects(
+    node: br.Node, index: int, junk: Any
+) -> None:
+    """Replacing any field by arbitrary JSON: both decoders accept the same value or fail
+    with the same error (the fast path never decides on its own)."""
+    obj = node.to_json()
+    obj["data"][index] = junk
+    fast, checked = _decode_both(obj)
+    assert fast == checked

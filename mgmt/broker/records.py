@@ -279,6 +279,15 @@ class Node:
 
     @classmethod
     def from_json(cls, obj: JsonValue, path: str = "") -> Node:
+        # Well-formed input (the common case) decodes without building error paths; on
+        # any doubt the checked decoder below decides, and names the offending element.
+        try:
+            return _node_fast(obj)
+        except Exception:
+            return cls._from_json_checked(obj, path)
+
+    @classmethod
+    def _from_json_checked(cls, obj: JsonValue, path: str) -> Node:
         f = _fields(obj, path, "Node", 10)
         options = None
         if not bd.is_none(f[6]):
@@ -313,6 +322,103 @@ class Node:
     def with_changes(self, **changes: Any) -> Node:
         """A copy with some fields replaced (``dataclasses.replace``)."""
         return replace(self, **changes)
+
+
+class _NotFast(Exception):
+    """The fast decoder is unsure: let the checked decoder decide."""
+
+
+def _fast_str(x: Any) -> str:
+    if x.__class__ is dict and x.get("@data-type") == "string":
+        data = x["data"]
+        if data.__class__ is str:
+            return data
+    raise _NotFast
+
+
+def _fast_opt_str(x: Any) -> str | None:
+    if x.__class__ is dict and x.get("@data-type") == "none":
+        return None
+    return _fast_str(x)
+
+
+def _fast_opt_port(x: Any) -> Port | None:
+    if x.__class__ is dict:
+        tag = x.get("@data-type")
+        if tag == "none":
+            return None
+        if tag == "port" and x["data"].__class__ is str:
+            return Port.parse(x["data"])
+    raise _NotFast
+
+
+def _fast_enum(x: Any, table: dict[str, Any]) -> Any:
+    if x.__class__ is dict and x.get("@data-type") == "enum-value":
+        return table[x["data"]]
+    raise _NotFast
+
+
+def _node_fast(obj: Any) -> Node:
+    """Decode a well-formed Node without error paths; raises on anything unusual."""
+    if obj.__class__ is not dict or obj.get("@data-type") != "vector":
+        raise _NotFast
+    f = obj["data"]
+    if f.__class__ is not list or len(f) < 10:
+        raise _NotFast
+    none = "none"
+    state_json = f[3]
+    scripts_json = f[5]
+    scripts: tuple[str, ...] | None = None
+    if scripts_json.get("@data-type") != none:
+        if scripts_json["@data-type"] != "vector" or scripts_json["data"].__class__ is not list:
+            raise _NotFast
+        scripts = tuple([_fast_str(item) for item in scripts_json["data"]])
+    options: tuple[Option, ...] | None = None
+    options_json = f[6]
+    if options_json.get("@data-type") != none:
+        if options_json["@data-type"] != "set" or options_json["data"].__class__ is not list:
+            raise _NotFast
+        opts = []
+        for item in options_json["data"]:
+            if item.__class__ is not dict or item.get("@data-type") != "vector":
+                raise _NotFast
+            pair = item["data"]
+            if pair.__class__ is not list or len(pair) < 2:
+                raise _NotFast
+            opts.append(Option(_fast_str(pair[0]), _fast_str(pair[1])))
+        options = tuple(opts)
+    cpu_json = f[8]
+    cpu: int | None = None
+    if cpu_json.get("@data-type") != none:
+        cpu = cpu_json["data"]
+        if cpu_json["@data-type"] != "integer" or cpu.__class__ is not int:
+            raise _NotFast
+        if not -(2**63) <= cpu < 2**63:
+            raise _NotFast
+    env: dict[str, str] = {}
+    env_json = f[9]
+    if env_json.get("@data-type") != none:
+        if env_json["@data-type"] != "table" or env_json["data"].__class__ is not list:
+            raise _NotFast
+        for entry in env_json["data"]:
+            if entry.__class__ is not dict:
+                raise _NotFast
+            env[_fast_str(entry["key"])] = _fast_str(entry["value"])
+    return Node(
+        name=_fast_str(f[0]),
+        instance=_fast_str(f[1]),
+        role=_fast_enum(f[2], _wire_table(ClusterRole)),
+        state=State.RUNNING
+        if state_json.get("@data-type") == none
+        else _fast_enum(state_json, _wire_table(State)),
+        p=_fast_opt_port(f[4]),
+        scripts=scripts,
+        options=options,
+        interface=_fast_opt_str(f[7]),
+        cpu_affinity=cpu,
+        env=env,
+        metrics_port=_fast_opt_port(f[10]) if len(f) > 10 else None,
+    )
 
 
 def new_config_id() -> str:
