@@ -45,9 +45,10 @@ import signal
 import ssl as ssl_module
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mgmt.agent import layout
 from mgmt.agent import state as ast
@@ -59,7 +60,7 @@ from mgmt.broker.session import EventReceived
 from mgmt.configtoml import config_from_table, config_to_table
 from mgmt.driver import MachineDriver
 from mgmt.exceptions import StateStoreError
-from mgmt.statestore import load_toml, save_toml
+from mgmt.statestore import load_toml, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
@@ -316,8 +317,9 @@ class AgentService(MachineDriver):
                 loop.remove_signal_handler(sig)
             await self._close()
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task owned by the daemon (cancelled at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -386,7 +388,8 @@ class AgentService(MachineDriver):
     def _on_controller_event(self, conn: Connection, received: EventReceived) -> None:
         if received.topic != self.topic:
             return  # Broker prefix matching: a request for agent "<name>x" (Q13)
-        self._state.management = self._management()
+        if isinstance(received.event, ev.AgentGetNodesRequest):
+            self._state.management = self._management()
         self._step(lambda now: self._state.receive(received.event, now))
 
     def _management(self) -> tuple[ast.ManagementProcess, ...]:
@@ -407,10 +410,10 @@ class AgentService(MachineDriver):
         return self.supervisor
 
     def _write_layout(self, config: Configuration) -> None:
-        self.layout_dir.mkdir(parents=True, exist_ok=True)
-        (self.layout_dir / layout.LAYOUT_FILE).write_text(layout.layout_text(config))
+        # Atomic: a crashed node may be revived (and read these) while we rewrite them.
         script = importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek")
-        (self.layout_dir / f"{layout.NODE_SCRIPT}.zeek").write_text(script.read_text())
+        write_atomic(self.layout_dir / layout.LAYOUT_FILE, layout.layout_text(config).encode())
+        write_atomic(self.layout_dir / f"{layout.NODE_SCRIPT}.zeek", script.read_bytes())
 
     def _specs(self, config: Configuration) -> list[NodeSpec]:
         cfg = self.config
@@ -447,10 +450,13 @@ class AgentService(MachineDriver):
                 self._write_layout(config)
                 (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
             specs = self._specs(config)
-        except OSError as exc:
+        except (OSError, StateStoreError) as exc:
             # The nodes cannot start: stop the old ones, and report each new one FAILED
             # with the reason (see _views) instead of leaving it PENDING forever.
-            reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
+            if isinstance(exc, StateStoreError):
+                reason = f"cannot prepare node: {exc.path}: {exc.reason}"
+            else:
+                reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
             log.error("cannot prepare nodes of configuration %s: %s", config.id, reason)
             names = frozenset(n.name for n in config.nodes_of(self.config.name))
             self._prepare_error = (names, reason)
