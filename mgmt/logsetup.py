@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import signal
 
 
 def setup_logging(level: str) -> None:
@@ -13,3 +15,10 @@ def setup_logging(level: str) -> None:
     )
     # websockets logs every server start/stop at INFO; our own lines say what matters.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.root.level))
+
+
+def enable_stack_dumps() -> None:
+    """``kill -USR1 <pid>`` prints every thread's stack to stderr (for a daemon that seems
+    stuck), and fatal errors print one too."""
+    faulthandler.enable()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)

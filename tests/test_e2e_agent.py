@@ -7,7 +7,9 @@ left behind.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 from pathlib import Path
 
 import psutil
@@ -237,3 +239,14 @@ def test_zeek_by_name_gets_zeeks_default_script_path(tmp_path: Path) -> None:
         assert out["errors"] == [], out
         rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
         assert sorted(node_rows(rows)) == NODES
+
+
+def test_sigusr1_dumps_stacks_and_the_daemon_lives_on(tmp_path: Path) -> None:
+    """kill -USR1 on a daemon prints its threads' stacks to its log; it keeps serving."""
+    with site(tmp_path) as s:
+        start_pair(s)
+        agent = agent_daemon(s)
+        os.kill(agent.pid, signal.SIGUSR1)
+        wait_until(lambda: "Current thread" in agent.log(), what="a stack dump")
+        assert agent.alive()
+        s.wait_agents(AGENT_NAME)

@@ -173,7 +173,8 @@ def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
         children = run_children(s)
         os.kill(run.pid, signal.SIGKILL)
         run.proc.wait()
-        wait_until(lambda: not s.site_processes(), what="every process to end")
+        # Shutdown writes state files with fsync, which a busy disk can make slow.
+        wait_until(lambda: not s.site_processes(), timeout=90, what="every process to end")
         for name, proc in children.items():
             assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, name
 

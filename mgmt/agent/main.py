@@ -11,7 +11,7 @@ from pathlib import Path
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, StateStoreError
-from mgmt.logsetup import setup_logging
+from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_name
 from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         settings, sources = settings_from_args("agent", args)
         assert isinstance(settings, AgentSettings)
         setup_logging(settings.log_level)
+        enable_stack_dumps()
         tls = agent_tls(settings, sources)
         set_process_name(f"zeek.{settings.name}")
         if follow_run_parent():

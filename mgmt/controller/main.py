@@ -10,7 +10,7 @@ from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
-from mgmt.logsetup import setup_logging
+from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_name
 from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         settings, sources = settings_from_args("controller", args)
         assert isinstance(settings, ControllerSettings)
         setup_logging(settings.log_level)
+        enable_stack_dumps()
         tls = controller_tls(settings, sources)
         set_process_name(f"zeek.{settings.name}")
         if follow_run_parent():
