@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+log = logging.getLogger("mgmt")
+
+#: How long shutdown waits for cancelled tasks before leaving them behind.
+SHUTDOWN_GRACE = 10.0
 
 
 class Machine(Protocol):
@@ -77,3 +83,18 @@ class MachineDriver:
             if self._shutdown.is_set():
                 return
             self._step(machine.tick)
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], grace: float = SHUTDOWN_GRACE
+) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``grace`` seconds (shutdown must end even
+    if a task mishandles its cancellation; stragglers are logged, not awaited)."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    _, left = await asyncio.wait(pending, timeout=grace)
+    for task in left:
+        log.warning("task %s did not stop within %.0f s of shutdown", task.get_name(), grace)

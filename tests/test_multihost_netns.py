@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.e2e_helpers import ZEEK_CLIENT, wait_until
@@ -175,9 +176,34 @@ def test_controller_and_two_agents_on_separate_hosts(
     finally:
         for proc in procs:
             proc.terminate()
+        hung = []
         for proc in procs:
             try:
                 proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
+                hung.append(proc.args)
                 proc.kill()
                 proc.wait()
+        leftovers = _processes_under(tmp_path)
+        for leftover in leftovers:
+            leftover.kill()
+    # A clean stop of every daemon stops its nodes: nothing may hang or outlive it.
+    assert not hung, f"daemons ignored SIGTERM: {hung}"
+    assert not leftovers, f"processes left behind: {leftovers}"
+    # ... and within its grace period: no task of theirs had to be abandoned.
+    for log in tmp_path.glob("*.log"):
+        assert "did not stop within" not in log.read_text(), log.read_text()[-3000:]
+
+
+def _processes_under(root: Path) -> list[psutil.Process]:
+    """Live processes whose command line mentions ``root`` (our daemons and nodes)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(str(root) in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

@@ -532,3 +532,32 @@ async def test_fragmented_message_received_intact() -> None:
         assert received == [be.GetNodesRequest("before"), big, be.GetNodesRequest("after")]
         await conn.close()
         await reader
+
+
+@pytest.mark.asyncio
+async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancel that reaches connect() as a TimeoutError (Python 3.11's asyncio.timeout
+    race) still ends ReconnectingClient.run() instead of another retry."""
+    from mgmt.transport import connection as tc
+
+    entered = asyncio.Event()
+
+    async def connect_swallowing_cancel(*args: object, **kwargs: object) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError("timed out") from None
+
+    monkeypatch.setattr(tc, "connect", connect_swallowing_cancel)
+    client = tc.ReconnectingClient(
+        "ws://127.0.0.1:9/v1/messages/json", ("t",), on_event=lambda c, e: None
+    )
+    task = asyncio.get_running_loop().create_task(client.run())
+    await entered.wait()
+    task.cancel()
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -32,7 +32,6 @@ Zeek node stays silent when ``nodes`` names others only (behaviour.md §7).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,6 +41,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Result
 from mgmt.broker.session import EventReceived
+from mgmt.driver import cancel_and_wait
 from mgmt.transport import Connection, ReconnectingClient
 from mgmt.transport.backoff import backoff
 
@@ -272,8 +272,4 @@ class NodeChannels:
         """Tear every channel down and wait for them. Idempotent."""
         tasks = [entry[2] for entry in self._channels.values()] + list(self._stopping)
         self._channels.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)

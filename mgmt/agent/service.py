@@ -58,7 +58,7 @@ from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.configtoml import config_from_table, config_to_table
-from mgmt.driver import MachineDriver
+from mgmt.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import StateStoreError
 from mgmt.statestore import load_toml, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
@@ -326,11 +326,7 @@ class AgentService(MachineDriver):
     async def _close(self) -> None:
         if self.server is not None:
             await self.server.close()
-        for task in tuple(self._tasks):
-            task.cancel()
-        for task in tuple(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tuple(self._tasks))
         await self.channels.close()
         if self.supervisor is not None:
             await self.supervisor.close(keep_nodes=self.config.keep_nodes)

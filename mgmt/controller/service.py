@@ -26,7 +26,6 @@ stop accepting, close peers (1001), stop dialers and the timer, in that order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from mgmt.broker.records import Configuration
 from mgmt.broker.session import EventReceived
 from mgmt.controller import state as cs
 from mgmt.controller.store import ConfigStore, SavedConfigs
-from mgmt.driver import MachineDriver
+from mgmt.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import StateStoreError
 from mgmt.transport import Connection, ReconnectingClient, Server
 from mgmt.transport.connection import DEFAULT_MAX_SIZE
@@ -268,11 +267,7 @@ class ControllerService(MachineDriver):
         for server in (self.client_server, self.agent_server):
             if server is not None:
                 await server.close()
-        for _, task in self._dialers.values():
-            task.cancel()
-        for _, task in self._dialers.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([task for _, task in self._dialers.values()])
         self._dialers.clear()
         log.info("controller %s stopped", self.config.name)
 

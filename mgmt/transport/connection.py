@@ -563,6 +563,12 @@ class ReconnectingClient:
                         ssl=self._ssl,
                     )
                 except Exception as exc:
+                    # A cancel that races a timeout inside connect() can come out as
+                    # TimeoutError (asyncio.timeout in Python 3.11): once we are being
+                    # cancelled, never treat a failure as a reason to retry.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise asyncio.CancelledError() from exc
                     if classify_exception(exc) is not None:
                         raise
                     # Configuration problems (TLS, HTTP) at WARNING, transient network
