@@ -79,6 +79,7 @@ import difflib
 import math
 import os
 import re
+import shlex
 import shutil
 import socket
 import tomllib
@@ -430,6 +431,12 @@ def _which(ctx: _Context, program: str) -> str:
     return shutil.which(program, path=ctx.env.get("PATH", os.defpath)) or ""
 
 
+def _archiver_command(ctx: _Context) -> str:
+    # archive_cmd is a shell command line (as in Zeek), so a found path is quoted.
+    path = _which(ctx, "zeek-archiver")
+    return shlex.quote(path) if path else ""
+
+
 def _default_controller(ctx: _Context) -> Endpoint | None:
     # agent/config.zeek: 127.0.0.1 and Management::Controller::network_info()$bound_port,
     # i.e. the controller's own listen port setting (ZEEK_CONTROLLER_PORT or 2150/tcp).
@@ -495,7 +502,7 @@ _AGENT = (
     _Spec("archive_logs", _BOOL, True),
     _Spec("archive_interval", _ARCHIVE_INTERVAL, _ROTATION_INTERVAL),
     _Spec("archive_dir", _PATH, lambda ctx: ctx.values["state_dir"] / "logs"),
-    _Spec("archive_cmd", _OPT_STR, lambda ctx: _which(ctx, "zeek-archiver")),
+    _Spec("archive_cmd", _OPT_STR, lambda ctx: _archiver_command(ctx)),
     _Spec("node_websocket_start_port", _PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
     _Spec("tls_cert", _OPT_PATH, None),
     _Spec("tls_key", _OPT_PATH, None),

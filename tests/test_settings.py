@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -209,6 +210,16 @@ def test_programs_are_found_on_path(tmp_path: Path) -> None:
     )
     settings, _ = load("agent", env={"PATH": str(tmp_path)})
     assert (settings.zeek, settings.archive_cmd) == ("", "")
+
+
+def test_found_archiver_path_is_quoted_for_the_shell(tmp_path: Path) -> None:
+    """archive_cmd is a shell command line: a zeek-archiver path with a space is quoted."""
+    bindir = tmp_path / "my bin"
+    bindir.mkdir()
+    (bindir / "zeek-archiver").write_text("#!/bin/sh\n")
+    (bindir / "zeek-archiver").chmod(0o755)
+    settings, _ = load("agent", env={"PATH": str(bindir)})
+    assert shlex.split(settings.archive_cmd) == [str(bindir / "zeek-archiver")]
 
 
 def test_agent_defaults_match_zeek() -> None:
