@@ -258,7 +258,6 @@ class AgentService(MachineDriver):
             on_state_change=self._on_node_change,
         )
         loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
         try:
             await self.supervisor.start()
             if saved is not None:
@@ -296,9 +295,7 @@ class AgentService(MachineDriver):
             if cfg.archive_logs and cfg.archive_interval > 0 and cfg.archive_dir is not None:
                 self._spawn(self._archive_loop())
             if install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(sig, self.request_shutdown)
-                    installed.append(sig)
+                self._handle_signals(loop)
             log.info(
                 "agent %s is live, pid %d, %s, controller %s",
                 cfg.name,
@@ -313,8 +310,7 @@ class AgentService(MachineDriver):
             self.started.set()
             await self._timer_loop()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            self._restore_signals(loop)
             await self._close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -29,7 +29,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import ssl as ssl_module
 import time
 import uuid
@@ -234,15 +233,12 @@ class ControllerService(MachineDriver):
             )
         )
         loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
         try:
             for server in (self.client_server, self.agent_server):
                 if server is not None:
                     await server.start()
             if install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(sig, self.request_shutdown)
-                    installed.append(sig)
+                self._handle_signals(loop)
             log.info(
                 "controller %s is live, pid %d, %s, %s",
                 cfg.name,
@@ -258,8 +254,7 @@ class ControllerService(MachineDriver):
             self.started.set()
             await self._timer_loop()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            self._restore_signals(loop)
             await self._close()
 
     async def _close(self) -> None:
