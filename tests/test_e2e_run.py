@@ -69,7 +69,13 @@ def run_children(s: Site) -> dict[str, psutil.Process]:
     """The ``zeek-mgmt run`` process and its children, by kernel name."""
     (run,) = [d for d in s.daemons if d.role == "run"]
     parent = psutil.Process(run.pid)
-    return {p.name(): p for p in [parent, *parent.children()]}
+    found = {}
+    for proc in [parent, *parent.children()]:
+        try:
+            found[proc.name()] = proc
+        except psutil.NoSuchProcess:  # a child that just exited (e.g. the one we killed)
+            continue
+    return found
 
 
 def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
