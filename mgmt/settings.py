@@ -65,10 +65,10 @@ Value rules
   dials the agent. Parsed into :class:`Endpoint` or ``None``.
 * Booleans from text: ``true/false``, ``yes/no``, ``on/off``, ``1/0``. In the file they must
   be TOML booleans, numbers TOML numbers: the file is typed, text sources are parsed.
-* Paths: ``tls_*`` may be empty (``None``, not configured); ``state_dir``, ``spool_dir``,
-  ``archive_dir`` may not. ``zeek`` and ``archive_cmd`` are strings resolved on ``PATH``
-  at load time (``zeek``, ``zeek-archiver``); empty means "not found" (an error only when a
-  node must be started) and "use the built-in archiver" respectively.
+* Paths: ``tls_*`` and ``websocket_tls_*`` may be empty (``None``, not configured);
+  ``state_dir``, ``spool_dir``, ``archive_dir`` may not. ``zeek`` and ``archive_cmd`` are
+  strings resolved at load time (``zeek``, ``zeek-archiver``, see below); empty means "not
+  found" (an error only when a node must be started) and "use the built-in archiver".
 * ``agent.archive_interval = 0`` means "the rotation interval", 3600 s, and is stored so.
 
 Defaults from the Zeek installation
@@ -176,10 +176,15 @@ class ControllerSettings:
     auto_assign_broker_start_port: int
     auto_assign_metrics_ports: bool
     auto_assign_metrics_start_port: int
+    #: TLS of the client port only (Zeek's ``tls_options_websocket``); None: plaintext.
+    websocket_tls_cert: Path | None
+    websocket_tls_key: Path | None
+    #: Require clients to present a certificate signed by this CA (mutual TLS).
+    websocket_tls_ca: Path | None
+    #: TLS of the agent channel: the agent port and the connections to agents we dial.
     tls_cert: Path | None
     tls_key: Path | None
     tls_ca: Path | None
-    tls_client_auth_websocket: bool
     tls_client_auth: bool
     max_message_size: int
 
@@ -647,10 +652,12 @@ _CONTROLLER = (
     _Spec("auto_assign_broker_start_port", _PORT, 2200),
     _Spec("auto_assign_metrics_ports", _BOOL, True),
     _Spec("auto_assign_metrics_start_port", _PORT, 9000),
+    _Spec("websocket_tls_cert", _OPT_PATH, None),
+    _Spec("websocket_tls_key", _OPT_PATH, None),
+    _Spec("websocket_tls_ca", _OPT_PATH, None),
     _Spec("tls_cert", _OPT_PATH, None),
     _Spec("tls_key", _OPT_PATH, None),
     _Spec("tls_ca", _OPT_PATH, None),
-    _Spec("tls_client_auth_websocket", _BOOL, False),
     _Spec("tls_client_auth", _BOOL, False),
     _Spec("max_message_size", _BYTES, 16 * _MIB),
 )  # fmt: skip
@@ -721,7 +728,19 @@ def _parse(spec: _Spec, raw: object, text: bool, source: str, key: str) -> Any:
         raise ConfigError(f"{source}: {key}: {exc}") from None
 
 
+#: Keys that existed once, with what replaces them.
+_REMOVED = {
+    ("controller", "tls_client_auth_websocket"): (
+        "the client port has its own TLS settings now (Zeek's tls_options_websocket): "
+        "websocket_tls_cert and websocket_tls_key, and websocket_tls_ca to require client "
+        "certificates signed by that CA; tls_* apply to the agent channel only"
+    ),
+}
+
+
 def _unknown_key(source: str, section: str, key: str) -> ConfigError:
+    if (section, key) in _REMOVED:
+        return ConfigError(f"{source}: {section}.{key} was removed: {_REMOVED[section, key]}")
     known = _SECTION_SPECS.get(section, {})
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {section}.{close[0]}?)" if close else ""

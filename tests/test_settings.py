@@ -405,7 +405,8 @@ def test_controller_defaults_match_zeek() -> None:
     assert (s.listen_port, s.listen_port_websocket, s.request_timeout) == (2150, 2149, 10.0)
     assert (s.auto_assign_broker_start_port, s.auto_assign_metrics_start_port) == (2200, 9000)
     assert s.auto_assign_broker_ports and s.auto_assign_metrics_ports
-    assert not (s.tls_client_auth or s.tls_client_auth_websocket)
+    assert not s.tls_client_auth
+    assert (s.websocket_tls_cert, s.websocket_tls_key, s.websocket_tls_ca) == (None, None, None)
 
 
 # --- value rules ------------------------------------------------------------------------
