@@ -418,9 +418,7 @@ def main() -> int:
                         finally:
                             run.kill()
                     results[backend].append(run.figures)
-                    shown = ", ".join(
-                        f"{k.split(' (')[0]} {v:.2f}" for k, v in run.figures.items()
-                    )
+                    shown = ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in run.figures.items())
                     print(f"# run {i + 1} {backend}: {shown}", flush=True)
                     break
     print(f"# load average after: {load()}")
