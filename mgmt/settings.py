@@ -332,7 +332,8 @@ def _installation(prefix: str, script_dir: str, origin: str) -> ZeekInstallation
 def find_zeek_installation(zeek: str, path: str) -> ZeekInstallation | None:
     """The installation of the Zeek in use, or None when no Zeek is found.
 
-    ``zeek`` is the zeek executable in use ("" if none): the ``zeek-config`` beside it
+    ``zeek`` is the zeek executable in use ("" if none; one that is not an executable file
+    is no installation): the ``zeek-config`` beside it
     (or beside the file a symlink points to) gives the prefix; without one, a zeek at
     ``<prefix>/bin/zeek`` does. Without a zeek, a ``zeek-config`` on ``path`` does.
     The directories are those of the installation's ``base/misc/installation.zeek``
@@ -340,6 +341,8 @@ def find_zeek_installation(zeek: str, path: str) -> ZeekInstallation | None:
     ``<prefix>/var/lib``, ``<prefix>/spool``, ``<prefix>/logs``.
     """
     if zeek:
+        if not _is_program(zeek):
+            return None
         for bindir in _bin_dirs(zeek):
             zeek_config = os.path.join(bindir, "zeek-config")
             if _is_program(zeek_config) and (answer := _ask_zeek_config(zeek_config)):

@@ -286,6 +286,12 @@ def test_zeek_not_in_a_bin_dir_is_no_installation(tmp_path: Path) -> None:
     assert sources["state_dir"] == "default (no Zeek found)"
 
 
+def test_a_configured_zeek_that_does_not_exist_is_no_installation(tmp_path: Path) -> None:
+    """[agent] zeek naming a missing file: no Zeek found, not the prefix of that path."""
+    settings, sources = load("agent", flags={"zeek": str(tmp_path / "bin" / "zeek")})
+    assert sources["state_dir"] == "default (no Zeek found)"
+
+
 def test_installation_dirs_of_a_custom_build_win(tmp_path: Path) -> None:
     """A Zeek configured with its own dirs: those of its Installation:: module, as Zeek uses."""
     custom = {
