@@ -310,6 +310,14 @@ def wait_for(predicate: Callable[[], Any], what: str, interval: float = 0.01) ->
         time.sleep(interval)
 
 
+def errors_of(out: str) -> str:
+    """The ``errors`` of a zeek-client JSON answer, on one line (else the text itself)."""
+    try:
+        return json.dumps(json.loads(out).get("errors"))
+    except (ValueError, AttributeError):
+        return " ".join(out.split())[:200]
+
+
 def until_running(run: Run, t0: float, returned: float, old: dict[str, int]) -> float:
     """Seconds from t0 until get-nodes shows every node RUNNING (with a pid not in old)."""
     first = True
@@ -343,7 +351,7 @@ def one_run(run: Run, cfg: Path) -> None:
     t0 = time.monotonic()
     rc, out, returned = run.zeek_client("deploy-config", str(cfg))
     if rc != 0:
-        raise RuntimeError(f"{run.backend}: deploy-config failed: {out}")
+        raise RuntimeError(f"{run.backend}: deploy-config exit {rc}: {errors_of(out)}")
     f["deploy 5 nodes → all RUNNING (s)"] = until_running(run, t0, returned, {})
     if run.backend == "zeek-mgmt":
         statuses = [run.state / "nodes" / n / ".status" for n in NODES]
@@ -358,7 +366,7 @@ def one_run(run: Run, cfg: Path) -> None:
     t0 = time.monotonic()
     rc, out, returned = run.zeek_client("restart")
     if rc != 0:
-        raise RuntimeError(f"{run.backend}: restart failed: {out}")
+        raise RuntimeError(f"{run.backend}: restart exit {rc}: {errors_of(out)}")
     f["restart all → RUNNING (s)"] = until_running(run, t0, returned, pids)  # type: ignore[arg-type]
     f["stop, whole tree gone (s)"] = run.stop()
 
