@@ -4,6 +4,18 @@
   ``zeek.<controller>``, ``zeek.<agent>``, ``zeek.<node>``). Our own daemons rename
   themselves with ``prctl(PR_SET_NAME)``; zeek nodes get their name from the per-node
   symlink they are executed through (see ``mgmt.supervisor.backend``).
+* Command lines (``/proc/<pid>/cmdline``, what ``ps`` without ``c``, ``pgrep -f``,
+  ``netstat -p`` and monitoring agents read): :func:`set_process_title` rewrites them
+  with ``setproctitle`` to begin with the same Zeek name, followed by the real invocation
+  so ``ps`` still shows the settings flags, e.g.
+  ``zeek.controller-vm zeek-mgmt controller --state-dir /srv/zeek``. (Under Zeek every
+  process shows ``<prefix>/bin/zeek -C -j ...``; the name is what tells them apart.) The
+  title's words are separated by NULs, as a real argv: ``psutil.Process.cmdline()``
+  lists them and ``psutil.Process.name()`` is the Zeek name.
+  ``SPT_NOENV`` is set while the title is set, so ``setproctitle`` leaves the environment
+  block alone (``/proc/<pid>/environ`` stays readable); the title is then at most as long
+  as the original command line, so trailing words that do not fit are left out (the
+  name always stays).
 * Parent death: under ``zeek-mgmt run`` the controller and agent ask the kernel for a
   SIGTERM when the run supervisor dies (even by ``kill -9``), as Zeek's stem ends when its
   supervisor disappears, so no daemon is left orphaned.
@@ -16,6 +28,7 @@ import ctypes.util
 import logging
 import os
 import signal
+import sys
 
 log = logging.getLogger("mgmt")
 
@@ -33,6 +46,73 @@ def set_process_name(name: str) -> bool:
     if not ok:
         log.debug("cannot set the process name to %s", name)
     return ok
+
+
+def set_process_title(name: str, argv: list[str] | None = None) -> None:
+    """Make the command line ``<name> zeek-mgmt <args>`` and the kernel name ``name``.
+
+    Args:
+        name: the Zeek name, e.g. ``zeek.controller-vm`` or ``zeek``.
+        argv: the arguments after the program (default ``sys.argv[1:]``).
+    """
+    words = _fit([name, "zeek-mgmt", *(sys.argv[1:] if argv is None else argv)], _title_room())
+    title = " ".join(words)
+    had_noenv = "SPT_NOENV" in os.environ
+    os.environ["SPT_NOENV"] = "1"  # read by setproctitle on its first call
+    try:
+        import setproctitle  # only the daemons load it
+
+        setproctitle.setproctitle(title)
+        _separate_words(words)
+    except ImportError:
+        log.debug("setproctitle is not installed; the command line stays as it is")
+    finally:
+        if not had_noenv:
+            del os.environ["SPT_NOENV"]
+    # setproctitle also sets the kernel name, to the title's first 15 bytes.
+    set_process_name(name)
+
+
+def _title_room() -> int | None:
+    """How many bytes of title the original command line leaves (None: unknown)."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            # setproctitle keeps one byte of the argv area for the final NUL, one as slack.
+            return len(f.read()) - 2
+    except OSError:
+        return None
+
+
+def _fit(words: list[str], room: int | None) -> list[str]:
+    """The leading words whose title fits in ``room`` bytes (at least the first word)."""
+    while len(words) > 1 and room is not None and len(" ".join(words).encode()) > room:
+        words = words[:-1]
+    return words
+
+
+def _separate_words(words: list[str]) -> None:
+    """Turn the spaces between the title's words into NULs, so the command line is a real
+    argv (``psutil.Process.cmdline()`` lists the words, ``name()`` is the first one) and
+    ``ps`` still shows them separated by spaces.
+
+    setproctitle writes the title where the kernel reads the command line (``arg_start``
+    in ``/proc/self/stat``); the bytes there are checked to be the title before any change.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        arg_start = int(fields[45])  # field 48 of proc(5); fields[0] is field 3
+    except (OSError, ValueError, IndexError):
+        return
+    title = " ".join(words).encode()
+    if arg_start <= 0 or ctypes.string_at(arg_start, len(title)) != title:
+        log.debug("the command line is not where expected; leaving it as one string")
+        return
+    offset = 0
+    for word in words[:-1]:
+        offset += len(word.encode())
+        ctypes.memset(arg_start + offset, 0, 1)
+        offset += 1
 
 
 def _prctl(option: int, arg: int | bytes) -> bool:

@@ -38,7 +38,7 @@ from types import FrameType
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.exceptions import ConfigError
-from mgmt.procname import ENV_RUN_PARENT, set_process_name
+from mgmt.procname import ENV_RUN_PARENT, set_process_title
 from mgmt.settings import (
     AgentSettings,
     ControllerSettings,
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    set_process_name("zeek")
+    set_process_title("zeek")
     flags = passthrough_flags(args)
     base = [sys.executable, "-m", "mgmt"]
     env = dict(os.environ)

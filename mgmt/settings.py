@@ -65,23 +65,47 @@ Value rules
   dials the agent. Parsed into :class:`Endpoint` or ``None``.
 * Booleans from text: ``true/false``, ``yes/no``, ``on/off``, ``1/0``. In the file they must
   be TOML booleans, numbers TOML numbers: the file is typed, text sources are parsed.
-* Paths: ``tls_*`` may be empty (``None``, not configured); ``state_dir``, ``spool_dir``,
-  ``archive_dir`` may not. ``zeek`` and ``archive_cmd`` are strings resolved on ``PATH``
-  at load time (``zeek``, ``zeek-archiver``); empty means "not found" (an error only when a
-  node must be started) and "use the built-in archiver" respectively.
+* Paths: ``tls_*`` and ``websocket_tls_*`` may be empty (``None``, not configured);
+  ``state_dir``, ``spool_dir``, ``archive_dir`` may not. ``zeek`` and ``archive_cmd`` are
+  strings resolved at load time (``zeek``, ``zeek-archiver``, see below); empty means "not
+  found" (an error only when a node must be started) and "use the built-in archiver".
 * ``agent.archive_interval = 0`` means "the rotation interval", 3600 s, and is stored so.
+
+Defaults from the Zeek installation
+-----------------------------------
+As Zeek's framework (``Management::get_state_dir()``/``get_spool_dir()`` fall back to
+``Installation::state_dir``/``spool_dir``; ``Management::Agent::archive_dir`` is
+``Installation::log_dir``), the three directories default to those of the Zeek in use:
+``state_dir`` = ``<prefix>/var/lib`` (nodes in ``<prefix>/var/lib/nodes/<name>``),
+``spool_dir`` = ``<prefix>/spool`` (log queue ``<prefix>/spool/log-queue``),
+``archive_dir`` = ``<prefix>/logs``. Each is independent, as in Zeek: an explicit
+``state_dir`` moves neither the spool nor the archive. The Zeek in use is ``agent.zeek``
+when set in the file or a flag (for the controller too, so both roles of one file agree),
+else ``zeek`` on PATH; its prefix comes from the ``zeek-config`` beside it (run once per
+process, only when one of the three is not explicit), else from its path
+(``<prefix>/bin/zeek``); without a zeek, from a ``zeek-config`` on PATH. The directories
+are read from the installation's ``base/misc/installation.zeek`` when present (a Zeek
+built with its own ``--localstatedir``/``--spooldir``/``--logdir`` has them there), else
+the layout above. Without any Zeek: ``/var/lib/zeek-mgmt`` as root, else
+``$XDG_STATE_HOME/zeek-mgmt`` or ``~/.local/state/zeek-mgmt``, with ``<state_dir>/spool``
+and ``<state_dir>/logs``. ``archive_cmd`` defaults to the ``zeek-archiver`` beside the
+zeek in use (Zeek's agent runs ``<Installation::root_dir>/bin/zeek-archiver``), else one
+on PATH. The sources say which rule applied, e.g. ``default (zeek-config --prefix of
+/opt/zeek/bin/zeek)`` or ``default (no Zeek found)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import math
 import os
 import re
 import shlex
 import shutil
 import socket
+import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -100,8 +124,10 @@ __all__ = [
     "HostInfo",
     "Role",
     "Settings",
+    "ZeekInstallation",
     "add_settings_flags",
     "find_config_path",
+    "find_zeek_installation",
     "load_settings",
     "render_settings",
     "settings_from_args",
@@ -150,10 +176,15 @@ class ControllerSettings:
     auto_assign_broker_start_port: int
     auto_assign_metrics_ports: bool
     auto_assign_metrics_start_port: int
+    #: TLS of the client port only (Zeek's ``tls_options_websocket``); None: plaintext.
+    websocket_tls_cert: Path | None
+    websocket_tls_key: Path | None
+    #: Require clients to present a certificate signed by this CA (mutual TLS).
+    websocket_tls_ca: Path | None
+    #: TLS of the agent channel: the agent port and the connections to agents we dial.
     tls_cert: Path | None
     tls_key: Path | None
     tls_ca: Path | None
-    tls_client_auth_websocket: bool
     tls_client_auth: bool
     max_message_size: int
 
@@ -207,6 +238,125 @@ class HostInfo:
     def current(cls) -> HostInfo:
         """Read the facts from this process and host."""
         return cls(socket.gethostname(), os.geteuid() == 0, os.path.expanduser("~"))
+
+
+# ---------------------------------------------------------------------------------------
+# The Zeek installation in use: where Zeek's framework keeps its state, spool and logs.
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekInstallation:
+    """Directories of a Zeek installation, as Zeek's ``Installation::`` module has them."""
+
+    prefix: Path
+    #: ``Installation::state_dir`` (``<prefix>/var/lib`` unless configured otherwise).
+    state_dir: Path
+    #: ``Installation::spool_dir`` (``<prefix>/spool``).
+    spool_dir: Path
+    #: ``Installation::log_dir`` (``<prefix>/logs``).
+    log_dir: Path
+    #: How it was found, e.g. ``zeek-config --prefix of /opt/zeek/bin/zeek``.
+    origin: str
+
+
+_INSTALLATION_CONST = re.compile(
+    r'^\s*const\s+(state_dir|spool_dir|log_dir)\s*=\s*"([^"\\]*)"\s*;', re.MULTILINE
+)
+#: How long zeek-config (a small shell script) may take.
+_ZEEK_CONFIG_TIMEOUT = 10.0
+
+
+def _is_program(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _resolve_program(ctx: _Context, program: str) -> str:
+    """A program setting as a path: a bare name is looked up on PATH ("" if not found)."""
+    if not program or os.sep in program:
+        return program
+    return _which(ctx, program)
+
+
+def _bin_dirs(program: str) -> list[str]:
+    """The directory of ``program`` and, if it is a symlink, that of its target."""
+    if not program:
+        return []
+    dirs = [os.path.dirname(os.path.abspath(program))]
+    real = os.path.dirname(os.path.realpath(program))
+    return dirs if real in dirs else [*dirs, real]
+
+
+@functools.cache
+def _ask_zeek_config(zeek_config: str) -> tuple[str, str] | None:
+    """``zeek-config --prefix --script_dir``, once per process; None if it fails."""
+    try:
+        done = subprocess.run(
+            [zeek_config, "--prefix", "--script_dir"],
+            capture_output=True,
+            text=True,
+            timeout=_ZEEK_CONFIG_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or len(lines) != 2 or not all(os.path.isabs(x) for x in lines):
+        return None
+    return lines[0], lines[1]
+
+
+@functools.cache
+def _installation_dirs(script_dir: str) -> dict[str, str]:
+    """The directories ``base/misc/installation.zeek`` names (what Zeek really uses)."""
+    path = os.path.join(script_dir, "base", "misc", "installation.zeek")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    return {m[1]: m[2] for m in _INSTALLATION_CONST.finditer(text) if os.path.isabs(m[2])}
+
+
+def _installation(prefix: str, script_dir: str, origin: str) -> ZeekInstallation:
+    dirs = _installation_dirs(script_dir)
+    return ZeekInstallation(
+        prefix=Path(prefix),
+        state_dir=Path(dirs.get("state_dir") or os.path.join(prefix, "var", "lib")),
+        spool_dir=Path(dirs.get("spool_dir") or os.path.join(prefix, "spool")),
+        log_dir=Path(dirs.get("log_dir") or os.path.join(prefix, "logs")),
+        origin=origin,
+    )
+
+
+def find_zeek_installation(zeek: str, path: str) -> ZeekInstallation | None:
+    """The installation of the Zeek in use, or None when no Zeek is found.
+
+    ``zeek`` is the zeek executable in use ("" if none; one that is not an executable file
+    is no installation): the ``zeek-config`` beside it
+    (or beside the file a symlink points to) gives the prefix; without one, a zeek at
+    ``<prefix>/bin/zeek`` does. Without a zeek, a ``zeek-config`` on ``path`` does.
+    The directories are those of the installation's ``base/misc/installation.zeek``
+    (Zeek's ``Installation::`` module, which the framework uses), else the standard layout
+    ``<prefix>/var/lib``, ``<prefix>/spool``, ``<prefix>/logs``.
+    """
+    if zeek:
+        if not _is_program(zeek):
+            return None
+        for bindir in _bin_dirs(zeek):
+            zeek_config = os.path.join(bindir, "zeek-config")
+            if _is_program(zeek_config) and (answer := _ask_zeek_config(zeek_config)):
+                return _installation(*answer, origin=f"zeek-config --prefix of {zeek}")
+        bindir = _bin_dirs(zeek)[-1]
+        if os.path.basename(bindir) == "bin":
+            prefix = os.path.dirname(bindir)
+            scripts = os.path.join(prefix, "share", "zeek")
+            return _installation(prefix, scripts, origin=f"prefix of {zeek}")
+        return None
+    zeek_config = shutil.which("zeek-config", path=path) or ""
+    if zeek_config and (answer := _ask_zeek_config(zeek_config)):
+        return _installation(*answer, origin=f"{zeek_config} --prefix")
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -419,6 +569,11 @@ class _Spec:
 
 
 def _default_state_dir(ctx: _Context) -> Path:
+    zeek = ctx.zeek_installation()
+    if zeek is not None:
+        ctx.notes["state_dir"] = f"default ({zeek.origin})"
+        return zeek.state_dir
+    ctx.notes["state_dir"] = "default (no Zeek found)"
     if ctx.host.is_root:
         return Path("/var/lib/zeek-mgmt")
     xdg = ctx.env.get("XDG_STATE_HOME", "")
@@ -427,12 +582,40 @@ def _default_state_dir(ctx: _Context) -> Path:
     return Path(ctx.env.get("HOME") or ctx.host.home) / ".local" / "state" / "zeek-mgmt"
 
 
+def _default_spool_dir(ctx: _Context) -> Path:
+    # As Management::get_spool_dir(): the installation's, whatever the state dir is.
+    zeek = ctx.zeek_installation()
+    if zeek is not None:
+        ctx.notes["spool_dir"] = f"default ({zeek.origin})"
+        return zeek.spool_dir
+    ctx.notes["spool_dir"] = "default (<state_dir>/spool, no Zeek found)"
+    return Path(ctx.values["state_dir"]) / "spool"
+
+
+def _default_archive_dir(ctx: _Context) -> Path:
+    # As Management::Agent::archive_dir: Installation::log_dir, not under the spool.
+    zeek = ctx.zeek_installation()
+    if zeek is not None:
+        ctx.notes["archive_dir"] = f"default ({zeek.origin})"
+        return zeek.log_dir
+    ctx.notes["archive_dir"] = "default (<state_dir>/logs, no Zeek found)"
+    return Path(ctx.values["state_dir"]) / "logs"
+
+
 def _which(ctx: _Context, program: str) -> str:
     return shutil.which(program, path=ctx.env.get("PATH", os.defpath)) or ""
 
 
 def _archiver_command(ctx: _Context) -> str:
-    # archive_cmd is a shell command line (as in Zeek), so a found path is quoted.
+    # Zeek's agent runs <Installation::root_dir>/bin/zeek-archiver: the one installed
+    # beside the zeek in use; else one on PATH. archive_cmd is a shell command line (as in
+    # Zeek), so a found path is quoted.
+    zeek = ctx.values.get("zeek") or ""
+    for bindir in _bin_dirs(_resolve_program(ctx, zeek)):
+        beside = os.path.join(bindir, "zeek-archiver")
+        if _is_program(beside):
+            ctx.notes["archive_cmd"] = f"default (zeek-archiver beside {zeek})"
+            return shlex.quote(beside)
     path = _which(ctx, "zeek-archiver")
     return shlex.quote(path) if path else ""
 
@@ -448,9 +631,10 @@ def _default_controller(ctx: _Context) -> Endpoint | None:
 
 _COMMON = (
     _Spec("state_dir", _PATH, _default_state_dir, "ZEEK_MANAGEMENT_STATE_DIR", "--state-dir",
-          "state directory (default /var/lib/zeek-mgmt as root, else the XDG state dir)"),
-    _Spec("spool_dir", _PATH, lambda ctx: ctx.values["state_dir"] / "spool",
-          "ZEEK_MANAGEMENT_SPOOL_DIR", "--spool-dir", "spool dir (default <state_dir>/spool)"),
+          "state directory (default <zeek prefix>/var/lib; without a Zeek "
+          "/var/lib/zeek-mgmt as root, else the XDG state dir)"),
+    _Spec("spool_dir", _PATH, _default_spool_dir, "ZEEK_MANAGEMENT_SPOOL_DIR", "--spool-dir",
+          "spool directory (default <zeek prefix>/spool, else <state_dir>/spool)"),
     _Spec("log_level", _LOG_LEVEL, "info", None, "--log-level", "debug, info, warning or error"),
 )  # fmt: skip
 
@@ -471,10 +655,12 @@ _CONTROLLER = (
     _Spec("auto_assign_broker_start_port", _PORT, 2200),
     _Spec("auto_assign_metrics_ports", _BOOL, True),
     _Spec("auto_assign_metrics_start_port", _PORT, 9000),
+    _Spec("websocket_tls_cert", _OPT_PATH, None),
+    _Spec("websocket_tls_key", _OPT_PATH, None),
+    _Spec("websocket_tls_ca", _OPT_PATH, None),
     _Spec("tls_cert", _OPT_PATH, None),
     _Spec("tls_key", _OPT_PATH, None),
     _Spec("tls_ca", _OPT_PATH, None),
-    _Spec("tls_client_auth_websocket", _BOOL, False),
     _Spec("tls_client_auth", _BOOL, False),
     _Spec("max_message_size", _BYTES, 16 * _MIB),
 )  # fmt: skip
@@ -501,7 +687,7 @@ _AGENT = (
     _Spec("stop_grace", _NONNEG_SECONDS, 26.0),
     _Spec("archive_logs", _BOOL, True),
     _Spec("archive_interval", _ARCHIVE_INTERVAL, _ROTATION_INTERVAL),
-    _Spec("archive_dir", _PATH, lambda ctx: ctx.values["state_dir"] / "logs"),
+    _Spec("archive_dir", _PATH, _default_archive_dir),
     _Spec("archive_cmd", _OPT_STR, lambda ctx: _archiver_command(ctx)),
     _Spec("node_websocket_start_port", _PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
     _Spec("tls_cert", _OPT_PATH, None),
@@ -545,7 +731,19 @@ def _parse(spec: _Spec, raw: object, text: bool, source: str, key: str) -> Any:
         raise ConfigError(f"{source}: {key}: {exc}") from None
 
 
+#: Keys that existed once, with what replaces them.
+_REMOVED = {
+    ("controller", "tls_client_auth_websocket"): (
+        "the client port has its own TLS settings now (Zeek's tls_options_websocket): "
+        "websocket_tls_cert and websocket_tls_key, and websocket_tls_ca to require client "
+        "certificates signed by that CA; tls_* apply to the agent channel only"
+    ),
+}
+
+
 def _unknown_key(source: str, section: str, key: str) -> ConfigError:
+    if (section, key) in _REMOVED:
+        return ConfigError(f"{source}: {section}.{key} was removed: {_REMOVED[section, key]}")
     known = _SECTION_SPECS.get(section, {})
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {section}.{close[0]}?)" if close else ""
@@ -616,6 +814,8 @@ class _Context:
     values: dict[str, Any]
     #: A more precise source than "default" for a computed default, by name.
     notes: dict[str, str]
+    #: The Zeek installation (False: not looked for yet; None: none found).
+    _zeek: ZeekInstallation | None | Literal[False] = False
 
     def explicit(self, section: str, spec: _Spec) -> _Sourced | None:
         """The highest-precedence non-default value of ``section.spec``, if any."""
@@ -630,6 +830,19 @@ class _Context:
             if (where, spec.name) in self.file:
                 return self.file[where, spec.name]
         return None
+
+    def zeek_installation(self) -> ZeekInstallation | None:
+        """The installation of the Zeek in use, looked for once, when a default needs it.
+
+        The Zeek in use is ``agent.zeek`` when set in the file or a flag (also when the
+        controller is loaded, so that both roles of one configuration agree), else
+        ``zeek`` on PATH.
+        """
+        if self._zeek is False:
+            found = self.explicit("agent", _SECTION_SPECS["agent"]["zeek"])
+            zeek = _resolve_program(self, found[0]) if found else _which(self, "zeek")
+            self._zeek = find_zeek_installation(zeek, self.env.get("PATH", os.defpath))
+        return self._zeek
 
     def controller_listen_port(self) -> tuple[int, str]:
         """The controller's agent-facing port as configured here, and its source."""

@@ -2,17 +2,25 @@
 
 Plaintext stays the default, as in Zeek. The rules:
 
-Controller (``[controller]`` settings)
-    * ``tls_cert`` (with ``tls_key``, or a key inside the certificate file) turns TLS on
-      for **both** ports, the client port (zeek-client) and the agent port, and for the
-      connections the controller dials to agents (``wss://``).
-    * ``tls_client_auth_websocket`` / ``tls_client_auth``: the client / agent port
-      requires a client certificate signed by ``tls_ca`` (mutual TLS). So, with
-      ``tls_client_auth = true``, only agents holding a certificate from that CA can
-      register.
-    * When dialing an agent, the controller checks the agent's certificate against
-      ``tls_ca`` (the system's trusted CAs without one) and the host name or address it
-      dials, and presents its own certificate.
+Controller (``[controller]`` settings): two independent channels
+    * The client port (zeek-client, 2149), as Zeek's
+      ``Management::Controller::tls_options_websocket``: ``websocket_tls_cert`` (with
+      ``websocket_tls_key``, or a key inside the certificate file) turns TLS on for this
+      port only. ``websocket_tls_ca`` makes it mutual TLS: a client must present a
+      certificate signed by that CA. This is Zeek's ``enable_peer_verification = T`` with
+      ``ca_file`` (IXWebSocket then sets ``SSL_VERIFY_PEER |
+      SSL_VERIFY_FAIL_IF_NO_PEER_CERT``); Zeek's ``ca_file`` means nothing without peer
+      verification, so here the CA alone says "verify". Zeek's variant that verifies
+      clients against the system's CA store has no equivalent: name the CA bundle instead.
+    * The agent channel: ``tls_cert`` (with ``tls_key``) turns TLS on for the agent port
+      and for the connections the controller dials to agents (``wss://``); Zeek's Broker
+      channel has no counterpart in the framework's settings. ``tls_client_auth``: the
+      agent port requires a certificate signed by ``tls_ca`` (mutual TLS), so only agents
+      holding one can register. When dialing an agent, the controller checks the agent's
+      certificate against ``tls_ca`` (the system's trusted CAs without one) and the host
+      name or address it dials, and presents its own certificate.
+    * So TLS on the client port leaves agents connecting as before (plaintext unless
+      ``tls_cert`` is set), as with Zeek.
 
 Agent (``[agent]`` settings)
     * ``tls_cert`` or ``tls_ca`` turns TLS on: the agent dials ``wss://`` and its own port
@@ -86,8 +94,11 @@ class _Files:
     key: Path | None
     ca: Path | None
     sources: Mapping[str, str]
+    #: Prefix of the setting names: ``websocket_`` for the controller's client port.
+    prefix: str = ""
 
     def label(self, name: str) -> str:
+        name = self.prefix + name
         source = self.sources.get(name)
         where = f" ({source})" if source and source != "default" else ""
         return f"{self.section}.{name}{where}"
@@ -112,7 +123,8 @@ def _check_pem(files: _Files) -> None:
         key_name, key_path = ("tls_key", files.key) if files.key else ("tls_cert", files.cert)
         key_text = text if files.key is None else _read(files, "tls_key", files.key)
         if "PRIVATE KEY-----" not in key_text:
-            what = "no PEM private key" + (" (set tls_key)" if files.key is None else "")
+            hint = f" (set {files.prefix}tls_key)" if files.key is None else ""
+            what = "no PEM private key" + hint
             raise ConfigError(f"{files.label(key_name)}: {key_path}: {what}")
         if "ENCRYPTED" in key_text:
             raise ConfigError(
@@ -154,7 +166,7 @@ def _load_ca(ctx: ssl.SSLContext, files: _Files) -> None:
         raise ConfigError(f"{files.label('tls_ca')}: {files.ca}: {reason}") from exc
 
 
-def _report_failed_handshakes(ctx: ssl.SSLContext, port: str) -> None:
+def _report_failed_handshakes(ctx: ssl.SSLContext, port: str, prefix: str = "") -> None:
     """Log failed server-side handshakes at WARNING (asyncio logs them only in debug mode).
 
     ``SSLContext.sslobject_class`` is the documented hook for the objects asyncio's TLS
@@ -168,23 +180,23 @@ def _report_failed_handshakes(ctx: ssl.SSLContext, port: str) -> None:
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 raise
             except ssl.SSLError as exc:
-                log.warning("%s: TLS handshake with a peer failed: %s", port, _explain(exc))
+                log.warning("%s: TLS handshake with a peer failed: %s", port, _explain(exc, prefix))
                 raise
 
     ctx.sslobject_class = _ReportingSSLObject
 
 
-def _explain(exc: ssl.SSLError) -> str:
+def _explain(exc: ssl.SSLError, prefix: str = "") -> str:
     reason = exc.reason or ""
     if reason in ("HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING"):
         return f"the peer does not speak TLS (a plaintext ws:// client?) [{reason}]"
     if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_VERIFY_FAILED"):
         detail = getattr(exc, "verify_message", "") or reason.lower().replace("_", " ")
-        return f"client certificate refused ({detail}): one signed by tls_ca is required"
+        return f"client certificate refused ({detail}): one signed by {prefix}tls_ca is required"
     if reason.startswith(("TLSV1_ALERT_", "SSLV3_ALERT_")):
         return (
             f"the peer refused our certificate [{reason}]: it must trust the CA that "
-            "signed tls_cert"
+            f"signed {prefix}tls_cert"
         )
     return str(exc)
 
@@ -198,6 +210,7 @@ def server_context(
     port: str = "server",
     section: str = "controller",
     sources: Mapping[str, str] | None = None,
+    prefix: str = "",
 ) -> ssl.SSLContext:
     """A TLS server context for one port.
 
@@ -207,15 +220,18 @@ def server_context(
         ca: PEM CA certificates that sign acceptable client certificates.
         client_auth: require a client certificate signed by ``ca`` (mutual TLS).
         port: the port's role for log messages (``agent port``).
-        section, sources: for error messages (``controller.tls_cert (file ...)``).
+        section, sources, prefix: for error messages (``controller.tls_cert (file ...)``;
+            prefix ``websocket_`` names ``websocket_tls_cert`` etc.).
 
     Raises:
         ConfigError: a file is missing, unreadable or invalid, the key does not match,
             or ``client_auth`` without ``ca``.
     """
-    files = _Files(section, cert, key, ca, sources or {})
+    files = _Files(section, cert, key, ca, sources or {}, prefix)
     if client_auth and ca is None:
-        raise ConfigError(f"{section}: client certificate verification on the {port} needs tls_ca")
+        raise ConfigError(
+            f"{section}: client certificate verification on the {port} needs {prefix}tls_ca"
+        )
     _check_pem(files)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -223,7 +239,7 @@ def server_context(
     if client_auth:
         ctx.verify_mode = ssl.CERT_REQUIRED
         _load_ca(ctx, files)
-    _report_failed_handshakes(ctx, port)
+    _report_failed_handshakes(ctx, port, prefix)
     return ctx
 
 
@@ -268,27 +284,37 @@ def controller_tls(
         ConfigError: inconsistent TLS settings or unusable files.
     """
     s, section = settings, "controller"
-    if s.tls_cert is None:
-        for name in ("tls_key", "tls_ca", "tls_client_auth", "tls_client_auth_websocket"):
-            if getattr(s, name):
+    client_ssl = None
+    if s.websocket_tls_cert is None:
+        for name in ("websocket_tls_key", "websocket_tls_ca"):
+            if getattr(s, name) is not None:
                 raise ConfigError(
-                    f"{section}.{name} is set but {section}.tls_cert is not: "
-                    "TLS needs the controller's certificate"
+                    f"{section}.{name} is set but {section}.websocket_tls_cert is not: "
+                    "TLS on the client port needs the controller's certificate"
                 )
-        return ControllerTLS()
-    for name in ("tls_client_auth_websocket", "tls_client_auth"):
-        if getattr(s, name) and s.tls_ca is None:
-            raise ConfigError(f"{section}.{name} needs {section}.tls_ca (the CA of the peers)")
-    return ControllerTLS(
-        client_ssl=server_context(
-            s.tls_cert,
-            s.tls_key,
-            s.tls_ca,
-            client_auth=s.tls_client_auth_websocket,
+    else:
+        client_ssl = server_context(
+            s.websocket_tls_cert,
+            s.websocket_tls_key,
+            s.websocket_tls_ca,
+            client_auth=s.websocket_tls_ca is not None,
             port="client port",
             section=section,
             sources=sources,
-        ),
+            prefix="websocket_",
+        )
+    if s.tls_cert is None:
+        for name in ("tls_key", "tls_ca", "tls_client_auth"):
+            if getattr(s, name):
+                raise ConfigError(
+                    f"{section}.{name} is set but {section}.tls_cert is not: "
+                    "TLS on the agent channel needs the controller's certificate"
+                )
+        return ControllerTLS(client_ssl=client_ssl)
+    if s.tls_client_auth and s.tls_ca is None:
+        raise ConfigError(f"{section}.tls_client_auth needs {section}.tls_ca (the CA of the peers)")
+    return ControllerTLS(
+        client_ssl=client_ssl,
         agent_ssl=server_context(
             s.tls_cert,
             s.tls_key,

@@ -43,7 +43,15 @@ from mgmt.transport import Connection, connect
 
 REPO = Path(__file__).resolve().parent.parent
 #: The cluster configurations used for the Zeek 8.2.2 reference captures.
-CONFIGS = Path(__file__).resolve().parent / "data" / "client_configs"
+CONFIGS = Path(__file__).resolve().parent / "data" / "zeek-8.2.2" / "configs"
+
+
+def config_files() -> list[Path]:
+    """The reference configurations, sorted; an error (never an empty list) if missing."""
+    files = sorted(CONFIGS.glob("*.cfg"))
+    if not files:
+        raise FileNotFoundError(f"no reference configs in {CONFIGS} (see tests/data/README.md)")
+    return files
 
 #: The default agent name of instance-free cluster configurations.
 LOCAL_AGENT = f"agent-{socket.gethostname() or 'localhost'}"

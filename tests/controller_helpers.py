@@ -53,7 +53,8 @@ from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions, agent_top
 from mgmt.transport import Connection, ReconnectingClient, Server, connect
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = Path("/work/shared/reference/zeek-8.2.2")
+#: Zeek 8.2.2 + zeek-client 1.5.0 captures the tests compare against (tests/data/README.md).
+REFERENCE = REPO_ROOT / "tests" / "data" / "zeek-8.2.2"
 REFERENCE_CONFIGS = REFERENCE / "configs"
 #: zeek-client names the instance of a config without ``[instances]`` after this host.
 HOSTNAME = socket.gethostname() or "localhost"
@@ -209,7 +210,10 @@ async def run_zeek_client(
 
 def reference_output(name: str) -> ClientRun:
     """Parse a reference capture ``zeek-client_<name>.txt`` (exit code, stdout, stderr)."""
-    text = (REFERENCE / f"zeek-client_{name}.txt").read_text()
+    path = REFERENCE / f"zeek-client_{name}.txt"
+    if not path.is_file():
+        raise AssertionError(f"reference capture missing: {path} (see tests/data/README.md)")
+    text = path.read_text()
     rc = int(re.search(r"^# exit code: (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
     body = text.split("## stdout\n", 1)[1]
     stdout, stderr = body.split("## stderr\n", 1)

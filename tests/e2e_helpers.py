@@ -38,7 +38,8 @@ import psutil
 from tests.zeekdouble.fixture import install_zeek_double
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = Path("/work/shared/reference/zeek-8.2.2/configs")
+#: The cluster configurations of the Zeek 8.2.2 reference captures (tests/data/README.md).
+CONFIGS = REPO_ROOT / "tests" / "data" / "zeek-8.2.2" / "configs"
 MARKER = "ZEEK_MGMT_E2E_SITE"
 #: Upper bound for any single wait on the OS (scaled by ZEEK_MGMT_TEST_TIMEOUT_SCALE).
 TIMEOUT = 20.0 * float(os.environ.get("ZEEK_MGMT_TEST_TIMEOUT_SCALE", "1"))

@@ -20,6 +20,7 @@ from tests.client_fakes import (
     LOCAL_AGENT,
     Cluster,
     Run,
+    config_files,
     ours,
     run_cmd,
     running_controller,
@@ -29,7 +30,7 @@ from tests.client_fakes import (
 ZC = zeek_client()
 pytestmark = pytest.mark.skipif(ZC is None, reason="zeek-client 1.5.0 is not installed")
 
-CONFIG_FILES = sorted(p.name for p in CONFIGS.glob("*.cfg"))
+CONFIG_FILES = [p.name for p in config_files()]
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 RICH_CONFIG = f"""\

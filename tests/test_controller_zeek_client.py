@@ -1,7 +1,7 @@
 """End to end: the real zeek-client CLI against a live controller and fake agents.
 
 Outputs are compared with the captures of real Zeek 8.2.2 in
-``/work/shared/reference/zeek-8.2.2`` after normalising ids (and the capture host's agent
+``tests/data/zeek-8.2.2`` after normalising ids (and the capture host's agent
 name). The controller runs in-process with a 1 s request timeout, so timeouts are quick.
 """
 
@@ -44,9 +44,18 @@ def cfgdir(tmp_path: Path) -> Path:
     """The reference configs, with the capture host's agent name replaced by ours."""
     out = tmp_path / "cfg"
     out.mkdir()
-    for cfg in REFERENCE_CONFIGS.glob("*.cfg"):
+    configs = sorted(REFERENCE_CONFIGS.glob("*.cfg"))
+    assert configs, f"no reference configs in {REFERENCE_CONFIGS} (see tests/data/README.md)"
+    for cfg in configs:
         (out / cfg.name).write_text(cfg.read_text().replace("agent-vm", LOCAL_AGENT))
     return out
+
+
+def test_a_missing_capture_fails_the_test() -> None:
+    """Parity data lives in the repository; a missing capture is an error, never a skip."""
+    with pytest.raises(AssertionError, match="reference capture missing: .*tests/data/zeek"):
+        reference_output("no-such-command")
+    assert (REFERENCE_CONFIGS / "cluster.cfg").is_file()
 
 
 def assert_matches_reference(run: ClientRun, name: str) -> None:

@@ -3,7 +3,7 @@
 on ``PATH``, each answering over its own node channel.
 
 Outputs and exit codes are compared with the captures of real Zeek 8.2.2
-(``reference/zeek-8.2.2/zeek-client_get-id-value_*.txt``, wire-protocol.md §5.7, §7.6).
+(``tests/data/zeek-8.2.2/zeek-client_get-id-value_*.txt``, wire-protocol.md §5.7, §7.6).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from tests.node_helpers import MgmtRun, mgmt_run, wait_for
 
-REFERENCE = Path("/work/shared/reference/zeek-8.2.2")
+REFERENCE = Path(__file__).resolve().parent / "data" / "zeek-8.2.2"
 AGENT = "agent-test"
 
 #: The reference cluster (reference/zeek-8.2.2/configs/cluster.cfg) on our agent.
@@ -46,11 +46,11 @@ interface = lo
 """
 
 
-def reference(name: str) -> tuple[int, str] | None:
-    """``(exit code, stdout)`` of a reference capture, or None where not available."""
+def reference(name: str) -> tuple[int, str]:
+    """``(exit code, stdout)`` of a reference capture; fails the test when it is missing."""
     path = REFERENCE / f"zeek-client_get-id-value_{name}.txt"
-    if not path.exists():
-        return None
+    if not path.is_file():
+        raise AssertionError(f"reference capture missing: {path} (see tests/data/README.md)")
     text = path.read_text()
     code = int(text.split("# exit code: ", 1)[1].split("\n", 1)[0])
     stdout = text.split("## stdout\n", 1)[1].split("## stderr", 1)[0]
@@ -78,8 +78,6 @@ def test_output_matches_zeek(cluster: MgmtRun, args: tuple[str, ...], capture: s
     """Exit code and stdout are byte-for-byte those of Zeek 8.2.2 for the same cluster."""
     res = cluster.client("get-id-value", *args)
     expected = reference(capture)
-    if expected is None:
-        pytest.skip("reference captures not available")
     assert (res.code, res.stdout) == expected, res.stderr
     assert res.stderr == ""
 
@@ -94,11 +92,10 @@ def test_record_table_value_is_a_json_object(cluster: MgmtRun) -> None:
     streams = out["results"]["worker-01"]
     assert isinstance(streams, dict) and "Conn::LOG" in streams
     expected = reference("Log__all_streams_worker-01")
-    if expected is not None:
-        # Every stream we show has exactly the fields and values Zeek showed for it.
-        zeek_streams = json.loads(expected[1])["results"]["worker-01"]
-        for name, info in streams.items():
-            assert info == zeek_streams[name], name
+    # Every stream we show has exactly the fields and values Zeek showed for it.
+    zeek_streams = json.loads(expected[1])["results"]["worker-01"]
+    for name, info in streams.items():
+        assert info == zeek_streams[name], name
 
 
 def test_unknown_node(cluster: MgmtRun) -> None:

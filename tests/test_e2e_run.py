@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mgmt.agent.layout import BACKEND_SCRIPT, NODE_SCRIPT
 from tests.e2e_helpers import (
     AGENT_NAME,
     CONTROLLER_NAME,
+    MARKER,
     QUICKSTART_CFG,
     Site,
     comm,
@@ -72,8 +74,8 @@ def run_children(s: Site) -> dict[str, psutil.Process]:
     found = {}
     for proc in [parent, *parent.children()]:
         try:
-            found[proc.name()] = proc
-        except psutil.NoSuchProcess:  # a child that just exited (e.g. the one we killed)
+            found[comm(proc.pid)] = proc
+        except FileNotFoundError:  # a child that just exited (e.g. the one we killed)
             continue
     return found
 
@@ -150,6 +152,29 @@ def test_process_names(run_site: Site) -> None:
         assert comm(proc.pid) == name
     for node, pid in pids(rows).items():
         assert pid is not None and comm(pid) == proc_name(f"zeek.{node}")
+
+
+def test_command_lines_begin_with_zeek_names(run_site: Site) -> None:
+    """/proc/<pid>/cmdline (ps, pgrep -f, psutil) starts with zeek, zeek.<controller>,
+    zeek.<agent>, then the real invocation, as an argv; the environment stays readable."""
+    s = run_site
+    expected = {"zeek": ["zeek", "zeek-mgmt", "run"]} | {
+        proc_name(f"zeek.{name}"): [f"zeek.{name}", "zeek-mgmt", role]
+        for name, role in ((CONTROLLER_NAME, "controller"), (AGENT_NAME, "agent"))
+    }
+    procs = run_children(s)
+    assert sorted(procs) == sorted(expected)
+    for name, proc in procs.items():
+        raw = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert raw.rstrip(b"\0").split(b"\0") == [w.encode() for w in expected[name]]
+        assert [arg for arg in proc.cmdline() if arg] == expected[name]
+        assert proc.name() == expected[name][0]  # psutil: the full name, not comm's 15 bytes
+        assert comm(proc.pid) == name  # setproctitle must not rename the process
+        assert proc.environ()[MARKER] == s.marker
+    pgrep = subprocess.run(
+        ["pgrep", "-f", r"^zeek(\.\S+)? zeek-mgmt "], capture_output=True, text=True, check=False
+    )
+    assert {p.pid for p in procs.values()} <= {int(pid) for pid in pgrep.stdout.split()}
 
 
 @pytest.mark.slow

@@ -115,7 +115,7 @@ def test_precedence(case: Any, level: str, write: Any) -> None:
     flags = {flag_case[0]: flag_case[1]} if rank >= 3 else {}
     settings, got = load(role, config, env, flags)
     expected = {
-        "default": (default, "default"),
+        "default": (default, "default (no Zeek found)" if key == "state_dir" else "default"),
         "file": (file_value, f"file {config}"),
         "env": (env_case and env_case[2], env_case and f"env {env_case[0]}"),
         "flag": (flag_case[2], flag_case[3]),
@@ -169,12 +169,185 @@ def test_state_dir_default(host: HostInfo, env: dict[str, str], expected: str) -
     assert load("controller", env=env, host=host)[0].state_dir == Path(expected)
 
 
-def test_dirs_follow_the_effective_state_dir() -> None:
-    """spool_dir and archive_dir default under state_dir, wherever state_dir came from."""
+def test_without_zeek_dirs_follow_the_effective_state_dir() -> None:
+    """No Zeek found: spool_dir and archive_dir default under state_dir, wherever it came from."""
     settings, sources = load("agent", env={"ZEEK_MANAGEMENT_STATE_DIR": "/srv/z"})
     assert settings.spool_dir == Path("/srv/z/spool")
     assert settings.archive_dir == Path("/srv/z/logs")
-    assert sources["spool_dir"] == sources["archive_dir"] == "default"
+    assert sources["spool_dir"] == "default (<state_dir>/spool, no Zeek found)"
+    assert sources["archive_dir"] == "default (<state_dir>/logs, no Zeek found)"
+    assert load("agent")[1]["state_dir"] == "default (no Zeek found)"
+
+
+# --- defaults from the Zeek installation ------------------------------------------------
+
+
+def fake_zeek(
+    prefix: Path,
+    *,
+    zeek_config: bool = True,
+    config_fails: bool = False,
+    installation: dict[str, str] | None = None,
+) -> Path:
+    """A Zeek install tree: bin/zeek, bin/zeek-archiver and (optionally) bin/zeek-config,
+    which answers like Zeek's and counts its runs in <prefix>/zeek-config.calls."""
+    bindir = prefix / "bin"
+    bindir.mkdir(parents=True)
+    for name in ("zeek", "zeek-archiver"):
+        (bindir / name).write_text("#!/bin/sh\nexit 0\n")
+        (bindir / name).chmod(0o755)
+    if zeek_config:
+        answer = "exit 1" if config_fails else f"echo {prefix}; echo {prefix}/share/zeek"
+        (bindir / "zeek-config").write_text(
+            f"#!/bin/sh\necho run >> {prefix}/zeek-config.calls\n{answer}\n"
+        )
+        (bindir / "zeek-config").chmod(0o755)
+    if installation is not None:
+        misc = prefix / "share" / "zeek" / "base" / "misc"
+        misc.mkdir(parents=True)
+        consts = "".join(f'\tconst {k} = "{v}";\n' for k, v in installation.items())
+        (misc / "installation.zeek").write_text(f"module Installation;\nexport {{\n{consts}}}\n")
+    return bindir / "zeek"
+
+
+def zeek_config_calls(prefix: Path) -> int:
+    calls = prefix / "zeek-config.calls"
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def dirs(settings: AgentSettings) -> tuple[Path, Path, Path]:
+    return settings.state_dir, settings.spool_dir, settings.archive_dir
+
+
+def test_dirs_default_to_the_zeek_installation_on_path(tmp_path: Path) -> None:
+    """With zeek on PATH: <prefix>/var/lib, <prefix>/spool, <prefix>/logs, as Zeek's framework."""
+    prefix = tmp_path / "zeek"
+    zeek = fake_zeek(prefix)
+    settings, sources = load("agent", env={"PATH": str(zeek.parent)})
+    assert dirs(settings) == (prefix / "var/lib", prefix / "spool", prefix / "logs")
+    origin = f"default (zeek-config --prefix of {zeek})"
+    assert sources["state_dir"] == sources["spool_dir"] == sources["archive_dir"] == origin
+    # Zeek's agent runs <Installation::root_dir>/bin/zeek-archiver.
+    assert settings.archive_cmd == str(prefix / "bin" / "zeek-archiver")
+    assert sources["archive_cmd"] == f"default (zeek-archiver beside {zeek})"
+    controller, sources = load("controller", env={"PATH": str(zeek.parent)})
+    assert (controller.state_dir, sources["state_dir"]) == (prefix / "var/lib", origin)
+
+
+def test_configured_zeek_decides_for_both_roles(tmp_path: Path, write: Any) -> None:
+    """[agent] zeek picks the installation, for the controller too (one state dir for both)."""
+    on_path, configured = fake_zeek(tmp_path / "a"), fake_zeek(tmp_path / "b")
+    config = write(f'[agent]\nzeek = "{configured}"\n')
+    for role in ("controller", "agent"):
+        settings, sources = load(role, config, env={"PATH": str(on_path.parent)})
+        assert settings.state_dir == tmp_path / "b" / "var/lib"
+        assert sources["state_dir"] == f"default (zeek-config --prefix of {configured})"
+    settings, _ = load("controller", flags={"agent.zeek": str(configured)})
+    assert settings.spool_dir == tmp_path / "b" / "spool"
+
+
+def test_prefix_of_the_zeek_binary_without_zeek_config(tmp_path: Path) -> None:
+    """No usable zeek-config beside zeek: the prefix is that of <prefix>/bin/zeek."""
+    for name, options in (("none", {"zeek_config": False}), ("fails", {"config_fails": True})):
+        zeek = fake_zeek(tmp_path / name, **options)
+        settings, sources = load("agent", flags={"zeek": str(zeek)})
+        assert dirs(settings) == (zeek.parents[1] / "var/lib", zeek.parents[1] / "spool",
+                                  zeek.parents[1] / "logs")  # fmt: skip
+        assert sources["state_dir"] == f"default (prefix of {zeek})"
+
+
+def test_symlinked_zeek_uses_its_installation(tmp_path: Path) -> None:
+    """/usr/local/bin/zeek -> <prefix>/bin/zeek: the zeek-config beside the target answers."""
+    zeek = fake_zeek(tmp_path / "opt")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "zeek").symlink_to(zeek)
+    settings, _ = load("agent", env={"PATH": str(links)})
+    assert settings.state_dir == tmp_path / "opt" / "var/lib"
+    assert settings.archive_cmd == str(zeek.parent / "zeek-archiver")
+
+
+def test_zeek_config_on_path_without_zeek(tmp_path: Path) -> None:
+    """No zeek anywhere but a zeek-config on PATH: its prefix."""
+    zeek = fake_zeek(tmp_path / "z")
+    zeek.unlink()
+    settings, sources = load("controller", env={"PATH": str(zeek.parent)})
+    assert settings.state_dir == tmp_path / "z" / "var/lib"
+    assert sources["state_dir"] == f"default ({zeek.parent / 'zeek-config'} --prefix)"
+
+
+def test_zeek_not_in_a_bin_dir_is_no_installation(tmp_path: Path) -> None:
+    """A zeek that is not <prefix>/bin/zeek and has no zeek-config: today's defaults."""
+    script = tmp_path / "zeek.py"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    settings, sources = load("agent", flags={"zeek": str(script)})
+    assert settings.state_dir == Path("/home/tester/.local/state/zeek-mgmt")
+    assert sources["state_dir"] == "default (no Zeek found)"
+
+
+def test_a_configured_zeek_that_does_not_exist_is_no_installation(tmp_path: Path) -> None:
+    """[agent] zeek naming a missing file: no Zeek found, not the prefix of that path."""
+    settings, sources = load("agent", flags={"zeek": str(tmp_path / "bin" / "zeek")})
+    assert sources["state_dir"] == "default (no Zeek found)"
+
+
+def test_installation_dirs_of_a_custom_build_win(tmp_path: Path) -> None:
+    """A Zeek configured with its own dirs: those of its Installation:: module, as Zeek uses."""
+    custom = {
+        "state_dir": "/var/lib/zeek",
+        "spool_dir": "/var/spool/zeek",
+        "log_dir": "/var/log/zeek",
+    }
+    zeek = fake_zeek(tmp_path / "usr", installation=custom)
+    settings, _ = load("agent", flags={"zeek": str(zeek)})
+    assert dirs(settings) == (Path("/var/lib/zeek"), Path("/var/spool/zeek"), Path("/var/log/zeek"))
+
+
+def test_explicit_dirs_stay_and_are_independent_as_in_zeek(tmp_path: Path) -> None:
+    """An explicit state_dir moves neither the spool nor the archive (Management::get_spool_dir)."""
+    prefix = tmp_path / "zeek"
+    zeek = fake_zeek(prefix)
+    settings, sources = load(
+        "agent", env={"PATH": str(zeek.parent), "ZEEK_MANAGEMENT_STATE_DIR": "/srv/state"}
+    )
+    assert dirs(settings) == (Path("/srv/state"), prefix / "spool", prefix / "logs")
+    assert sources["state_dir"] == "env ZEEK_MANAGEMENT_STATE_DIR"
+
+
+def test_zeek_config_runs_once_and_only_when_needed(tmp_path: Path) -> None:
+    """zeek-config runs at most once per process, and never when all three dirs are explicit."""
+    prefix = tmp_path / "zeek"
+    zeek = fake_zeek(prefix)
+    explicit = {"state_dir": "/s", "spool_dir": "/p", "agent.archive_dir": "/l"}
+    settings, _ = load("agent", env={"PATH": str(zeek.parent)}, flags=explicit)
+    assert dirs(settings) == (Path("/s"), Path("/p"), Path("/l"))
+    assert load("controller", env={"PATH": str(zeek.parent)}, flags=explicit)[0].state_dir == Path(
+        "/s"
+    )
+    assert zeek_config_calls(prefix) == 0
+    for role in ("controller", "agent", "agent"):
+        load(role, env={"PATH": str(zeek.parent)})
+    assert zeek_config_calls(prefix) == 1
+
+
+@pytest.mark.zeek
+@pytest.mark.skipif(not Path("/opt/zeek/bin/zeek-config").exists(), reason="no Zeek at /opt/zeek")
+def test_show_settings_names_the_real_zeek_installation() -> None:
+    """With Zeek 8.2's /opt/zeek/bin on PATH, show-settings shows its directories and why."""
+    proc = run_cli(
+        ["show-settings", "--config", os.devnull], {"PATH": "/opt/zeek/bin:/usr/bin:/bin"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    origin = "# default (zeek-config --prefix of /opt/zeek/bin/zeek)"
+    for line in (
+        f'state_dir = "/opt/zeek/var/lib"  {origin}',
+        f'spool_dir = "/opt/zeek/spool"  {origin}',
+        f'archive_dir = "/opt/zeek/logs"  {origin}',
+        'archive_cmd = "/opt/zeek/bin/zeek-archiver"  '
+        "# default (zeek-archiver beside /opt/zeek/bin/zeek)",
+    ):
+        assert line in proc.stdout.splitlines()
 
 
 def test_agent_controller_default_follows_controller_port(write: Any) -> None:
@@ -238,7 +411,8 @@ def test_controller_defaults_match_zeek() -> None:
     assert (s.listen_port, s.listen_port_websocket, s.request_timeout) == (2150, 2149, 10.0)
     assert (s.auto_assign_broker_start_port, s.auto_assign_metrics_start_port) == (2200, 9000)
     assert s.auto_assign_broker_ports and s.auto_assign_metrics_ports
-    assert not (s.tls_client_auth or s.tls_client_auth_websocket)
+    assert not s.tls_client_auth
+    assert (s.websocket_tls_cert, s.websocket_tls_key, s.websocket_tls_ca) == (None, None, None)
 
 
 # --- value rules ------------------------------------------------------------------------
@@ -538,7 +712,7 @@ def test_show_settings_prints_values_and_sources(write: Any) -> None:
     config = write('[common]\nstate_dir = "/srv/zm"\n[agent]\nname = "a1"\n')
     proc = run_cli(
         ["show-settings", "--config", str(config)],
-        {"ZEEK_AGENT_PORT": "2999/tcp", "ZEEK_CONTROLLER_WEBSOCKET_PORT": "2148"},
+        {"ZEEK_AGENT_PORT": "2999/tcp", "ZEEK_CONTROLLER_WEBSOCKET_PORT": "2148", "PATH": ""},
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -548,7 +722,7 @@ def test_show_settings_prints_values_and_sources(write: Any) -> None:
         "[agent]",
         'name = "a1"  # file ' + str(config),
         f'state_dir = "/srv/zm"  # file {config}',
-        'spool_dir = "/srv/zm/spool"  # default',
+        'spool_dir = "/srv/zm/spool"  # default (<state_dir>/spool, no Zeek found)',
         "listen_port = 2999  # env ZEEK_AGENT_PORT",
         "listen_port_websocket = 2148  # env ZEEK_CONTROLLER_WEBSOCKET_PORT",
         "max_message_size = 16777216  # default",

@@ -66,14 +66,47 @@ def test_plaintext_is_the_default(tmp_path: Path) -> None:
     assert (a.server_ssl, a.dial_ssl) == (None, None)
 
 
-def test_controller_client_auth_per_port(tmp_path: Path, pki: Pki) -> None:
-    """tls_client_auth asks agents for a certificate; the client port stays open to any."""
+def test_agent_channel_tls_leaves_the_client_port_plaintext(tmp_path: Path, pki: Pki) -> None:
+    """tls_* secure the agent port and the dials only; tls_client_auth asks agents for a
+    certificate. The client port stays plaintext, as Zeek's without tls_options_websocket."""
     s = controller_settings(tmp_path, **tls_flags(pki.server, pki.ca, tls_client_auth="true"))
     c = controller_tls(s)
-    assert c.client_ssl is not None and c.agent_ssl is not None and c.dial_ssl is not None
-    assert c.client_ssl.verify_mode is ssl.CERT_NONE
+    assert c.client_ssl is None and c.agent_ssl is not None and c.dial_ssl is not None
     assert c.agent_ssl.verify_mode is ssl.CERT_REQUIRED
     assert c.dial_ssl.verify_mode is ssl.CERT_REQUIRED and c.dial_ssl.check_hostname
+
+
+def test_websocket_tls_secures_the_client_port_only(tmp_path: Path, pki: Pki) -> None:
+    """websocket_tls_cert/key: TLS on the client port only; websocket_tls_ca makes it
+    mutual (a client certificate is required, as Zeek's enable_peer_verification)."""
+    ws = {"websocket_tls_cert": str(pki.server.cert), "websocket_tls_key": str(pki.server.key)}
+    c = controller_tls(controller_settings(tmp_path, **ws))
+    assert c.client_ssl is not None and (c.agent_ssl, c.dial_ssl) == (None, None)
+    assert c.client_ssl.verify_mode is ssl.CERT_NONE
+    c = controller_tls(controller_settings(tmp_path, **ws, websocket_tls_ca=str(pki.ca)))
+    assert c.client_ssl is not None and c.client_ssl.verify_mode is ssl.CERT_REQUIRED
+    both = controller_tls(controller_settings(tmp_path, **ws, **tls_flags(pki.server)))
+    assert None not in (both.client_ssl, both.agent_ssl, both.dial_ssl)
+
+
+@pytest.mark.parametrize("where", ["file", "flag"])
+def test_removed_tls_client_auth_websocket_says_what_replaces_it(
+    tmp_path: Path, where: str
+) -> None:
+    """The old tls_client_auth_websocket key is refused with a pointer to websocket_tls_*."""
+    config = tmp_path / "z.toml"
+    config.write_text("[controller]\ntls_client_auth_websocket = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            "controller",
+            config_path=str(config) if where == "file" else None,
+            env={},
+            flags={"tls_client_auth_websocket": "true"} if where == "flag" else {},
+            host=HOST,
+        )
+    message = str(info.value)
+    assert "controller.tls_client_auth_websocket was removed" in message
+    assert "websocket_tls_ca" in message
 
 
 def test_agent_contexts(tmp_path: Path, pki: Pki) -> None:
@@ -112,6 +145,20 @@ def test_agent_contexts(tmp_path: Path, pki: Pki) -> None:
             "controller.tls_ca: {server.key}: no PEM certificate",
         ),
         ({"tls_ca": "{ca}"}, "controller.tls_ca is set but controller.tls_cert is not"),
+        (
+            {"websocket_tls_ca": "{ca}", "tls_cert": "{server.cert}", "tls_key": "{server.key}"},
+            "controller.websocket_tls_ca is set but controller.websocket_tls_cert is not",
+        ),
+        (
+            {"websocket_tls_cert": "{server.cert}"},
+            "controller.websocket_tls_cert: {server.cert}: no PEM private key "
+            "(set websocket_tls_key)",
+        ),
+        (
+            {"websocket_tls_cert": "{server.cert}", "websocket_tls_key": "{server.key}",
+             "websocket_tls_ca": "/nonexistent/ca.pem"},
+            "controller.websocket_tls_ca: cannot read /nonexistent/ca.pem",
+        ),
     ],
 )
 def test_controller_tls_errors(
@@ -283,30 +330,53 @@ def test_only_agents_with_a_ca_certificate_register(tmp_path: Path, pki: Pki) ->
             ctl.wait_log(f"{failed}: client certificate refused")
             ctl.wait_log(f"{failed}: the peer does not speak TLS")
 
-            # zeek-client: ssl.enable with a CA file (zeek-client verifies only when it
-            # also has a certificate; its TLS 1.2 cipher list is anonymous-only, so this
-            # checks that TLS 1.3 with our certificate works for it).
-            result = zeek_client(
-                client_port, "get-instances",
-                settings={"ssl.enable": "true", "ssl.cafile": str(pki.ca)},
-            )  # fmt: skip
+            # The client port is not part of the agent channel: plaintext zeek-client.
+            result = zeek_client(client_port, "get-instances")
             assert result.returncode == 0, result.stderr
             assert '"good"' in result.stdout
             assert "rogue" not in result.stdout and "plain" not in result.stdout
 
-            plain_client = zeek_client(client_port, "get-instances")
-            assert plain_client.returncode == 1
-            assert "Connection to remote host was lost" in plain_client.stderr
-            ctl.wait_log("client port: TLS handshake with a peer failed: the peer does not")
+
+def test_tls_for_clients_only(tmp_path: Path, pki: Pki) -> None:
+    """websocket_tls_*: zeek-client with ssl.enable and ssl.cafile gets wss:// on the client
+    port while a plaintext agent registers on the agent port, as with Zeek's
+    tls_options_websocket; a plaintext zeek-client is refused and the controller says why."""
+    client_port, agent_port = free_port(), free_port()
+    ctl_args = _controller_args(tmp_path, client_port, agent_port) + _sets(
+        websocket_tls_cert=pki.server.cert, websocket_tls_key=pki.server.key
+    )
+    env = daemon_env()
+    with (
+        daemon("controller", ctl_args, tmp_path / "controller.log", env) as ctl,
+        daemon("agent", _agent_args(tmp_path, "plain", agent_port), tmp_path / "a.log", env),
+    ):
+        ctl.wait_log(
+            f"websocket port 127.0.0.1:{client_port} (TLS), "
+            f"agent port 127.0.0.1:{agent_port} (plaintext)"
+        )
+        ctl.wait_log("rx notify_agent_hello plain")
+        # zeek-client verifies only when it also has a certificate; its TLS 1.2 cipher list
+        # is anonymous-only, so this checks that TLS 1.3 with our certificate works for it.
+        result = zeek_client(
+            client_port, "get-instances",
+            settings={"ssl.enable": "true", "ssl.cafile": str(pki.ca)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert '"plain"' in result.stdout
+
+        plain_client = zeek_client(client_port, "get-instances")
+        assert plain_client.returncode == 1
+        assert "Connection to remote host was lost" in plain_client.stderr
+        ctl.wait_log("client port: TLS handshake with a peer failed: the peer does not")
 
 
 def test_zeek_client_with_certificate_on_mutual_tls_client_port(tmp_path: Path, pki: Pki) -> None:
-    """tls_client_auth_websocket: zeek-client with a CA-signed ssl.certificate connects and
-    verifies the controller; without a certificate, or trusting another CA, it fails."""
+    """websocket_tls_ca: zeek-client with a CA-signed ssl.certificate connects and verifies
+    the controller; without a certificate, or trusting another CA, it fails."""
     client_port, agent_port = free_port(), free_port()
     ctl_args = _controller_args(tmp_path, client_port, agent_port) + _sets(
-        tls_cert=pki.server.cert, tls_key=pki.server.key, tls_ca=pki.ca,
-        tls_client_auth_websocket="true",
+        websocket_tls_cert=pki.server.cert, websocket_tls_key=pki.server.key,
+        websocket_tls_ca=pki.ca,
     )  # fmt: skip
     with daemon("controller", ctl_args, tmp_path / "controller.log", daemon_env()) as ctl:
         ctl.wait_log("is live")
@@ -322,7 +392,10 @@ def test_zeek_client_with_certificate_on_mutual_tls_client_port(tmp_path: Path, 
 
         no_cert = zeek_client(client_port, "get-instances", settings={"ssl.enable": "true"})
         assert no_cert.returncode == 1
-        ctl.wait_log("client port: TLS handshake with a peer failed: client certificate refused")
+        ctl.wait_log(
+            "client port: TLS handshake with a peer failed: client certificate refused "
+            "(peer did not return a certificate): one signed by websocket_tls_ca is required"
+        )
 
         distrust = zeek_client(
             client_port, "get-instances", settings={**with_cert, "ssl.cafile": str(pki.other_ca)}
@@ -354,10 +427,9 @@ def test_controller_dials_a_tls_agent(tmp_path: Path, pki: Pki) -> None:
     ):
         ctl.wait_log("is live")
         agent.wait_log("is live")
-        tls_on = {"ssl.enable": "true"}
-        deployed = zeek_client(client_port, "deploy-config", str(config), settings=tls_on)
+        deployed = zeek_client(client_port, "deploy-config", str(config))
         assert deployed.returncode == 0, deployed.stderr + ctl.log()
         ctl.wait_log(f"connected to wss://127.0.0.1:{agent_listen}/")
-        instances = zeek_client(client_port, "get-instances", settings=tls_on)
+        instances = zeek_client(client_port, "get-instances")
         assert instances.returncode == 0, instances.stderr
         assert '"dialed"' in instances.stdout

@@ -12,7 +12,7 @@ from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import enable_stack_dumps, setup_logging
-from mgmt.procname import follow_run_parent, set_process_name
+from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
 from mgmt.supervisor.policy import ProcessState
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(settings.log_level)
         enable_stack_dumps()
         tls = agent_tls(settings, sources)
-        set_process_name(f"zeek.{settings.name}")
+        set_process_title(f"zeek.{settings.name}")
         if follow_run_parent():
             return 0
         service = AgentService(config_from_settings(settings, dict(os.environ), tls))

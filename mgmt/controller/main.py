@@ -11,7 +11,7 @@ from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, StateStoreError
 from mgmt.logsetup import enable_stack_dumps, setup_logging
-from mgmt.procname import follow_run_parent, set_process_name
+from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
 from mgmt.tlsconfig import ControllerTLS, controller_tls
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(settings.log_level)
         enable_stack_dumps()
         tls = controller_tls(settings, sources)
-        set_process_name(f"zeek.{settings.name}")
+        set_process_title(f"zeek.{settings.name}")
         if follow_run_parent():
             return 0
         service = ControllerService(config_from_settings(settings, tls))

@@ -129,6 +129,15 @@ def _utf8_chunks(data: bytes, size: int) -> tuple[memoryview, ...]:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+def _tls_mode(ctx: ssl_module.SSLContext | None) -> str:
+    """How a port serves, for the log: plaintext, TLS or mutual TLS."""
+    if ctx is None:
+        return "plaintext"
+    if ctx.verify_mode is ssl_module.CERT_REQUIRED:
+        return "TLS, client certificates required"
+    return "TLS"
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
     """What the controller daemon needs to run (built from settings by ``main``)."""
@@ -245,10 +254,12 @@ class ControllerService(MachineDriver):
                 os.getpid(),
                 "no websocket port"
                 if self.client_server is None
-                else f"websocket port {cfg.client_address}:{self.client_server.port}",
+                else f"websocket port {cfg.client_address}:{self.client_server.port}"
+                f" ({_tls_mode(cfg.client_ssl)})",
                 "no agent port"
                 if self.agent_server is None
-                else f"agent port {cfg.agent_address}:{self.agent_server.port}",
+                else f"agent port {cfg.agent_address}:{self.agent_server.port}"
+                f" ({_tls_mode(cfg.agent_ssl)})",
             )
             self._step(lambda now: self._state.start(now))
             self.started.set()

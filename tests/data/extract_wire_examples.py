@@ -2,11 +2,13 @@
 
 Usage (from the repository root)::
 
-    python tests/data/extract_wire_examples.py [path/to/wire-protocol.md]
+    python tests/data/extract_wire_examples.py --spec path/to/wire-protocol.md [--check]
 
-The default spec path is ``/work/shared/spec/wire-protocol.md``. The output is committed;
-``tests/test_golden_wire.py`` reads only the JSON, so the tests do not depend on where
-the spec lives. Re-run this script whenever the spec's examples change and review the diff.
+The spec is the project's wire contract (``spec/wire-protocol.md`` of the shared
+material, outside this repository). The output is committed; ``tests/test_golden_wire.py``
+reads only the JSON, so the tests do not depend on where the spec lives. Re-run this
+script whenever the spec's examples change and review the diff; ``--check`` only compares
+and exits 1 when the committed table is out of date.
 
 Every fenced code block of the spec becomes one entry, classified as:
 
@@ -22,13 +24,13 @@ Every fenced code block of the spec becomes one entry, classified as:
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SPEC = Path("/work/shared/spec/wire-protocol.md")
 OUTPUT = Path(__file__).with_name("wire_examples.json")
 
 # Section number prefix -> qualified prefix of the events its args-only examples carry.
@@ -124,8 +126,15 @@ def extract(spec_text: str) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    spec = Path(argv[1]) if len(argv) > 1 else DEFAULT_SPEC
-    entries = extract(spec.read_text(encoding="utf-8"))
+    parser = argparse.ArgumentParser(description="Extract the wire spec's examples.")
+    parser.add_argument("--spec", type=Path, required=True, help="path of wire-protocol.md")
+    parser.add_argument("--check", action="store_true", help="compare only; 1 if stale")
+    args = parser.parse_args(argv[1:])
+    entries = extract(args.spec.read_text(encoding="utf-8"))
+    if args.check:
+        current = json.loads(OUTPUT.read_text(encoding="utf-8"))
+        print(f"{OUTPUT}: {'up to date' if current == entries else 'OUT OF DATE'}")
+        return 0 if current == entries else 1
     OUTPUT.write_text(json.dumps(entries, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     kinds: dict[str, int] = {}
     for e in entries:

@@ -1,0 +1,461 @@
+"""Side by side with Zeek's own framework on this machine (prints figures; not a test).
+
+Two backends, run alternately ``--runs`` times each (default 5), each run in a fresh
+temporary state and spool directory and, as root, in its own network namespace (so both
+use the standard ports 2149/2150/2151 and the nodes' ports without clashing):
+
+* ``zeek``: ``<prefix>/bin/zeek -C -j policy/frameworks/management/controller
+  policy/frameworks/management/agent`` with the environment of the Zeek 8.2.2 reference
+  capture (``ZEEK_CONTROLLER_ADDR=127.0.0.1 ... ZEEK_MANAGEMENT_STATE_DIR=<tmp>/state
+  ZEEK_MANAGEMENT_SPOOL_DIR=<tmp>/spool``), plus a one-line script that points
+  ``Management::Agent::archive_dir`` into the temporary directory (so a run never writes
+  into ``<prefix>/logs``);
+* ``zeek-mgmt``: ``python -m mgmt run`` from this checkout with the same environment,
+  ``agent.zeek = <prefix>/bin/zeek``, ``agent.node_args = -C`` (what ``zeek -C`` gives
+  Zeek's nodes) and the same temporary archive directory.
+
+Every client step uses the real ``zeek-client`` CLI, on both sides. The figures:
+
+launch
+    from starting the top process until ``zeek-client get-instances`` lists the agent
+    (polled back to back once the client port accepts TCP, as the reference capture did).
+RSS, PSS
+    of the management processes once the agent is listed (Zeek: supervisor, stem,
+    controller, agent; zeek-mgmt: run, controller, agent), and again after the deploy:
+    the whole process tree minus the cluster nodes (a node is a process whose cwd is
+    ``<state>/nodes/<cluster node>``). PSS from psutil's ``memory_full_info``.
+deploy
+    ``zeek-client deploy-config`` of manager, logger, proxy and two workers on ``lo``
+    until ``get-nodes`` shows all five RUNNING: the deploy's own time when the first
+    get-nodes after it already shows them all RUNNING, else the end of the first get-nodes
+    that does. For zeek-mgmt also the overhead past the slowest node's own RUNNING: the
+    deploy's return minus the newest mtime of the nodes' ``.status`` files (what each
+    node writes when it is up; Zeek's nodes have none).
+restart
+    ``zeek-client restart`` (all nodes) until get-nodes shows all five RUNNING with new
+    pids, measured as deploy.
+stop
+    SIGTERM to the top process until every process of its tree, nodes included, is gone.
+
+A run that fails (e.g. a deploy that times out, as Zeek's framework does on a loaded
+machine) is reported, counted and retried, up to twice; medians are over complete runs.
+
+Ratios are Zeek's figure over ours (``3.0x``: we take a third of Zeek's time or memory).
+The machine's load average is printed before and after: other work on the machine
+inflates both sides, so read the ratios, and rerun on a quiet machine for absolute times.
+
+Usage::
+
+    python bench/vs_zeek.py [--zeek PREFIX] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+NODES = ("manager", "logger", "proxy", "worker-01", "worker-02")
+CLUSTER_CFG = """\
+[manager]
+role = manager
+
+[logger]
+role = logger
+
+[proxy]
+role = proxy
+
+[worker-01]
+role = worker
+interface = lo
+
+[worker-02]
+role = worker
+interface = lo
+"""
+#: The environment of the reference capture (framework-launch-command.txt).
+BASE_ENV = {
+    "ZEEK_CONTROLLER_ADDR": "127.0.0.1",
+    "ZEEK_CONTROLLER_WEBSOCKET_ADDR": "127.0.0.1",
+    "ZEEK_AGENT_ADDR": "127.0.0.1",
+    "ZEEK_DEFAULT_LISTEN_ADDRESS": "127.0.0.1",
+}
+CLIENT_PORT = 2149
+TIMEOUT = 120.0
+#: A run that fails (e.g. a deploy timing out on a loaded machine) is retried this often.
+RETRIES = 2
+_CLONE_NEWNET = 0x40000000
+
+
+def zeek_client() -> str:
+    """The zeek-client CLI: next to this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "zeek-client"
+    found = str(beside) if beside.exists() else shutil.which("zeek-client")
+    if not found:
+        sys.exit("zeek-client not found (pip install zeek-client)")
+    return found
+
+
+class Netns:
+    """A named network namespace with loopback up; processes enter it before exec."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        self.fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def enter(self) -> None:
+        """For ``preexec_fn``: move the child into the namespace."""
+        if self._libc.setns(self.fd, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+
+    def close(self) -> None:
+        os.close(self.fd)
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+@dataclass
+class Run:
+    """One launch of one backend in its own directory (and namespace)."""
+
+    backend: str
+    prefix: Path
+    root: Path
+    netns: Netns | None
+    client: str
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZEEK_", "SPT_"))}
+        env.update(BASE_ENV)
+        env["ZEEK_MANAGEMENT_STATE_DIR"] = str(self.state)
+        env["ZEEK_MANAGEMENT_SPOOL_DIR"] = str(self.root / "spool")
+        env["PATH"] = f"{self.prefix / 'bin'}:{env.get('PATH', os.defpath)}"
+        return env
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        enter = self.netns.enter if self.netns else None
+        return subprocess.Popen(argv, preexec_fn=enter, **kwargs)
+
+    def command(self) -> list[str]:
+        archive = self.root / "logs"
+        if self.backend == "zeek":
+            script = self.root / "bench.zeek"
+            script.write_text(f'redef Management::Agent::archive_dir = "{archive}";\n')
+            return [
+                str(self.prefix / "bin" / "zeek"), "-C", "-j",
+                "policy/frameworks/management/controller",
+                "policy/frameworks/management/agent", str(script),
+            ]  # fmt: skip
+        return [
+            sys.executable, "-m", "mgmt", "run",
+            "--set", f"agent.zeek={self.prefix / 'bin' / 'zeek'}",
+            "--set", "agent.node_args=-C",
+            "--set", f"agent.archive_dir={archive}",
+        ]  # fmt: skip
+
+    def launch(self) -> None:
+        for d in ("state", "spool", "run"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        if self.backend == "zeek-mgmt":
+            env["PYTHONPATH"] = str(REPO)
+        self.started = time.monotonic()
+        self.proc = self.popen(
+            self.command(),
+            cwd=self.root / "run",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.root / "top.stdout", "wb"),
+            stderr=open(self.root / "top.stderr", "wb"),
+            start_new_session=True,
+        )
+
+    def zeek_client(self, *args: str) -> tuple[int, str, float]:
+        """Run zeek-client; its exit code, stdout and the monotonic time it ended."""
+        proc = self.popen(
+            [self.client, *args],
+            cwd=self.root,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        out, _ = proc.communicate(timeout=TIMEOUT)
+        return proc.returncode, out.decode(errors="replace"), time.monotonic()
+
+    def port_open(self) -> bool:
+        if self.netns is None:
+            return _connects()
+        # Probe from inside the namespace: a tiny child that connects.
+        probe = self.popen(
+            [sys.executable, "-c", _PROBE, str(CLIENT_PORT)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return probe.wait(timeout=TIMEOUT) == 0
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """get-nodes: cluster node -> its record, across instances."""
+        rc, out, _ = self.zeek_client("get-nodes")
+        try:
+            results = json.loads(out).get("results", {})
+        except (ValueError, AttributeError):
+            return {}
+        return {
+            name: rec
+            for instance in results.values()
+            if isinstance(instance, dict)
+            for name, rec in instance.items()
+            if name in NODES
+        }
+
+    def tree(self) -> list[psutil.Process]:
+        assert self.proc is not None
+        try:
+            top = psutil.Process(self.proc.pid)
+            return [top, *top.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def memory(self) -> tuple[float, float]:
+        """RSS and PSS (MB) of the management processes: the tree minus the nodes."""
+        rss = pss = 0
+        nodes = {str(self.state / "nodes" / n) for n in NODES}
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                if p.cwd() in nodes:
+                    continue
+                info = p.memory_full_info()
+                rss += info.rss
+                pss += info.pss
+        return rss / 1e6, pss / 1e6
+
+    def stop(self) -> float:
+        """SIGTERM the top process; seconds until the whole tree is gone."""
+        assert self.proc is not None
+        procs = self.tree()
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: not any(_alive(p) for p in procs), "the tree to exit")
+        self.proc.wait()
+        return time.monotonic() - t0
+
+    def kill(self) -> None:
+        """Leave nothing behind (after an error)."""
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait()
+
+
+_PROBE = (
+    "import socket,sys\n"
+    "s=socket.socket();s.settimeout(1)\n"
+    "sys.exit(s.connect_ex(('127.0.0.1',int(sys.argv[1]))))\n"
+)
+
+
+def _connects() -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", CLIENT_PORT)) == 0
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(predicate: Callable[[], Any], what: str, interval: float = 0.01) -> Any:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def errors_of(out: str) -> str:
+    """The ``errors`` of a zeek-client JSON answer, on one line (else the text itself)."""
+    try:
+        return json.dumps(json.loads(out).get("errors"))
+    except (ValueError, AttributeError):
+        return " ".join(out.split())[:200]
+
+
+def until_running(run: Run, t0: float, returned: float, old: dict[str, int]) -> float:
+    """Seconds from t0 until get-nodes shows every node RUNNING (with a pid not in old)."""
+    first = True
+    while True:
+        nodes = run.nodes()
+        ended = time.monotonic()
+        if set(nodes) == set(NODES) and all(
+            rec.get("state") == "RUNNING" and rec.get("pid") not in (None, old.get(n))
+            for n, rec in nodes.items()
+        ):
+            return (returned if first else ended) - t0
+        first = False
+        if ended - t0 > TIMEOUT:
+            raise TimeoutError(f"{run.backend}: nodes not all RUNNING: {nodes}")
+
+
+def one_run(run: Run, cfg: Path) -> None:
+    """Launch, measure every figure, stop."""
+    f = run.figures
+    run.launch()
+    wait_for(run.port_open, "the client port")
+    while True:
+        rc, out, ended = run.zeek_client("get-instances")
+        if rc == 0 and '"agent-' in out:
+            break
+        if ended - run.started > TIMEOUT:
+            raise TimeoutError(f"{run.backend}: agent never listed: {out!r}")
+    f["launch → agent listed (s)"] = ended - run.started
+    f["RSS idle (MB)"], f["PSS idle (MB)"] = run.memory()
+
+    t0 = time.monotonic()
+    rc, out, returned = run.zeek_client("deploy-config", str(cfg))
+    if rc != 0:
+        raise RuntimeError(f"{run.backend}: deploy-config exit {rc}: {errors_of(out)}")
+    f["deploy 5 nodes → all RUNNING (s)"] = until_running(run, t0, returned, {})
+    if run.backend == "zeek-mgmt":
+        statuses = [run.state / "nodes" / n / ".status" for n in NODES]
+        newest = max(p.stat().st_mtime for p in statuses)
+        # Wall-clock mtimes against the deploy's return on the same clock.
+        f["deploy overhead past slowest node (ms)"] = (
+            time.time() - (time.monotonic() - returned) - newest
+        ) * 1000
+    f["RSS deployed (MB)"], f["PSS deployed (MB)"] = run.memory()
+
+    pids = {n: rec.get("pid") for n, rec in run.nodes().items()}
+    t0 = time.monotonic()
+    rc, out, returned = run.zeek_client("restart")
+    if rc != 0:
+        raise RuntimeError(f"{run.backend}: restart exit {rc}: {errors_of(out)}")
+    f["restart all → RUNNING (s)"] = until_running(run, t0, returned, pids)  # type: ignore[arg-type]
+    f["stop, whole tree gone (s)"] = run.stop()
+
+
+@contextlib.contextmanager
+def namespace(name: str, use: bool) -> Iterator[Netns | None]:
+    if not use:
+        yield None
+        return
+    ns = Netns(name)
+    try:
+        yield ns
+    finally:
+        ns.close()
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--zeek", type=Path, default=Path("/opt/zeek"), help="Zeek prefix")
+    parser.add_argument("--runs", type=int, default=5, help="runs per backend (5)")
+    args = parser.parse_args()
+    if not (args.zeek / "bin" / "zeek").exists():
+        sys.exit(f"no zeek at {args.zeek}/bin/zeek")
+    use_netns = os.geteuid() == 0 and shutil.which("ip") is not None
+    client = zeek_client()
+    version = subprocess.run(
+        [str(args.zeek / "bin" / "zeek"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"# {version} at {args.zeek}; {args.runs} runs per backend, alternating")
+    print(
+        "# isolation: "
+        + ("a network namespace per run" if use_netns else "none (not root): sequential runs")
+    )
+    print(f"# load average before: {load()}")
+    results: dict[str, list[dict[str, float]]] = {"zeek": [], "zeek-mgmt": []}
+    failures: dict[str, list[str]] = {"zeek": [], "zeek-mgmt": []}
+    with tempfile.TemporaryDirectory(prefix="vs-zeek-") as tmp:
+        cfg = Path(tmp) / "cluster.cfg"
+        cfg.write_text(CLUSTER_CFG)
+        for i in range(args.runs):
+            order = ("zeek", "zeek-mgmt") if i % 2 == 0 else ("zeek-mgmt", "zeek")
+            for backend in order:
+                for attempt in range(1 + RETRIES):
+                    root = Path(tmp) / f"{backend}-{i}-{attempt}"
+                    with namespace(f"vszeek-{os.getpid()}-{backend}-{i}", use_netns) as ns:
+                        run = Run(backend, args.zeek, root, ns, client)
+                        try:
+                            one_run(run, cfg)
+                        except (RuntimeError, TimeoutError) as exc:
+                            failures[backend].append(str(exc).split("\n", 1)[0])
+                            print(f"# run {i + 1} {backend}: FAILED: {exc}", flush=True)
+                            continue
+                        finally:
+                            run.kill()
+                    results[backend].append(run.figures)
+                    shown = ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in run.figures.items())
+                    print(f"# run {i + 1} {backend}: {shown}", flush=True)
+                    break
+    print(f"# load average after: {load()}")
+    for backend, reasons in failures.items():
+        if reasons:
+            print(f"# {backend}: {len(reasons)} failed run(s), retried: {'; '.join(reasons)}")
+    if not (results["zeek"] and results["zeek-mgmt"]):
+        print("no complete run of both backends")
+        return 1
+    report(results)
+    return 0
+
+
+def report(results: dict[str, list[dict[str, float]]]) -> None:
+    figures = list(results["zeek-mgmt"][0])
+    print(f"\n| figure (median) | zeek -j | zeek-mgmt run | ratio |\n|{'---|' * 4}")
+    ratios = []
+    for name in figures:
+        ours = statistics.median(r[name] for r in results["zeek-mgmt"])
+        if name not in results["zeek"][0]:
+            print(f"| {name} | - | {ours:.1f} | - |")
+            continue
+        theirs = statistics.median(r[name] for r in results["zeek"])
+        ratio = theirs / ours if ours > 0 else float("inf")
+        print(f"| {name} | {theirs:.2f} | {ours:.2f} | {ratio:.1f}x |")
+        ratios.append(f"ratio {name.split(' (')[0]} vs zeek: {ratio:.1f}x")
+    print()
+    print("\n".join(ratios))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
