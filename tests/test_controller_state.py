@@ -175,6 +175,72 @@ def test_stage_persists_before_answering() -> None:
     assert h.state.deployed is None
 
 
+FULL = "controller.toml: cannot write: No space left on device"
+
+
+def test_stage_that_cannot_be_persisted_fails_and_changes_nothing() -> None:
+    """A stage whose Persist fails answers 'could not persist configuration: <why>' and
+    leaves STAGED and READY as they were; the next stage that can be written works."""
+    h = Harness()
+    first = cfg("a", cid="first")
+    stage(h, first)
+    staged, ready = h.state.staged, h.state.ready_config
+    h.persist_error = FULL
+    acts = h.client(ev.StageConfigurationRequest("s2", cfg("a", nodes_per=3, cid="second")))
+    assert [type(a) for a in acts] == [cs.Persist, cs.Publish]
+    assert one_published(acts, ev.StageConfigurationResponse).results == (
+        Result("s2", False, error=f"could not persist configuration: {FULL}"),
+    )
+    assert (h.state.staged, h.state.ready_config) == (staged, ready)
+    h.persist_error = None
+    stage(h, cfg("a", nodes_per=3, cid="second"))
+    assert h.state.staged is not None and h.state.staged.id == "second"
+
+
+def test_deploy_that_cannot_be_persisted_fails_before_any_agent_hears_of_it() -> None:
+    """A deploy first writes the (unchanged) state; when that fails it answers the error
+    and neither welcomes nor deploys to any agent."""
+    h = Harness()
+    h.hello("a")
+    stage(h, cfg("a"))
+    h.persist_error = FULL
+    acts = h.client(ev.DeployRequest("d1"))
+    assert [type(a) for a in acts] == [cs.Persist, cs.Publish]
+    assert one_published(acts, ev.DeployResponse).results == (
+        Result("d1", False, error=f"could not persist configuration: {FULL}"),
+    )
+    assert h.state.deployed is None and h.state.pending_deploy == "" and not h.state.requests
+    assert h.state.instances == {}
+
+
+def test_deploy_whose_outcome_cannot_be_recorded_keeps_the_previous_deployed() -> None:
+    """When the write at the end of a deploy fails (the disk filled meanwhile), the
+    response has the agents' results plus the error, and DEPLOYED stays the previous."""
+    h = Harness()
+    h.hello("a")
+    deploy_ready(h, cfg("a", cid="old"))
+    old = h.state.deployed
+    stage(h, cfg("a", nodes_per=3, cid="new"))
+    acts = h.client(ev.DeployRequest("d2"))  # the first write works ...
+    h.persist_error = FULL  # ... the one recording the outcome does not
+    acts = h.deploy_ok(acts)
+    results = one_published(acts, ev.DeployResponse).results
+    assert all(r.success for r in results[:-1]) and len(results) == 4
+    assert results[-1] == Result("d2", False, error=f"could not persist configuration: {FULL}")
+    assert h.state.deployed is old and h.state.pending_deploy == "" and not h.state.requests
+
+
+def test_persisted_without_a_pending_persist_is_ignored() -> None:
+    """A stray persisted() report changes nothing and only logs a warning."""
+    h = Harness()
+    stage(h, cfg("a"))
+    staged = h.state.staged
+    h.state.persisted("x", h.now)
+    acts = h.state.actions()
+    assert [type(a) for a in acts] == [cs.Log] and acts[0].level is cs.Level.WARNING
+    assert h.state.staged is staged
+
+
 def test_stage_invalid_changes_nothing() -> None:
     """A rejected stage answers the sorted errors and neither stores nor persists."""
     h = Harness()
