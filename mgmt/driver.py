@@ -76,11 +76,16 @@ class MachineDriver:
             loop.remove_signal_handler(self._signals.pop())
 
     def _step(self, fn: Callable[[float], object]) -> None:
-        """Give the machine one input (``fn(now)``), then execute its actions in order."""
+        """Give the machine one input (``fn(now)``), then execute its actions in order.
+
+        Executing an action may give the machine another input (the controller reports
+        how a ``Persist`` went); the actions that produces are executed next.
+        """
         fn(self._clock())
         machine = self._machine()
-        for action in machine.actions():
-            self._execute(action)
+        while actions := machine.actions():
+            for action in actions:
+                self._execute(action)
         self._wakeup.set()  # the next deadline may have changed
 
     async def _timer_loop(self) -> None:

@@ -21,7 +21,9 @@ boundary, in one place per boundary, with ``raise ... from exc``::
     │   └── NoSuchNode              a node name that is not supervised
     ├── ConfigError                 bad settings (names the key and where it came from)
     ├── ArchiveError                the log queue or archive directory is unusable
-    └── StateStoreError             a state file cannot be read or written
+    ├── StateStoreError             a state file cannot be read or written
+    ├── InstanceLocked              another daemon of the same role uses the state directory
+    └── ListenError                 a listening port cannot be bound
     InvalidState(MgmtError, AssertionError)   misuse of an API (a bug in the caller)
 """
 
@@ -153,6 +155,36 @@ class StateStoreError(MgmtError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class InstanceLocked(MgmtError):
+    """Another daemon of the same role holds the lock of the state directory.
+
+    Attributes:
+        role: ``controller`` or ``agent``.
+        pid: the holder's pid as it recorded it (``None`` if unreadable).
+        state_dir: the directory concerned.
+    """
+
+    def __init__(self, role: str, pid: int | None, state_dir: str) -> None:
+        self.role = role
+        self.pid = pid
+        self.state_dir = state_dir
+        holder = "pid unknown" if pid is None else f"pid {pid}"
+        super().__init__(f"another zeek-mgmt {role} ({holder}) is using {state_dir}")
+
+
+class ListenError(MgmtError):
+    """A daemon cannot bind one of its listening ports (in use, no such address, ...).
+
+    Attributes:
+        address: the address and port, as ``host:port``.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"cannot listen on {address}: {reason}")
 
 
 class InvalidState(MgmtError, AssertionError):

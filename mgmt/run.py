@@ -7,6 +7,14 @@ without disturbing the other or the cluster nodes, which are the agent's childre
 are adopted by the next agent. SIGTERM/SIGINT stop the agent first (which stops its
 nodes), then the controller.
 
+A child that exits with :data:`~mgmt.exitstatus.EXIT_FATAL` (its settings are invalid,
+a state file is corrupt, another instance uses the state directory, its port is taken)
+is not restarted: a restart cannot fix that, and restarting, say, an agent that cannot
+bind its port in a loop only hides the problem. ``run`` then stops the other child too
+(the agent first, which stops its nodes) and exits with ``EXIT_FATAL``: the quickstart
+is one unit, and half of it running is not what the operator asked for; they read the
+error, fix it and start ``run`` again.
+
 The children get the same settings flags (``--config``, ``--state-dir``, ``--spool-dir``,
 ``--log-level``, ``--set``) and the same environment; the agent also learns the
 controller's name and pid file so that get-nodes lists the controller, as Zeek does.
@@ -38,6 +46,7 @@ from types import FrameType
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.exceptions import ConfigError
+from mgmt.exitstatus import EXIT_FATAL, start_up_failed
 from mgmt.procname import ENV_RUN_PARENT, set_process_title
 from mgmt.settings import (
     AgentSettings,
@@ -93,6 +102,7 @@ class Child:
         delay: the next restart delay.
         restarts: how many times it was restarted.
         restart_at: when a pending restart is due (monotonic), else ``None``.
+        fatal: set when it exited with ``EXIT_FATAL`` (then it is not restarted).
     """
 
     role: str
@@ -103,6 +113,7 @@ class Child:
     delay: float = RESTART_DELAY
     restarts: int = 0
     restart_at: float | None = None
+    fatal: bool = False
 
     def start(self, now: float) -> None:
         """Start the process; a failure to start schedules a retry with back-off."""
@@ -130,6 +141,15 @@ class Child:
             return
         self.proc = None
         uptime = now - self.started_at
+        if code == EXIT_FATAL:
+            log.error(
+                "%s failed with a start-up error that a restart cannot fix (exit status %d, "
+                "see its error above); not restarting it",
+                self.role,
+                code,
+            )
+            self.fatal = True
+            return
         if uptime >= RESET_AFTER:
             self.delay = RESTART_DELAY
         log.warning(
@@ -171,6 +191,8 @@ class RunSupervisor:
         self.children = children
         self._clock = clock
         self._shutdown = False
+        #: The exit status of :meth:`run`: 0, or ``EXIT_FATAL`` after a fatal child.
+        self.status = 0
 
     def request_shutdown(self) -> None:
         """Stop everything (idempotent; used by the signal handlers)."""
@@ -189,13 +211,19 @@ class RunSupervisor:
         """Reap exited children and start those whose restart is due."""
         for child in self.children:
             child.reap(now)
+            if child.fatal:
+                self.status = EXIT_FATAL
+                self.request_shutdown()
             if child.restart_at is not None and child.restart_at <= now:
                 child.start(now)
 
-    def run(self) -> None:
+    def run(self) -> int:
         """Start the children and supervise them until shutdown, then stop them in order.
 
         Must run in the main thread (it installs signal handlers, restored on return).
+
+        Returns:
+            0 after a requested shutdown, ``EXIT_FATAL`` after a child's fatal error.
         """
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
@@ -225,16 +253,17 @@ class RunSupervisor:
                 signal.signal(sig, handler)
             os.close(rfd)
             os.close(wfd)
+        return self.status
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run controller and agent until SIGTERM/SIGINT."""
+    """Run controller and agent until SIGTERM/SIGINT (0), or until one of them fails
+    fatally (``EXIT_FATAL``)."""
     try:
         controller, _ = settings_from_args("controller", args)
         agent, _ = settings_from_args("agent", args)
     except ConfigError as exc:
-        print(f"zeek-mgmt run: error: {exc}", file=sys.stderr)
-        return 1
+        return start_up_failed("run", str(exc))
     assert isinstance(controller, ControllerSettings) and isinstance(agent, AgentSettings)
     logging.basicConfig(
         level=agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -258,5 +287,4 @@ def run(args: argparse.Namespace) -> int:
         Child("controller", [*base, "controller", *flags], env),
         Child("agent", [*base, "agent", *flags], agent_env),
     ]
-    RunSupervisor(children).run()
-    return 0
+    return RunSupervisor(children).run()

@@ -6,20 +6,30 @@ power loss) the file is either the previous complete version or the new complete
 never a mix. Reads that find a corrupt or foreign file raise
 :class:`~mgmt.exceptions.StateStoreError` naming the file; nothing here ever replaces a
 file it could not read.
+
+A write interrupted by ``kill -9`` or a power loss leaves its temporary file
+(``.<name>.<random>.tmp``) behind; :func:`remove_stale_temporaries` removes those at
+start-up, once the daemon holds its state directory's lock (:mod:`mgmt.instancelock`), so
+it can never delete the temporary file of a write in progress.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
 import tempfile
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from mgmt.exceptions import StateStoreError
+
+log = logging.getLogger("mgmt")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -49,6 +59,35 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(dfd)
     except OSError as exc:
         raise StateStoreError(str(path), f"cannot write: {exc.strerror or exc}") from exc
+
+
+def remove_stale_temporaries(directory: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that interrupted writes of ``names`` left in ``directory``.
+
+    Matches ``.<name>.*.tmp`` for each state file name (what :func:`write_atomic` and the
+    node table store create) and nothing else; each removal is logged.
+
+    Only call this while holding the directory's instance lock: a live writer's temporary
+    file looks the same.
+
+    Returns:
+        The files removed. A file that cannot be removed is logged and skipped.
+    """
+    removed = []
+    for name in names:
+        for path in sorted(directory.glob(f".{glob.escape(name)}.*.tmp")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot remove leftover temporary file %s: %s", path, exc.strerror)
+                continue
+            log.info("removed %s, left over from an interrupted write", path)
+            removed.append(path)
+    return removed
 
 
 def save_toml(path: Path, kind: str, schema_version: int, body: dict[str, Any]) -> None:

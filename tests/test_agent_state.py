@@ -164,6 +164,27 @@ def test_deploy_launches_persists_then_waits_for_running(agent: AgentState, cloc
     assert agent.pending_deploy == ""
 
 
+def test_deploy_response_reports_state_that_cannot_be_persisted(
+    agent: AgentState, clock: Clock
+) -> None:
+    """While the service reports persistence errors, a deploy's response carries each as
+    an instance-level failure after the node results; once written again, none."""
+    problems = ("could not persist configuration: agent.toml: cannot write: Is a directory",)
+    deploy(agent, clock, quickstart())
+    agent.persisted(problems, clock.now)
+    agent.nodes_changed(views(R), clock.advance(0.1))
+    response = only_send(agent.actions())
+    assert response == ev.AgentDeployResponse(
+        "d1",
+        tuple(Result("d1", True, instance=AGENT, node=n) for n in NAMES)
+        + (Result("d1", False, instance=AGENT, error=problems[0]),),
+    )
+    agent.persisted((), clock.now)
+    deploy(agent, clock, quickstart("cfg-2"), "d2")
+    agent.nodes_changed(views(R), clock.advance(0.1))
+    assert all(r.success for r in only_send(agent.actions()).results)
+
+
 def test_deploy_of_running_config_id_is_noop(agent: AgentState, clock: Clock) -> None:
     """Redeploying the running config id answers node-less success, launches nothing (Q3)."""
     config = quickstart()

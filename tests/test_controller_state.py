@@ -39,9 +39,19 @@ class Harness:
             ControllerOptions(request_timeout=TIMEOUT), new_id=lambda: f"id-{next(counter)}", **kw
         )
         self.log: list[cs.Action] = []
+        #: What writing the next Persist reports (None: it worked).
+        self.persist_error: str | None = None
 
     def take(self) -> list[cs.Action]:
-        acts = [a for a in self.state.actions() if not isinstance(a, cs.Log)]
+        """The actions since the last call (no Logs); each Persist is answered like the
+        service does, with :attr:`persist_error`."""
+        acts: list[cs.Action] = []
+        while batch := self.state.actions():
+            for action in batch:
+                if not isinstance(action, cs.Log):
+                    acts.append(action)
+                if isinstance(action, cs.Persist):
+                    self.state.persisted(self.persist_error, self.now)
         self.log.extend(acts)
         return acts
 
@@ -163,6 +173,72 @@ def test_stage_persists_before_answering() -> None:
     assert ready is not None and str(ready.instances[0].host) == "10.1.2.3"
     assert [n.p for n in ready.nodes if n.role is not ClusterRole.WORKER] == [Port(2200)]
     assert h.state.deployed is None
+
+
+FULL = "controller.toml: cannot write: No space left on device"
+
+
+def test_stage_that_cannot_be_persisted_fails_and_changes_nothing() -> None:
+    """A stage whose Persist fails answers 'could not persist configuration: <why>' and
+    leaves STAGED and READY as they were; the next stage that can be written works."""
+    h = Harness()
+    first = cfg("a", cid="first")
+    stage(h, first)
+    staged, ready = h.state.staged, h.state.ready_config
+    h.persist_error = FULL
+    acts = h.client(ev.StageConfigurationRequest("s2", cfg("a", nodes_per=3, cid="second")))
+    assert [type(a) for a in acts] == [cs.Persist, cs.Publish]
+    assert one_published(acts, ev.StageConfigurationResponse).results == (
+        Result("s2", False, error=f"could not persist configuration: {FULL}"),
+    )
+    assert (h.state.staged, h.state.ready_config) == (staged, ready)
+    h.persist_error = None
+    stage(h, cfg("a", nodes_per=3, cid="second"))
+    assert h.state.staged is not None and h.state.staged.id == "second"
+
+
+def test_deploy_that_cannot_be_persisted_fails_before_any_agent_hears_of_it() -> None:
+    """A deploy first writes the (unchanged) state; when that fails it answers the error
+    and neither welcomes nor deploys to any agent."""
+    h = Harness()
+    h.hello("a")
+    stage(h, cfg("a"))
+    h.persist_error = FULL
+    acts = h.client(ev.DeployRequest("d1"))
+    assert [type(a) for a in acts] == [cs.Persist, cs.Publish]
+    assert one_published(acts, ev.DeployResponse).results == (
+        Result("d1", False, error=f"could not persist configuration: {FULL}"),
+    )
+    assert h.state.deployed is None and h.state.pending_deploy == "" and not h.state.requests
+    assert h.state.instances == {}
+
+
+def test_deploy_whose_outcome_cannot_be_recorded_keeps_the_previous_deployed() -> None:
+    """When the write at the end of a deploy fails (the disk filled meanwhile), the
+    response has the agents' results plus the error, and DEPLOYED stays the previous."""
+    h = Harness()
+    h.hello("a")
+    deploy_ready(h, cfg("a", cid="old"))
+    old = h.state.deployed
+    stage(h, cfg("a", nodes_per=3, cid="new"))
+    acts = h.client(ev.DeployRequest("d2"))  # the first write works ...
+    h.persist_error = FULL  # ... the one recording the outcome does not
+    acts = h.deploy_ok(acts)
+    results = one_published(acts, ev.DeployResponse).results
+    assert all(r.success for r in results[:-1]) and len(results) == 4
+    assert results[-1] == Result("d2", False, error=f"could not persist configuration: {FULL}")
+    assert h.state.deployed is old and h.state.pending_deploy == "" and not h.state.requests
+
+
+def test_persisted_without_a_pending_persist_is_ignored() -> None:
+    """A stray persisted() report changes nothing and only logs a warning."""
+    h = Harness()
+    stage(h, cfg("a"))
+    staged = h.state.staged
+    h.state.persisted("x", h.now)
+    acts = h.state.actions()
+    assert [type(a) for a in acts] == [cs.Log] and acts[0].level is cs.Level.WARNING
+    assert h.state.staged is staged
 
 
 def test_stage_invalid_changes_nothing() -> None:
@@ -320,7 +396,7 @@ def test_agent_reconnect_triggers_redeploy_of_deployed() -> None:
             name, ev.AgentDeployResponse(req.reqid, (Result(req.reqid, True, instance=name),))
         )
     assert not published(acts)
-    assert [type(a) for a in acts] == [cs.Persist]
+    assert acts == []  # the same DEPLOYED: nothing to write again
     assert h.state.deployed == deployed and h.state.pending_deploy == "" and not h.state.requests
 
 
@@ -338,7 +414,12 @@ def test_connectivity_change_drops_and_readds_instance() -> None:
     stage(h, cfg(a2, cid="c2"))
     acts = h.client(ev.DeployRequest("d2"))
     kinds = [(type(a).__name__, getattr(a, "instance", None)) for a in acts]
-    assert kinds[:3] == [("SendToAgent", "a"), ("StopDialing", "a"), ("Dial", "a")]
+    assert kinds[:4] == [
+        ("Persist", None),  # the state can be written: go ahead
+        ("SendToAgent", "a"),
+        ("StopDialing", "a"),
+        ("Dial", "a"),
+    ]
     assert cs.Dial("a", "10.0.0.1", 2152) in acts
     assert "a" in h.state.instances  # Zeek would forget to re-add it
     h.lost("a")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from mgmt.exitstatus import EXIT_FATAL
 from tests.e2e_helpers import (
     AGENT_NAME,
     QUICKSTART_CFG,
@@ -215,12 +216,12 @@ def test_unwritable_spool_is_a_per_node_error(tmp_path: Path) -> None:
 
 
 def test_agent_state_dir_under_a_file_exits_with_clear_error(tmp_path: Path) -> None:
-    """An agent whose state dir cannot exist says so and exits 1 (no traceback)."""
+    """An agent whose state dir cannot exist says so and exits fatally, 78 (no traceback)."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     with site(tmp_path, ZEEK_MANAGEMENT_STATE_DIR=str(blocker / "state")) as s:
         agent = s.start("agent")
-        assert agent.proc.wait(TIMEOUT) == 1
+        assert agent.proc.wait(TIMEOUT) == EXIT_FATAL
         text = agent.log()
         assert "zeek-mgmt agent: error:" in text
         assert str(blocker / "state") in text and "Not a directory" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mgmt.exitstatus import EXIT_FATAL
 from tests.opsutil import ROOT
 
 UNITS = ("zeek-mgmt-controller.service", "zeek-mgmt-agent.service")
@@ -65,10 +66,12 @@ def test_verify_reports_a_misspelt_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", UNITS)
 def test_common_service_settings(name: str) -> None:
-    """Both units: Type=notify, restart on failure with a start limit, state dir, watchdog."""
+    """Both units: Type=notify, restart on failure (not after a fatal start-up error) with a
+    start limit, state dir, watchdog."""
     u = _unit(name)
     assert u["Service.Type"] == ["notify"]
     assert u["Service.Restart"] == ["on-failure"]
+    assert u["Service.RestartPreventExitStatus"] == [str(EXIT_FATAL)]
     assert "Unit.StartLimitBurst" in u and "Unit.StartLimitIntervalSec" in u
     assert u["Service.StateDirectory"] == ["zeek-mgmt"]
     assert u["Service.ProtectSystem"] == ["strict"]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mgmt.exceptions import ConfigError
+from mgmt.exitstatus import EXIT_FATAL
 from mgmt.settings import AgentSettings, ControllerSettings, HostInfo, load_settings
 from mgmt.tlsconfig import agent_tls, client_context, controller_tls, server_context
 from mgmt.transport import Server, connect
@@ -195,13 +196,13 @@ def test_agent_listening_with_only_a_ca_is_an_error(tmp_path: Path, pki: Pki) ->
 
 
 def test_daemon_refuses_to_start_with_a_missing_file(tmp_path: Path) -> None:
-    """zeek-mgmt controller checks TLS files at start-up: exit 1, the setting named."""
+    """zeek-mgmt controller checks TLS files at start-up: fatal exit (78), the setting named."""
     proc = subprocess.run(
         [sys.executable, "-m", "mgmt", "controller", "--state-dir", str(tmp_path),
          "--set", "tls_cert=/nonexistent/c.pem"],
         capture_output=True, text=True, timeout=30, env=daemon_env(),
     )  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == EXIT_FATAL
     assert (
         "zeek-mgmt controller: error: controller.tls_cert (flag --set): cannot read "
         "/nonexistent/c.pem: No such file or directory"

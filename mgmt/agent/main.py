@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentConfig, AgentService
-from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
+from mgmt.exitstatus import start_up_failed
 from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
@@ -86,7 +86,10 @@ def status_line(service: AgentService) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the agent until SIGTERM/SIGINT; 1 on a start-up error.
+    """Run the agent until SIGTERM/SIGINT.
+
+    Returns 0, or :data:`~mgmt.exitstatus.EXIT_FATAL` after a start-up error that a
+    restart cannot fix (settings, corrupt state, state directory in use, port in use).
 
     Under systemd (``Type=notify``) it reports readiness (once its own port accepts
     connections; it does not wait for the controller), status, watchdog pings and
@@ -103,10 +106,6 @@ def run(args: argparse.Namespace) -> int:
             return 0
         service = AgentService(config_from_settings(settings, dict(os.environ), tls))
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
-    except (ConfigError, StateStoreError) as exc:
-        print(f"zeek-mgmt agent: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"zeek-mgmt agent: error: cannot listen: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
+        return start_up_failed("agent", str(exc))
     return 0

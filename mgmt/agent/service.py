@@ -28,6 +28,16 @@ Theory of operation
   without blocking the event loop, killed at ``archive_timeout``; the outcome is logged
   and the next interval tries again whatever happened.
 
+Start-up, in this order, so that a second agent on the same state directory, or one
+whose port is taken, changes nothing (no adoption, no node table write, no signal): take
+the state directory's agent lock (:mod:`mgmt.instancelock`), remove temporary files that a
+killed write left, read ``agent.toml``, bind our port; only then start the supervisor
+(which adopts or starts nodes) and resume the saved configuration.
+
+Persistence failures (``agent.toml``, the node table) are logged, sent to the controller
+as ``notify_error``, and reported in the response of every deploy that is answered while
+they last (:meth:`~mgmt.agent.state.AgentState.persisted`), so the client shows them.
+
 Shutdown: stop the controller link and server, then stop the nodes (unless
 ``keep_nodes``), then persist.
 """
@@ -59,8 +69,9 @@ from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.configtoml import config_from_table, config_to_table
 from mgmt.driver import MachineDriver, cancel_and_wait
-from mgmt.exceptions import StateStoreError
-from mgmt.statestore import load_toml, save_toml, write_atomic
+from mgmt.exceptions import ListenError, StateStoreError
+from mgmt.instancelock import InstanceLock
+from mgmt.statestore import load_toml, remove_stale_temporaries, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
@@ -181,7 +192,13 @@ class AgentService(MachineDriver):
         self.config = config
         super().__init__(clock)
         self.state_file = config.work_dir / "agent.toml"
+        self.table_file = config.work_dir / "nodes.toml"
         self.layout_dir = config.work_dir / "layout"
+        self.lock = InstanceLock(config.state_dir, "agent")
+        #: Why agent.toml could not be written last time, if it could not.
+        self._save_error: str | None = None
+        #: The persistence errors last reported to the state machine and the controller.
+        self._reported_errors: tuple[str, ...] = ()
         self.state: ast.AgentState | None = None
         self.supervisor: SupervisorService | None = None
         self.server: Server | None = None
@@ -222,6 +239,41 @@ class AgentService(MachineDriver):
             )
         except StateStoreError as exc:
             log.error("could not persist the configuration: %s", exc)
+            self._save_error = str(exc)
+        else:
+            self._save_error = None
+        self._report_persistence()
+
+    def _report_persistence(self) -> None:
+        """Tell the state machine (for deploy responses) and, when they change, the
+        controller (``notify_error``) which state files cannot be written."""
+        errors = []
+        if self._save_error is not None:
+            errors.append(f"{ast.CONFIG_NOT_PERSISTED}: {self._save_error}")
+        table_error = None if self.supervisor is None else self.supervisor.persist_error
+        if table_error is not None:
+            errors.append(f"{ast.NODES_NOT_PERSISTED}: {table_error}")
+        if tuple(errors) == self._reported_errors:
+            return
+        self._reported_errors = tuple(errors)
+        self._state.persisted(tuple(errors), self._clock())
+        for error in errors:
+            self._send(ev.NotifyError(self.config.name, error))
+
+    def _prepare_state_dir(self) -> Configuration | None:
+        """Create our directory, remove leftovers of killed writes, read ``agent.toml``."""
+        work_dir = self.config.work_dir
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateStoreError(
+                str(work_dir), f"cannot create the agent's directory: {exc.strerror or exc}"
+            ) from exc
+        remove_stale_temporaries(work_dir, (self.state_file.name, self.table_file.name))
+        remove_stale_temporaries(
+            self.layout_dir, (layout.LAYOUT_FILE, f"{layout.NODE_SCRIPT}.zeek")
+        )
+        return self.load()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -229,17 +281,18 @@ class AgentService(MachineDriver):
         """Serve until :meth:`request_shutdown`.
 
         Raises:
+            InstanceLocked: another agent uses the state directory (nothing was touched).
             StateStoreError: a state file is corrupt (nothing was started).
-            OSError: the agent port cannot be bound.
+            ListenError: the agent port cannot be bound (no node was adopted or started).
         """
         cfg = self.config
+        # Before anything else: a second agent on this state directory must touch nothing.
+        self.lock.acquire()
         try:
-            cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateStoreError(
-                str(cfg.work_dir), f"cannot create the agent's directory: {exc.strerror or exc}"
-            ) from exc
-        saved = self.load()
+            saved = self._prepare_state_dir()
+        except BaseException:
+            self.lock.release()
+            raise
         self.state = ast.AgentState(
             ast.AgentOptions(
                 name=cfg.name,
@@ -250,22 +303,8 @@ class AgentService(MachineDriver):
             config=saved,
             agent_pid=os.getpid(),
         )
-        self.supervisor = SupervisorService(
-            cfg.state_dir,
-            table_path=cfg.work_dir / "nodes.toml",
-            stop_grace=cfg.stop_grace,
-            revival_delay=cfg.revival_delay,
-            on_state_change=self._on_node_change,
-        )
         loop = asyncio.get_running_loop()
         try:
-            await self.supervisor.start()
-            if saved is not None:
-                # Re-apply what we ran before: adopted nodes with the same spec keep
-                # running, missing ones are started again.
-                log.info("resuming configuration %s", saved.id)
-                self._launch(saved, keep_unchanged=True)
-            self._feed_nodes()
             if cfg.listen_port is not None:
                 self.server = Server(
                     cfg.listen_address,
@@ -278,7 +317,29 @@ class AgentService(MachineDriver):
                     ping_interval=20.0,
                     ssl=cfg.server_ssl,
                 )
-                await self.server.start()
+                try:
+                    await self.server.start()
+                except OSError as exc:
+                    raise ListenError(
+                        f"{cfg.listen_address}:{cfg.listen_port}", exc.strerror or str(exc)
+                    ) from exc
+            # The port is ours: only now adopt, start and resume nodes. Nothing from
+            # here to _feed_nodes() awaits anything that suspends, so no controller
+            # request is handled before the nodes are known.
+            self.supervisor = SupervisorService(
+                cfg.state_dir,
+                table_path=self.table_file,
+                stop_grace=cfg.stop_grace,
+                revival_delay=cfg.revival_delay,
+                on_state_change=self._on_node_change,
+            )
+            await self.supervisor.start()
+            if saved is not None:
+                # Re-apply what we ran before: adopted nodes with the same spec keep
+                # running, missing ones are started again.
+                log.info("resuming configuration %s", saved.id)
+                self._launch(saved, keep_unchanged=True)
+            self._feed_nodes()
             if cfg.controller is not None:
                 host, port = cfg.controller
                 hostpart = f"[{host}]" if ":" in host else host
@@ -312,6 +373,7 @@ class AgentService(MachineDriver):
         finally:
             self._restore_signals(loop)
             await self._close()
+            self.lock.release()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task owned by the daemon (cancelled at shutdown)."""
@@ -498,6 +560,7 @@ class AgentService(MachineDriver):
 
     def _feed_nodes(self) -> None:
         self._feed_scheduled = False
+        self._report_persistence()
         views = self._views()
         self._update_channels(views)
         self._step(lambda now: self._state.nodes_changed(views, now))

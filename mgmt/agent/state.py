@@ -7,7 +7,8 @@ processes: it asks for that with actions, and learns how the nodes are doing fro
 :meth:`AgentState.nodes_changed` snapshots the supervisor produces.
 
 Inputs: :meth:`receive` (an agent API event from the controller), :meth:`nodes_changed`,
-:meth:`restart_done`, :meth:`dispatch_done`, :meth:`tick` -- all take ``now``.
+:meth:`restart_done`, :meth:`dispatch_done`, :meth:`persisted`, :meth:`tick` -- all take
+``now``.
 Outputs, drained with :meth:`actions`: :class:`Send` (an event to the controller),
 :class:`Launch` (make the supervisor run exactly this configuration's local nodes),
 :class:`RestartNodes`, :class:`Dispatch` (ask nodes over the node channel),
@@ -27,6 +28,11 @@ Deliberate differences from Zeek's agent:
 * A deploy is answered as soon as every local node is RUNNING or FAILED (the supervisor
   gave up on it), not only at the timeout; FAILED nodes get ``success=F`` with outputs.
 * Dispatches time out per node (``request timed out``) at the agent's request timeout.
+* While the agent cannot write its state (``agent.toml`` after a :class:`PersistConfig`,
+  or the supervisor's node table), as the service reports with :meth:`persisted`, every
+  deploy response it sends carries one instance-level failure per problem (e.g. ``could
+  not persist configuration: <reason>``), so that zeek-client shows it and exits 1. The
+  nodes are deployed all the same: they run, but an agent restart would not find them.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ from mgmt.logaction import Log as Log
 
 API_VERSION = 1
 TIMED_OUT = "request timed out"
+#: Errors in deploy responses while ``agent.toml`` / the node table cannot be written.
+CONFIG_NOT_PERSISTED = "could not persist configuration"
+NODES_NOT_PERSISTED = "could not persist node table"
 
 
 # --------------------------------------------------------------------------------------
@@ -115,7 +124,8 @@ class Dispatch:
 
 @dataclass(frozen=True, slots=True)
 class PersistConfig:
-    """Remember the configuration this agent runs (to recognise it after a restart)."""
+    """Remember the configuration this agent runs (to recognise it after a restart); a
+    failure is reported with :meth:`AgentState.persisted`."""
 
     config: Configuration
 
@@ -184,6 +194,8 @@ class AgentState:
         self.nodes: dict[str, NodeView] = {}
         self.requests: dict[str, Request] = {}
         self.pending_deploy = ""
+        #: What cannot be written at the moment (see :meth:`persisted`).
+        self.persist_errors: tuple[str, ...] = ()
         self._new_id = new_id
         self._actions: list[Action] = []
 
@@ -299,6 +311,7 @@ class AgentState:
         if timed_out:
             results.append(Result(req.id, False, instance=self.name, error=TIMED_OUT))
         results += [self._node_result(req.id, name) for name in self.my_nodes()]
+        results += [Result(req.id, False, instance=self.name, error=e) for e in self.persist_errors]
         self._send(ev.AgentDeployResponse(req.id, tuple(results)))
 
     def _select(self, nodes: BrokerSet) -> tuple[str, ...]:
@@ -379,6 +392,12 @@ class AgentState:
         if not req.pending:
             self.requests.pop(reqid, None)
             self._send(ev.AgentNodeDispatchResponse(reqid, tuple(req.results)))
+
+    def persisted(self, errors: Sequence[str], now: float) -> None:
+        """Which state files cannot be written now (empty: all written), each as the
+        error deploy responses carry, e.g. ``could not persist configuration: <reason>``.
+        """
+        self.persist_errors = tuple(errors)
 
     # -- supervisor observations -----------------------------------------------------
 

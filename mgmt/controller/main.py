@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
-from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
+from mgmt.exitstatus import start_up_failed
 from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
@@ -74,7 +74,10 @@ def status_line(service: ControllerService) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the controller until SIGTERM/SIGINT; 1 on a start-up error.
+    """Run the controller until SIGTERM/SIGINT.
+
+    Returns 0, or :data:`~mgmt.exitstatus.EXIT_FATAL` after a start-up error that a
+    restart cannot fix (settings, corrupt state, state directory in use, port in use).
 
     Under systemd (``Type=notify``) it reports readiness, status, watchdog pings and
     shutdown (:mod:`mgmt.sdnotify`).
@@ -89,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
         if follow_run_parent():
             return 0
         service = ControllerService(config_from_settings(settings, tls))
-        service.load()
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
-    except (ConfigError, StateStoreError) as exc:
-        print(f"zeek-mgmt controller: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"zeek-mgmt controller: error: cannot listen: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
+        return start_up_failed("controller", str(exc))
     return 0

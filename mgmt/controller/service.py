@@ -15,9 +15,17 @@ Instances whose configuration names ``host:port`` are dialed instead, by a
 :class:`~mgmt.transport.ReconnectingClient` each, forever, with back-off.
 
 Every input is handed to the pure state machine, then its actions are executed in order:
-:class:`~mgmt.controller.state.Persist` writes ``controller.toml`` durably *before* the
-response that follows it is sent, so an acknowledged stage or deploy survives ``kill -9``.
-One timer task calls ``tick()`` at the state's next deadline.
+:class:`~mgmt.controller.state.Persist` writes ``controller.toml`` durably and reports the
+outcome straight back (:meth:`~mgmt.controller.state.ControllerState.persisted`); only a
+successful write lets the request that changed the configurations succeed, so an
+acknowledged stage or deploy survives ``kill -9``, and one that could not be written
+(disk full, read-only, out of file descriptors) is answered with an error and changes
+nothing. One timer task calls ``tick()`` at the state's next deadline.
+
+Start-up, in this order, so that a second controller on the same state directory or a
+port in use changes nothing: take the state directory's controller lock
+(:mod:`mgmt.instancelock`), remove temporary files that a killed write left, read
+``controller.toml``, bind both ports, and only then redeploy the persisted DEPLOYED.
 
 Shutdown (:meth:`ControllerService.request_shutdown`, SIGTERM, SIGINT) follows one path:
 stop accepting, close peers (1001), stop dialers and the timer, in that order.
@@ -43,7 +51,9 @@ from mgmt.broker.session import EventReceived
 from mgmt.controller import state as cs
 from mgmt.controller.store import ConfigStore, SavedConfigs
 from mgmt.driver import MachineDriver, cancel_and_wait
-from mgmt.exceptions import StateStoreError
+from mgmt.exceptions import ListenError, StateStoreError
+from mgmt.instancelock import InstanceLock
+from mgmt.statestore import remove_stale_temporaries
 from mgmt.transport import Connection, ReconnectingClient, Server
 from mgmt.transport.connection import DEFAULT_MAX_SIZE
 
@@ -177,6 +187,7 @@ class ControllerService(MachineDriver):
         self.config = config
         super().__init__(clock)
         self.store = ConfigStore(config.work_dir / "controller.toml")
+        self.lock = InstanceLock(config.state_dir, "controller")
         self.state: cs.ControllerState | None = None
         self.client_server: Server | None = None
         self.agent_server: Server | None = None
@@ -188,7 +199,13 @@ class ControllerService(MachineDriver):
     # -- lifecycle ---------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read persisted configurations; raises StateStoreError for a corrupt file."""
+        """Read persisted configurations; raises StateStoreError for a corrupt file.
+
+        Removes the temporary files of interrupted writes first when the instance lock
+        is held (:meth:`run` takes it).
+        """
+        if self.lock.held:
+            remove_stale_temporaries(self.store.path.parent, (self.store.path.name,))
         saved = self.store.load()
         self.state = cs.ControllerState(
             self.config.options,
@@ -201,16 +218,21 @@ class ControllerService(MachineDriver):
         """Serve until :meth:`request_shutdown` is called.
 
         Raises:
+            InstanceLocked: another controller uses the state directory (nothing done).
             StateStoreError: the state file is corrupt (before anything listens).
-            OSError: a port cannot be bound.
+            ListenError: a port cannot be bound (nothing deployed).
         """
+        self.lock.acquire()
+        try:
+            await self._serve(install_signals)
+        finally:
+            self.lock.release()
+
+    async def _serve(self, install_signals: bool) -> None:
         if self.state is None:
             self.load()
         assert self.state is not None
         cfg = self.config
-        cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        # Lets a co-located agent show our pid in get-nodes (zeek-mgmt run).
-        (cfg.work_dir / ".pid").write_text(f"{os.getpid()}\n")
         self.client_server = (
             None
             if cfg.client_port is None
@@ -245,7 +267,13 @@ class ControllerService(MachineDriver):
         try:
             for server in (self.client_server, self.agent_server):
                 if server is not None:
-                    await server.start()
+                    try:
+                        await server.start()
+                    except OSError as exc:
+                        raise ListenError(
+                            f"{server.host}:{server.port}", exc.strerror or str(exc)
+                        ) from exc
+            self._write_pid()
             if install_signals:
                 self._handle_signals(loop)
             log.info(
@@ -267,6 +295,15 @@ class ControllerService(MachineDriver):
         finally:
             self._restore_signals(loop)
             await self._close()
+
+    def _write_pid(self) -> None:
+        """Let a co-located agent show our pid in get-nodes (``zeek-mgmt run``)."""
+        work_dir = self.config.work_dir
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            (work_dir / ".pid").write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            log.warning("cannot write %s: %s", work_dir / ".pid", exc.strerror or exc)
 
     async def _close(self) -> None:
         # Ordered shutdown: stop accepting and close peers, then dialers, then timers.
@@ -303,10 +340,13 @@ class ControllerService(MachineDriver):
                 else:
                     conn.send_event(topic, event)
             case cs.Persist(staged=staged, ready=ready, deployed=deployed):
+                error = None
                 try:
                     self.store.save(SavedConfigs(staged, ready, deployed))
                 except StateStoreError as exc:
-                    log.error("could not persist configurations: %s", exc)
+                    log.warning("could not persist configurations: %s", exc)
+                    error = str(exc)
+                self._state.persisted(error, self._clock())
             case cs.Dial(instance=name, host=host, port=port):
                 self._dial(name, host, port)
             case cs.StopDialing(instance=name):

@@ -11,12 +11,24 @@ Rules / theory of operation
 * ``pending_deploy`` (``g_config_reqid_pending``);
 * ``requests``: every outstanding request with its deadline (``Management::Request``).
 
-Inputs are methods named ``receive_*`` / ``agent_*`` / ``tick`` that take ``now`` (seconds,
-monotonic) from the caller; outputs are drained with :meth:`actions`:
+Inputs are methods named ``receive_*`` / ``agent_*`` / ``tick`` / ``persisted`` that take
+``now`` (seconds, monotonic) from the caller; outputs are drained with :meth:`actions`:
 :class:`Publish` (an event for clients on ``zeek/management/controller``),
 :class:`SendToAgent`, :class:`Dial` / :class:`StopDialing` (instances the controller must
-connect to), :class:`Persist` (write the configs, *before* any later action is executed)
-and :class:`Log`.
+connect to), :class:`Persist` (write the configs) and :class:`Log`.
+
+Persistence: nothing is acknowledged that was not persisted. A change of the persisted
+configurations (a stage, a completed deploy) is *tentative*: the machine emits
+:class:`Persist` with the new slots and does not apply or answer yet. The service writes
+them and reports the outcome with :meth:`ControllerState.persisted` before it hands the
+machine any other input. Only when the write succeeded do the slots change and the
+request get its success; otherwise the previous slots stay (in memory as on disk) and the
+request fails with ``could not persist configuration: <reason>``. A deploy also writes the
+unchanged slots before it tells any agent anything, so a state directory that cannot be
+written fails the deploy before the cluster changes; should the final write fail anyway
+(the disk filled up meanwhile), the deploy answers with the agents' results plus that
+error, and DEPLOYED stays the previous configuration: that is the one get-config
+``--deployed`` shows and the one redeployed at start-up and when agents reconnect.
 
 Like Zeek, internal events (``notify_agents_ready``) are queued and run after the current
 input has been handled, so every input is processed to completion, in order.
@@ -43,6 +55,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller import validation
+from mgmt.exceptions import InvalidState
 from mgmt.logaction import Level as Level
 from mgmt.logaction import Log as Log
 
@@ -51,6 +64,8 @@ AGENT_TOPIC_PREFIX = "zeek/management/agent"
 API_VERSION = 1
 
 TIMED_OUT = "request timed out"
+#: The error of a request whose change could not be written (followed by the reason).
+PERSIST_FAILED = "could not persist configuration"
 _UNSPECIFIED = ipaddress.IPv4Address("0.0.0.0")
 
 
@@ -96,7 +111,8 @@ class StopDialing:
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Write staged/ready/deployed configurations durably before going on."""
+    """Write staged/ready/deployed configurations durably, then report the outcome with
+    :meth:`ControllerState.persisted` before giving the machine any other input."""
 
     staged: Configuration | None
     ready: Configuration | None
@@ -140,6 +156,19 @@ class Request:
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+#: The three persisted slots: staged, ready, deployed.
+Slots = tuple[Configuration | None, Configuration | None, Configuration | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A :class:`Persist` whose outcome is not reported yet."""
+
+    slots: Slots
+    #: Continues the request: called with ``None`` (written) or the reason, and ``now``.
+    then: Callable[[str | None, float], None]
 
 
 # --------------------------------------------------------------------------------------
@@ -188,6 +217,7 @@ class ControllerState:
         self._new_id = new_id
         self._actions: list[Action] = []
         self._agents_ready_queued: list[frozenset[str]] = []
+        self._write: _Write | None = None
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -208,8 +238,28 @@ class ControllerState:
     def _publish(self, event: object) -> None:
         self._actions.append(Publish(event))
 
-    def _persist(self) -> None:
-        self._actions.append(Persist(self.staged, self.ready_config, self.deployed))
+    def _slots(self) -> Slots:
+        return (self.staged, self.ready_config, self.deployed)
+
+    def _persist(self, slots: Slots, then: Callable[[str | None, float], None]) -> None:
+        """Ask for ``slots`` to be written; ``then`` continues once :meth:`persisted` says
+        how it went (the slots are adopted first if it worked)."""
+        if self._write is not None:
+            raise InvalidState("a Persist is still waiting for persisted()")
+        self._write = _Write(slots, then)
+        self._actions.append(Persist(*slots))
+
+    def persisted(self, error: str | None, now: float) -> None:
+        """The outcome of the last :class:`Persist`: ``None`` when it was written, else
+        why not (e.g. ``<file>: cannot write: No space left on device``)."""
+        write, self._write = self._write, None
+        if write is None:
+            self._log(Level.WARNING, "persisted() without a pending Persist; ignored")
+            return
+        if error is None:
+            self.staged, self.ready_config, self.deployed = write.slots
+        write.then(error, now)
+        self._run_internal_events(now)
 
     def _create(self, reqid: str, kind: Kind, now: float, **kw: object) -> Request:
         req = Request(reqid, kind, now + self.options.request_timeout, **kw)  # type: ignore[arg-type]
@@ -278,10 +328,16 @@ class ControllerState:
             ready = validation.assign_broker_ports(ready, opts.auto_assign_broker_start_port)
         if opts.auto_assign_metrics_ports:
             ready = validation.assign_metrics_ports(ready, opts.auto_assign_metrics_start_port)
-        self.staged = config
-        self.ready_config = ready
-        self._persist()
-        self._publish(ev.StageConfigurationResponse(reqid, (Result(reqid, True, data=config.id),)))
+
+        def staged(error: str | None, now: float) -> None:
+            if error is None:
+                result = Result(reqid, True, data=config.id)
+            else:
+                self._log(Level.INFO, f"configuration {config.id} not staged: {error}")
+                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
+            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
+
+        self._persist((config, ready, self.deployed), staged)
 
     def _get_configuration(self, reqid: str, deployed: bool) -> None:
         self._log(Level.INFO, f"rx get_configuration_request {reqid} deployed={deployed}")
@@ -307,9 +363,21 @@ class ControllerState:
             )
             self._publish(ev.DeployResponse(reqid, (result,)))
             return
-        req = self._create(reqid, Kind.DEPLOY, now, config=self.ready_config)
-        self._deploy(req, now)
-        self._check_instances_ready()
+        config = self.ready_config
+
+        def writable(error: str | None, now: float) -> None:
+            if error is not None:
+                self._log(Level.INFO, f"deployment {reqid} not started: {error}")
+                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
+                self._publish(ev.DeployResponse(reqid, (result,)))
+                return
+            req = self._create(reqid, Kind.DEPLOY, now, config=config)
+            self._deploy(req, now)
+            self._check_instances_ready()
+
+        # Writing the unchanged slots proves the state can be written before any agent
+        # is told anything: a full or read-only disk fails the deploy with nothing changed.
+        self._persist(self._slots(), writable)
 
     def _connectivity_changed(self, new: Instance) -> bool:
         old = self.instances.get(new.name)
@@ -340,15 +408,30 @@ class ControllerState:
             self._deploy_done(req)
 
     def _deploy_done(self, req: Request) -> None:
-        assert req.config is not None
-        self.deployed = req.config
+        config = req.config
+        assert config is not None
         self.pending_deploy = ""
-        self._persist()
-        req.results.append(Result(req.id, True, data=req.config.id))
-        if not req.internal:
-            self._publish(ev.DeployResponse(req.id, tuple(req.results)))
-        self._log(Level.INFO, f"deployed configuration {req.config.id} (request {req.id})")
         self._finish(req.id)
+
+        def recorded(error: str | None) -> None:
+            if error is None:
+                req.results.append(Result(req.id, True, data=config.id))
+                self._log(Level.INFO, f"deployed configuration {config.id} (request {req.id})")
+            else:
+                req.results.append(Result(req.id, False, error=f"{PERSIST_FAILED}: {error}"))
+                self._log(
+                    Level.WARNING,
+                    f"deployment {req.id} of configuration {config.id} not recorded: {error}",
+                )
+            if not req.internal:
+                self._publish(ev.DeployResponse(req.id, tuple(req.results)))
+
+        if config is self.deployed:
+            recorded(None)  # a redeployment: nothing new to write
+        else:
+            self._persist(
+                (self.staged, self.ready_config, config), lambda error, _now: recorded(error)
+            )
 
     def _add_instance(self, inst: Instance, now: float) -> None:
         self.instances[inst.name] = inst

@@ -222,7 +222,8 @@ class SupervisorService:
         self._stop_driver = False
         self._close_task: asyncio.Task[None] | None = None
         self._persisted: tuple[StoredNode, ...] | None = None
-        self._persist_failing = False
+        #: Why the node table could not be written last time (``None``: it was).
+        self.persist_error: str | None = None
         #: pidfds being watched for exits, by node name.
         self._exit_fds: dict[NodeName, int] = {}
 
@@ -736,11 +737,11 @@ class SupervisorService:
             self.store.save(rows)
         except StateStoreError as exc:
             # Retried at every step; reported once per failure streak.
-            if not self._persist_failing:
+            if self.persist_error is None:
                 logger.error("cannot persist the node table: %s", exc)
-            self._persist_failing = True
+            self.persist_error = str(exc)
             return
-        if self._persist_failing:
+        if self.persist_error is not None:
             logger.warning("node table written again")
-        self._persist_failing = False
+        self.persist_error = None
         self._persisted = rows
