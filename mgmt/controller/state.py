@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from mgmt import launchable
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import Configuration, Instance, Result
@@ -306,6 +307,15 @@ class ControllerState:
                 reqid, False, error=f"earlier deployment {self.pending_deploy} still pending"
             )
             self._publish(ev.DeployResponse(reqid, (result,)))
+            return
+        # Staging checked this, but a configuration restored from an older version's
+        # state file may hold what no agent can launch: refuse it the same way.
+        problems = launchable.problems(self.ready_config)
+        if problems:
+            for problem in problems:
+                self._log(Level.INFO, f"not deploying {self.ready_config.id}: {problem.text}")
+            results = tuple(Result(reqid, False, error=p.text) for p in problems)
+            self._publish(ev.DeployResponse(reqid, results))
             return
         req = self._create(reqid, Kind.DEPLOY, now, config=self.ready_config)
         self._deploy(req, now)

@@ -2,8 +2,9 @@
 
 Mirrors ``policy/frameworks/management/controller/main.zeek`` (``config_validate``,
 ``config_assign_broker_ports``, ``config_assign_metrics_ports``) with Zeek's error texts,
-plus rules Zeek lacks, marked "beyond Zeek" below, for names that would be unsafe as
-directory names and for roles a cluster layout cannot express.
+plus rules Zeek lacks, marked "beyond Zeek" below: what an agent cannot launch
+(:func:`mgmt.launchable.problems`, shared with the agent) and roles a cluster layout
+cannot express.
 
 Pure: no I/O.
 """
@@ -15,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
+from mgmt import launchable
 from mgmt.broker.data import Port, Proto
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 
@@ -35,28 +37,6 @@ def _names(items: Iterable[str]) -> str:
     return ", ".join(sorted(items))
 
 
-def unsafe_name_reason(name: str) -> str | None:
-    """Why ``name`` cannot be used as a node/instance (and directory) name, or ``None``.
-
-    Beyond Zeek: node names become directory names (``<state>/nodes/<name>``) and process
-    names, so path separators, NUL and other control characters, whitespace (which Zeek's
-    Supervisor also refuses), ``.``/``..`` and the empty string are rejected.
-    """
-    if name == "":
-        return "is empty"
-    if name in (".", ".."):
-        return "is a relative directory reference"
-    if "/" in name or "\\" in name:
-        return "contains a path separator"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "contains a control character"
-    if any(c.isspace() for c in name):
-        return "contains whitespace"
-    if name.startswith("-"):
-        return "starts with '-'"
-    return None
-
-
 def validate(
     config: Configuration,
     *,
@@ -72,7 +52,7 @@ def validate(
         auto_assign_broker_ports: when false, managers, loggers and proxies need ports.
 
     Returns:
-        The error texts, sorted as Zeek sorts them (strcmp); empty when valid.
+        The error texts, each once, sorted as Zeek sorts them (strcmp); empty when valid.
     """
     errors: list[str] = []
 
@@ -117,15 +97,9 @@ def validate(
                 f"Broker port auto-assignment disabled but nodes {_names(lacking)} lack ports"
             )
 
-    # Beyond Zeek: names must be usable as directory and process names.
-    for name in sorted(set(inst_counts)):
-        reason = unsafe_name_reason(name)
-        if reason is not None:
-            errors.append(f"instance name {name!r} is invalid: it {reason}")
-    for name in sorted(set(node_counts)):
-        reason = unsafe_name_reason(name)
-        if reason is not None:
-            errors.append(f"node name {name!r} is invalid: it {reason}")
+    # Beyond Zeek: everything an agent could not launch (names that are not safe file
+    # names, NUL bytes, '=' in env variable names, ...). Its duplicate-node text is Zeek's.
+    errors += [problem.text for problem in launchable.problems(config)]
     # Beyond Zeek: a layout entry needs a node type, and a cluster has one manager.
     for node in config.nodes:
         if node.role is ClusterRole.NONE:
@@ -136,7 +110,7 @@ def validate(
     if len(managers) > 1:
         errors.append(f"multiple manager nodes: {_names(managers)}")
 
-    return sorted(errors)
+    return sorted(set(errors))
 
 
 def _order_key(node: Node, priorities: dict[ClusterRole, int]) -> tuple[str, int, str]:
