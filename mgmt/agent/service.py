@@ -452,7 +452,7 @@ class AgentService(MachineDriver):
                     )
                 )
             except Exception as exc:  # one node's bad value must not stop the others
-                log.exception("[%s] cannot build the launch plan", quote(node.name))
+                log.exception("node %s: cannot build the launch plan", quote(node.name))
                 self._unlaunched[node.name] = f"cannot prepare node: {exc}"
         return specs
 
@@ -480,7 +480,7 @@ class AgentService(MachineDriver):
             log.exception("cannot prepare nodes of configuration %s", config.id)
             self._unlaunched = dict.fromkeys(mine, f"cannot prepare node: {exc}")
         for name, reason in sorted(self._unlaunched.items()):
-            log.error("[%s] not launched: %s", quote(name), reason)
+            log.error("node %s not launched: %s", quote(name), reason)
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
