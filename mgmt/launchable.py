@@ -61,17 +61,22 @@ class Problem:
     node: str | None = None
 
 
-def quote(text: str) -> str:
-    """``text`` in single quotes, as Zeek's error texts quote names, made safe to show.
+def shown(text: str) -> str:
+    """``text`` made safe to show in an error text or a log line.
 
-    Printable text is quoted as is (``'worker-01'``); text with control characters or
-    invalid Unicode is shown escaped (``'l\\x00o'``); long text is cut, with its length.
+    Printable text stays as it is; text with control characters or invalid Unicode is
+    escaped (``l\\x00o``); text longer than 40 characters is cut, with its length.
     """
-    shown = text[:_QUOTE_MAX]
-    body = f"'{shown}'" if shown.isprintable() else ascii(shown)
-    if len(text) > _QUOTE_MAX:
-        body += f"... ({len(text)} characters)"
-    return body
+    cut = text[:_QUOTE_MAX]
+    body = cut if cut.isprintable() else ascii(cut)[1:-1]
+    return body if len(text) <= _QUOTE_MAX else f"{body}... ({len(text)} characters)"
+
+
+def quote(text: str) -> str:
+    """``text`` in single quotes, as Zeek's error texts quote names, made safe to show
+    (:func:`shown`): ``'worker-01'``, ``'l\\x00o'``, ``'wwww...' (200 characters)``."""
+    cut = shown(text[:_QUOTE_MAX])
+    return f"'{cut}'" if len(text) <= _QUOTE_MAX else f"'{cut}'... ({len(text)} characters)"
 
 
 def _is_control(c: str) -> bool:
@@ -174,7 +179,7 @@ def problems(config: Configuration) -> list[Problem]:
             found.append(Problem(f"instance name {quote(name)} is invalid: it {bad}"))
     for name, count in Counter(n.name for n in config.nodes).items():
         if count > 1:
-            found.append(Problem(f"multiple nodes named '{name}'", name))
+            found.append(Problem(f"multiple nodes named {quote(name)}", name))
     for node in config.nodes:
         found += node_problems(node)
     return sorted(set(found), key=lambda p: (p.text, p.node or ""))

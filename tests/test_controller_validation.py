@@ -137,6 +137,16 @@ CASES = [
         ["multiple nodes named 'w'"],
     ),
     (
+        "beyond Zeek: hostile names are shown escaped, also in Zeek's texts",
+        [inst("a")],
+        [node("\x00"), node("\x00"), node("w", "\n")],
+        [
+            "multiple nodes named '\\x00'",
+            "node 'w' has undeclared instance name '\\n'",
+            "node name '\\x00' is invalid: it contains a NUL byte",
+        ],
+    ),
+    (
         "beyond Zeek: role NONE and two managers",
         [inst("a")],
         [node("n", "a", N), node("m1", "a", M), node("m2", "a", M)],

@@ -115,6 +115,17 @@ CASES: list[tuple[str, Configuration, list[Problem]]] = [
         [Problem("multiple nodes named 'w'", "w")],
     ),
     (
+        "a hostile name used twice is shown escaped",
+        cfg(Node("\ud800", "a", W), Node("\ud800", "a", W)),
+        [
+            Problem("multiple nodes named '\\ud800'", "\ud800"),
+            Problem(
+                "node name '\\ud800' is invalid: it is not valid Unicode (it has a lone surrogate)",
+                "\ud800",
+            ),
+        ],
+    ),
+    (
         "bad instance names",
         cfg(instances=("a:b", "x\x00")),
         [
@@ -155,7 +166,9 @@ def test_problems(what: str, config: Configuration, expected: list[Problem]) -> 
 
 
 def test_quote() -> None:
-    """Printable text is quoted as Zeek does; anything else is escaped and cut."""
+    """Printable text is quoted as Zeek does; anything else is escaped and cut, so that
+    an error text can always be sent and logged."""
     assert quote("worker-01") == "'worker-01'"
     assert quote("a\x00b") == "'a\\x00b'"
     assert quote("x" * 41) == f"'{'x' * 40}'... (41 characters)"
+    assert quote("\ud800\n").encode("ascii") == b"'\\ud800\\n'"
