@@ -430,6 +430,7 @@ class AgentService(MachineDriver):
         specs: list[NodeSpec] = []
         for node in sorted(config.nodes_of(cfg.name), key=lambda n: n.name):
             if node.name in problems:  # names used twice included: one process per name
+                log.error("node %s not launched: %s", quote(node.name), problems[node.name])
                 self._unlaunched[node.name] = problems[node.name]
                 continue
             try:
@@ -479,8 +480,6 @@ class AgentService(MachineDriver):
         except Exception as exc:  # a bug: still no reason to stop the agent
             log.exception("cannot prepare nodes of configuration %s", config.id)
             self._unlaunched = dict.fromkeys(mine, f"cannot prepare node: {exc}")
-        for name, reason in sorted(self._unlaunched.items()):
-            log.error("node %s not launched: %s", quote(name), reason)
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
