@@ -364,9 +364,9 @@ def test_real_zeek_nodes_survive_hostile_deploys_and_state(tmp_path: Path) -> No
     """With real Zeek nodes: a hostile raw deployment leaves them running with the same
     pids; an agent restarted on a hostile saved configuration adopts them and reports
     the impossible nodes FAILED."""
-    zeek = shutil.which("zeek", path=f"/opt/zeek/bin:{os.environ.get('PATH', '')}")
+    zeek = shutil.which("zeek")
     if zeek is None:
-        pytest.skip("no zeek on PATH or in /opt/zeek/bin")
+        pytest.skip("no zeek on PATH")
     path = f"{Path(zeek).parent}:{os.environ.get('PATH', os.defpath)}"
     with site(tmp_path, PATH=path) as s:
         agent = s.start("agent")
