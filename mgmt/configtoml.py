@@ -81,7 +81,7 @@ def config_from_table(table: dict[str, Any]) -> Configuration:
                 options=None
                 if options is None
                 else tuple(Option(str(o["name"]), str(o["value"])) for o in options),
-                interface=row.get("interface"),
+                interface=None if row.get("interface") is None else str(row["interface"]),
                 cpu_affinity=row.get("cpu_affinity"),
                 env={str(k): str(v) for k, v in env.items()},
                 metrics_port=_opt_port(row.get("metrics_port")),

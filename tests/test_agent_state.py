@@ -295,6 +295,47 @@ def test_views_of_unknown_nodes_are_ignored(agent: AgentState, clock: Clock) -> 
     assert isinstance(only_send(agent.actions()), ev.AgentDeployResponse)
 
 
+def test_deploy_that_cannot_be_launched_is_refused_and_changes_nothing(
+    agent: AgentState, clock: Clock
+) -> None:
+    """A deployment with nodes no process can be made of is answered at once, per node,
+    with the reason (also as the node's stderr); the running configuration stays."""
+    deploy(agent, clock, quickstart("good"))
+    agent.nodes_changed(views(), clock.now)
+    agent.actions()
+    bad = quickstart("bad")
+    bad = Configuration(
+        "bad",
+        bad.instances,
+        (
+            *bad.nodes[:3],
+            node("worker-02", env={"A=B": "x"}),
+            node(".bin"),
+        ),
+    )
+    actions = deploy(agent, clock, bad, "d2")
+    assert not [a for a in actions if isinstance(a, (Launch, PersistConfig))]
+    env_err = "node 'worker-02' has an invalid env variable name 'A=B': it contains '='"
+    name_err = "node name '.bin' is invalid: it starts with '.'"
+    assert only_send(actions) == ev.AgentDeployResponse(
+        "d2",
+        (
+            Result(
+                "d2",
+                False,
+                instance=AGENT,
+                error="configuration 'bad' refused, nothing changed: "
+                "it has nodes this agent cannot launch",
+            ),
+            Result("d2", False, AGENT, NodeOutputs("", env_err), error=env_err, node="worker-02"),
+            Result("d2", False, AGENT, NodeOutputs("", name_err), error=name_err, node=".bin"),
+        ),
+    )
+    assert agent.config.id == "good"
+    assert [row.state for row in agent.node_statuses()[1:]] == [R, R, R, R]
+    assert agent.requests == {}
+
+
 # -- get-nodes ------------------------------------------------------------------------------
 
 

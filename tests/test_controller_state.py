@@ -334,6 +334,22 @@ def test_deploy_entry_errors() -> None:
     assert resp.results == (Result("d3", False, error="earlier deployment d2 still pending"),)
 
 
+def test_deploy_of_a_restored_config_no_agent_can_launch_is_refused() -> None:
+    """A READY configuration from an older state file with a node no agent can launch is
+    not deployed: the answer names the problem and nothing is sent to an agent."""
+    good = cfg("a", cid="restored")
+    bad = Configuration(
+        good.id, good.instances, (*good.nodes, Node(".bin", "a", ClusterRole.WORKER))
+    )
+    h = Harness(staged=bad, ready=bad)
+    acts = h.client(ev.DeployRequest("d1"))
+    assert one_published(acts, ev.DeployResponse).results == (
+        Result("d1", False, error="node name '.bin' is invalid: it starts with '.'"),
+    )
+    assert not h.sent(acts, ev.AgentDeployRequest) and h.state.pending_deploy == ""
+    assert h.state.deployed is None
+
+
 def test_deploy_of_empty_config_completes_at_once() -> None:
     """A config without instances is deployed immediately with just the id result."""
     h = Harness()

@@ -126,8 +126,24 @@ CASES = [
         [node("..", "a/b"), node("x y", "a/b")],
         [
             "instance name 'a/b' is invalid: it contains a path separator",
-            "node name '..' is invalid: it is a relative directory reference",
+            "node name '..' is invalid: it starts with '.'",
             "node name 'x y' is invalid: it contains whitespace",
+        ],
+    ),
+    (
+        "beyond Zeek: a duplicate name is reported once (Zeek's text)",
+        [inst("a")],
+        [node("w"), node("w")],
+        ["multiple nodes named 'w'"],
+    ),
+    (
+        "beyond Zeek: hostile names are shown escaped, also in Zeek's texts",
+        [inst("a")],
+        [node("\x00"), node("\x00"), node("w", "\n")],
+        [
+            "multiple nodes named '\\x00'",
+            "node 'w' has undeclared instance name '\\n'",
+            "node name '\\x00' is invalid: it contains a NUL byte",
         ],
     ),
     (
@@ -272,21 +288,3 @@ def test_fill_instance_hosts() -> None:
     }
     out = validation.fill_instance_hosts(cfg, known)
     assert [str(i.host) for i in out.instances] == ["192.168.1.5", "10.0.0.9", "0.0.0.0", "0.0.0.0"]
-
-
-@pytest.mark.parametrize(
-    ("name", "ok"),
-    [
-        ("worker-01", True),
-        ("agent-vm", True),
-        ("", False),
-        (".", False),
-        ("a\\b", False),
-        ("a\x00", False),
-        ("-x", False),
-        ("tab\t", False),
-    ],
-)
-def test_unsafe_name_reason(name: str, ok: bool) -> None:
-    """Names must be usable as directory and process names."""
-    assert (validation.unsafe_name_reason(name) is None) is ok

@@ -594,6 +594,8 @@ class FakeBackend:
     def spawn(self, spec: NodeSpec) -> Handle:
         if spec.argv[0] == "broken":
             raise SpawnError(spec.name, "broken executable")
+        if spec.argv[0] == "explodes":
+            raise ValueError("a bug in the backend")
         self.next_pid += 1
         self.spawned.append(spec.name)
         return Handle(self.next_pid, 0.0, spec.cwd, adopted=False, native=None)
@@ -647,6 +649,61 @@ async def test_deploy_waits_for_old_processes(state_dir: Path) -> None:
     infos = await wait_for(sup, lambda n: n["x"].state is S.FAILED)
     assert infos["x"].reason == "broken executable"
     await sup.close()
+
+
+@pytest.mark.asyncio
+async def test_unexpected_spawn_exception_fails_that_node_only(state_dir: Path) -> None:
+    """A backend raising something other than SpawnError for one node makes that node
+    FAILED with the reason; the driver and the other nodes carry on."""
+    fake = FakeBackend()
+    sup = SupervisorService(state_dir, backend=fake, **FAST)  # type: ignore[arg-type]
+    await sup.start()
+    specs = [NodeSpec(name=n, argv=(a,)) for n, a in (("a", "zeek"), ("b", "explodes"))]  # type: ignore[arg-type]
+    sup.deploy([*specs, NodeSpec(name="c", argv=("zeek",))])  # type: ignore[arg-type]
+    infos = by_name(sup.status())
+    assert infos["b"].state is S.FAILED
+    assert infos["b"].reason == "cannot start node: ValueError: a bug in the backend"
+    fake.ready |= {infos["a"].pid, infos["c"].pid}  # type: ignore[arg-type]
+    infos = await wait_for(sup, lambda n: n["a"].state is S.RUNNING and n["c"].state is S.RUNNING)
+    assert sup._task is not None and not sup._task.done()
+    # The driver still takes commands, and b fails again on restart without harm.
+    sup.restart(["a", "b"])
+    assert by_name(sup.status())["b"].state is S.FAILED
+    fake.exits[infos["a"].pid] = ExitStatus(code=0)  # type: ignore[index]
+    await wait_for(sup, lambda n: n["a"].pid not in (None, infos["a"].pid))
+    assert by_name(sup.status())["c"].pid == infos["c"].pid
+    for info in sup.status():
+        if info.pid is not None:
+            fake.exits[info.pid] = ExitStatus(code=0)
+    await sup.close()
+
+
+@pytest.mark.asyncio
+async def test_values_execve_refuses_fail_their_node_with_the_reason(
+    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """Real spawns of a NUL byte in the environment or an argument, or '=' in a variable
+    name, fail those nodes with the reason in their stderr; a good node runs."""
+    good = make_spec("good")
+    nul_env = make_spec("nul-env")
+    nul_env = NodeSpec(nul_env.name, nul_env.argv, {**nul_env.env, "A": "x\x00y"}, nul_env.cwd)
+    eq_key = make_spec("eq-key")
+    eq_key = NodeSpec(eq_key.name, eq_key.argv, {**eq_key.env, "A=B": "x"}, eq_key.cwd)
+    nul_arg = make_spec("nul-arg")
+    nul_arg = NodeSpec(nul_arg.name, (*nul_arg.argv, "-i", "l\x00o"), nul_arg.env, nul_arg.cwd)
+    sup.deploy([good, nul_env, eq_key, nul_arg])
+    infos = by_name(await sup.wait_settled())
+    assert infos["good"].state is S.RUNNING
+    reasons = {
+        "nul-env": "embedded null byte",
+        "eq-key": "illegal environment variable name",
+        "nul-arg": "embedded null byte",
+    }
+    for name, reason in reasons.items():
+        assert infos[name].state is S.FAILED, name
+        assert infos[name].reason is not None and reason in infos[name].reason
+        assert reason in sup.outputs(name)[1]
+    assert sup._task is not None and not sup._task.done()
 
 
 # --------------------------------------------------------------------------------------
@@ -754,3 +811,24 @@ def test_store_rejects_corrupt_files(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(StateStoreError):
         store.save([])
     assert path.read_bytes() == content
+
+
+@pytest.mark.asyncio
+async def test_table_rows_of_impossible_nodes_are_dropped_not_fatal(
+    state_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A well-formed row for a node no supervisor can run (a name starting with '.') is
+    dropped with a warning; the supervisor starts with the other rows."""
+    table = state_dir / "supervisor-nodes.toml"
+    table.write_bytes(
+        b"schema_version = 1\n"
+        b"[nodes.'.hidden']\nintent = 'stop'\nargv = ['z']\ncwd = '/'\ncurrent = true\n"
+        b"pid = 999999\nenv = {}\n"
+        b"[nodes.w]\nintent = 'stop'\nargv = ['z']\ncwd = '/'\ncurrent = true\nenv = {}\n"
+    )
+    with caplog.at_level("WARNING", "mgmt.supervisor"):
+        async with SupervisorService(state_dir, **FAST) as sup:  # type: ignore[arg-type]
+            assert [(i.name, i.state) for i in sup.status()] == [("w", S.STOPPED)]
+    assert "dropping node '.hidden'" in caplog.text
+    assert "pid 999999, is left alone" in caplog.text
+    assert "hidden" not in table.read_text()

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mgmt import launchable
 from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.nodechannel import NodeChannels, NodeProcess
@@ -71,6 +72,7 @@ from mgmt.configtoml import config_from_table, config_to_table
 from mgmt.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.instancelock import InstanceLock
+from mgmt.launchable import quote
 from mgmt.statestore import load_toml, remove_stale_temporaries, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
@@ -207,9 +209,10 @@ class AgentService(MachineDriver):
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
         self.channels = NodeChannels(timeout=config.request_timeout)
-        #: Why this deployment's nodes could not be prepared (layout or spool not
-        #: writable); each local node is then reported FAILED with this as its stderr.
-        self._prepare_error: tuple[frozenset[str], str] | None = None
+        #: Local nodes of this deployment that were not handed to the supervisor, and
+        #: why (a value no process can take, layout or spool not writable): each is
+        #: reported FAILED with the reason as its stderr.
+        self._unlaunched: dict[str, str] = {}
         self._feed_scheduled = False
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
@@ -470,50 +473,75 @@ class AgentService(MachineDriver):
         write_atomic(self.layout_dir / f"{layout.NODE_SCRIPT}.zeek", script.read_bytes())
 
     def _specs(self, config: Configuration) -> list[NodeSpec]:
+        """Launch specs of our nodes; a node that cannot have one goes to ``_unlaunched``.
+
+        Nodes are checked with :func:`mgmt.launchable.problems` (a deployment that fails
+        it is refused on receipt, but a saved configuration is resumed as it is), and any
+        error while building one node's spec fails that node only.
+        """
         cfg = self.config
         self._ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
         nodes_dir = cfg.state_dir / "nodes"
         # A bare name ("zeek") is looked up on the nodes' PATH, so that Zeek's default
         # script path can be derived from the real install prefix.
         zeek = shutil.which(cfg.zeek, path=self._base_env.get("PATH")) or cfg.zeek
-        specs = []
+        problems: dict[str, str] = {}
+        for problem in launchable.problems(config):
+            if problem.node is not None:
+                problems.setdefault(problem.node, problem.text)
+        specs: list[NodeSpec] = []
         for node in sorted(config.nodes_of(cfg.name), key=lambda n: n.name):
-            plan = layout.launch_plan(
-                node,
-                zeek=zeek,
-                layout_dir=self.layout_dir,
-                nodes_dir=nodes_dir,
-                base_env=self._base_env,
-                node_scripts=cfg.node_scripts,
-                node_args=cfg.node_args,
-                extra_env={
-                    "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self._ports[node.name]),
-                    "ZEEK_MANAGEMENT_SPOOL_DIR": str(cfg.spool_dir),
-                },
-            )
-            specs.append(
-                NodeSpec(NodeName(plan.name), plan.argv, plan.env, str(plan.cwd), plan.cpu_affinity)
-            )
+            if node.name in problems:  # names used twice included: one process per name
+                log.error("node %s not launched: %s", quote(node.name), problems[node.name])
+                self._unlaunched[node.name] = problems[node.name]
+                continue
+            try:
+                plan = layout.launch_plan(
+                    node,
+                    zeek=zeek,
+                    layout_dir=self.layout_dir,
+                    nodes_dir=nodes_dir,
+                    base_env=self._base_env,
+                    node_scripts=cfg.node_scripts,
+                    node_args=cfg.node_args,
+                    extra_env={
+                        "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self._ports[node.name]),
+                        "ZEEK_MANAGEMENT_SPOOL_DIR": str(cfg.spool_dir),
+                    },
+                )
+                specs.append(
+                    NodeSpec(
+                        NodeName(plan.name), plan.argv, plan.env, str(plan.cwd), plan.cpu_affinity
+                    )
+                )
+            except Exception as exc:  # one node's bad value must not stop the others
+                log.exception("node %s: cannot build the launch plan", quote(node.name))
+                self._unlaunched[node.name] = f"cannot prepare node: {exc}"
         return specs
 
     def _launch(self, config: Configuration, *, keep_unchanged: bool) -> None:
+        """Make the supervisor run exactly our nodes of ``config``; what cannot be
+        launched is reported FAILED with the reason (see ``_views``), never raised."""
         specs: list[NodeSpec] = []
-        self._prepare_error = None
+        self._unlaunched = {}
+        mine = sorted({n.name for n in config.nodes_of(self.config.name)})
         try:
-            if config.nodes_of(self.config.name):
+            if mine:
                 self._write_layout(config)
                 (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
             specs = self._specs(config)
         except (OSError, StateStoreError) as exc:
             # The nodes cannot start: stop the old ones, and report each new one FAILED
-            # with the reason (see _views) instead of leaving it PENDING forever.
+            # with the reason instead of leaving it PENDING forever.
             if isinstance(exc, StateStoreError):
                 reason = f"cannot prepare node: {exc.path}: {exc.reason}"
             else:
                 reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
             log.error("cannot prepare nodes of configuration %s: %s", config.id, reason)
-            names = frozenset(n.name for n in config.nodes_of(self.config.name))
-            self._prepare_error = (names, reason)
+            self._unlaunched = dict.fromkeys(mine, reason)
+        except Exception as exc:  # a bug: still no reason to stop the agent
+            log.exception("cannot prepare nodes of configuration %s", config.id)
+            self._unlaunched = dict.fromkeys(mine, f"cannot prepare node: {exc}")
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
     def _on_node_change(self, info: NodeInfo) -> None:
@@ -550,12 +578,10 @@ class AgentService(MachineDriver):
                 if out or err or state is not State.PENDING:
                     outputs = NodeOutputs(out, err)
             views.append(ast.NodeView(info.name, state, info.pid, outputs))
-        if self._prepare_error is not None:
-            names, reason = self._prepare_error
-            views += [
-                ast.NodeView(name, State.FAILED, None, NodeOutputs("", reason))
-                for name in sorted(names)
-            ]
+        views += [
+            ast.NodeView(name, State.FAILED, None, NodeOutputs("", reason))
+            for name, reason in sorted(self._unlaunched.items())
+        ]
         return views
 
     def _feed_nodes(self) -> None:

@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mgmt import launchable
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import (
@@ -53,6 +54,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.launchable import quote
 from mgmt.logaction import Level as Level
 from mgmt.logaction import Log as Log
 
@@ -267,6 +269,10 @@ class AgentState:
 
     def _deploy(self, reqid: str, config: Configuration, force: bool, now: float) -> None:
         self._log(Level.INFO, f"rx deploy_request {reqid} config {config.id}")
+        problems = launchable.problems(config)
+        if problems:
+            self._refuse(reqid, config, problems)
+            return
         if config.id == self.config.id and not force:
             self._log(Level.INFO, f"already running config {config.id}")
             self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
@@ -280,6 +286,44 @@ class AgentState:
         req.pending = set(mine)
         self.pending_deploy = reqid
         self._check_deploy()
+
+    def _refuse(
+        self, reqid: str, config: Configuration, problems: list[launchable.Problem]
+    ) -> None:
+        """Answer a deployment we cannot launch with its problems; change nothing.
+
+        The controller checks this at stage time, but our port may be reached by others.
+        A problem about a node is that node's result, its text also as the node's stderr
+        (the only part of a node result zeek-client shows); the others are node-less
+        errors, preceded by one saying that nothing changed.
+        """
+        self._log(
+            Level.WARNING,
+            f"refusing configuration {quote(config.id)}: {len(problems)} problems, "
+            f"first: {problems[0].text}",
+        )
+        results = [
+            Result(
+                reqid,
+                False,
+                instance=self.name,
+                error=f"configuration {quote(config.id)} refused, nothing changed: "
+                "it has nodes this agent cannot launch",
+            )
+        ]
+        for problem in problems:
+            outputs = None if problem.node is None else NodeOutputs("", problem.text)
+            results.append(
+                Result(
+                    reqid,
+                    False,
+                    instance=self.name,
+                    error=problem.text,
+                    node=problem.node,
+                    data=outputs,
+                )
+            )
+        self._send(ev.AgentDeployResponse(reqid, tuple(results)))
 
     def _node_result(self, reqid: str, name: str) -> Result:
         view = self.nodes.get(name)

@@ -51,6 +51,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from mgmt import launchable
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import Configuration, Instance, Result
@@ -364,6 +365,15 @@ class ControllerState:
             self._publish(ev.DeployResponse(reqid, (result,)))
             return
         config = self.ready_config
+        # Staging checked this, but a configuration restored from an older version's
+        # state file may hold what no agent can launch: refuse it the same way.
+        problems = launchable.problems(config)
+        if problems:
+            for problem in problems:
+                self._log(Level.INFO, f"not deploying {config.id}: {problem.text}")
+            results = tuple(Result(reqid, False, error=p.text) for p in problems)
+            self._publish(ev.DeployResponse(reqid, results))
+            return
 
         def writable(error: str | None, now: float) -> None:
             if error is not None:

@@ -1,9 +1,12 @@
 """Configuration validation and port auto-assignment on stage (behaviour.md §4.5).
 
 Mirrors ``policy/frameworks/management/controller/main.zeek`` (``config_validate``,
-``config_assign_broker_ports``, ``config_assign_metrics_ports``) with Zeek's error texts,
-plus rules Zeek lacks, marked "beyond Zeek" below, for names that would be unsafe as
-directory names and for roles a cluster layout cannot express.
+``config_assign_broker_ports``, ``config_assign_metrics_ports``) with Zeek's error texts
+(names in them are shown with :func:`mgmt.launchable.quote`, which leaves printable names
+as Zeek shows them, and escapes and shortens hostile ones),
+plus rules Zeek lacks, marked "beyond Zeek" below: what an agent cannot launch
+(:func:`mgmt.launchable.problems`, shared with the agent) and roles a cluster layout
+cannot express.
 
 Pure: no I/O.
 """
@@ -15,8 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
+from mgmt import launchable
 from mgmt.broker.data import Port, Proto
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+from mgmt.launchable import quote, shown
 
 #: Roles that need a Broker port, in assignment priority order (§4.5.2).
 BROKER_PORT_ROLES = {ClusterRole.MANAGER: 0, ClusterRole.LOGGER: 1, ClusterRole.PROXY: 2}
@@ -32,29 +37,7 @@ _UNSPECIFIED = ipaddress.IPv4Address("0.0.0.0")
 
 
 def _names(items: Iterable[str]) -> str:
-    return ", ".join(sorted(items))
-
-
-def unsafe_name_reason(name: str) -> str | None:
-    """Why ``name`` cannot be used as a node/instance (and directory) name, or ``None``.
-
-    Beyond Zeek: node names become directory names (``<state>/nodes/<name>``) and process
-    names, so path separators, NUL and other control characters, whitespace (which Zeek's
-    Supervisor also refuses), ``.``/``..`` and the empty string are rejected.
-    """
-    if name == "":
-        return "is empty"
-    if name in (".", ".."):
-        return "is a relative directory reference"
-    if "/" in name or "\\" in name:
-        return "contains a path separator"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "contains a control character"
-    if any(c.isspace() for c in name):
-        return "contains whitespace"
-    if name.startswith("-"):
-        return "starts with '-'"
-    return None
+    return ", ".join(shown(item) for item in sorted(items))
 
 
 def validate(
@@ -72,18 +55,18 @@ def validate(
         auto_assign_broker_ports: when false, managers, loggers and proxies need ports.
 
     Returns:
-        The error texts, sorted as Zeek sorts them (strcmp); empty when valid.
+        The error texts, each once, sorted as Zeek sorts them (strcmp); empty when valid.
     """
     errors: list[str] = []
 
     inst_counts = Counter(i.name for i in config.instances)
     for name, count in inst_counts.items():
         if count > 1:
-            errors.append(f"multiple instances named '{name}'")
+            errors.append(f"multiple instances named {quote(name)}")
     node_counts = Counter(n.name for n in config.nodes)
     for name, count in node_counts.items():
         if count > 1:
-            errors.append(f"multiple nodes named '{name}'")
+            errors.append(f"multiple nodes named {quote(name)}")
 
     collide = set(inst_counts) & set(node_counts)
     if collide:
@@ -94,21 +77,23 @@ def validate(
     for node in config.nodes:
         inst = instances.get(node.instance)
         if inst is None:
-            errors.append(f"node '{node.name}' has undeclared instance name '{node.instance}'")
+            errors.append(
+                f"node {quote(node.name)} has undeclared instance name {quote(node.instance)}"
+            )
         if node.p is None:
             continue
         if inst is not None and inst.listen_port is not None and node.p == inst.listen_port:
             errors.append(
-                f"node '{node.name}' port {node.p} conflicts with agent port on instance "
-                f"'{node.instance}'"
+                f"node {quote(node.name)} port {node.p} conflicts with agent port on instance "
+                f"{quote(node.instance)}"
             )
         if controller_port is not None and node.p == controller_port:
-            errors.append(f"node '{node.name}' port {node.p} conflicts with controller port")
+            errors.append(f"node {quote(node.name)} port {node.p} conflicts with controller port")
         ports_by_instance[node.instance][node.p] += 1
     for inst_name, counts in ports_by_instance.items():
         for port, count in counts.items():
             if count > 1:
-                errors.append(f"multiple nodes on instance '{inst_name}' using port {port}")
+                errors.append(f"multiple nodes on instance {quote(inst_name)} using port {port}")
 
     if not auto_assign_broker_ports:
         lacking = [n.name for n in config.nodes if n.role in BROKER_PORT_ROLES and n.p is None]
@@ -117,26 +102,21 @@ def validate(
                 f"Broker port auto-assignment disabled but nodes {_names(lacking)} lack ports"
             )
 
-    # Beyond Zeek: names must be usable as directory and process names.
-    for name in sorted(set(inst_counts)):
-        reason = unsafe_name_reason(name)
-        if reason is not None:
-            errors.append(f"instance name {name!r} is invalid: it {reason}")
-    for name in sorted(set(node_counts)):
-        reason = unsafe_name_reason(name)
-        if reason is not None:
-            errors.append(f"node name {name!r} is invalid: it {reason}")
+    # Beyond Zeek: everything an agent could not launch (names that are not safe file
+    # names, NUL bytes, '=' in env variable names, ...). Its duplicate-node text is Zeek's.
+    errors += [problem.text for problem in launchable.problems(config)]
     # Beyond Zeek: a layout entry needs a node type, and a cluster has one manager.
     for node in config.nodes:
         if node.role is ClusterRole.NONE:
             errors.append(
-                f"node '{node.name}' has no cluster role (need LOGGER, MANAGER, PROXY or WORKER)"
+                f"node {quote(node.name)} has no cluster role "
+                "(need LOGGER, MANAGER, PROXY or WORKER)"
             )
     managers = [n.name for n in config.nodes if n.role is ClusterRole.MANAGER]
     if len(managers) > 1:
         errors.append(f"multiple manager nodes: {_names(managers)}")
 
-    return sorted(errors)
+    return sorted(set(errors))
 
 
 def _order_key(node: Node, priorities: dict[ClusterRole, int]) -> tuple[str, int, str]:

@@ -155,6 +155,8 @@ class OsBackend:
             cwd.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpawnError(spec.name, f"cannot create directory {cwd}: {_strerror(exc)}") from exc
+        except ValueError as exc:  # a NUL byte or invalid Unicode in the path
+            raise SpawnError(spec.name, f"cannot create directory {str(cwd)!r}: {exc}") from exc
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
         fds: list[int] = []
         try:
@@ -166,7 +168,10 @@ class OsBackend:
                     spec.name, f"cannot create output file in {cwd}: {_strerror(exc)}"
                 ) from exc
             try:
-                return self._spawn(spec, cwd, fds[0], fds[1])
+                try:
+                    return self._spawn(spec, cwd, fds[0], fds[1])
+                except ValueError as exc:  # e.g. a NUL byte in the symlink's name
+                    raise SpawnError(spec.name, f"cannot start: {exc}") from exc
             except SpawnError as exc:
                 _write_quietly(fds[1], f"cannot start node {spec.name}: {exc.reason}\n")
                 raise
@@ -201,7 +206,9 @@ class OsBackend:
             )
         except OSError as exc:
             raise SpawnError(spec.name, f"cannot execute {executable}: {_strerror(exc)}") from exc
-        except subprocess.SubprocessError as exc:
+        except (subprocess.SubprocessError, ValueError, TypeError) as exc:
+            # ValueError: what execve cannot take, e.g. a NUL byte in an argument or
+            # environment variable, '=' in a variable name, invalid Unicode.
             raise SpawnError(spec.name, f"cannot execute {executable}: {exc}") from exc
         try:
             create_time = float(psutil.Process(proc.pid).create_time())
@@ -421,5 +428,7 @@ def _pin_to(name: str, cpu: int) -> Callable[[], None]:
         except OSError as exc:
             # Zeek's wording (behaviour.md §6.2); fd 2 is already the stderr file.
             os.write(2, message + (exc.strerror or "error").encode() + b"\n")
+        except (ValueError, OverflowError) as exc:  # a negative or huge CPU number
+            os.write(2, message + str(exc).encode() + b"\n")
 
     return pin

@@ -20,7 +20,8 @@ and while a node is PENDING (its ``.status`` file is polled), it wakes every
 :meth:`~SupervisorService.restart`, :meth:`~SupervisorService.stop`) are synchronous:
 they run in the event loop's thread, apply the policy at once (sending the first SIGTERM
 or spawning right away), and return; :meth:`~SupervisorService.wait_settled` awaits the
-outcome. Spawn failures become state (FAILED with a reason), never exceptions.
+outcome. Spawn failures, whatever the backend raised, become state (FAILED with a
+reason), never exceptions: one node's failure leaves the driver and the others alone.
 
 Shutdown is one ordered path, :meth:`~SupervisorService.close`: refuse new commands; then
 either stop every node (SIGTERM, escalating to SIGKILL after the grace period) and wait
@@ -587,6 +588,13 @@ class SupervisorService:
         except SpawnError as exc:
             logger.warning("[%s] %s", node.name, exc)
             node.policy.on_spawn_failed(exc.reason, time.monotonic())
+            return
+        except Exception as exc:
+            # A backend bug, or a value it did not expect: this node fails, the driver
+            # and every other node carry on.
+            logger.exception("[%s] spawn failed unexpectedly", node.name)
+            reason = f"cannot start node: {type(exc).__name__}: {exc}"
+            node.policy.on_spawn_failed(reason, time.monotonic())
             return
         node.handle = handle
         self._watch_exit(node)

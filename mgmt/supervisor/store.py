@@ -207,13 +207,25 @@ def _decode(raw: bytes) -> list[StoredNode]:
             intent = Intent(_get(row, where, "intent", str))
         except ValueError as exc:
             raise _Malformed(f"{where}.intent: {exc}") from exc
-        spec = NodeSpec(
-            name=NodeName(name),
-            argv=tuple(argv),
-            env=env,
-            cwd=_get(row, where, "cwd", str),
-            cpu_affinity=affinity,
-        )
+        try:
+            spec = NodeSpec(
+                name=NodeName(name),
+                argv=tuple(argv),
+                env=env,
+                cwd=_get(row, where, "cwd", str),
+                cpu_affinity=affinity,
+            )
+        except ValueError as exc:
+            # A well-formed row for a node no supervisor can run (e.g. a name starting
+            # with '.'): drop it rather than refuse to start. Its configuration, if the
+            # agent still has it, is launched afresh or reported FAILED.
+            logger.warning(
+                "node table: dropping node %r: %s%s",
+                name[:64],
+                exc,
+                "" if pid is None else f" (its process, pid {pid}, is left alone)",
+            )
+            continue
         nodes.append(
             StoredNode(
                 spec=spec,
