@@ -29,6 +29,7 @@ PURE_MODULES = (
     # The pure policies of the daemons (DESIGN.md "Layers", level 2).
     + [
         "mgmt.logaction",
+        "mgmt.peertext",
         "mgmt.controller.validation",
         "mgmt.controller.state",
         "mgmt.agent.layout",
