@@ -160,7 +160,7 @@ class ControllerSettings:
     max_send_buffer: int
     #: Open connections per port (each of the two); more are refused.
     max_connections: int
-    #: Seconds a new connection has for its upgrade, and again for its subscriptions.
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float
 
 
@@ -200,7 +200,7 @@ class AgentSettings:
     max_send_buffer: int
     #: Open connections on the agent's port; more are refused.
     max_connections: int
-    #: Seconds a new connection has for its upgrade, and again for its subscriptions.
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float
 
 

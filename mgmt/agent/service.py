@@ -130,7 +130,7 @@ class AgentConfig:
     max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
     #: Open connections on our port; more are refused.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    #: Seconds a new connection has for its upgrade, and again for its subscriptions.
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     #: Environment the nodes inherit (default: the agent's own, minus volatile entries).
     base_env: Mapping[str, str] | None = None

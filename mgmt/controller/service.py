@@ -160,7 +160,7 @@ class ControllerConfig:
     max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
     #: Open connections per port; more are refused.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    #: Seconds a new connection has for its upgrade, and again for its subscriptions.
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     client_ssl: ssl_module.SSLContext | None = None
     agent_ssl: ssl_module.SSLContext | None = None

@@ -40,9 +40,9 @@ Whatever a peer does, what it costs us is bounded, and it is logged without floo
   When ``accept()`` fails for lack of file descriptors or memory (``EMFILE``,
   ``ENFILE``, ...), accepting pauses for :data:`ACCEPT_PAUSE` seconds instead of
   spinning.
-* **Handshakes.** A peer has ``handshake_timeout`` seconds for the HTTP upgrade (and TLS),
-  and again as much to send its subscriptions, the Broker handshake's first message;
-  otherwise it is closed.
+* **Handshakes.** A peer has ``handshake_timeout`` seconds for each step of its opening:
+  the TLS handshake (if any), the HTTP upgrade, and its subscriptions (the Broker
+  handshake's first message); otherwise it is closed.
 * **Logs.** Recurring trouble (refused connections, accept errors, silent peers) goes
   through a :class:`LogThrottle`: the first occurrence at once, then at most one line per
   :data:`LOG_INTERVAL` seconds with a count. A connection logs the first rejected message
@@ -520,7 +520,7 @@ class Server:
         max_size: largest accepted frame in bytes; bigger ones close the connection (1009).
         max_send_buffer: bytes that may wait to be sent to one peer before it is dropped.
         max_connections: open TCP connections on this port; more are refused at once.
-        handshake_timeout: seconds for the HTTP upgrade (and TLS), then again for the
+        handshake_timeout: seconds for each of the TLS handshake, the HTTP upgrade and the
             peer's subscriptions.
         ping_interval: WebSocket keep-alive pings; ``None`` disables them. zeek-client
             counts any inbound frame as activity, so client ports must keep this ``None``
