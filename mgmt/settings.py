@@ -187,6 +187,12 @@ class ControllerSettings:
     tls_ca: Path | None
     tls_client_auth: bool
     max_message_size: int
+    #: Bytes that may wait to be sent to one peer before it is disconnected.
+    max_send_buffer: int
+    #: Open connections per port (each of the two); more are refused.
+    max_connections: int
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
+    handshake_timeout: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +227,12 @@ class AgentSettings:
     #: Require a dialing controller to present a certificate signed by ``tls_ca``.
     tls_client_auth: bool
     max_message_size: int
+    #: Bytes that may wait to be sent to one peer before it is disconnected.
+    max_send_buffer: int
+    #: Open connections on the agent's port; more are refused.
+    max_connections: int
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
+    handshake_timeout: float
 
 
 Settings = ControllerSettings | AgentSettings
@@ -548,6 +560,7 @@ _SECONDS = _Kind(_parse_positive_float, _show_plain, "SECONDS")
 _NONNEG_SECONDS = _Kind(_parse_nonneg_float, _show_plain, "SECONDS")
 _ARCHIVE_INTERVAL = _Kind(_parse_archive_interval, _show_plain, "SECONDS")
 _BYTES = _Kind(_parse_positive_int, _show_plain, "BYTES")
+_COUNT = _Kind(_parse_positive_int, _show_plain, "N")
 _STR_LIST = _Kind(_parse_str_list, _show_plain, "STR")
 _LOG_LEVEL = _Kind(_parse_log_level, _show_plain, "LEVEL")
 _ENDPOINT = _Kind(_parse_endpoint, _show_endpoint, "HOST:PORT")
@@ -663,6 +676,10 @@ _CONTROLLER = (
     _Spec("tls_ca", _OPT_PATH, None),
     _Spec("tls_client_auth", _BOOL, False),
     _Spec("max_message_size", _BYTES, 16 * _MIB),
+    # Per-peer bounds (the defaults of mgmt.transport.connection).
+    _Spec("max_send_buffer", _BYTES, 16 * _MIB),
+    _Spec("max_connections", _COUNT, 256),
+    _Spec("handshake_timeout", _SECONDS, 10.0),
 )  # fmt: skip
 
 _AGENT = (
@@ -695,6 +712,10 @@ _AGENT = (
     _Spec("tls_ca", _OPT_PATH, None),
     _Spec("tls_client_auth", _BOOL, False),
     _Spec("max_message_size", _BYTES, 16 * _MIB),
+    # Per-peer bounds (the defaults of mgmt.transport.connection).
+    _Spec("max_send_buffer", _BYTES, 16 * _MIB),
+    _Spec("max_connections", _COUNT, 256),
+    _Spec("handshake_timeout", _SECONDS, 10.0),
 )  # fmt: skip
 
 _ROLES: dict[str, tuple[_Spec, ...]] = {"controller": _CONTROLLER, "agent": _AGENT}

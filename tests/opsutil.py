@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -37,18 +38,35 @@ def daemon_env(**extra: str) -> dict[str, str]:
 
 
 class Daemon:
-    """A ``python -m mgmt <role> ...`` subprocess whose stderr goes to a file."""
+    """A ``python -m mgmt <role> ...`` subprocess whose stderr goes to a file.
 
-    def __init__(self, role: str, args: list[str], log: Path, env: dict[str, str]) -> None:
+    ``nofile`` sets its open-file limit (soft and hard, so it cannot raise it).
+    """
+
+    def __init__(
+        self,
+        role: str,
+        args: list[str],
+        log: Path,
+        env: dict[str, str],
+        *,
+        nofile: int | None = None,
+    ) -> None:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.terminated = False
+
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mgmt", role, *args],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=limit if nofile is not None else None,  # noqa: PLW1509 - tests only
         )
 
     def log(self) -> str:

@@ -30,6 +30,7 @@ PURE_MODULES = (
     + [
         "mgmt.logaction",
         "mgmt.launchable",
+        "mgmt.peertext",
         "mgmt.controller.validation",
         "mgmt.controller.state",
         "mgmt.agent.layout",

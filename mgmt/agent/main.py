@@ -11,6 +11,7 @@ from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
 from mgmt.exitstatus import start_up_failed
+from mgmt.fdlimit import check_fd_budget, raise_fd_limit
 from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
@@ -50,6 +51,9 @@ def config_from_settings(
         stop_grace=settings.stop_grace,
         node_websocket_start_port=settings.node_websocket_start_port,
         max_message_size=settings.max_message_size,
+        max_send_buffer=settings.max_send_buffer,
+        max_connections=settings.max_connections,
+        handshake_timeout=settings.handshake_timeout,
         archive_logs=settings.archive_logs,
         archive_interval=settings.archive_interval,
         archive_dir=settings.archive_dir,
@@ -104,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         set_process_title(f"zeek.{settings.name}")
         if follow_run_parent():
             return 0
+        ports = 1 if settings.listen_port else 0
+        check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
         service = AgentService(config_from_settings(settings, dict(os.environ), tls))
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
     except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:

@@ -6,7 +6,9 @@ Theory of operation
 * **Controller link.** By default the agent dials the controller's agent port and keeps
   redialing with back-off forever; it also always serves its own port (default 2151) for
   a controller that dials it. Whenever a controller connection opens, the agent says
-  ``notify_agent_hello``. Answers go to every open controller connection.
+  ``notify_agent_hello``. Answers go to every open controller connection. Like Zeek's
+  agent (subscribed to ``zeek/management/agent/<name>``), it handles events only on its
+  own topic, exactly; others are ignored (counted, logged at debug).
 * **Nodes.** A :class:`~mgmt.agent.state.Launch` writes ``cluster-layout.zeek`` and the
   management node script into ``<state>/nodes/<agent>/layout`` and hands the node specs
   to the :class:`~mgmt.supervisor.service.SupervisorService`, which forks and reaps the
@@ -73,11 +75,17 @@ from mgmt.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.instancelock import InstanceLock
 from mgmt.launchable import quote
+from mgmt.peertext import peer_text
 from mgmt.statestore import load_toml, remove_stale_temporaries, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import DEFAULT_MAX_SIZE
+from mgmt.transport.connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_MAX_SIZE,
+)
 from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")
@@ -131,6 +139,12 @@ class AgentConfig:
     stop_grace: float = 26.0
     node_websocket_start_port: int = 27800
     max_message_size: int = DEFAULT_MAX_SIZE
+    #: Bytes that may wait to be sent to one peer before it is disconnected.
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+    #: Open connections on our port; more are refused.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     #: Environment the nodes inherit (default: the agent's own, minus volatile entries).
     base_env: Mapping[str, str] | None = None
     #: Name and pid file of a controller running beside us (``zeek-mgmt run``).
@@ -315,8 +329,12 @@ class AgentService(MachineDriver):
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
                     accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    topics=self._handles_topic,
                     version=cfg.version,
                     max_size=cfg.max_message_size,
+                    max_send_buffer=cfg.max_send_buffer,
+                    max_connections=cfg.max_connections,
+                    handshake_timeout=cfg.handshake_timeout,
                     ping_interval=20.0,
                     ssl=cfg.server_ssl,
                 )
@@ -340,7 +358,7 @@ class AgentService(MachineDriver):
             if saved is not None:
                 # Re-apply what we ran before: adopted nodes with the same spec keep
                 # running, missing ones are started again.
-                log.info("resuming configuration %s", saved.id)
+                log.info("resuming configuration %s", peer_text(saved.id))
                 self._launch(saved, keep_unchanged=True)
             self._feed_nodes()
             if cfg.controller is not None:
@@ -353,6 +371,9 @@ class AgentService(MachineDriver):
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
                     accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    handles=self._handles_topic,
+                    max_size=cfg.max_message_size,
+                    max_send_buffer=cfg.max_send_buffer,
                     ssl=cfg.dial_ssl,
                 )
                 self._spawn(self.client.run())
@@ -442,9 +463,12 @@ class AgentService(MachineDriver):
     def _on_controller_open(self, conn: Connection) -> None:
         conn.send_event(self.topic, self._state.hello())
 
+    def _handles_topic(self, topic: str) -> bool:
+        # Only our own topic: not even "<topic>x", which Broker's prefix match would
+        # deliver (a request for agent "<name>x", Q13). Others are ignored and counted.
+        return topic == self.topic
+
     def _on_controller_event(self, conn: Connection, received: EventReceived) -> None:
-        if received.topic != self.topic:
-            return  # Broker prefix matching: a request for agent "<name>x" (Q13)
         if isinstance(received.event, ev.AgentGetNodesRequest):
             self._state.management = self._management()
         self._step(lambda now: self._state.receive(received.event, now))
@@ -537,10 +561,10 @@ class AgentService(MachineDriver):
                 reason = f"cannot prepare node: {exc.path}: {exc.reason}"
             else:
                 reason = f"cannot prepare node: {exc.filename or ''}: {exc.strerror or exc}"
-            log.error("cannot prepare nodes of configuration %s: %s", config.id, reason)
+            log.error("cannot prepare nodes of configuration %s: %s", peer_text(config.id), reason)
             self._unlaunched = dict.fromkeys(mine, reason)
         except Exception as exc:  # a bug: still no reason to stop the agent
-            log.exception("cannot prepare nodes of configuration %s", config.id)
+            log.exception("cannot prepare nodes of configuration %s", peer_text(config.id))
             self._unlaunched = dict.fromkeys(mine, f"cannot prepare node: {exc}")
         self._sup.deploy(specs, keep_unchanged=keep_unchanged)
 
@@ -597,7 +621,7 @@ class AgentService(MachineDriver):
         try:
             self._sup.restart(names)
         except Exception as exc:
-            log.error("restart of %s failed: %s", ", ".join(names), exc)
+            log.error("restart of %s failed: %s", peer_text(names), exc)
             outcome = {name: False for name in names}
             self._step(lambda now: self._state.restart_done(reqid, outcome, now))
             return

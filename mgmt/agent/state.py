@@ -57,6 +57,7 @@ from mgmt.broker.records import (
 from mgmt.launchable import quote
 from mgmt.logaction import Level as Level
 from mgmt.logaction import Log as Log
+from mgmt.peertext import peer_text
 
 API_VERSION = 1
 TIMED_OUT = "request timed out"
@@ -241,16 +242,16 @@ class AgentState:
         """Handle one agent API event from the controller."""
         match event:
             case ev.AgentWelcomeRequest(reqid=reqid):
-                self._log(Level.INFO, f"rx agent_welcome_request {reqid}")
+                self._log(Level.INFO, f"rx agent_welcome_request {peer_text(reqid)}")
                 self._send(ev.AgentWelcomeResponse(reqid, Result(reqid, True, instance=self.name)))
             case ev.AgentStandbyRequest(reqid=reqid):
-                self._log(Level.INFO, f"rx agent_standby_request {reqid}")
+                self._log(Level.INFO, f"rx agent_standby_request {peer_text(reqid)}")
                 self._adopt(Configuration())
                 self._send(ev.AgentStandbyResponse(reqid, Result(reqid, True, instance=self.name)))
             case ev.AgentDeployRequest(reqid=reqid, config=config, force=force):
                 self._deploy(reqid, config, force, now)
             case ev.AgentGetNodesRequest(reqid=reqid):
-                self._log(Level.DEBUG, f"rx get_nodes_request {reqid}")
+                self._log(Level.DEBUG, f"rx get_nodes_request {peer_text(reqid)}")
                 result = Result(reqid, True, instance=self.name, data=self.node_statuses())
                 self._send(ev.AgentGetNodesResponse(reqid, result))
             case ev.AgentRestartRequest(reqid=reqid, nodes=nodes):
@@ -268,13 +269,13 @@ class AgentState:
         self._actions.append(Launch(config))
 
     def _deploy(self, reqid: str, config: Configuration, force: bool, now: float) -> None:
-        self._log(Level.INFO, f"rx deploy_request {reqid} config {config.id}")
+        self._log(Level.INFO, f"rx deploy_request {peer_text(reqid)} config {peer_text(config.id)}")
         problems = launchable.problems(config)
         if problems:
             self._refuse(reqid, config, problems)
             return
         if config.id == self.config.id and not force:
-            self._log(Level.INFO, f"already running config {config.id}")
+            self._log(Level.INFO, f"already running config {peer_text(config.id)}")
             self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
             return
         self._adopt(config)
@@ -365,7 +366,7 @@ class AgentState:
         return tuple(mine)
 
     def _restart(self, reqid: str, nodes: BrokerSet, now: float) -> None:
-        self._log(Level.INFO, f"rx restart_request {reqid} {sorted(nodes)}")
+        self._log(Level.INFO, f"rx restart_request {peer_text(reqid)} {peer_text(sorted(nodes))}")
         final = self._select(nodes)
         if not final:
             self._send(ev.AgentRestartResponse(reqid, ()))
@@ -395,7 +396,11 @@ class AgentState:
         self._send(ev.AgentRestartResponse(reqid, tuple(req.results)))
 
     def _dispatch(self, reqid: str, action: tuple[str, ...], nodes: BrokerSet, now: float) -> None:
-        self._log(Level.DEBUG, f"rx node_dispatch_request {reqid} {action} {sorted(nodes)}")
+        self._log(
+            Level.DEBUG,
+            f"rx node_dispatch_request {peer_text(reqid)} {peer_text(action)} "
+            f"{peer_text(sorted(nodes))}",
+        )
         final = self._select(nodes)
         if not final:
             self._send(ev.AgentNodeDispatchResponse(reqid, ()))
@@ -493,7 +498,7 @@ class AgentState:
         for req in [r for r in self.requests.values() if r.deadline <= now]:
             if self.requests.get(req.id) is not req:
                 continue
-            self._log(Level.INFO, f"request {req.id} timed out")
+            self._log(Level.INFO, f"request {peer_text(req.id)} timed out")
             if req.kind is Kind.DEPLOY:
                 self._finish_deploy(req, timed_out=True)
             elif req.kind is Kind.RESTART:

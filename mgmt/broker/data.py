@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from mgmt.exceptions import DecodeError
+from mgmt.peertext import peer_text
 
 #: A decoded JSON document (what ``json.loads`` returns).
 JsonValue: TypeAlias = Any
@@ -138,7 +139,7 @@ class Port:
         """Parse ``<number>/<proto>``. Raises ``ValueError`` when malformed."""
         num, sep, proto = text.partition("/")
         if not sep or proto not in _PROTOS or not num.isdigit() or not num.isascii():
-            raise ValueError(f"not a port: {text!r}")
+            raise ValueError(f"not a port: {peer_text(text, always_quote=True)}")
         return cls(int(num), _PROTOS[proto])
 
 

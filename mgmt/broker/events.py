@@ -32,6 +32,7 @@ from mgmt.broker.records import (
     results_json,
 )
 from mgmt.exceptions import DecodeError
+from mgmt.peertext import peer_text
 
 CONTROLLER_API = "Management::Controller::API::"
 AGENT_API = "Management::Agent::API::"
@@ -48,7 +49,7 @@ class UnknownEventError(DecodeError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__("data[2].data[0]", f"unknown event {name!r}")
+        super().__init__("data[2].data[0]", f"unknown event {peer_text(name, always_quote=True)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from mgmt.broker.data import JsonObj
 from mgmt.exceptions import InvalidMessage
+from mgmt.peertext import peer_text
 
 # Broker error codes and Zeek 8's context strings (src/cluster/websocket/WebSocket.cc).
 DESERIALIZATION_FAILED = "deserialization_failed"
@@ -141,7 +142,9 @@ def parse_ack(text: str | bytes) -> Ack:
         raise InvalidMessage(DESERIALIZATION_FAILED, "ack is not an object")
     if obj.get("type") == "error":
         raise InvalidMessage(
-            str(obj.get("code", "")), str(obj.get("context", "")), "error instead of ack"
+            peer_text(str(obj.get("code", ""))),
+            peer_text(str(obj.get("context", ""))),
+            "error instead of ack",
         )
     for key in ("type", "endpoint", "version"):
         if key not in obj:
@@ -169,7 +172,11 @@ def parse_message(text: str | bytes) -> DataMessage | ErrorMessage:
             raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "error without code")
         return ErrorMessage(str(obj["code"]), str(obj["context"]))
     if mtype not in (None, "data-message"):
-        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, f"message type {mtype!r}")
+        raise InvalidMessage(
+            DESERIALIZATION_FAILED,
+            CTX_BAD_JSON,
+            f"message type {peer_text(mtype, always_quote=True)}",
+        )
     if "@data-type" not in obj or "data" not in obj:
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "no payload")
     topic = obj.get("topic")

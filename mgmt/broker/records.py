@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from mgmt.broker import data as bd
 from mgmt.broker.data import BrokerValue, IPAddress, JsonObj, JsonValue, Port
 from mgmt.exceptions import DecodeError
+from mgmt.peertext import peer_text
 
 _NONE = bd.NONE_JSON
 
@@ -79,7 +80,8 @@ class ZeekEnum(enum.Enum):
         """Look up a qualified wire name. Raises ``ValueError`` for an unknown name."""
         member = _wire_table(cls).get(text)
         if member is None:
-            raise ValueError(f"{str(text)!r} is not a {cls.module()}::{cls.__name__} value")
+            shown = peer_text(str(text), always_quote=True)
+            raise ValueError(f"{shown} is not a {cls.module()}::{cls.__name__} value")
         result: E = member
         return result
 

@@ -7,7 +7,8 @@ What it wants done comes out of two drained lists, websockets-style:
 
 * ``messages_to_send()`` -- text frames to write, in order;
 * ``events_received()`` -- what happened, for the application (:class:`Subscribed`,
-  :class:`Acked`, :class:`EventReceived`, :class:`ErrorReceived`, :class:`Rejected`).
+  :class:`Acked`, :class:`EventReceived`, :class:`Ignored`, :class:`ErrorReceived`,
+  :class:`Rejected`).
 
 ``close_requested`` says when the session wants the connection closed (code, reason).
 
@@ -18,6 +19,7 @@ Server side (:class:`ServerSession`), mirroring Zeek 8's WebSocket server (wire 
     AWAIT_HANDSHAKE --anything else----------> CLOSED     (error queued, close 1008)
     OPEN --data message, known allowed event-> OPEN       (EventReceived)
     OPEN --malformed / unknown / not allowed-> OPEN       (error queued, Rejected)
+    OPEN --valid event on a topic not handled-> OPEN       (Ignored, no answer)
 
 Zeek leaves a connection with a bad handshake open but useless; we close it with 1008 after
 the error (the spec allows either), so such connections cost nothing.
@@ -25,11 +27,19 @@ the error (the spec allows either), so such connections cost nothing.
 Client side (:class:`ClientSession`)::
 
     AWAIT_ACK --ack--> OPEN ; AWAIT_ACK --anything else--> CLOSED (HandshakeError recorded)
-    OPEN --data message--> EventReceived, or Rejected when undecodable/unknown (dropped)
+    OPEN --data message--> EventReceived, or Rejected when undecodable/unknown (dropped),
+                           or Ignored on a topic not handled
     OPEN --error message--> ErrorReceived
 
 Peer faults never raise out of ``receive_text()``: they are recorded as events and, on the
-server side, answered with Broker error messages.
+server side, answered with Broker error messages. Their details quote what the peer sent
+only shortened (:func:`mgmt.peertext.peer_text`).
+
+Topics: a Zeek endpoint only sees the events published on topics it subscribed to, so a
+session takes a ``topics`` filter (which topics this endpoint handles). A decodable event on
+any other topic is :class:`Ignored`: counted, never delivered, and not answered (Zeek
+publishes it to nobody and says nothing). A client session without a filter handles the
+topics it subscribed to (Broker's string-prefix match).
 """
 
 from __future__ import annotations
@@ -82,6 +92,14 @@ class EventReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class Ignored:
+    """A known event arrived on a topic this endpoint does not handle; it was dropped."""
+
+    topic: str
+    event: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReceived:
     """Client side: the server sent a Broker error message."""
 
@@ -98,10 +116,18 @@ class Rejected:
     detail: str
 
 
-SessionEvent = Subscribed | Acked | EventReceived | ErrorReceived | Rejected
+SessionEvent = Subscribed | Acked | EventReceived | Ignored | ErrorReceived | Rejected
 
 #: Decides whether an event object is acceptable on this connection.
 EventFilter = Callable[[Any], bool]
+#: Decides whether this endpoint handles events published on a topic.
+TopicFilter = Callable[[str], bool]
+
+
+def prefix_filter(*prefixes: str) -> TopicFilter:
+    """Handle the topics a Broker subscription to ``prefixes`` receives (string prefixes)."""
+    return lambda topic: topic.startswith(prefixes)
+
 
 CLOSE_POLICY_VIOLATION = 1008
 
@@ -125,8 +151,13 @@ def classify_payload_error(payload: Any, exc: DecodeError) -> tuple[str, str]:
 class _Session:
     """What server and client sessions share: output queues, state, event decoding."""
 
-    def __init__(self, accept: EventFilter | None) -> None:
+    def __init__(self, accept: EventFilter | None, topics: TopicFilter | None) -> None:
         self._accept = accept
+        self._topics = topics
+        #: How many events arrived on topics this endpoint does not handle.
+        self.ignored = 0
+        #: How many messages were rejected (malformed, unknown or not allowed).
+        self.rejected = 0
         self._out: list[str] = []
         self._events: list[SessionEvent] = []
         self._state = SessionState.CLOSED
@@ -180,6 +211,10 @@ class _Session:
             return code, context, str(exc)
         if self._accept is not None and not self._accept(event):
             return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
+        if self._topics is not None and not self._topics(msg.topic):
+            self.ignored += 1
+            self._events.append(Ignored(msg.topic, event))
+            return None
         self._events.append(EventReceived(msg.topic, event, text))
         return None
 
@@ -192,10 +227,19 @@ class ServerSession(_Session):
         version: the ``version`` value of our ack (Zeek's version string).
         accept: which decoded events this connection may deliver; others are answered with
             ``failed to create Zeek event``. ``None`` accepts every catalogue event.
+        topics: which topics this endpoint handles; events on others are :class:`Ignored`.
+            ``None`` handles every topic.
     """
 
-    def __init__(self, *, endpoint: str, version: str, accept: EventFilter | None = None) -> None:
-        super().__init__(accept)
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        version: str,
+        accept: EventFilter | None = None,
+        topics: TopicFilter | None = None,
+    ) -> None:
+        super().__init__(accept, topics)
         self._ack = bm.Ack(endpoint, version)
         self.subscriptions: tuple[str, ...] = ()
         self._set_state(SessionState.AWAIT_HANDSHAKE)
@@ -219,6 +263,7 @@ class ServerSession(_Session):
         # CLOSED: ignore late frames.
 
     def _error(self, code: str, context: str, detail: str) -> None:
+        self.rejected += 1
         self._out.append(bm.ErrorMessage(code, context).to_text())
         self._events.append(Rejected(code, context, detail))
 
@@ -260,10 +305,17 @@ class ClientSession(_Session):
     Args:
         topics: the topic prefixes to subscribe to.
         accept: which decoded events to deliver; others are dropped as :class:`Rejected`.
+        handles: which topics this endpoint handles; events on others are
+            :class:`Ignored`. Default: the subscribed ``topics`` (prefix match).
     """
 
-    def __init__(self, topics: tuple[str, ...], accept: EventFilter | None = None) -> None:
-        super().__init__(accept)
+    def __init__(
+        self,
+        topics: tuple[str, ...],
+        accept: EventFilter | None = None,
+        handles: TopicFilter | None = None,
+    ) -> None:
+        super().__init__(accept, handles if handles is not None else prefix_filter(*topics))
         self.topics = topics
         self.ack: bm.Ack | None = None
         self._out.append(bm.Handshake(topics).to_text())
@@ -288,6 +340,7 @@ class ClientSession(_Session):
                 msg = bm.parse_message(text)
             except InvalidMessage as exc:
                 self.fault = exc
+                self.rejected += 1
                 self._events.append(Rejected(exc.code, exc.context, exc.detail))
                 return
             if isinstance(msg, bm.ErrorMessage):
@@ -295,4 +348,5 @@ class ClientSession(_Session):
                 return
             rejection = self._decode_data(text, msg)
             if rejection is not None:
+                self.rejected += 1
                 self._events.append(Rejected(*rejection))

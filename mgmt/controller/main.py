@@ -10,6 +10,7 @@ from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
 from mgmt.exitstatus import start_up_failed
+from mgmt.fdlimit import check_fd_budget, raise_fd_limit
 from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
@@ -44,6 +45,9 @@ def config_from_settings(
             auto_assign_metrics_start_port=Port(settings.auto_assign_metrics_start_port),
         ),
         max_message_size=settings.max_message_size,
+        max_send_buffer=settings.max_send_buffer,
+        max_connections=settings.max_connections,
+        handshake_timeout=settings.handshake_timeout,
         client_ssl=tls.client_ssl,
         agent_ssl=tls.agent_ssl,
         dial_ssl=tls.dial_ssl,
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         set_process_title(f"zeek.{settings.name}")
         if follow_run_parent():
             return 0
+        ports = sum(1 for p in (settings.listen_port, settings.listen_port_websocket) if p)
+        check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
         service = ControllerService(config_from_settings(settings, tls))
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
     except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:

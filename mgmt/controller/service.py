@@ -11,6 +11,13 @@ Two WebSocket servers speak the same Broker JSON protocol with different roles:
 * the **agent port** (default 2150) accepts only agent API events. An agent connection is
   bound to an instance name by its ``notify_agent_hello``.
 
+Like Zeek's controller, which subscribes to ``zeek/management/controller`` and
+``zeek/management/agent``, each port handles events only on its API's topic prefix (client
+requests on ``zeek/management/controller...``, agent events on
+``zeek/management/agent...``); events on other topics are ignored (counted, logged at
+debug). Both ports bound what one peer may cost (connections, send buffer, handshake
+time: :mod:`mgmt.transport.connection`).
+
 Instances whose configuration names ``host:port`` are dialed instead, by a
 :class:`~mgmt.transport.ReconnectingClient` each, forever, with back-off.
 
@@ -47,15 +54,21 @@ from pathlib import Path
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
 from mgmt.broker.records import Configuration
-from mgmt.broker.session import EventReceived
+from mgmt.broker.session import EventReceived, prefix_filter
 from mgmt.controller import state as cs
 from mgmt.controller.store import ConfigStore, SavedConfigs
 from mgmt.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.instancelock import InstanceLock
+from mgmt.peertext import peer_text
 from mgmt.statestore import remove_stale_temporaries
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import DEFAULT_MAX_SIZE
+from mgmt.transport.connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_MAX_SIZE,
+)
 
 log = logging.getLogger("mgmt.controller")
 
@@ -162,6 +175,12 @@ class ControllerConfig:
     agent_port: int | None = 2150
     options: cs.ControllerOptions = field(default_factory=cs.ControllerOptions)
     max_message_size: int = DEFAULT_MAX_SIZE
+    #: Bytes that may wait to be sent to one peer before it is disconnected.
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+    #: Open connections per port; more are refused.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     client_ssl: ssl_module.SSLContext | None = None
     agent_ssl: ssl_module.SSLContext | None = None
     dial_ssl: ssl_module.SSLContext | None = None
@@ -241,9 +260,13 @@ class ControllerService(MachineDriver):
                 cfg.client_port,
                 on_event=self._on_client_event,
                 accept=lambda e: isinstance(e, _CLIENT_EVENTS),
+                topics=prefix_filter(cs.CONTROLLER_TOPIC),
                 relay=True,
                 version=cfg.version,
                 max_size=cfg.max_message_size,
+                max_send_buffer=cfg.max_send_buffer,
+                max_connections=cfg.max_connections,
+                handshake_timeout=cfg.handshake_timeout,
                 ping_interval=None,
                 ssl=cfg.client_ssl,
             )
@@ -257,8 +280,12 @@ class ControllerService(MachineDriver):
                 on_event=self._on_agent_event,
                 on_close=self._on_agent_closed,
                 accept=lambda e: isinstance(e, _AGENT_EVENTS),
+                topics=prefix_filter(cs.AGENT_TOPIC_PREFIX),
                 version=cfg.version,
                 max_size=cfg.max_message_size,
+                max_send_buffer=cfg.max_send_buffer,
+                max_connections=cfg.max_connections,
+                handshake_timeout=cfg.handshake_timeout,
                 ping_interval=20.0,
                 ssl=cfg.agent_ssl,
             )
@@ -332,7 +359,11 @@ class ControllerService(MachineDriver):
             case cs.SendToAgent(instance=name, event=event):
                 conn = self._links.get(name)
                 if conn is None or not conn.is_open:
-                    log.debug("instance %s not connected, dropping %s", name, type(event).__name__)
+                    log.debug(
+                        "instance %s not connected, dropping %s",
+                        peer_text(name),
+                        type(event).__name__,
+                    )
                     return
                 topic = cs.agent_topic(name)
                 if isinstance(event, ev.AgentDeployRequest):
@@ -379,7 +410,7 @@ class ControllerService(MachineDriver):
                         log.warning(
                             "instance %s connected again from %s; dropping the older "
                             "connection from %s",
-                            event.instance,
+                            peer_text(event.instance),
                             conn.name,
                             old.name,
                         )
@@ -421,8 +452,10 @@ class ControllerService(MachineDriver):
             on_event=on_event,
             on_close=self._on_agent_closed,
             accept=lambda e: isinstance(e, _AGENT_EVENTS),
+            max_size=self.config.max_message_size,
+            max_send_buffer=self.config.max_send_buffer,
             ssl=self.config.dial_ssl,
         )
         task = asyncio.get_running_loop().create_task(client.run(), name=f"dial-{name}")
         self._dialers[name] = (client, task)
-        log.info("dialing instance %s at %s", name, uri)
+        log.info("dialing instance %s at %s", peer_text(name), uri)

@@ -59,6 +59,7 @@ from mgmt.controller import validation
 from mgmt.exceptions import InvalidState
 from mgmt.logaction import Level as Level
 from mgmt.logaction import Log as Log
+from mgmt.peertext import peer_text
 
 CONTROLLER_TOPIC = "zeek/management/controller"
 AGENT_TOPIC_PREFIX = "zeek/management/agent"
@@ -287,7 +288,7 @@ class ControllerState:
         """Handle one controller API request from a client."""
         match event:
             case ev.GetInstancesRequest(reqid=reqid):
-                self._log(Level.INFO, f"rx get_instances_request {reqid}")
+                self._log(Level.INFO, f"rx get_instances_request {peer_text(reqid)}")
                 data = tuple(self.known[name] for name in sorted(self.known))
                 self._publish(ev.GetInstancesResponse(reqid, Result(reqid, True, data=data)))
             case ev.StageConfigurationRequest(reqid=reqid, config=config):
@@ -303,15 +304,23 @@ class ControllerState:
             case ev.RestartRequest(reqid=reqid, nodes=nodes):
                 self._restart(reqid, nodes, now)
             case ev.TestTimeoutRequest(reqid=reqid, with_state=with_state):
-                self._log(Level.INFO, f"rx test_timeout_request {reqid} with_state={with_state}")
+                self._log(
+                    Level.INFO,
+                    f"rx test_timeout_request {peer_text(reqid)} with_state={with_state}",
+                )
                 if with_state:
                     self._create(reqid, Kind.TEST, now)
             case _:
-                self._log(Level.WARNING, f"ignoring unexpected client event {event!r}")
+                self._log(
+                    Level.WARNING, f"ignoring unexpected client event {peer_text(event, 200)}"
+                )
         self._run_internal_events(now)
 
     def _stage(self, reqid: str, config: Configuration) -> None:
-        self._log(Level.INFO, f"rx stage_configuration_request {reqid} (config {config.id})")
+        self._log(
+            Level.INFO,
+            f"rx stage_configuration_request {peer_text(reqid)} (config {peer_text(config.id)})",
+        )
         opts = self.options
         errors = validation.validate(
             config,
@@ -320,7 +329,10 @@ class ControllerState:
         )
         if errors:
             for err in errors:
-                self._log(Level.INFO, f"configuration {config.id} rejected: {err}")
+                self._log(
+                    Level.INFO,
+                    f"configuration {peer_text(config.id)} rejected: {peer_text(err, 200)}",
+                )
             results = tuple(Result(reqid, False, error=e) for e in errors)
             self._publish(ev.StageConfigurationResponse(reqid, results))
             return
@@ -334,14 +346,16 @@ class ControllerState:
             if error is None:
                 result = Result(reqid, True, data=config.id)
             else:
-                self._log(Level.INFO, f"configuration {config.id} not staged: {error}")
+                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
                 result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
             self._publish(ev.StageConfigurationResponse(reqid, (result,)))
 
         self._persist((config, ready, self.deployed), staged)
 
     def _get_configuration(self, reqid: str, deployed: bool) -> None:
-        self._log(Level.INFO, f"rx get_configuration_request {reqid} deployed={deployed}")
+        self._log(
+            Level.INFO, f"rx get_configuration_request {peer_text(reqid)} deployed={deployed}"
+        )
         config = self.deployed if deployed else self.staged
         if config is None:
             which = "deployed" if deployed else "staged"
@@ -353,7 +367,7 @@ class ControllerState:
     # -- deployment ---------------------------------------------------------------------
 
     def _deploy_request(self, reqid: str, now: float) -> None:
-        self._log(Level.INFO, f"rx deploy_request {reqid}")
+        self._log(Level.INFO, f"rx deploy_request {peer_text(reqid)}")
         if self.ready_config is None:
             result = Result(reqid, False, error="no configuration available to deploy")
             self._publish(ev.DeployResponse(reqid, (result,)))
@@ -370,14 +384,14 @@ class ControllerState:
         problems = launchable.problems(config)
         if problems:
             for problem in problems:
-                self._log(Level.INFO, f"not deploying {config.id}: {problem.text}")
+                self._log(Level.INFO, f"not deploying {peer_text(config.id)}: {problem.text}")
             results = tuple(Result(reqid, False, error=p.text) for p in problems)
             self._publish(ev.DeployResponse(reqid, results))
             return
 
         def writable(error: str | None, now: float) -> None:
             if error is not None:
-                self._log(Level.INFO, f"deployment {reqid} not started: {error}")
+                self._log(Level.INFO, f"deployment {peer_text(reqid)} not started: {error}")
                 result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
                 self._publish(ev.DeployResponse(reqid, (result,)))
                 return
@@ -426,12 +440,16 @@ class ControllerState:
         def recorded(error: str | None) -> None:
             if error is None:
                 req.results.append(Result(req.id, True, data=config.id))
-                self._log(Level.INFO, f"deployed configuration {config.id} (request {req.id})")
+                self._log(
+                    Level.INFO,
+                    f"deployed configuration {peer_text(config.id)} (request {peer_text(req.id)})",
+                )
             else:
                 req.results.append(Result(req.id, False, error=f"{PERSIST_FAILED}: {error}"))
                 self._log(
                     Level.WARNING,
-                    f"deployment {req.id} of configuration {config.id} not recorded: {error}",
+                    f"deployment {peer_text(req.id)} of configuration "
+                    f"{peer_text(config.id)} not recorded: {error}",
                 )
             if not req.internal:
                 self._publish(ev.DeployResponse(req.id, tuple(req.results)))
@@ -449,7 +467,7 @@ class ControllerState:
             self._actions.append(Dial(inst.name, str(inst.host), inst.listen_port.number))
         seen = self.known.get(inst.name)
         if seen is None:
-            self._log(Level.DEBUG, f"instance {inst.name} not known to us, skipping")
+            self._log(Level.DEBUG, f"instance {peer_text(inst.name)} not known to us, skipping")
             return
         if inst.listen_port is None:
             self.instances[inst.name] = replace(inst, host=seen.host)
@@ -463,7 +481,7 @@ class ControllerState:
         self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
         if inst.listen_port is not None:
             self._actions.append(StopDialing(name))
-        self._log(Level.INFO, f"dropped instance {name}")
+        self._log(Level.INFO, f"dropped instance {peer_text(name)}")
 
     def _welcome(self, name: str, now: float) -> None:
         reqid = self._new_id()
@@ -475,7 +493,7 @@ class ControllerState:
             self._agents_ready_queued.append(frozenset(self.ready))
 
     def _notify_agents_ready(self, instances: frozenset[str], now: float) -> None:
-        self._log(Level.INFO, f"rx notify_agents_ready {sorted(instances)}")
+        self._log(Level.INFO, f"rx notify_agents_ready {peer_text(instances)}")
         if not self.pending_deploy and self.deployed is not None:
             internal = self._create(
                 self._new_id(), Kind.DEPLOY, now, config=self.deployed, internal=True
@@ -497,7 +515,7 @@ class ControllerState:
     # -- queries fanned out to agents ---------------------------------------------------
 
     def _get_nodes(self, reqid: str, now: float) -> None:
-        self._log(Level.INFO, f"rx get_nodes_request {reqid}")
+        self._log(Level.INFO, f"rx get_nodes_request {peer_text(reqid)}")
         if not self.known:
             result = Result(reqid, False, error="no instances connected")
             self._publish(ev.GetNodesResponse(reqid, (result,)))
@@ -511,7 +529,11 @@ class ControllerState:
         return {n.name for n in self.deployed.nodes} if self.deployed is not None else set()
 
     def _get_id_value(self, reqid: str, ident: str, nodes: BrokerSet, now: float) -> None:
-        self._log(Level.INFO, f"rx get_id_value_request {reqid} {ident} {sorted(nodes)}")
+        self._log(
+            Level.INFO,
+            f"rx get_id_value_request {peer_text(reqid)} {peer_text(ident)} "
+            f"{peer_text(sorted(nodes))}",
+        )
         if not self.instances:
             result = Result(reqid, False, error="no cluster deployed")
             self._publish(ev.GetIdValueResponse(reqid, (result,)))
@@ -539,7 +561,7 @@ class ControllerState:
                 )
 
     def _restart(self, reqid: str, nodes: BrokerSet, now: float) -> None:
-        self._log(Level.INFO, f"rx restart_request {reqid} {sorted(nodes)}")
+        self._log(Level.INFO, f"rx restart_request {peer_text(reqid)} {peer_text(sorted(nodes))}")
         req = self._create(reqid, Kind.RESTART, now)
         if not self.known:
             req.results.append(Result(reqid, False, error="no instances connected"))
@@ -589,12 +611,15 @@ class ControllerState:
             the connection).
         """
         name = hello.instance
-        self._log(Level.INFO, f"rx notify_agent_hello {name} {hello.id} {hello.connecting}")
+        self._log(
+            Level.INFO,
+            f"rx notify_agent_hello {peer_text(name)} {peer_text(hello.id)} {hello.connecting}",
+        )
         if hello.api_version != API_VERSION:
             self._log(
                 Level.WARNING,
-                f"instance {name}/{hello.id} has checked in with incompatible API version "
-                f"{hello.api_version}",
+                f"instance {peer_text(name)}/{peer_text(hello.id)} has checked in with "
+                f"incompatible API version {hello.api_version}",
             )
             self._drop_instance(name)
             self.known.pop(name, None)
@@ -619,7 +644,7 @@ class ControllerState:
         if name in self.known:
             self.known.pop(name, None)
             self.ready.discard(name)
-            self._log(Level.INFO, f"dropped state for instance {name}")
+            self._log(Level.INFO, f"dropped state for instance {peer_text(name)}")
         self._run_internal_events(now)
 
     def receive_agent(self, name: str, event: object, now: float) -> None:
@@ -640,10 +665,11 @@ class ControllerState:
             case ev.NotifyError(instance=inst, msg=msg, node=node):
                 self._log(
                     Level.WARNING,
-                    f"instance {inst} reports error: {msg}" + (f" (node {node})" if node else ""),
+                    f"instance {peer_text(inst)} reports error: {peer_text(msg, 200)}"
+                    + (f" (node {peer_text(node)})" if node else ""),
                 )
             case _:
-                self._log(Level.WARNING, f"ignoring unexpected agent event {event!r}")
+                self._log(Level.WARNING, f"ignoring unexpected agent event {peer_text(event, 200)}")
         self._run_internal_events(now)
 
     def _welcome_response(self, name: str, reqid: str, result: Result) -> None:
@@ -654,7 +680,7 @@ class ControllerState:
             self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
             return
         self.ready.add(instance)
-        self._log(Level.INFO, f"instance {instance} ready")
+        self._log(Level.INFO, f"instance {peer_text(instance)} ready")
         self._check_instances_ready()
 
     def _child_response(self, reqid: str, results: tuple[Result, ...], now: float) -> None:
@@ -693,7 +719,7 @@ class ControllerState:
             if self.requests.get(req.id) is not req:
                 continue
             self._finish(req.id)
-            self._log(Level.INFO, f"request {req.id} timed out")
+            self._log(Level.INFO, f"request {peer_text(req.id)} timed out")
             timeout = Result(req.id, False, error=TIMED_OUT)
             if req.kind is Kind.DEPLOY:
                 if self.pending_deploy == req.id:
@@ -702,8 +728,8 @@ class ControllerState:
                 if missing:
                     self._log(
                         Level.WARNING,
-                        f"deployment {req.id} timed out waiting for "
-                        f"instances: {', '.join(missing)}",
+                        f"deployment {peer_text(req.id)} timed out waiting for "
+                        f"instances: {', '.join(peer_text(m) for m in missing)}",
                     )
                 req.results.append(timeout)
                 if not req.internal:
@@ -729,7 +755,8 @@ class ControllerState:
             )
             self._log(
                 Level.INFO,
-                f"deploying persisted configuration {self.deployed.id}, request {req.id}",
+                f"deploying persisted configuration {peer_text(self.deployed.id)}, "
+                f"request {req.id}",
             )
             self._deploy(req, now)
             self._check_instances_ready()
