@@ -302,6 +302,7 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
             ("logger", "manager", "worker-01", "worker-02"), True
         )
         controller_log = s.daemons[0].log()
-        assert f"instance {AGENT_NAME} reports error: could not persist configuration" in (
+        # The agent's message is peer text: logged quoted and shortened.
+        assert f"instance {AGENT_NAME} reports error: 'could not persist configuration" in (
             controller_log
         )
