@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess, response_topic
 from mgmt.agent.service import node_websocket_ports
 from mgmt.broker import events as ev
@@ -103,9 +104,10 @@ def test_node_script_contains(needle: str) -> None:
 
 
 def test_node_script_does_not_load_the_supervised_node_framework() -> None:
-    """Only the Node API declarations are loaded, never management/node itself."""
+    """Only the generated settings and the Node API declarations are loaded, never
+    management/node itself."""
     loads = re.findall(r"^\s*@load\s+(\S+)", NODE_SCRIPT_TEXT, re.M)
-    assert loads == ["policy/frameworks/management/node/api"]
+    assert loads == ["./zeek-mgmt-settings", "policy/frameworks/management/node/api"]
 
 
 def test_node_script_guards_the_archiver_format_func() -> None:
@@ -126,6 +128,7 @@ def test_node_script_parses_with_real_zeek(tmp_path: Path) -> None:
         'redef Cluster::nodes = { ["logger"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1] };\n'
     )
     (tmp_path / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
+    (tmp_path / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
     zeekpath = subprocess.run(
         ["zeek-config", "--zeekpath"], capture_output=True, text=True, check=False
     ).stdout.strip()
