@@ -351,3 +351,18 @@ def test_killed_agent_comes_back_and_adopts(run_site: Site) -> None:
     assert one_process_per_node(s, NODES) == node_pids
     assert {n: len(s.launches(n)) for n in NODES} == launches  # nothing was restarted
     assert controller.is_running()
+
+
+def test_node_output_is_line_buffered(tmp_path: Path) -> None:
+    """A node that prints and then blocks in zeek_init shows the line in its stdout file
+    at once (line-buffered, as under Zeek's Supervisor), while it still runs."""
+    with site(tmp_path) as s:
+        start_run(s, "--set", "agent.request_timeout=1", "--set", "agent.stop_grace=1")
+        out = deploy(s, "[manager]\nrole = manager\nenv = ZEEK_DOUBLE_BLOCK_IN_INIT=probe-line\n",
+                     expect_rc=1)  # fmt: skip
+        assert out["errors"] == ["request timed out"]
+        stdout = s.node_dir("manager") / "stdout"
+        wait_until(lambda: stdout.read_text() == "probe-line\n", what="the line in stdout")
+        rows = s.nodes_of(AGENT_NAME)
+        assert rows["manager"]["state"] == "PENDING"
+        assert psutil.Process(rows["manager"]["pid"]).is_running()
