@@ -449,6 +449,17 @@ async def test_node_without_channel_is_not_running() -> None:
 
 
 @pytest.mark.asyncio
+async def test_closed_channels_open_no_new_ones() -> None:
+    """After close() (the agent is stopping its nodes), update() opens no channel."""
+    channels = NodeChannels(timeout=1.0)
+    await channels.close()
+    channels.update({"worker-01": NodeProcess(free_port(), 1)})
+    assert "worker-01" not in channels
+    (result,) = await channels.ask("r", ("get_id_value", "x"), ["worker-01"])
+    assert result.error == "cluster node worker-01 not in running state"
+
+
+@pytest.mark.asyncio
 async def test_channel_close_fails_waiters() -> None:
     """Closing a channel's run task answers its waiters instead of leaving them hanging."""
     chan = NodeChannel("worker-01", free_port())

@@ -194,7 +194,9 @@ def test_management_ids_have_the_values_in_effect(cluster: Site) -> None:
 
 
 def test_restart_named_then_all(cluster: Site) -> None:
-    """restart logger gives the logger a new process; restart gives every node one."""
+    """restart logger gives the logger a new process; restart gives every node one.
+    The agent does not dial the stopping nodes (no connection warnings)."""
+    log_start = len(cluster.daemon_logs())
     before = pids(cluster.nodes_of(AGENT_NAME))
     res = cluster.client("restart", "logger", check=True, timeout=TIMEOUT)
     assert res.json() == {"errors": [], "results": {"logger": True}}
@@ -209,6 +211,8 @@ def test_restart_named_then_all(cluster: Site) -> None:
     assert all(final[n] != after[n] for n in NODES), (after, final)
     res = cluster.client("get-id-value", "Cluster::node", check=True)
     assert res.json()["results"] == {n: n for n in NODES}  # the new processes answer
+    log = cluster.daemon_logs()[log_start:]
+    assert "WARNING" not in log and "terminated by signal" not in log, log
 
 
 def test_killed_node_is_revived(cluster: Site) -> None:
@@ -383,4 +387,5 @@ def test_agent_archives_the_final_logs_when_it_stops(
     assert written <= {name.split("/")[1].split(".")[0] for name in archived}, archived
     assert not list(logger.glob("[a-z]*.log"))  # rotated away at exit
     assert log.index("[logger] pid") < log.index("triggering log archival via")
+    assert "terminated by signal" not in log  # nodes stopped on SIGTERM, none was killed
     assert (str(zeek.archiver) in log) == (archiver == "zeek-archiver")

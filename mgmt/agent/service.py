@@ -564,7 +564,7 @@ class AgentService(MachineDriver):
     def _feed_nodes(self) -> None:
         self._feed_scheduled = False
         views = self._views()
-        self._update_channels(views)
+        self._update_channels()
         self._step(lambda now: self._state.nodes_changed(views, now))
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:
@@ -608,13 +608,17 @@ class AgentService(MachineDriver):
 
     # -- node channels (get-id-value) ---------------------------------------------------
 
-    def _update_channels(self, views: Iterable[ast.NodeView]) -> None:
-        """One channel per RUNNING node process; a restarted node (new pid) gets a new one."""
+    def _update_channels(self) -> None:
+        """One channel per RUNNING node process; a restarted node (new pid) gets a new one.
+
+        A node being stopped (it got SIGTERM; still RUNNING to the controller) loses its
+        channel at once: we close it cleanly instead of dialing a terminating node.
+        """
         self.channels.update(
             {
-                v.name: NodeProcess(self._ports[v.name], v.pid)
-                for v in views
-                if v.state is State.RUNNING and v.name in self._ports
+                i.name: NodeProcess(self._ports[i.name], i.pid)
+                for i in self._sup.status()
+                if i.state is ProcessState.RUNNING and i.name in self._ports
             }
         )
 
