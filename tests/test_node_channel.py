@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess, response_topic
 from mgmt.agent.service import node_websocket_ports
 from mgmt.broker import events as ev
@@ -116,31 +113,6 @@ def test_node_script_guards_the_archiver_format_func() -> None:
     idx = next(i for i, line in enumerate(lines) if "= archiver_rotation_format_func" in line)
     assert lines[idx - 1].strip() == "@ifdef ( archiver_rotation_format_func )"
     assert lines[idx + 1].strip() == "@endif"
-
-
-@pytest.mark.zeek
-def test_node_script_parses_with_real_zeek(tmp_path: Path) -> None:
-    """A real zeek parses the script (``zeek -a``) as a cluster logger."""
-    zeek = shutil.which("zeek")
-    if zeek is None:
-        pytest.skip("no zeek on PATH")
-    (tmp_path / "cluster-layout.zeek").write_text(
-        'redef Cluster::nodes = { ["logger"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1] };\n'
-    )
-    (tmp_path / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
-    (tmp_path / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
-    zeekpath = subprocess.run(
-        ["zeek-config", "--zeekpath"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    proc = subprocess.run(
-        [zeek, "-a", "policy/frameworks/cluster/backend/broker", "zeek-mgmt-node"],
-        cwd=tmp_path,
-        env={"ZEEKPATH": f"{tmp_path}:{zeekpath}", "CLUSTER_NODE": "logger", "PATH": "/usr/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
 
 
 # --------------------------------------------------------------------------------------

@@ -25,6 +25,15 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mgmt.agent.layout import (
+    BACKEND_SCRIPT,
+    LAYOUT_FILE,
+    NODE_SCRIPT,
+    SETTINGS_FILE,
+    ControllerView,
+    ManagementSettings,
+    settings_text,
+)
 from tests.e2e_helpers import (
     AGENT_NAME,
     CONTROLLER_NAME,
@@ -35,6 +44,7 @@ from tests.e2e_helpers import (
     proc_name,
     wait_until,
 )
+from tests.node_helpers import NODE_SCRIPT_TEXT
 from tests.real_zeek import (
     NODES,
     TIMEOUT,
@@ -274,6 +284,48 @@ def test_rotation_into_the_queue_and_both_archivers(cluster: Site, tmp_path: Pat
     assert trees["zeek-archiver"] == expected
     assert all(ARCHIVE_NAME.match(name) for name in expected)
     assert all(content.startswith(b"#separator") for content in expected.values())
+
+
+@pytest.mark.parametrize("management_scripts", [True, False])
+def test_node_script_and_settings_parse(
+    zeek: RealZeek, tmp_path: Path, management_scripts: bool
+) -> None:
+    """``zeek -a`` parses the node script and its generated settings as a cluster logger,
+    with or without Zeek's Management scripts, without a message; strings with quotes
+    and control characters stay strings."""
+    (tmp_path / LAYOUT_FILE).write_text(
+        'redef Cluster::nodes = { ["logger"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1] };\n'
+    )
+    (tmp_path / f"{NODE_SCRIPT}.zeek").write_text(NODE_SCRIPT_TEXT)
+    ms = ManagementSettings(
+        state_dir="/var/lib/zeek",
+        spool_dir='/spool "x"\\',
+        agent_name="agent-\n1",
+        agent_listen_address="::",
+        agent_listen_port=0,
+        controller_endpoint=None,
+        archive_logs=False,
+        archive_interval=0.25,
+        archive_cmd="'/opt/zeek/bin/zeek-archiver' -v",
+        archive_dir="/logs",
+        controller=ControllerView("controller-x", listen_port_websocket=0),
+    )
+    (tmp_path / SETTINGS_FILE).write_text(settings_text(ms, management_scripts=management_scripts))
+    zeekpath = subprocess.run(
+        [str(zeek.zeek.with_name("zeek-config")), "--zeekpath"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    proc = subprocess.run(
+        [str(zeek.zeek), "-a", BACKEND_SCRIPT, NODE_SCRIPT],
+        cwd=tmp_path,
+        env={"ZEEKPATH": f"{tmp_path}:{zeekpath}", "CLUSTER_NODE": "logger", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", "")
 
 
 # -- deployments that fail ----------------------------------------------------------------
