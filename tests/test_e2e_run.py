@@ -136,6 +136,8 @@ def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
         assert rec["argv"][1:] == [*iface, "-U", ".status", BACKEND_SCRIPT, NODE_SCRIPT]
     manager_env = s.record("manager")["env"]
     assert (manager_env["MY_VAR"], manager_env["OTHER"]) == ("hello", "2")
+    # Zeek's management scripts to_port() it: nodes see a bare number in Zeek's form.
+    assert manager_env["ZEEK_CONTROLLER_PORT"] == f"{s.controller_port}/tcp"
     assert "MY_VAR" not in s.record("logger")["env"]
 
 

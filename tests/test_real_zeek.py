@@ -1,6 +1,6 @@
 """zeek-mgmt with real Zeek nodes: ``zeek-mgmt run``, the real ``zeek-client`` and the
-``zeek`` on PATH (Zeek 8.2.2 in CI), compared with what Zeek's own framework does
-(the captures of Zeek 8.2.2 under ``tests/data`` and Zeek's sources).
+``zeek`` on PATH (Zeek 8.2.2 in CI), checked against what Zeek 8.2.2's own framework
+does (its recorded outputs, such as the bad-interface deploy, and its sources).
 
 One cluster (manager, logger, proxy, two workers on ``lo``; the logger rotates every 2 s)
 is shared by the tests that leave it running; each of them first waits for every node

@@ -270,13 +270,18 @@ def test_bad_interface_exact_error(cluster: Cluster) -> None:
 
 @pytest.mark.skipif(not Path("/sys/class/net/lo").exists(), reason="no loopback interface")
 def test_loopback_interface_listens(cluster: Cluster) -> None:
-    """-i lo prints 'listening on lo' to stderr and runs."""
+    """-i lo prints 'listening on lo' to stderr and runs; on SIGTERM, Zeek's final
+    packet statistics (none seen, so no timestamp prefix, as with real Zeek)."""
     args = ["-i", "lo", "-U", ".status", BACKEND, "mgmt-unsupervised"]
     node = cluster.start("worker-01", args)
     node.wait_status("RUNNING")
     assert node.stderr() == "listening on lo\n"
     node.proc.send_signal(signal.SIGTERM)
     assert node.wait() == 0
+    assert node.stderr().splitlines()[1:] == [
+        "received termination signal",
+        "0 packets received on interface lo, 0 (0.00%) dropped, 0 (0.00%) not processed",
+    ]
 
 
 def test_worker_without_interface_runs(cluster: Cluster) -> None:

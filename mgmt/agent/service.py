@@ -344,7 +344,7 @@ class AgentService(MachineDriver):
         await self.channels.close()
         if self.supervisor is not None:
             await self.supervisor.close(keep_nodes=self.config.keep_nodes)
-            if not self.config.keep_nodes:
+            if not self.config.keep_nodes and self.started.is_set():
                 await self._archive_at_exit()
         log.info(
             "agent %s stopped%s",
@@ -465,7 +465,8 @@ class AgentService(MachineDriver):
             spool_dir=str(cfg.spool_dir),
             agent_name=cfg.name,
             agent_listen_address=cfg.listen_address,
-            agent_listen_port=self.server.port if self.server is not None else 0,
+            # (Before the server started, e.g. when resuming: the configured port.)
+            agent_listen_port=self.server.port if self.server is not None else cfg.listen_port or 0,
             controller_endpoint=cfg.controller,
             archive_logs=cfg.archive_logs and cfg.archive_dir is not None,
             archive_interval=cfg.archive_interval,
@@ -652,7 +653,7 @@ class AgentService(MachineDriver):
         :data:`FINAL_ARCHIVE_TIMEOUT` (or ``archive_timeout`` if shorter) so a stop stays
         within the service manager's stop timeout; an archiver killed at the limit leaves
         the rest of the queue for the next run. Not with ``keep_nodes``: the nodes still
-        run and did not rotate.
+        run and did not rotate; nor when start-up failed.
         """
         cfg = self.config
         if not (cfg.archive_logs and cfg.archive_dir is not None):

@@ -1787,6 +1787,13 @@ class ZeekDouble:
                 ws.transport.abort()
         for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signo)
+        if self.options.interface is not None and self.signals:
+            # get_final_stats() (src/RunState.cc); the double sees no packets, so Zeek's
+            # network time is 0 and the message has no timestamp prefix.
+            self.reporter.info(
+                f"0 packets received on interface {self.options.interface}, "
+                "0 (0.00%) dropped, 0 (0.00%) not processed"
+            )
         if rotator is not None and rotator.interval > 0:
             rotator.rotate_all(time.time())  # Zeek rotates open logs when it terminates
         return self.shutdown()
