@@ -129,6 +129,7 @@ __all__ = [
     "find_config_path",
     "find_zeek_installation",
     "load_settings",
+    "peer_args",
     "render_settings",
     "settings_from_args",
 ]
@@ -1065,6 +1066,22 @@ def settings_from_args(
     return load_settings(
         role, config_path=config, env=env, flags=flags, flag_sources=labels, host=host
     )
+
+
+def peer_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags of one role's command line that speak for the other role as well:
+    ``--config``, the common flags and the ``--set`` entries that name a section.
+
+    The agent loads its controller's settings from these (``settings_from_args(
+    "controller", peer_args(args))``); the role's own dedicated flags, and bare ``--set``
+    keys, which mean the role's own keys, are left out.
+    """
+    peer = argparse.Namespace()
+    for name in ("config", *(spec.name for spec in _COMMON)):
+        setattr(peer, _dest(name), getattr(args, _dest(name), None))
+    entries = getattr(args, _dest("set"), None) or []
+    setattr(peer, _dest("set"), [e for e in entries if "." in e.partition("=")[0]])
+    return peer
 
 
 def render_settings(settings: Settings, sources: Mapping[str, str]) -> list[str]:

@@ -313,7 +313,23 @@ class Site:
         self, *args: str, port: int | None = None, timeout: float = 60.0, check: bool = False
     ) -> ClientResult:
         """Run the real ``zeek-client --controller 127.0.0.1:<ws port> <args>``."""
-        argv = [
+        argv = self.client_argv(*args, port=port)
+        proc = subprocess.run(
+            argv,
+            env=self.client_env(),
+            cwd=self.cfg_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        result = ClientResult(argv, proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"zeek-client failed: {result}\n{self.daemon_logs()}")
+        return result
+
+    def client_argv(self, *args: str, port: int | None = None) -> list[str]:
+        """The command line of :meth:`client` (run it in :attr:`cfg_dir`)."""
+        return [
             ZEEK_CLIENT,
             "--controller",
             f"127.0.0.1:{port or self.ws_port}",
@@ -323,15 +339,12 @@ class Site:
             "client.peering_retry_delay_secs=0.2",
             *args,
         ]
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of :meth:`client`: no ZEEK_* settings, no zeek-client.cfg."""
         env = {k: v for k, v in self.env.items() if not k.startswith("ZEEK_")}
         env["ZEEK_CLIENT_CONFIG_FILE"] = str(self.root / "no-zeek-client.cfg")
-        proc = subprocess.run(
-            argv, env=env, cwd=self.cfg_dir, capture_output=True, text=True, timeout=timeout
-        )
-        result = ClientResult(argv, proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"zeek-client failed: {result}\n{self.daemon_logs()}")
-        return result
+        return env
 
     def get_nodes(self) -> dict[str, dict[str, Any]]:
         """``get-nodes`` as ``{instance: {node: row}}`` (asserting success)."""

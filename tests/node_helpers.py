@@ -3,7 +3,8 @@
 * :func:`free_port_block` finds consecutive free loopback ports (node channel ports are
   assigned consecutively from a start port).
 * :class:`DoubleNode` runs one test-double ``zeek`` the way the agent starts a node
-  (layout dir with ``cluster-layout.zeek`` and ``zeek-mgmt-node.zeek`` on ``ZEEKPATH``,
+  (layout dir with ``cluster-layout.zeek``, ``zeek-mgmt-node.zeek`` and the settings it
+  loads on ``ZEEKPATH``,
   ``CLUSTER_NODE``, cwd ``<nodes>/<name>``, ``-U .status``).
 * :class:`MgmtRun` runs ``python -m mgmt run`` (controller + agent) on free ports with
   the double on ``PATH``, and runs the real ``zeek-client`` against it.
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from tests.zeekdouble.fixture import install_zeek_double
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,6 +145,7 @@ class DoubleCluster:
             layout_text(self.nodes, self.manager_is_logger)
         )
         (self.layout_dir / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
+        (self.layout_dir / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
         self.spool = self.root / "spool"
 
     def start(

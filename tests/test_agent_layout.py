@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
 
 from mgmt.agent.layout import (
     BACKEND_SCRIPT,
+    MANAGEMENT_SCRIPTS,
     NODE_SCRIPT,
+    ControllerView,
+    ManagementSettings,
     default_zeekpath,
     launch_plan,
     layout_text,
+    management_redefs,
+    settings_text,
 )
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
@@ -193,3 +199,95 @@ def test_zeekpath_keeps_agents_zeekpath_after_layout_dir() -> None:
     assert p.env["ZEEKPATH"] == f"{LAYOUT_DIR}:/opt/zeek/share:/site"
     p = plan("manager", zeekpath="/given")
     assert p.env["ZEEKPATH"] == f"{LAYOUT_DIR}:/given"
+
+
+# --------------------------------------------------------------------------------------
+# zeek-mgmt-settings.zeek: the Management framework's settings in effect
+
+
+def management_settings(**changes: object) -> ManagementSettings:
+    """Settings of an agent that dials its controller, with one or two changes."""
+    base = ManagementSettings(
+        state_dir=str(STATE),
+        spool_dir=f"{PREFIX}/spool",
+        agent_name="agent-testbox",
+        agent_listen_address="0.0.0.0",
+        agent_listen_port=2151,
+        controller_endpoint=("127.0.0.1", 2150),
+        archive_logs=True,
+        archive_interval=1800.0,
+        archive_cmd=f"{PREFIX}/bin/zeek-archiver",
+        archive_dir=f"{PREFIX}/logs",
+        controller=ControllerView("controller-testbox", auto_assign_metrics_start_port=9100),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_settings_without_management_scripts_set_nothing() -> None:
+    """A Zeek without the Management scripts gets a settings file with no load or redef."""
+    text = settings_text(management_settings(), management_scripts=False)
+    assert not [line for line in text.splitlines() if not line.startswith("#")]
+    assert settings_text(None, management_scripts=True) == text
+
+
+def test_settings_load_only_config_scripts_and_guard_each_redef() -> None:
+    """Only Zeek's config scripts are loaded (never management/node or a daemon's main),
+    and every redef sits in an @ifdef of its own identifier."""
+    lines = settings_text(management_settings(), management_scripts=True).splitlines()
+    loads = [line.split()[1] for line in lines if line.startswith("@load")]
+    assert loads == list(MANAGEMENT_SCRIPTS)
+    assert all(s.endswith("/config") for s in loads)
+    redefs = [i for i, line in enumerate(lines) if line.startswith("redef ")]
+    assert len(redefs) == len(management_redefs(management_settings()))
+    for i in redefs:
+        ident = lines[i].split()[1]
+        assert lines[i - 1] == f"@ifdef ( {ident} )" and lines[i + 1] == "@endif"
+
+
+def test_management_redefs_carry_the_values_in_effect() -> None:
+    """Names, directories, ports (Zeek's text form), interval and the dialed controller."""
+    redefs = dict(management_redefs(management_settings()))
+    assert redefs["Management::role"] == "Management::NODE"
+    assert redefs["Management::state_dir"] == f'"{STATE}"'
+    assert redefs["Management::Controller::name"] == '"controller-testbox"'
+    assert redefs["Management::Controller::listen_port"] == '"2150/tcp"'
+    assert redefs["Management::Controller::listen_port_websocket"] == '"2149/tcp"'
+    assert redefs["Management::Controller::auto_assign_metrics_start_port"] == "9100/tcp"
+    assert redefs["Management::Controller::auto_assign_broker_ports"] == "T"
+    assert redefs["Management::Agent::name"] == '"agent-testbox"'
+    assert redefs["Management::Agent::listen_port"] == '"2151/tcp"'
+    assert redefs["Management::Agent::archive_interval"] == "1800 secs"
+    assert redefs["Management::Agent::archive_dir"] == f'"{PREFIX}/logs"'
+    assert redefs["Management::Agent::controller"] == (
+        'Broker::NetworkInfo($address="127.0.0.1", $bound_port=2150/tcp)'
+    )
+
+
+def test_management_redefs_for_ports_not_listened_on() -> None:
+    """A port that is not listened on is "" with default_port 0/unknown; an agent the
+    controller dials has a controller address of 0.0.0.0 (agent/config.zeek)."""
+    ms = management_settings(
+        agent_listen_port=0,
+        controller_endpoint=None,
+        controller=ControllerView("c", listen_port_websocket=0),
+    )
+    redefs = dict(management_redefs(ms))
+    assert redefs["Management::Agent::listen_port"] == '""'
+    assert redefs["Management::Agent::default_port"] == "0/unknown"
+    assert redefs["Management::Controller::listen_port_websocket"] == '""'
+    assert redefs["Management::Controller::default_port_websocket"] == "0/unknown"
+    assert "Management::Controller::default_port" not in redefs
+    assert redefs["Management::Agent::controller"] == (
+        'Broker::NetworkInfo($address="0.0.0.0", $bound_port=2150/tcp)'
+    )
+
+
+def test_settings_strings_are_escaped() -> None:
+    """Quotes, backslashes and control characters cannot end a Zeek string early."""
+    ms = management_settings(archive_dir='/logs/"x"\\y\nredef Evil::x = T;')
+    redefs = dict(management_redefs(ms))
+    assert redefs["Management::Agent::archive_dir"] == (
+        '"/logs/\\"x\\"\\\\y\\x0aredef Evil::x = T;"'
+    )
+    text = settings_text(ms, management_scripts=True)
+    assert not any(line.startswith("redef Evil") for line in text.splitlines())

@@ -7,9 +7,11 @@ end with ``python -m mgmt run`` and the real ``zeek-client``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
 import logging
+import os
 import re
 import signal
 import sys
@@ -285,6 +287,47 @@ def test_agent_archives_rotated_logs(tmp_path: Path) -> None:
         log = run.logtext()
     assert "triggering log archival via" in log
     assert "-m mgmt archive -1" in log
+
+
+def test_agent_archives_once_more_at_shutdown(tmp_path: Path) -> None:
+    """Stopping the agent stops the nodes (the logger rotates its open logs into the queue),
+    then archives the queue once more, as Zeek's agent does when it exits."""
+    archive = tmp_path / "archive"
+    settings = [f"agent.archive_dir={archive}", "agent.archive_cmd="]
+    with mgmt_run(tmp_path, settings=settings) as run:
+        res = run.deploy(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr)
+        logger = run.node_dir("logger")
+        wait_for(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
+        assert queued(run.spool) == []  # nothing rotated yet (hourly rotation)
+        run.stop()
+        log = run.logtext()
+    assert queued(run.spool) == []
+    names = sorted(p.name for p in archive.glob("*/*.log.gz"))
+    assert {n.split(".")[0] for n in names} == {"conn", "dns"}, names
+    assert all(ARCHIVE_NAME.match(n) for n in names)
+    assert log.index("[logger] pid") < log.index("triggering log archival via")
+    assert log.index("log archival finished") < log.index("agent agent-test stopped")
+
+
+@pytest.mark.slow
+def test_keep_nodes_stop_does_not_archive(tmp_path: Path) -> None:
+    """With keep_nodes the nodes keep running (and did not rotate): no archival at stop."""
+    archive = tmp_path / "archive"
+    settings = [f"agent.archive_dir={archive}", "agent.archive_cmd=", "agent.keep_nodes=true"]
+    with mgmt_run(tmp_path, settings=settings) as run:
+        res = run.deploy(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr)
+        node_pids = [row["pid"] for row in run.nodes().values() if row.get("cluster_role")]
+        try:
+            run.stop()
+            assert "agent agent-test stopped (nodes left running)" in run.logtext()
+            assert "triggering log archival" not in run.logtext()
+            assert not archive.exists()
+        finally:
+            for pid in node_pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

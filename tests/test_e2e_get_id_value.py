@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
 from tests.node_helpers import MgmtRun, mgmt_run, wait_for
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "zeek-8.2.2"
@@ -219,3 +220,55 @@ def test_restarted_agent_reaches_adopted_nodes(cluster: MgmtRun) -> None:
     )
     after = cluster.nodes()
     assert {n: after[n]["pid"] for n in node_pids} == node_pids  # adopted, not restarted
+
+
+def fake_management_scripts(prefix: Path) -> None:
+    """Give the double's installation Zeek's Management config scripts (empty files: the
+    agent only looks whether they exist; the double plays their declarations)."""
+    for script in MANAGEMENT_SCRIPTS:
+        path = prefix / "share" / "zeek" / f"{script}.zeek"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+
+def test_management_settings_answer_with_the_values_in_effect(tmp_path: Path) -> None:
+    """Where Zeek has the Management scripts, nodes answer Management:: ids with the
+    daemons' settings: the controller's (here from run's --set) and the agent's."""
+    fake_management_scripts(tmp_path / "zeek-prefix")
+    settings = ["controller.auto_assign_metrics_start_port=9300", "agent.archive_interval=1800"]
+    with mgmt_run(tmp_path, agent=AGENT, settings=settings) as run:
+        res = run.deploy(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr, run.logtext())
+        metrics = {n: row.get("metrics_port") for n, row in run.nodes().items()}
+
+        def value(ident: str, node: str = "manager") -> object:
+            out = run.client("get-id-value", ident, node)
+            assert out.code == 0, (out.stdout, out.stderr)
+            return out.json()["results"][node]
+
+        res = run.client("get-id-value", "Management::Controller::auto_assign_metrics_start_port")
+        assert res.code == 0, res.stdout
+        assert res.json()["results"] == dict.fromkeys(
+            ["logger", "manager", "worker-01", "worker-02"], {"port": 9300, "proto": "tcp"}
+        )
+        assert metrics["manager"] == 9300  # the value the controller used
+        assert value("Management::Controller::name") == "controller-test"
+        assert value("Management::Agent::name") == AGENT
+        assert value("Management::Agent::archive_interval") == "30.0 mins"
+        assert value("Management::spool_dir") == str(run.spool)
+        assert value("Management::Agent::controller") == {
+            "address": "127.0.0.1",
+            "bound_port": {"port": run.agent_port, "proto": "tcp"},
+        }
+        assert value("Management::Controller::topic") == "zeek/management/controller"
+
+
+def test_management_settings_unknown_without_the_scripts(tmp_path: Path) -> None:
+    """A Zeek without the Management scripts: nothing is loaded, the ids are unknown."""
+    with mgmt_run(tmp_path, agent=AGENT) as run:
+        res = run.deploy(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr)
+        settings = (run.node_dir(AGENT) / "layout" / SETTINGS_FILE).read_text()
+        assert "@load" not in settings and "redef" not in settings
+        res = run.client("get-id-value", "Management::Agent::name", "manager")
+    assert (res.code, res.json()["errors"]) == (1, [{"error": "unknown id", "source": "manager"}])

@@ -139,6 +139,8 @@ def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
         assert rec["argv"][1:] == [*iface, "-U", ".status", BACKEND_SCRIPT, NODE_SCRIPT]
     manager_env = s.record("manager")["env"]
     assert (manager_env["MY_VAR"], manager_env["OTHER"]) == ("hello", "2")
+    # Zeek's management scripts to_port() it: nodes see a bare number in Zeek's form.
+    assert manager_env["ZEEK_CONTROLLER_PORT"] == f"{s.controller_port}/tcp"
     assert "MY_VAR" not in s.record("logger")["env"]
 
 
@@ -384,3 +386,18 @@ def test_killed_agent_comes_back_and_adopts(run_site: Site) -> None:
     assert one_process_per_node(s, NODES) == node_pids
     assert {n: len(s.launches(n)) for n in NODES} == launches  # nothing was restarted
     assert controller.is_running()
+
+
+def test_node_output_is_line_buffered(tmp_path: Path) -> None:
+    """A node that prints and then blocks in zeek_init shows the line in its stdout file
+    at once (line-buffered, as under Zeek's Supervisor), while it still runs."""
+    with site(tmp_path) as s:
+        start_run(s, "--set", "agent.request_timeout=1", "--set", "agent.stop_grace=1")
+        out = deploy(s, "[manager]\nrole = manager\nenv = ZEEK_DOUBLE_BLOCK_IN_INIT=probe-line\n",
+                     expect_rc=1)  # fmt: skip
+        assert out["errors"] == ["request timed out"]
+        stdout = s.node_dir("manager") / "stdout"
+        wait_until(lambda: stdout.read_text() == "probe-line\n", what="the line in stdout")
+        rows = s.nodes_of(AGENT_NAME)
+        assert rows["manager"]["state"] == "PENDING"
+        assert psutil.Process(rows["manager"]["pid"]).is_running()

@@ -535,6 +535,24 @@ async def test_fragmented_message_received_intact() -> None:
 
 
 @pytest.mark.asyncio
+async def test_cancelled_reconnecting_client_says_going_away() -> None:
+    """Cancelling ReconnectingClient.run() closes its connection with 1001 (a close
+    handshake, not a TCP connection left open) before run() ends."""
+    peers: list[Any] = []
+    async with running_server() as (server, rec):
+        server._on_open = peers.append
+        client = ReconnectingClient(uri(server), (TOPIC,), on_event=lambda c, e: None)
+        task = asyncio.create_task(client.run())
+        await client.connected.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client.connection is None and not client.connected.is_set()
+        await rec.closed.wait()
+        assert [p.close_code for p in peers] == [1001]
+
+
+@pytest.mark.asyncio
 async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

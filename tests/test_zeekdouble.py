@@ -20,6 +20,8 @@ from typing import Any
 import psutil
 import pytest
 
+from mgmt.agent.layout import SETTINGS_FILE, settings_text
+from tests.node_helpers import NODE_SCRIPT_TEXT
 from tests.zeekdouble import zeek as double
 from tests.zeekdouble.fixture import install_zeek_double, node_link
 
@@ -92,6 +94,11 @@ class Cluster:
         (self.layout_dir / "mgmt-unsupervised.zeek").write_text(OVERRIDE)
         self.record = root / "record"
         self.procs: list[subprocess.Popen[bytes]] = []
+
+    def add_node_script(self) -> None:
+        """Put zeek-mgmt-node.zeek and the settings it loads into the layout directory."""
+        (self.layout_dir / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
+        (self.layout_dir / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
 
     def env(self, node: str | None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZEEK")}
@@ -263,13 +270,18 @@ def test_bad_interface_exact_error(cluster: Cluster) -> None:
 
 @pytest.mark.skipif(not Path("/sys/class/net/lo").exists(), reason="no loopback interface")
 def test_loopback_interface_listens(cluster: Cluster) -> None:
-    """-i lo prints 'listening on lo' to stderr and runs."""
+    """-i lo prints 'listening on lo' to stderr and runs; on SIGTERM, Zeek's final
+    packet statistics (none seen, so no timestamp prefix, as with real Zeek)."""
     args = ["-i", "lo", "-U", ".status", BACKEND, "mgmt-unsupervised"]
     node = cluster.start("worker-01", args)
     node.wait_status("RUNNING")
     assert node.stderr() == "listening on lo\n"
     node.proc.send_signal(signal.SIGTERM)
     assert node.wait() == 0
+    assert node.stderr().splitlines()[1:] == [
+        "received termination signal",
+        "0 packets received on interface lo, 0 (0.00%) dropped, 0 (0.00%) not processed",
+    ]
 
 
 def test_worker_without_interface_runs(cluster: Cluster) -> None:
@@ -388,13 +400,48 @@ def test_ignore_sigterm_knob(cluster: Cluster) -> None:
     assert node.wait() == -signal.SIGKILL
 
 
-def test_stdout_lines_knob(cluster: Cluster) -> None:
-    """ZEEK_DOUBLE_STDOUT_LINES prints that many lines on stdout once running."""
+def test_stdout_lines_knob_fully_buffered_without_node_script(cluster: Cluster) -> None:
+    """ZEEK_DOUBLE_STDOUT_LINES prints lines that, as with C stdio on a file, reach the
+    stdout file only when the process exits."""
     node = cluster.start("manager", env=cluster.env("manager", ZEEK_DOUBLE_STDOUT_LINES="3"))
+    wait_for(lambda: _record(cluster, "manager").get("printed") is True, "lines printed")
+    assert node.stdout() == ""
+    node.proc.terminate()
+    assert node.wait() == 0
+    assert node.stdout().splitlines() == [f"zeek-double stdout line {i}" for i in (1, 2, 3)]
+
+
+def test_stdout_line_buffered_with_node_script(cluster: Cluster) -> None:
+    """With zeek-mgmt-node loaded, each stdout line is in the file while the node runs."""
+    cluster.add_node_script()
+    args = ["-U", ".status", BACKEND, "zeek-mgmt-node"]
+    env = cluster.env("manager", ZEEK_DOUBLE_STDOUT_LINES="3")
+    node = cluster.start("manager", args, env)
     wait_for(lambda: node.stdout().count("\n") == 3, "3 stdout lines")
     assert node.stdout().splitlines() == [f"zeek-double stdout line {i}" for i in (1, 2, 3)]
     node.proc.terminate()
     assert node.wait() == 0
+
+
+@pytest.mark.parametrize("node_script", [True, False])
+def test_block_in_init_knob(cluster: Cluster, node_script: bool) -> None:
+    """ZEEK_DOUBLE_BLOCK_IN_INIT prints and loops in zeek_init: INITIALIZING, SIGTERM only
+    marks TERMINATING, SIGKILL ends it; the line is visible only with the node script."""
+    args = ["-U", ".status", BACKEND, "mgmt-unsupervised"]
+    if node_script:
+        cluster.add_node_script()
+        args.append("zeek-mgmt-node")
+    env = cluster.env("manager", ZEEK_DOUBLE_BLOCK_IN_INIT="probe line")
+    node = cluster.start("manager", args, env)
+    wait_for(lambda: _record(cluster, "manager").get("phase") == "blocked_in_zeek_init", "block")
+    assert node.status().startswith("INITIALIZING")
+    assert node.stdout() == ("probe line\n" if node_script else "")
+    node.proc.send_signal(signal.SIGTERM)
+    node.wait_status("TERMINATING [sig_handler]")
+    assert node.proc.poll() is None
+    node.proc.kill()
+    assert node.wait() == -signal.SIGKILL
+    assert node.stdout() == ("probe line\n" if node_script else "")
 
 
 def test_record_file(cluster: Cluster) -> None:

@@ -3,6 +3,8 @@
 Pure functions from a :class:`~mgmt.broker.records.Configuration` to
 
 * the text of ``cluster-layout.zeek`` (every node of every instance, §8.2);
+* the text of ``zeek-mgmt-settings.zeek``: the Management framework's settings as the
+  daemons use them, so that ``get-id-value Management::...`` answers as on Zeek's nodes;
 * each local node's launch plan: argv, environment, working directory (§8.8).
 
 Command line of a node, as in behaviour.md §8.8::
@@ -31,6 +33,15 @@ BACKEND_SCRIPT = "policy/frameworks/cluster/backend/broker"
 #: copied into the layout directory and loaded after the node's own scripts.
 NODE_SCRIPT = "zeek-mgmt-node"
 LAYOUT_FILE = "cluster-layout.zeek"
+#: The generated settings script, next to the layout; the node script loads it.
+SETTINGS_FILE = "zeek-mgmt-settings.zeek"
+#: Zeek's Management configuration scripts a node loads where the Zeek in use has them
+#: (Zeek's own nodes load them through ``management/node``): declarations and constants
+#: only, nothing that runs without a Supervisor.
+MANAGEMENT_SCRIPTS = (
+    "policy/frameworks/management/agent/config",
+    "policy/frameworks/management/node/config",
+)
 
 _ROLE_ORDER = {
     ClusterRole.MANAGER: 0,
@@ -52,7 +63,29 @@ def _zeek_addr(host: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 
 def _zeek_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A Zeek string literal; control characters as ``\\xNN`` (a raw newline would end it)."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _zeek_bool(value: bool) -> str:
+    return "T" if value else "F"
+
+
+def _zeek_port(number: int) -> str:
+    return f"{number}/tcp" if number else "0/unknown"
+
+
+def _zeek_interval(seconds: float) -> str:
+    # Fixed-point: Zeek's lexer has no exponents in interval constants.
+    return f"{f'{seconds:.6f}'.rstrip('0').rstrip('.')} secs"
 
 
 def layout_text(config: Configuration) -> str:
@@ -88,6 +121,122 @@ def layout_text(config: Configuration) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ControllerView:
+    """The controller's settings as far as the agent knows them (see ``agent.main``).
+
+    Ports are numbers; 0 means "does not listen" (Zeek's ``0/unknown``).
+    """
+
+    name: str
+    listen_address: str = "0.0.0.0"
+    listen_port: int = 2150
+    listen_address_websocket: str = "0.0.0.0"
+    listen_port_websocket: int = 2149
+    auto_assign_broker_ports: bool = True
+    auto_assign_broker_start_port: int = 2200
+    auto_assign_metrics_ports: bool = True
+    auto_assign_metrics_start_port: int = 9000
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementSettings:
+    """The Management framework's settings in effect, for ``zeek-mgmt-settings.zeek``."""
+
+    state_dir: str
+    spool_dir: str
+    agent_name: str
+    agent_listen_address: str
+    #: The agent's listening port; 0: it does not listen.
+    agent_listen_port: int
+    #: ``(host, port)`` the agent dials, or ``None`` (the controller dials the agent).
+    controller_endpoint: tuple[str, int] | None
+    archive_logs: bool
+    archive_interval: float
+    #: The archiver command line the agent runs (before ``-1 <queue> <dir>``).
+    archive_cmd: str
+    archive_dir: str
+    controller: ControllerView
+
+
+def management_redefs(ms: ManagementSettings) -> list[tuple[str, str]]:
+    """``(identifier, Zeek expression)`` for each Management setting we know the value of.
+
+    The identifiers are those of Zeek's ``management/config``, ``controller/config`` and
+    ``agent/config`` scripts. Where Zeek keeps a port as the text of an environment
+    variable (``listen_port``), the text is the port in effect (``"2150/tcp"``); a port
+    that is not listened on is ``""`` with ``default_port`` ``0/unknown``, which Zeek's
+    ``network_info()``/``endpoint_info()`` turn into ``0/unknown`` as well.
+    """
+    c = ms.controller
+    out: list[tuple[str, str]] = [
+        ("Management::role", "Management::NODE"),
+        ("Management::state_dir", _zeek_string(ms.state_dir)),
+        ("Management::spool_dir", _zeek_string(ms.spool_dir)),
+        ("Management::Controller::name", _zeek_string(c.name)),
+        ("Management::Controller::listen_address", _zeek_string(c.listen_address)),
+        *_listen_port_redefs("Management::Controller::", "", c.listen_port),
+        ("Management::Controller::listen_address_websocket",
+         _zeek_string(c.listen_address_websocket)),
+        *_listen_port_redefs("Management::Controller::", "_websocket", c.listen_port_websocket),
+        ("Management::Controller::auto_assign_broker_ports",
+         _zeek_bool(c.auto_assign_broker_ports)),
+        ("Management::Controller::auto_assign_broker_start_port",
+         _zeek_port(c.auto_assign_broker_start_port)),
+        ("Management::Controller::auto_assign_metrics_ports",
+         _zeek_bool(c.auto_assign_metrics_ports)),
+        ("Management::Controller::auto_assign_metrics_start_port",
+         _zeek_port(c.auto_assign_metrics_start_port)),
+        ("Management::Agent::name", _zeek_string(ms.agent_name)),
+        ("Management::Agent::listen_address", _zeek_string(ms.agent_listen_address)),
+        *_listen_port_redefs("Management::Agent::", "", ms.agent_listen_port),
+        ("Management::Agent::archive_logs", _zeek_bool(ms.archive_logs)),
+        ("Management::Agent::archive_interval", _zeek_interval(ms.archive_interval)),
+        ("Management::Agent::archive_cmd", _zeek_string(ms.archive_cmd)),
+        ("Management::Agent::archive_dir", _zeek_string(ms.archive_dir)),
+    ]  # fmt: skip
+    # agent/config.zeek: address 0.0.0.0 means "do not connect; the controller connects".
+    host, port = ms.controller_endpoint or ("0.0.0.0", c.listen_port)
+    out.append(
+        (
+            "Management::Agent::controller",
+            f"Broker::NetworkInfo($address={_zeek_string(host)}, $bound_port={_zeek_port(port)})",
+        )
+    )
+    return out
+
+
+def _listen_port_redefs(module: str, suffix: str, port: int) -> list[tuple[str, str]]:
+    if port:
+        return [(f"{module}listen_port{suffix}", _zeek_string(_zeek_port(port)))]
+    return [
+        (f"{module}listen_port{suffix}", '""'),
+        (f"{module}default_port{suffix}", "0/unknown"),
+    ]
+
+
+def settings_text(ms: ManagementSettings | None, *, management_scripts: bool) -> str:
+    """The ``zeek-mgmt-settings.zeek`` the node script loads.
+
+    Args:
+        ms: the settings in effect (``None``: not known, nothing is set).
+        management_scripts: whether the Zeek in use has :data:`MANAGEMENT_SCRIPTS` (the
+            agent looks on the nodes' ``ZEEKPATH``); without them the file sets nothing.
+            Each redef is also guarded by ``@ifdef``, for a Zeek whose scripts lack one.
+    """
+    lines = [
+        "# Generated by the zeek-mgmt agent: the Management framework's settings in effect,",
+        "# for get-id-value on this node. Do not edit.",
+    ]
+    if not management_scripts or ms is None:
+        lines.append("# (This Zeek has no Management framework scripts: nothing to set.)")
+        return "\n".join(lines) + "\n"
+    lines += [f"@load {script}" for script in MANAGEMENT_SCRIPTS]
+    for ident, expr in management_redefs(ms):
+        lines += [f"@ifdef ( {ident} )", f"redef {ident} = {expr};", "@endif"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchPlan:
     """Everything needed to start one node process."""
 
@@ -116,6 +265,12 @@ def default_zeekpath(zeek: str) -> str:
             str(share / "builtin-plugins"),
         ]
     )
+
+
+def node_zeekpath(zeek: str, base_env: Mapping[str, str]) -> str:
+    """The nodes' script search path after the layout directory: ``ZEEKPATH`` of the
+    agent's environment if set, else Zeek's default for the installation."""
+    return base_env.get("ZEEKPATH") or default_zeekpath(zeek)
 
 
 def launch_plan(
@@ -150,7 +305,7 @@ def launch_plan(
     argv += ["-U", ".status", *node_args, BACKEND_SCRIPT, *node_scripts]
     argv += list(node.scripts or ())
     argv.append(NODE_SCRIPT)
-    rest = zeekpath or base_env.get("ZEEKPATH") or default_zeekpath(zeek)
+    rest = zeekpath or node_zeekpath(zeek, base_env)
     env = dict(base_env)
     env.update(node.env)
     env.update(extra_env or {})

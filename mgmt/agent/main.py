@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
+from mgmt.agent.layout import ControllerView
 from mgmt.agent.service import AgentConfig, AgentService
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
 from mgmt.exitstatus import start_up_failed
@@ -15,7 +18,13 @@ from mgmt.fdlimit import check_fd_budget, raise_fd_limit
 from mgmt.logsetup import enable_stack_dumps, setup_logging
 from mgmt.procname import follow_run_parent, set_process_title
 from mgmt.sdnotify import Notifier, serve_notifying
-from mgmt.settings import AgentSettings, add_settings_flags, settings_from_args
+from mgmt.settings import (
+    AgentSettings,
+    ControllerSettings,
+    add_settings_flags,
+    peer_args,
+    settings_from_args,
+)
 from mgmt.supervisor.policy import ProcessState
 from mgmt.tlsconfig import AgentTLS, agent_tls
 
@@ -27,8 +36,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser, "agent")
 
 
+def controller_view(args: argparse.Namespace, env: Mapping[str, str]) -> ControllerView | None:
+    """The controller's settings as this agent's configuration implies them.
+
+    Read from the same sources the controller reads: the settings file, the environment,
+    and the section-qualified ``--set`` flags (:func:`~mgmt.settings.peer_args`). Under
+    ``zeek-mgmt run`` both daemons get exactly these, so the view is exact (and the
+    name is the one ``run`` passes on). A controller elsewhere, with other settings, is
+    seen as this host's settings describe it; ``None`` if they do not load.
+    """
+    try:
+        settings, _ = settings_from_args("controller", peer_args(args), env)
+    except ConfigError as exc:
+        logging.getLogger("mgmt.agent").warning("controller settings unknown: %s", exc)
+        return None
+    assert isinstance(settings, ControllerSettings)
+    return ControllerView(
+        name=env.get(ENV_CONTROLLER_NAME) or settings.name,
+        listen_address=settings.listen_address,
+        listen_port=settings.listen_port,
+        listen_address_websocket=settings.listen_address_websocket,
+        listen_port_websocket=settings.listen_port_websocket,
+        auto_assign_broker_ports=settings.auto_assign_broker_ports,
+        auto_assign_broker_start_port=settings.auto_assign_broker_start_port,
+        auto_assign_metrics_ports=settings.auto_assign_metrics_ports,
+        auto_assign_metrics_start_port=settings.auto_assign_metrics_start_port,
+    )
+
+
 def config_from_settings(
-    settings: AgentSettings, env: dict[str, str], tls: AgentTLS | None = None
+    settings: AgentSettings,
+    env: dict[str, str],
+    tls: AgentTLS | None = None,
+    view: ControllerView | None = None,
 ) -> AgentConfig:
     """Translate settings (and TLS contexts built from them) into the daemon's configuration."""
     tls = tls or AgentTLS()
@@ -62,6 +102,7 @@ def config_from_settings(
         controller_pidfile=Path(pidfile) if pidfile else None,
         server_ssl=tls.server_ssl,
         dial_ssl=tls.dial_ssl,
+        controller_view=view,
     )
 
 
@@ -110,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         ports = 1 if settings.listen_port else 0
         check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
-        service = AgentService(config_from_settings(settings, dict(os.environ), tls))
+        view = controller_view(args, os.environ)
+        service = AgentService(config_from_settings(settings, dict(os.environ), tls, view))
         asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
     except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
         return start_up_failed("agent", str(exc))

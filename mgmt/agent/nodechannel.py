@@ -217,6 +217,8 @@ class NodeChannels:
         self._channels: dict[str, tuple[NodeProcess, NodeChannel, asyncio.Task[None]]] = {}
         #: Channels being torn down (a strong reference until their task ends).
         self._stopping: set[asyncio.Task[None]] = set()
+        #: Set by :meth:`close`: no new channels (the agent is stopping its nodes).
+        self._closed = False
 
     def __contains__(self, name: object) -> bool:
         return name in self._channels
@@ -231,7 +233,10 @@ class NodeChannels:
 
         Channels of nodes that are gone or run another process are torn down; new
         RUNNING nodes get a channel. Idempotent; must be called from the event loop.
+        After :meth:`close` it does nothing: nodes being stopped are not dialed again.
         """
+        if self._closed:
+            return
         for name in list(self._channels):
             proc, _, _ = self._channels[name]
             if running.get(name) != proc:
@@ -269,7 +274,8 @@ class NodeChannels:
         return list(await asyncio.gather(*(one(n) for n in names)))
 
     async def close(self) -> None:
-        """Tear every channel down and wait for them. Idempotent."""
+        """Tear every channel down and wait for them; open no new ones. Idempotent."""
+        self._closed = True
         tasks = [entry[2] for entry in self._channels.values()] + list(self._stopping)
         self._channels.clear()
         await cancel_and_wait(tasks)

@@ -28,7 +28,12 @@ Theory of operation
 * **Archival.** Every ``archive_interval`` the agent runs ``<archive_cmd> -1
   <spool>/log-queue <archive_dir>`` through ``/bin/sh -c`` in its own process group,
   without blocking the event loop, killed at ``archive_timeout``; the outcome is logged
-  and the next interval tries again whatever happened.
+  and the next interval tries again whatever happened. Once more at shutdown, after the
+  nodes stopped.
+* **Management settings.** ``zeek-mgmt-settings.zeek`` in the layout directory loads
+  Zeek's Management configuration scripts (where the nodes' Zeek has them) and redefines
+  them to the values in effect, so ``get-id-value Management::...`` answers as on Zeek's
+  nodes.
 
 Start-up, in this order, so that a second agent on the same state directory, or one
 whose port is taken, changes nothing (no adoption, no node table write, no signal): take
@@ -41,7 +46,8 @@ as ``notify_error``, and reported in the response of every deploy that is answer
 they last (:meth:`~mgmt.agent.state.AgentState.persisted`), so the client shows them.
 
 Shutdown: stop the controller link and server, then stop the nodes (unless
-``keep_nodes``), then persist.
+``keep_nodes``), then archive once more (the nodes' final rotation; as Zeek's agent
+does when it exits), with a time limit.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import ssl as ssl_module
 import sys
 import time
@@ -108,6 +115,9 @@ _VOLATILE_ENV = (
     "LISTEN_FDNAMES",
     "ZEEK_MGMT_CONTROLLER_PID",
 )
+
+#: Port variables of Zeek's framework that nodes see in Zeek's form (``NNNN/tcp``).
+_PORT_ENV = ("ZEEK_CONTROLLER_PORT", "ZEEK_CONTROLLER_WEBSOCKET_PORT", "ZEEK_AGENT_PORT")
 
 _STATE_MAP = {
     ProcessState.PENDING: State.PENDING,
@@ -164,6 +174,9 @@ class AgentConfig:
     #: TLS for our own port, and for dialing the controller (``wss://``); ``None``: plaintext.
     server_ssl: ssl_module.SSLContext | None = None
     dial_ssl: ssl_module.SSLContext | None = None
+    #: The controller's settings as far as we know them, for the nodes'
+    #: ``Management::Controller::`` values (default: Zeek's defaults, our controller port).
+    controller_view: layout.ControllerView | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -231,6 +244,11 @@ class AgentService(MachineDriver):
         env = dict(config.base_env if config.base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
+        for key in _PORT_ENV:
+            # We accept a bare number; Zeek's management scripts, which nodes load
+            # (zeek-mgmt-settings.zeek), to_port() it at parse time and fail without /tcp.
+            if env.get(key, "").isdigit():
+                env[key] += "/tcp"
         self._base_env = env
 
     # -- persistence ------------------------------------------------------------------
@@ -412,6 +430,8 @@ class AgentService(MachineDriver):
         await self.channels.close()
         if self.supervisor is not None:
             await self.supervisor.close(keep_nodes=self.config.keep_nodes)
+            if not self.config.keep_nodes and self.started.is_set():
+                await self._archive_at_exit()
         log.info(
             "agent %s stopped%s",
             self.config.name,
@@ -490,11 +510,59 @@ class AgentService(MachineDriver):
         assert self.supervisor is not None
         return self.supervisor
 
+    def _zeek(self) -> str:
+        # A bare name ("zeek") is looked up on the nodes' PATH, so that Zeek's default
+        # script path can be derived from the real install prefix.
+        return shutil.which(self.config.zeek, path=self._base_env.get("PATH")) or self.config.zeek
+
     def _write_layout(self, config: Configuration) -> None:
         # Atomic: a crashed node may be revived (and read these) while we rewrite them.
         script = importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek")
+        settings = layout.settings_text(
+            self.management_settings(), management_scripts=self._has_management_scripts()
+        )
         write_atomic(self.layout_dir / layout.LAYOUT_FILE, layout.layout_text(config).encode())
+        write_atomic(self.layout_dir / layout.SETTINGS_FILE, settings.encode())
         write_atomic(self.layout_dir / f"{layout.NODE_SCRIPT}.zeek", script.read_bytes())
+
+    def _has_management_scripts(self) -> bool:
+        """Whether every one of Zeek's Management config scripts is on the nodes' path."""
+        dirs = [
+            Path(d)
+            for d in layout.node_zeekpath(self._zeek(), self._base_env).split(":")
+            if os.path.isabs(d)
+        ]
+        return all(
+            any((d / f"{s}.zeek").is_file() or (d / s / "__load__.zeek").is_file() for d in dirs)
+            for s in layout.MANAGEMENT_SCRIPTS
+        )
+
+    def management_settings(self) -> layout.ManagementSettings:
+        """The Management settings in effect, as the nodes' ``Management::`` values.
+
+        The agent's are its own; the controller's come from ``controller_view`` (under
+        ``zeek-mgmt run`` read from the same settings as the controller's), else Zeek's
+        defaults with the port we dial.
+        """
+        cfg = self.config
+        view = cfg.controller_view or layout.ControllerView(
+            name=cfg.controller_name or f"controller-{socket.gethostname()}",
+            listen_port=cfg.controller[1] if cfg.controller is not None else 2150,
+        )
+        return layout.ManagementSettings(
+            state_dir=str(cfg.state_dir),
+            spool_dir=str(cfg.spool_dir),
+            agent_name=cfg.name,
+            agent_listen_address=cfg.listen_address,
+            # (Before the server started, e.g. when resuming: the configured port.)
+            agent_listen_port=self.server.port if self.server is not None else cfg.listen_port or 0,
+            controller_endpoint=cfg.controller,
+            archive_logs=cfg.archive_logs and cfg.archive_dir is not None,
+            archive_interval=cfg.archive_interval,
+            archive_cmd=self._archiver(),
+            archive_dir="" if cfg.archive_dir is None else str(cfg.archive_dir),
+            controller=view,
+        )
 
     def _specs(self, config: Configuration) -> list[NodeSpec]:
         """Launch specs of our nodes; a node that cannot have one goes to ``_unlaunched``.
@@ -506,9 +574,7 @@ class AgentService(MachineDriver):
         cfg = self.config
         self._ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
         nodes_dir = cfg.state_dir / "nodes"
-        # A bare name ("zeek") is looked up on the nodes' PATH, so that Zeek's default
-        # script path can be derived from the real install prefix.
-        zeek = shutil.which(cfg.zeek, path=self._base_env.get("PATH")) or cfg.zeek
+        zeek = self._zeek()
         problems: dict[str, str] = {}
         for problem in launchable.problems(config):
             if problem.node is not None:
@@ -612,7 +678,7 @@ class AgentService(MachineDriver):
         self._feed_scheduled = False
         self._report_persistence()
         views = self._views()
-        self._update_channels(views)
+        self._update_channels()
         self._step(lambda now: self._state.nodes_changed(views, now))
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:
@@ -656,13 +722,17 @@ class AgentService(MachineDriver):
 
     # -- node channels (get-id-value) ---------------------------------------------------
 
-    def _update_channels(self, views: Iterable[ast.NodeView]) -> None:
-        """One channel per RUNNING node process; a restarted node (new pid) gets a new one."""
+    def _update_channels(self) -> None:
+        """One channel per RUNNING node process; a restarted node (new pid) gets a new one.
+
+        A node being stopped (it got SIGTERM; still RUNNING to the controller) loses its
+        channel at once: we close it cleanly instead of dialing a terminating node.
+        """
         self.channels.update(
             {
-                v.name: NodeProcess(self._ports[v.name], v.pid)
-                for v in views
-                if v.state is State.RUNNING and v.name in self._ports
+                i.name: NodeProcess(self._ports[i.name], i.pid)
+                for i in self._sup.status()
+                if i.state is ProcessState.RUNNING and i.name in self._ports
             }
         )
 
@@ -679,12 +749,36 @@ class AgentService(MachineDriver):
         arguments; the queue and archive directories are appended, quoted.
         """
         cfg = self.config
-        cmd = cfg.archive_cmd or f"{shlex.quote(sys.executable)} -m mgmt archive"
         queue = cfg.spool_dir / "log-queue"
-        return f"{cmd} -1 {shlex.quote(str(queue))} {shlex.quote(str(cfg.archive_dir))}"
+        return (
+            f"{self._archiver()} -1 {shlex.quote(str(queue))} {shlex.quote(str(cfg.archive_dir))}"
+        )
 
-    async def run_archiver(self) -> int | None:
-        """Run the archive command once, in a child process, with a time limit.
+    def _archiver(self) -> str:
+        """The archiver part of the command: ``archive_cmd``, else the built-in one."""
+        return self.config.archive_cmd or f"{shlex.quote(sys.executable)} -m mgmt archive"
+
+    async def _archive_at_exit(self) -> None:
+        """Archive once more after the nodes stopped, as Zeek's agent does when it exits.
+
+        The nodes rotated their open logs into the queue as they terminated; without this
+        run those logs would wait there until the next agent's first interval. Limited to
+        :data:`FINAL_ARCHIVE_TIMEOUT` (or ``archive_timeout`` if shorter) so a stop stays
+        within the service manager's stop timeout; an archiver killed at the limit leaves
+        the rest of the queue for the next run. Not with ``keep_nodes``: the nodes still
+        run and did not rotate; nor when start-up failed.
+        """
+        cfg = self.config
+        if not (cfg.archive_logs and cfg.archive_dir is not None):
+            return
+        try:
+            await self.run_archiver(min(cfg.archive_timeout, FINAL_ARCHIVE_TIMEOUT))
+        except Exception:  # shutdown must finish whatever the archiver did
+            log.exception("log archival at shutdown failed")
+
+    async def run_archiver(self, limit: float | None = None) -> int | None:
+        """Run the archive command once, in a child process, with a time limit
+        (``limit`` seconds, default ``archive_timeout``).
 
         The command runs through ``/bin/sh -c`` in its own process group, so that at the
         time limit (or when this coroutine is cancelled, e.g. at agent shutdown) the whole
@@ -716,13 +810,12 @@ class AgentService(MachineDriver):
         except OSError as exc:
             log.error("log archival could not start: %s", exc)
             return None
+        limit = self.config.archive_timeout if limit is None else limit
         try:
-            async with asyncio.timeout(self.config.archive_timeout):
+            async with asyncio.timeout(limit):
                 output, _ = await proc.communicate()
         except TimeoutError:
-            log.error(
-                "log archival took longer than %.0f s; killed it", self.config.archive_timeout
-            )
+            log.error("log archival took longer than %.0f s; killed it", limit)
             await _kill_group(proc)
             return None
         except asyncio.CancelledError:
@@ -749,6 +842,11 @@ class AgentService(MachineDriver):
             except Exception:  # a bug here must not end archival for good
                 log.exception("log archival run failed")
 
+
+#: Longest the archival run at agent shutdown may take (seconds): with the default
+#: ``stop_grace`` (26 s) a stop stays within ``zeek-mgmt run``'s 60 s and the systemd
+#: unit's ``TimeoutStopSec`` (90 s).
+FINAL_ARCHIVE_TIMEOUT = 30.0
 
 #: How much of an archiver's output goes into the log (the end is the interesting part).
 _ARCHIVER_OUTPUT_MAX = 4000

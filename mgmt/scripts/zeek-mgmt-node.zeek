@@ -1,8 +1,15 @@
 ##! zeek-mgmt's management node script. The zeek-mgmt agent copies it into its layout
 ##! directory and every cluster node it starts loads it last, after the node's own
 ##! scripts (behaviour.md §8.4). Nodes run without Zeek's Supervisor, so this script
-##! restores two things the Supervisor-based management framework provides:
+##! restores what the Supervisor-based management framework provides:
 ##!
+##! * Line-buffered stdout and stderr, as the Supervisor sets them up in a node
+##!   (``setlinebuf`` in src/supervisor/Supervisor.cc), so each line reaches the node's
+##!   ``stdout``/``stderr`` file at once, even if the node then blocks.
+##! * The Management framework's settings (``Management::...``), from
+##!   ``zeek-mgmt-settings.zeek``, which the agent writes next to the cluster layout: it
+##!   loads Zeek's management configuration scripts where this Zeek has them (as Zeek's
+##!   own nodes do) and redefines them to the values the zeek-mgmt daemons use.
 ##! * Log rotation as for supervised nodes (behaviour.md §6.8): rotated logs go to
 ##!   <spool>/log-queue, named for zeek-archiver on the logging node, with no zeekctl
 ##!   post-processor; leftover logs of a crashed run are rotated at start-up.
@@ -14,9 +21,28 @@
 ##! It deliberately does not load policy/frameworks/management/node: that peers with a
 ##! Broker-speaking agent and logs through Management::Log, which needs a supervised
 ##! process. Only the Node API declarations are loaded (node/api.zeek loads nothing but
-##! management/types.zeek, which has no @load and no handlers, so it is safe here).
+##! management/types.zeek, which has no @load and no handlers, so it is safe here), and
+##! the configuration scripts that zeek-mgmt-settings.zeek loads (agent/config,
+##! node/config and what they load: constants, types and functions; the one zeek_init
+##! handler among them, Management::Log's, does nothing outside a supervised process).
 
 module ZeekMgmt;
+
+# --- Output as under Zeek's Supervisor ------------------------------------------------
+
+# A node's stdout is a file, so C would buffer it fully: a node that prints and then
+# blocks in script code would show nothing. open("-") wraps the process's stdout FILE*
+# and open("/dev/stderr") its stderr FILE* (File's constructor maps the name, no new
+# stream is opened); set_buf(f, F) makes the stream line-buffered (setvbuf _IOLBF).
+# The wrappers go away at once, which never closes the streams (File::Close skips
+# stdin, stdout and stderr). As global initializers these run while the script is
+# parsed, before any zeek_init handler.
+global stdout_line_buffered = set_buf(open("-"), F);
+global stderr_line_buffered = set_buf(open("/dev/stderr"), F);
+
+# --- The Management framework's settings ----------------------------------------------
+
+@load ./zeek-mgmt-settings
 
 export {
 	## The spool directory (ZEEK_MANAGEMENT_SPOOL_DIR, set by the agent).

@@ -985,63 +985,71 @@ class ReconnectingClient:
         """
         delays = self._delays()
         last_problem = ""
-        try:
-            while True:
-                await asyncio.sleep(next(delays))
-                try:
-                    conn, reader = await connect(
-                        self.uri,
-                        self.topics,
-                        on_event=self._on_event,
-                        accept=self._accept,
-                        handles=self._handles,
-                        open_timeout=self._open_timeout,
-                        max_size=self._max_size,
-                        max_send_buffer=self._max_send_buffer,
-                        ping_interval=self._ping_interval,
-                        ssl=self._ssl,
-                    )
-                except Exception as exc:
-                    # A cancel that races a timeout inside connect() can come out as
-                    # TimeoutError (asyncio.timeout in Python 3.11): once we are being
-                    # cancelled, never treat a failure as a reason to retry.
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise asyncio.CancelledError() from exc
-                    if classify_exception(exc) is not None:
-                        raise
-                    # Configuration problems (TLS, HTTP) at WARNING, transient network
-                    # trouble at DEBUG; each only when it changes, not on every retry.
-                    problem = describe_connect_error(self.uri, exc)
-                    config_problem = isinstance(exc, ssl_module.SSLError | InvalidHandshake) or (
-                        self._ssl is not None and isinstance(exc, ConnectionResetError)
-                    )
-                    level = logging.DEBUG
-                    if problem != last_problem and config_problem:
-                        level = logging.WARNING
-                    log.log(level, "cannot connect to %s: %s", self.uri, problem)
-                    last_problem = problem
-                    continue
-                last_problem = ""
-                log.info("connected to %s", self.uri)
-                delays = self._delays()  # a success resets the back-off
-                next(delays)
-                self.connection = conn
-                self.connected.set()
-                try:
-                    self._on_open(conn)
-                    await reader
-                finally:
-                    self.connected.clear()
-                    self.connection = None
+        while True:
+            await asyncio.sleep(next(delays))
+            try:
+                conn, reader = await connect(
+                    self.uri,
+                    self.topics,
+                    on_event=self._on_event,
+                    accept=self._accept,
+                    handles=self._handles,
+                    open_timeout=self._open_timeout,
+                    max_size=self._max_size,
+                    max_send_buffer=self._max_send_buffer,
+                    ping_interval=self._ping_interval,
+                    ssl=self._ssl,
+                )
+            except Exception as exc:
+                # A cancel that races a timeout inside connect() can come out as
+                # TimeoutError (asyncio.timeout in Python 3.11): once we are being
+                # cancelled, never treat a failure as a reason to retry.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise asyncio.CancelledError() from exc
+                if classify_exception(exc) is not None:
+                    raise
+                # Configuration problems (TLS, HTTP) at WARNING, transient network
+                # trouble at DEBUG; each only when it changes, not on every retry.
+                problem = describe_connect_error(self.uri, exc)
+                config_problem = isinstance(exc, ssl_module.SSLError | InvalidHandshake) or (
+                    self._ssl is not None and isinstance(exc, ConnectionResetError)
+                )
+                level = logging.DEBUG
+                if problem != last_problem and config_problem:
+                    level = logging.WARNING
+                log.log(level, "cannot connect to %s: %s", self.uri, problem)
+                last_problem = problem
+                continue
+            last_problem = ""
+            log.info("connected to %s", self.uri)
+            delays = self._delays()  # a success resets the back-off
+            next(delays)
+            self.connection = conn
+            self.connected.set()
+            try:
+                self._on_open(conn)
+                # Shielded: when run() is cancelled, the connection is closed below
+                # and its reader finishes, instead of both being dropped half-way.
+                await asyncio.shield(reader)
+            finally:
+                self.connected.clear()
+                self.connection = None
+                if reader.done():
                     log.info("connection to %s lost%s", self.uri, conn.close_summary())
-                    try:
-                        self._on_close(conn)
-                    except Exception:
-                        log.exception("on_close handler failed")
-        finally:
-            if self.connection is not None:
-                await self.connection.close(1001, "going away")
+                else:
+                    # Cancelled: say goodbye (1001, as a server going away does) and
+                    # wait for the close handshake, so that the peer sees a clean close
+                    # now rather than a TCP connection left open until we exit. (A
+                    # Zeek node with an open WebSocket client takes seconds to stop.)
+                    await conn.close(1001, "going away")
+                    with contextlib.suppress(BaseException):
+                        await reader
+                    log.debug("closed connection to %s", self.uri)
+                try:
+                    self._on_close(conn)
+                except Exception:
+                    log.exception("on_close handler failed")
 
     def send_event(self, topic: str, event: object) -> bool:
         """Send on the current connection if there is one; returns whether it was sent."""
