@@ -338,3 +338,20 @@ def test_parse_message_raises_only_invalid_message(text: str) -> None:
         assert exc.code == bm.DESERIALIZATION_FAILED
     else:
         assert isinstance(msg, bm.DataMessage | bm.ErrorMessage)
+
+
+def test_lone_surrogates_are_refused_and_pairs_accepted() -> None:
+    """A JSON string escape that is a lone surrogate (not valid Unicode: it could never be
+    sent back as UTF-8) fails decoding, in a value or a key; a surrogate pair is one
+    character and fine."""
+    for text in (
+        '{"topic":"t","@data-type":"string","data":"\\ud800"}',
+        '{"topic":"t","@data-type":"string","data":"x","\\uDFFF":1}',
+    ):
+        with pytest.raises(InvalidMessage) as info:
+            bm.parse_message(text)
+        assert info.value.context == bm.CTX_BAD_JSON
+    with pytest.raises(InvalidMessage):
+        bm.parse_handshake('["\\ud800"]')
+    msg = bm.parse_message('{"topic":"t","@data-type":"string","data":"\\ud83d\\ude00"}')
+    assert isinstance(msg, bm.DataMessage) and msg.payload["data"] == "\U0001f600"

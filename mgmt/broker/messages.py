@@ -103,12 +103,43 @@ def data_message_text(topic: str, payload: JsonObj) -> str:
     )
 
 
+def _may_hold_surrogates(text: str | bytes) -> bool:
+    """Whether ``text`` has a ``\\uD800``-``\\uDFFF`` escape (the only way JSON can
+    carry a lone surrogate; raw bytes are checked UTF-8 already). Cheap: a substring test."""
+    if isinstance(text, bytes):
+        return b"\\ud" in text or b"\\uD" in text
+    return "\\ud" in text or "\\uD" in text
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """Whether a decoded document holds a string (value or key) that is not valid Unicode:
+    a lone surrogate cannot be encoded as UTF-8, so echoing it back (a request id, a node
+    name) would fail to send and drop the connection."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return False
+
+
 def _loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        obj = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # JSONDecodeError is a ValueError; RecursionError: nesting deeper than the stack.
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, str(exc)) from None
+    if _may_hold_surrogates(text) and _lone_surrogate(obj):
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, "lone surrogate in a string")
+    return obj
 
 
 def parse_handshake(text: str | bytes) -> Handshake:
@@ -122,6 +153,8 @@ def parse_handshake(text: str | bytes) -> Handshake:
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY, "not JSON") from None
+    if _may_hold_surrogates(text) and _lone_surrogate(obj):
+        raise InvalidMessage(DESERIALIZATION_FAILED, CTX_SUB_NOT_A_STRING, "lone surrogate")
     if type(obj) is not list:
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY)
     for i, item in enumerate(obj):
