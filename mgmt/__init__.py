@@ -4,7 +4,7 @@ Layers (dependencies point down only; see ``shared/DESIGN.md``):
 
 1. :mod:`mgmt.broker` -- pure Broker WebSocket JSON codec, messages, Management records.
 2. Pure policies -- ``mgmt.controller.state``, ``mgmt.agent.state``, ``mgmt.supervisor.policy``.
-3. I/O -- :mod:`mgmt.transport`, ``mgmt.supervisor.backend``, :mod:`mgmt.statestore`.
+3. I/O -- :mod:`mgmt.transport`, ``mgmt.supervisor.backend``, :mod:`mgmt.persist.statefile`.
 4. Services -- the asyncio daemons.
 5. Entry points -- :mod:`mgmt.cli`.
 """

@@ -35,10 +35,12 @@ def _register(name: str, module: str, help_text: str) -> None:
 
 _register("controller", "mgmt.controller.main", "run the controller daemon")
 _register("agent", "mgmt.agent.main", "run the agent daemon")
-_register("run", "mgmt.run", "run controller and agent together (the quickstart, like zeek -j)")
-_register("archive", "mgmt.archive", "archive rotated logs (zeek-archiver compatible)")
 _register(
-    "show-settings", "mgmt.show_settings", "print the effective settings and where each came from"
+    "run", "mgmt.daemon.run", "run controller and agent together (the quickstart, like zeek -j)"
+)
+_register("archive", "mgmt.archive.engine", "archive rotated logs (zeek-archiver compatible)")
+_register(
+    "show-settings", "mgmt.settings.show", "print the effective settings and where each came from"
 )
 # zeek-client's commands (same options, output and exit codes) and the client's extras.
 for _name, _help in CLIENT_COMMANDS:

@@ -24,7 +24,7 @@ settings.register_profile(
 )
 settings.load_profile("zeek-mgmt")
 
-#: tests.real_zeek.REQUIRE_ENV (not imported: conftest stays free of the e2e helpers).
+#: tests.support.real_zeek.REQUIRE_ENV (not imported: conftest stays free of the e2e helpers).
 REQUIRE_ENV = "ZEEK_MGMT_REQUIRE_ZEEK"
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.layout import ControllerView
 from mgmt.agent.service import AgentConfig, AgentService
+from mgmt.daemon.exitstatus import start_up_failed
+from mgmt.daemon.fdlimit import check_fd_budget, raise_fd_limit
+from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
+from mgmt.daemon.procname import follow_run_parent, set_process_title
+from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.exitstatus import start_up_failed
-from mgmt.fdlimit import check_fd_budget, raise_fd_limit
-from mgmt.logsetup import enable_stack_dumps, setup_logging
-from mgmt.procname import follow_run_parent, set_process_title
-from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import (
     AgentSettings,
     ControllerSettings,
@@ -25,8 +25,8 @@ from mgmt.settings import (
     peer_args,
     settings_from_args,
 )
+from mgmt.settings.tls import AgentTLS, agent_tls
 from mgmt.supervisor.policy import ProcessState
-from mgmt.tlsconfig import AgentTLS, agent_tls
 
 __all__ = ["ENV_CONTROLLER_NAME", "ENV_CONTROLLER_PIDFILE", "add_arguments", "run"]
 
@@ -133,12 +133,12 @@ def status_line(service: AgentService) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the agent until SIGTERM/SIGINT.
 
-    Returns 0, or :data:`~mgmt.exitstatus.EXIT_FATAL` after a start-up error that a
+    Returns 0, or :data:`~mgmt.daemon.exitstatus.EXIT_FATAL` after a start-up error that a
     restart cannot fix (settings, corrupt state, state directory in use, port in use).
 
     Under systemd (``Type=notify``) it reports readiness (once its own port accepts
     connections; it does not wait for the controller), status, watchdog pings and
-    shutdown (:mod:`mgmt.sdnotify`).
+    shutdown (:mod:`mgmt.daemon.sdnotify`).
     """
     try:
         settings, sources = settings_from_args("agent", args)

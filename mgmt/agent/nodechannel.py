@@ -41,7 +41,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Result
 from mgmt.broker.session import EventReceived
-from mgmt.driver import cancel_and_wait
+from mgmt.daemon.driver import cancel_and_wait
 from mgmt.transport import Connection, ReconnectingClient
 from mgmt.transport.backoff import backoff
 

@@ -37,7 +37,7 @@ Theory of operation
 
 Start-up, in this order, so that a second agent on the same state directory, or one
 whose port is taken, changes nothing (no adoption, no node table write, no signal): take
-the state directory's agent lock (:mod:`mgmt.instancelock`), remove temporary files that a
+the state directory's agent lock (:mod:`mgmt.persist.lock`), remove temporary files that a
 killed write left, read ``agent.toml``, bind our port; only then start the supervisor
 (which adopts or starts nodes) and resume the saved configuration.
 
@@ -69,7 +69,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgmt import launchable
 from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.nodechannel import NodeChannels, NodeProcess
@@ -77,13 +76,14 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
-from mgmt.configtoml import config_from_table, config_to_table
-from mgmt.driver import MachineDriver, cancel_and_wait
+from mgmt.core import launchable
+from mgmt.core.launchable import quote
+from mgmt.core.peertext import peer_text
+from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
-from mgmt.instancelock import InstanceLock
-from mgmt.launchable import quote
-from mgmt.peertext import peer_text
-from mgmt.statestore import load_toml, remove_stale_temporaries, save_toml, write_atomic
+from mgmt.persist.configtoml import config_from_table, config_to_table
+from mgmt.persist.lock import InstanceLock
+from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_toml, write_atomic
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
@@ -567,7 +567,7 @@ class AgentService(MachineDriver):
     def _specs(self, config: Configuration) -> list[NodeSpec]:
         """Launch specs of our nodes; a node that cannot have one goes to ``_unlaunched``.
 
-        Nodes are checked with :func:`mgmt.launchable.problems` (a deployment that fails
+        Nodes are checked with :func:`mgmt.core.launchable.problems` (a deployment that fails
         it is refused on receipt, but a saved configuration is resumed as it is), and any
         error while building one node's spec fails that node only.
         """

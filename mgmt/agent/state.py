@@ -42,7 +42,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mgmt import launchable
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import (
@@ -54,10 +53,11 @@ from mgmt.broker.records import (
     Role,
     State,
 )
-from mgmt.launchable import quote
-from mgmt.logaction import Level as Level
-from mgmt.logaction import Log as Log
-from mgmt.peertext import peer_text
+from mgmt.core import launchable
+from mgmt.core.launchable import quote
+from mgmt.core.logaction import Level as Level
+from mgmt.core.logaction import Log as Log
+from mgmt.core.peertext import peer_text
 
 API_VERSION = 1
 TIMED_OUT = "request timed out"

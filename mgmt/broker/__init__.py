@@ -7,5 +7,5 @@
 * :mod:`mgmt.broker.session` -- sans-I/O connection state machines.
 
 Nothing here imports asyncio, sockets, or reads clocks (enforced by ``ruff.toml`` in this
-directory and by ``tests/test_purity.py``).
+directory and by ``tests/core/test_purity.py``).
 """

@@ -50,8 +50,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
-from mgmt.peertext import peer_text
 
 #: A decoded JSON document (what ``json.loads`` returns).
 JsonValue: TypeAlias = Any

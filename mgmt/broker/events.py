@@ -31,8 +31,8 @@ from mgmt.broker.records import (
     results_from_json,
     results_json,
 )
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
-from mgmt.peertext import peer_text
 
 CONTROLLER_API = "Management::Controller::API::"
 AGENT_API = "Management::Agent::API::"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgmt.broker.data import JsonObj
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidMessage
-from mgmt.peertext import peer_text
 
 # Broker error codes and Zeek 8's context strings (src/cluster/websocket/WebSocket.cc).
 DESERIALIZATION_FAILED = "deserialization_failed"

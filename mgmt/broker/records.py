@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 from mgmt.broker import data as bd
 from mgmt.broker.data import BrokerValue, IPAddress, JsonObj, JsonValue, Port
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
-from mgmt.peertext import peer_text
 
 _NONE = bd.NONE_JSON
 

@@ -33,7 +33,7 @@ Client side (:class:`ClientSession`)::
 
 Peer faults never raise out of ``receive_text()``: they are recorded as events and, on the
 server side, answered with Broker error messages. Their details quote what the peer sent
-only shortened (:func:`mgmt.peertext.peer_text`).
+only shortened (:func:`mgmt.core.peertext.peer_text`).
 
 Topics: a Zeek endpoint only sees the events published on topics it subscribed to, so a
 session takes a ``topics`` filter (which topics this endpoint handles). A decodable event on

@@ -2,7 +2,7 @@
 
 * :mod:`mgmt.controller.validation` -- pure config validation and port assignment.
 * :mod:`mgmt.controller.state` -- the pure state machine (behaviour.md §4).
-* :mod:`mgmt.controller.store` -- persisted configurations.
+* :mod:`mgmt.persist.controllerstore` -- persisted configurations.
 * :mod:`mgmt.controller.service` -- the asyncio daemon.
 * :mod:`mgmt.controller.main` -- ``zeek-mgmt controller``.
 """

@@ -8,14 +8,14 @@ import asyncio
 from mgmt.broker.data import Port
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
+from mgmt.daemon.exitstatus import start_up_failed
+from mgmt.daemon.fdlimit import check_fd_budget, raise_fd_limit
+from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
+from mgmt.daemon.procname import follow_run_parent, set_process_title
+from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.exitstatus import start_up_failed
-from mgmt.fdlimit import check_fd_budget, raise_fd_limit
-from mgmt.logsetup import enable_stack_dumps, setup_logging
-from mgmt.procname import follow_run_parent, set_process_title
-from mgmt.sdnotify import Notifier, serve_notifying
 from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
-from mgmt.tlsconfig import ControllerTLS, controller_tls
+from mgmt.settings.tls import ControllerTLS, controller_tls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,11 +80,11 @@ def status_line(service: ControllerService) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM/SIGINT.
 
-    Returns 0, or :data:`~mgmt.exitstatus.EXIT_FATAL` after a start-up error that a
+    Returns 0, or :data:`~mgmt.daemon.exitstatus.EXIT_FATAL` after a start-up error that a
     restart cannot fix (settings, corrupt state, state directory in use, port in use).
 
     Under systemd (``Type=notify``) it reports readiness, status, watchdog pings and
-    shutdown (:mod:`mgmt.sdnotify`).
+    shutdown (:mod:`mgmt.daemon.sdnotify`).
     """
     try:
         settings, sources = settings_from_args("controller", args)

@@ -31,7 +31,7 @@ nothing. One timer task calls ``tick()`` at the state's next deadline.
 
 Start-up, in this order, so that a second controller on the same state directory or a
 port in use changes nothing: take the state directory's controller lock
-(:mod:`mgmt.instancelock`), remove temporary files that a killed write left, read
+(:mod:`mgmt.persist.lock`), remove temporary files that a killed write left, read
 ``controller.toml``, bind both ports, and only then redeploy the persisted DEPLOYED.
 
 Shutdown (:meth:`ControllerService.request_shutdown`, SIGTERM, SIGINT) follows one path:
@@ -56,12 +56,12 @@ from mgmt.broker import messages as bm
 from mgmt.broker.records import Configuration
 from mgmt.broker.session import EventReceived, prefix_filter
 from mgmt.controller import state as cs
-from mgmt.controller.store import ConfigStore, SavedConfigs
-from mgmt.driver import MachineDriver, cancel_and_wait
+from mgmt.core.peertext import peer_text
+from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
-from mgmt.instancelock import InstanceLock
-from mgmt.peertext import peer_text
-from mgmt.statestore import remove_stale_temporaries
+from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
+from mgmt.persist.lock import InstanceLock
+from mgmt.persist.statefile import remove_stale_temporaries
 from mgmt.transport import Connection, ReconnectingClient, Server
 from mgmt.transport.connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,

@@ -51,15 +51,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from mgmt import launchable
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller import validation
+from mgmt.core import launchable
+from mgmt.core.logaction import Level as Level
+from mgmt.core.logaction import Log as Log
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidState
-from mgmt.logaction import Level as Level
-from mgmt.logaction import Log as Log
-from mgmt.peertext import peer_text
 
 CONTROLLER_TOPIC = "zeek/management/controller"
 AGENT_TOPIC_PREFIX = "zeek/management/agent"

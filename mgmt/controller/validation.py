@@ -2,10 +2,10 @@
 
 Mirrors ``policy/frameworks/management/controller/main.zeek`` (``config_validate``,
 ``config_assign_broker_ports``, ``config_assign_metrics_ports``) with Zeek's error texts
-(names in them are shown with :func:`mgmt.launchable.quote`, which leaves printable names
+(names in them are shown with :func:`mgmt.core.launchable.quote`, which leaves printable names
 as Zeek shows them, and escapes and shortens hostile ones),
 plus rules Zeek lacks, marked "beyond Zeek" below: what an agent cannot launch
-(:func:`mgmt.launchable.problems`, shared with the agent) and roles a cluster layout
+(:func:`mgmt.core.launchable.problems`, shared with the agent) and roles a cluster layout
 cannot express.
 
 Pure: no I/O.
@@ -18,10 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
-from mgmt import launchable
 from mgmt.broker.data import Port, Proto
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
-from mgmt.launchable import quote, shown
+from mgmt.core import launchable
+from mgmt.core.launchable import quote, shown
 
 #: Roles that need a Broker port, in assignment priority order (§4.5.2).
 BROKER_PORT_ROLES = {ClusterRole.MANAGER: 0, ClusterRole.LOGGER: 1, ClusterRole.PROXY: 2}

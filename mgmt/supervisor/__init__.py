@@ -7,7 +7,7 @@ The package is split three ways (STYLE guideline 10):
 * :mod:`mgmt.supervisor.backend` -- the OS seam: spawn through a ``zeek.<node>`` symlink,
   signal, reap only our own children, adopt foreign pids safely, read ``.status`` and the
   output tails.
-* :mod:`mgmt.supervisor.store` -- the adoption table, an atomic TOML file.
+* :mod:`mgmt.persist.nodetable` -- the adoption table, an atomic TOML file.
 * :mod:`mgmt.supervisor.service` -- the asyncio driver, :class:`SupervisorService`.
 
 This ``__init__`` deliberately imports nothing, so that importing the pure policy does not

@@ -43,6 +43,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mgmt.exceptions import InvalidState, NoSuchNode, SpawnError, StateStoreError
+from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor.backend import Backend, Handle, OsBackend, read_outputs
 from mgmt.supervisor.policy import (
     Action,
@@ -54,7 +55,6 @@ from mgmt.supervisor.policy import (
     Signal,
     Spawn,
 )
-from mgmt.supervisor.store import Intent, NodeTableStore, StoredNode
 from mgmt.typing import NodeName
 
 logger = logging.getLogger("mgmt.supervisor")

@@ -47,7 +47,7 @@ Whatever a peer does, what it costs us is bounded, and it is logged without floo
   through a :class:`LogThrottle`: the first occurrence at once, then at most one line per
   :data:`LOG_INTERVAL` seconds with a count. A connection logs the first rejected message
   of each kind at INFO, the rest at DEBUG, and a count when it closes. Peer-supplied
-  strings are quoted shortened (:func:`mgmt.peertext.peer_text`).
+  strings are quoted shortened (:func:`mgmt.core.peertext.peer_text`).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ from mgmt.broker.session import (
     SessionState,
     TopicFilter,
 )
+from mgmt.core.peertext import peer_text
 from mgmt.exceptions import HandshakeError, InvalidState, SessionClosedError
-from mgmt.peertext import peer_text
 from mgmt.transport.backoff import backoff, classify_exception
 
 log = logging.getLogger("mgmt.transport")

@@ -5,7 +5,7 @@ Usage (from the repository root)::
     python tests/data/extract_wire_examples.py --spec path/to/wire-protocol.md [--check]
 
 The spec is the project's wire contract (``spec/wire-protocol.md`` of the shared
-material, outside this repository). The output is committed; ``tests/test_golden_wire.py``
+material, outside this repository). The output is committed; ``tests/broker/test_golden_wire.py``
 reads only the JSON, so the tests do not depend on where the spec lives. Re-run this
 script whenever the spec's examples change and review the diff; ``--check`` only compares
 and exits 1 when the committed table is out of date.

@@ -1,0 +1,496 @@
+"""Helpers for end-to-end tests: real daemons, the real ``zeek-client``, the zeek double.
+
+A :class:`Site` is one throw-away installation under a temporary directory:
+
+* ``bin/zeek`` is the test double (tests/zeekdouble), first on ``PATH``;
+* ``state/`` and ``spool/`` are the management state and spool directories;
+* ``record/`` is the double's ``ZEEK_DOUBLE_RECORD`` directory;
+* free loopback ports for the controller (client and agent ports) and the agent.
+
+Daemons (``python -m mgmt run|controller|agent``) run as subprocesses of the test with
+``PYTHONPATH=<repo root>``, in their own process group, and carry a marker variable
+(``ZEEK_MGMT_E2E_SITE``) that every node inherits. :meth:`Site.close` stops them (SIGTERM,
+then SIGKILL), kills anything still carrying the marker, and reports what it had to kill,
+so a test that leaves a process behind fails.
+
+Waiting is always polling with a deadline (:func:`wait_until`), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from tests.paths import DATA, REPO_ROOT
+from tests.zeekdouble.fixture import install_zeek_double
+
+#: The cluster configurations of the Zeek 8.2.2 reference captures (tests/data/README.md).
+CONFIGS = DATA / "zeek-8.2.2" / "configs"
+MARKER = "ZEEK_MGMT_E2E_SITE"
+#: Upper bound for any single wait on the OS (scaled by ZEEK_MGMT_TEST_TIMEOUT_SCALE).
+TIMEOUT = 20.0 * float(os.environ.get("ZEEK_MGMT_TEST_TIMEOUT_SCALE", "1"))
+
+T = TypeVar("T")
+
+
+def find_zeek_client() -> str:
+    """The ``zeek-client`` CLI: on PATH, or next to the running interpreter."""
+    beside = Path(sys.executable).parent / "zeek-client"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("zeek-client")
+    if found is None:
+        raise RuntimeError("zeek-client not found (pip install zeek-client)")
+    return found
+
+
+ZEEK_CLIENT = find_zeek_client()
+
+#: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``).
+QUICKSTART_CFG = """\
+[manager]
+role = manager
+
+[logger]
+role = logger
+
+[worker-01]
+role = worker
+interface = lo
+
+[worker-02]
+role = worker
+interface = lo
+"""
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float = TIMEOUT,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; return that.
+
+    Raises:
+        AssertionError: the deadline passed (with ``what`` and the last value).
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}: {last!r}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class ClientResult:
+    """What one ``zeek-client`` run printed."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as JSON."""
+        try:
+            return json.loads(self.stdout)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"not JSON from {self.argv}: {self}") from exc
+
+
+@dataclass
+class Daemon:
+    """A ``python -m mgmt <role>`` subprocess."""
+
+    role: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.proc.pid
+
+    def log(self) -> str:
+        """Everything the daemon wrote to stdout/stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        """Whether the process has not exited yet."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = TIMEOUT) -> int:
+        """SIGTERM, wait; SIGKILL if it does not exit in ``timeout``. Returns the status."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(TIMEOUT)
+
+    def kill(self) -> None:
+        """SIGKILL (no clean-up by the daemon) and reap."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(TIMEOUT)
+
+
+@dataclass
+class Site:
+    """One isolated installation under ``root`` (see the module docstring)."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    daemons: list[Daemon] = field(default_factory=list)
+    ws_port: int = 0
+    controller_port: int = 0
+    agent_port: int = 0
+    marker: str = ""
+
+    @classmethod
+    def create(cls, root: Path, **env: str) -> Site:
+        """Lay out the directories, install the double, choose free ports."""
+        site = cls(root)
+        site.marker = uuid.uuid4().hex
+        install_zeek_double(site.bin_dir)
+        for d in (site.state_dir, site.spool_dir, site.record_dir, site.cfg_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        site.ws_port, site.controller_port, site.agent_port = free_ports(3)
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ZEEK_", "PYTEST_", "PYTHON")) and k != "COVERAGE_PROCESS_START"
+        }
+        base.update(
+            {
+                "PATH": f"{site.bin_dir}:{os.environ.get('PATH', os.defpath)}",
+                "PYTHONPATH": str(REPO_ROOT),
+                "ZEEK_CONTROLLER_PORT": str(site.controller_port),
+                "ZEEK_CONTROLLER_WEBSOCKET_PORT": str(site.ws_port),
+                "ZEEK_CONTROLLER_ADDR": "127.0.0.1",
+                "ZEEK_CONTROLLER_WEBSOCKET_ADDR": "127.0.0.1",
+                "ZEEK_AGENT_PORT": str(site.agent_port),
+                "ZEEK_AGENT_ADDR": "127.0.0.1",
+                "ZEEK_MANAGEMENT_STATE_DIR": str(site.state_dir),
+                "ZEEK_MANAGEMENT_SPOOL_DIR": str(site.spool_dir),
+                "ZEEK_MGMT_CONFIG": str(site.root / "no-settings.toml"),
+                "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT": str(free_ports(1)[0]),
+                "ZEEK_DOUBLE_RECORD": str(site.record_dir),
+                MARKER: site.marker,
+            }
+        )
+        (site.root / "no-settings.toml").write_text("")
+        base.update(env)
+        site.env = base
+        return site
+
+    # -- layout --------------------------------------------------------------------------
+
+    @property
+    def bin_dir(self) -> Path:
+        """Holds the double ``zeek`` (first on PATH)."""
+        return self.root / "zeek-prefix" / "bin"
+
+    @property
+    def state_dir(self) -> Path:
+        """ZEEK_MANAGEMENT_STATE_DIR."""
+        return self.root / "state"
+
+    @property
+    def spool_dir(self) -> Path:
+        """ZEEK_MANAGEMENT_SPOOL_DIR."""
+        return self.root / "spool"
+
+    @property
+    def record_dir(self) -> Path:
+        """ZEEK_DOUBLE_RECORD."""
+        return self.root / "record"
+
+    @property
+    def cfg_dir(self) -> Path:
+        """Where cluster configurations for zeek-client are written."""
+        return self.root / "cfg"
+
+    def node_dir(self, name: str) -> Path:
+        """``<state>/nodes/<name>``."""
+        return self.state_dir / "nodes" / name
+
+    def record(self, node: str) -> dict[str, Any]:
+        """The double's latest record of ``node``."""
+        return json.loads((self.record_dir / f"{node}.json").read_text())  # type: ignore[no-any-return]
+
+    def launches(self, node: str) -> list[dict[str, Any]]:
+        """The double's first record of every launch of ``node``."""
+        path = self.record_dir / f"{node}.launches.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_cfg(self, text: str, name: str = "cluster.cfg") -> Path:
+        """Write a cluster configuration file for zeek-client."""
+        path = self.cfg_dir / name
+        path.write_text(text)
+        return path
+
+    # -- processes -----------------------------------------------------------------------
+
+    def start(
+        self,
+        role: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Daemon:
+        """Start ``python -m mgmt <role> <args>`` in its own session; output to a file."""
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        log_path = self.root / f"{name or role}-{len(self.daemons)}.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mgmt", role, *args],
+                env=full_env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        daemon = Daemon(name or role, proc, log_path)
+        self.daemons.append(daemon)
+        return daemon
+
+    def client(
+        self, *args: str, port: int | None = None, timeout: float = 60.0, check: bool = False
+    ) -> ClientResult:
+        """Run the real ``zeek-client --controller 127.0.0.1:<ws port> <args>``."""
+        argv = self.client_argv(*args, port=port)
+        proc = subprocess.run(
+            argv,
+            env=self.client_env(),
+            cwd=self.cfg_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        result = ClientResult(argv, proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"zeek-client failed: {result}\n{self.daemon_logs()}")
+        return result
+
+    def client_argv(self, *args: str, port: int | None = None) -> list[str]:
+        """The command line of :meth:`client` (run it in :attr:`cfg_dir`)."""
+        return [
+            ZEEK_CLIENT,
+            "--controller",
+            f"127.0.0.1:{port or self.ws_port}",
+            "--set",
+            "client.peering_attempts=20",
+            "--set",
+            "client.peering_retry_delay_secs=0.2",
+            *args,
+        ]
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of :meth:`client`: no ZEEK_* settings, no zeek-client.cfg."""
+        env = {k: v for k, v in self.env.items() if not k.startswith("ZEEK_")}
+        env["ZEEK_CLIENT_CONFIG_FILE"] = str(self.root / "no-zeek-client.cfg")
+        return env
+
+    def get_nodes(self) -> dict[str, dict[str, Any]]:
+        """``get-nodes`` as ``{instance: {node: row}}`` (asserting success)."""
+        out = self.client("get-nodes", check=True).json()
+        assert out["errors"] == [], out
+        return out["results"]  # type: ignore[no-any-return]
+
+    def nodes_of(self, instance: str) -> dict[str, dict[str, Any]]:
+        """get-nodes rows of one instance; empty if the instance did not answer (e.g. no
+        agent connected right now)."""
+        res = self.client("get-nodes")
+        if res.returncode != 0:
+            return {}
+        return res.json()["results"].get(instance, {})  # type: ignore[no-any-return]
+
+    def wait_agents(self, *names: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Wait until ``get-instances`` lists every named agent; return its output."""
+
+        def listed() -> dict[str, Any] | None:
+            res = self.client("get-instances", timeout=timeout)
+            if res.returncode != 0:
+                return None
+            out: dict[str, Any] = res.json()
+            return out if all(n in out for n in names) else None
+
+        wait_until(lambda: port_open(self.ws_port), timeout, what="controller port")
+        return wait_until(listed, timeout, interval=0.1, what=f"agents {names} listed")
+
+    def wait_states(
+        self,
+        instance: str,
+        want: Mapping[str, str | Iterable[str]],
+        timeout: float = TIMEOUT,
+    ) -> dict[str, dict[str, Any]]:
+        """Poll get-nodes until each node's state is (one of) the wanted value(s)."""
+        wanted = {k: {v} if isinstance(v, str) else set(v) for k, v in want.items()}
+
+        def ok() -> dict[str, dict[str, Any]] | None:
+            rows = self.nodes_of(instance)
+            if all(rows.get(n, {}).get("state") in s for n, s in wanted.items()):
+                return rows
+            return None
+
+        return wait_until(ok, timeout, interval=0.1, what=f"states {want}")
+
+    def daemon_logs(self) -> str:
+        """The output of every daemon started here (for assertion messages)."""
+        return "\n".join(f"--- {d.role} (pid {d.pid}) ---\n{d.log()}" for d in self.daemons)
+
+    def site_processes(self) -> list[psutil.Process]:
+        """Every live process (not zombie) carrying this site's marker variable."""
+        found = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if proc.pid == os.getpid() or proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if proc.environ().get(MARKER) == self.marker:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+    def zeek_processes(self) -> dict[str, list[psutil.Process]]:
+        """This site's processes named ``zeek*``, by kernel name."""
+        out: dict[str, list[psutil.Process]] = {}
+        for proc in self.site_processes():
+            with contextlib.suppress(psutil.Error):
+                name = proc.name()
+                if name.startswith("zeek"):
+                    out.setdefault(name, []).append(proc)
+        return out
+
+    def close(self) -> list[str]:
+        """Stop every daemon, then kill whatever is left with the marker.
+
+        Returns:
+            Descriptions of processes that were still alive after the daemons stopped
+            (an empty list after a clean shutdown).
+        """
+        for daemon in reversed(self.daemons):
+            daemon.stop()
+        leftovers = []
+        for proc in self.site_processes():
+            with contextlib.suppress(psutil.Error):
+                leftovers.append(f"pid {proc.pid} {proc.name()} {proc.cmdline()}")
+                proc.kill()
+        for proc in self.site_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.wait(TIMEOUT)
+        return leftovers
+
+
+def node_rows(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The cluster-node rows of a get-nodes instance (without agent/controller)."""
+    return {k: v for k, v in rows.items() if v.get("cluster_role")}
+
+
+def pids(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+    """Node name -> pid of the cluster-node rows (``None`` while a node has no process)."""
+    return {k: v.get("pid") for k, v in node_rows(rows).items()}
+
+
+def comm(pid: int) -> str:
+    """``/proc/<pid>/comm``: the kernel's name of a process."""
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+@contextlib.contextmanager
+def site(root: Path, **env: str) -> Iterator[Site]:
+    """A :class:`Site` that is closed on exit; fails if processes had to be killed."""
+    s = Site.create(root, **env)
+    failed = False
+    try:
+        yield s
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        leftovers = s.close()
+        if leftovers and not failed:
+            raise AssertionError(f"processes left behind: {leftovers}\n{s.daemon_logs()}")
+
+
+AGENT_NAME = f"agent-{socket.gethostname() or 'localhost'}"
+CONTROLLER_NAME = f"controller-{socket.gethostname() or 'localhost'}"
+
+
+def proc_name(name: str) -> str:
+    """The kernel name (``comm``) of a process named ``name`` (15 bytes at most)."""
+    return name[:15]
+
+
+def deploy(s: Site, cfg_text: str, *, expect_rc: int = 0, name: str = "cluster.cfg") -> Any:
+    """``zeek-client deploy-config`` of ``cfg_text``; checks the exit code, returns the JSON."""
+    s.write_cfg(cfg_text, name)
+    res = s.client("deploy-config", name)
+    assert res.returncode == expect_rc, f"{res}\n{s.daemon_logs()}"
+    return res.json()
+
+
+def one_process_per_node(s: Site, nodes: Iterable[str]) -> dict[str, int]:
+    """Assert exactly one live ``zeek.<node>`` process per node; return name -> pid."""
+    procs = s.zeek_processes()
+    out = {}
+    for node in nodes:
+        found = procs.get(proc_name(f"zeek.{node}"), [])
+        assert len(found) == 1, f"{node}: {found}"
+        out[node] = found[0].pid
+    return out
