@@ -24,11 +24,22 @@ Extras:
   FAILED or CRASHED (exit 1) or the wait timeout passes (exit 1). A failed deploy does
   not wait.
 
-Deviations from zeek-client, all in error paths where it prints a Python traceback or
-loops: invalid cluster files (duplicate sections, host names in ``[instances]``,
-unbalanced quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line
-and exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
-printing the same error forever; malformed ``--set`` items are reported.
+Deviations from zeek-client, all in error paths where its message does not say what to
+do, it prints a Python traceback or it loops. The first three keep zeek-client's stdout
+(nothing) and exit code (1); only the stderr line differs (tests/client/test_client_parity.py):
+
+* nothing listens on the controller's port: ``connection refused: no controller at
+  H:P (is zeek-mgmt controller running? see --controller)``, at once (zeek-client retries
+  for 10 s, then says ``websocket connection to H:P timed out in connect()``);
+* plaintext against a TLS port, TLS against a plaintext port, or no client certificate
+  for a mutual-TLS port: zeek-client's message with a hint appended, e.g. ``(is the
+  controller's port TLS? then --set ssl.enable=true)``;
+* a cluster file that cannot be read: ``cannot read <path>: No such file or directory``
+  (zeek-client: ``please provide a cluster configuration file.``);
+* invalid cluster files (duplicate sections, host names in ``[instances]``, unbalanced
+  quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line and
+  exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
+  printing the same error forever; malformed ``--set`` items are reported.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from client import render
-from client.api import ControllerClient, new_request_id
+from client.api import ControllerClient, ControllerRefused, new_request_id
 from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
 from client.render import Rendered
@@ -265,6 +276,9 @@ async def _connected(ctx: Context) -> ControllerClient | None:
         return None
     try:
         await client.connect()
+    except ControllerRefused as exc:
+        log.error("%s (is zeek-mgmt controller running? see --controller)", exc)
+        return None
     except HandshakeError as exc:
         log.error("%s", exc)
         return None
@@ -366,7 +380,7 @@ def _command(
 def load_cluster_config(path: str | None) -> Configuration | None:
     """Read and parse a cluster configuration (``-`` is stdin), logging diagnostics like
     zeek-client; ``None`` when it cannot be sent."""
-    if not path or (path != "-" and not os.path.isfile(path)):
+    if not path:
         log.error("please provide a cluster configuration file.")
         return None
     try:
@@ -375,8 +389,13 @@ def load_cluster_config(path: str | None) -> Configuration | None:
         else:
             with open(path, encoding="utf-8") as fh:
                 text, source = fh.read(), path
-    except (OSError, UnicodeDecodeError) as exc:
-        log.error("cannot read cluster configuration %s: %s", path, exc)
+    except OSError as exc:
+        # zeek-client says "please provide a cluster configuration file." for a file that
+        # does not exist (or is a directory); say what is wrong with which path.
+        log.error("cannot read %s: %s", path, exc.strerror or exc)
+        return None
+    except UnicodeDecodeError as exc:
+        log.error("cannot read %s: not UTF-8 text (%s)", path, exc.reason)
         return None
     parsed = parse_cluster_config(
         text,
