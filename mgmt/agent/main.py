@@ -32,7 +32,7 @@ __all__ = ["ENV_CONTROLLER_NAME", "ENV_CONTROLLER_PIDFILE", "add_arguments", "ru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``zeek-mgmt agent`` (see ``zeek-mgmt show-settings agent``)."""
+    """Flags of ``zeek-mgmt agent`` (see ``zeek-mgmt daemon-settings agent``)."""
     add_settings_flags(parser, "agent")
 
 
