@@ -13,12 +13,13 @@ and operators the same errors: up to ``peering_attempts`` attempts *shared* by t
 WebSocket connect and the ack read; a timed-out connect sleeps ``retry_delay`` and tries
 again; any other failure is final. One deliberate difference: a *refused* connection
 (nothing listens on the port) fails at once with :class:`ControllerRefused`, where
-zeek-client retries it for ``peering_attempts`` x ``retry_delay`` seconds (10 s by default)
-and then says ``timed out in connect()``; ``retry_refused=True`` restores zeek-client's
-behaviour (for callers that start a controller and connect right away). The connect and the ack read
-happen in one :func:`mgmt.transport.connect` call, so a server that accepts but never
-acks costs one attempt per connection here (zeek-client keeps re-reading on the same
-connection), and the failure reads ``... timed out in connect()``.
+zeek-client retries it for ``peering_attempts`` x ``retry_delay`` seconds (10 s by
+default) and then says ``timed out in connect()``; ``retry_refused=True`` restores
+zeek-client's behaviour (for callers that start a controller and connect right away).
+The connect and the ack read happen in one :func:`mgmt.transport.connect` call, so a
+server that accepts but never acks costs one attempt per connection here (zeek-client
+keeps re-reading on the same connection), and the failure reads ``... timed out in
+connect()``.
 
 Each request gets a fresh ``uuid1()`` id (zeek-client's choice) and is published on
 ``zeek/management/controller``; the response is the first event of the expected type

@@ -26,7 +26,8 @@ Extras:
 
 Deviations from zeek-client, all in error paths where its message does not say what to
 do, it prints a Python traceback or it loops. The first three keep zeek-client's stdout
-(nothing) and exit code (1); only the stderr line differs (tests/client/test_client_parity.py):
+(nothing) and exit code (1); only the stderr line differs
+(tests/client/test_client_parity.py):
 
 * nothing listens on the controller's port: ``connection refused: no controller at
   H:P (is zeek-mgmt controller running? see --controller)``, at once (zeek-client retries
@@ -350,10 +351,8 @@ class _DaemonFlag(argparse.Action):
         )
 
 
-#: What client commands' ``--set`` accepts: zeek-client's sections, and of its
-#: ``controller`` section only host and port (the daemons' controller section has more).
-CLIENT_SECTIONS = ("client", "controller", "ssl")
-#: Sections that exist only in the daemon settings.
+#: Sections that exist only in the daemon settings. (zeek-client's ``controller`` section
+#: has only host and port; the daemons' has the rest.)
 DAEMON_SECTIONS = ("common", "agent")
 
 
