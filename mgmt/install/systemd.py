@@ -223,8 +223,8 @@ def run(args: argparse.Namespace) -> int:
             os.replace(tmp, path)
             written.append(path)
     except OSError as exc:
-        print(f"zeek-mgmt systemd: error: cannot write {exc.filename}: {exc.strerror}",
-              file=sys.stderr)  # fmt: skip
+        print(f"zeek-mgmt systemd: error: cannot write {exc.filename or prefix}: "
+              f"{exc.strerror or exc}", file=sys.stderr)  # fmt: skip
         return 1
     for path in written:
         print(f"wrote {path}")

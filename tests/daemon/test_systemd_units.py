@@ -218,3 +218,20 @@ def test_agent_keeps_nodes_and_capture_capabilities() -> None:
     assert set(u["Service.CapabilityBoundingSet"][0].split()) == caps
     assert "AF_PACKET" in u["Service.RestrictAddressFamilies"][0].split()
     assert int(u["Service.TimeoutStopSec"][0].rstrip("s")) > 26
+
+
+def test_install_into_an_unusable_directory_fails_clearly(tmp_path: Path) -> None:
+    """A --prefix that cannot hold the units: exit 1, the path and the reason named."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mgmt", "systemd", "install", "--prefix", str(blocker / "units")],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        f"zeek-mgmt systemd: error: cannot write {blocker / 'units'}: Not a directory\n"
+    )
