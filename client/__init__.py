@@ -6,8 +6,8 @@ Two layers:
   with one coroutine per controller request;
 * :mod:`client.cli` -- ``zeek-mgmt <command>``: zeek-client 1.5.0's commands with the same
   options, output bytes and exit codes, plus ``status``, ``deploy-config --wait`` and
-  ``client-settings`` (zeek-client's ``show-settings``; that name belongs to the daemons'
-  settings in ``zeek-mgmt``).
+  ``client-settings`` (zeek-client's ``show-settings``; in ``zeek-mgmt`` that name is the
+  former name of ``daemon-settings``, the daemons' settings).
 
 Pure helpers: :mod:`client.config` (settings), :mod:`client.clusterconfig` (the ``.ini``
 cluster configuration parser) and :mod:`client.render` (output rendering).

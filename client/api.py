@@ -10,11 +10,16 @@ Theory of operation
 -------------------
 Peering follows zeek-client 1.5.0 (wire spec §9.2) so that servers see the same traffic
 and operators the same errors: up to ``peering_attempts`` attempts *shared* by the
-WebSocket connect and the ack read; a refused or timed-out connect sleeps
-``retry_delay`` and tries again; any other failure is final. The connect and the ack read
-happen in one :func:`mgmt.transport.connect` call, so a server that accepts but never
-acks costs one attempt per connection here (zeek-client keeps re-reading on the same
-connection), and the failure reads ``... timed out in connect()``.
+WebSocket connect and the ack read; a timed-out connect sleeps ``retry_delay`` and tries
+again; any other failure is final. One deliberate difference: a *refused* connection
+(nothing listens on the port) fails at once with :class:`ControllerRefused`, where
+zeek-client retries it for ``peering_attempts`` x ``retry_delay`` seconds (10 s by
+default) and then says ``timed out in connect()``; ``retry_refused=True`` restores
+zeek-client's behaviour (for callers that start a controller and connect right away).
+The connect and the ack read happen in one :func:`mgmt.transport.connect` call, so a
+server that accepts but never acks costs one attempt per connection here (zeek-client
+keeps re-reading on the same connection), and the failure reads ``... timed out in
+connect()``.
 
 Each request gets a fresh ``uuid1()`` id (zeek-client's choice) and is published on
 ``zeek/management/controller``; the response is the first event of the expected type
@@ -28,7 +33,9 @@ anything arrives on the connection (see wire spec §1.8).
 Failures raise :mod:`mgmt.exceptions` errors whose text is zeek-client's message:
 
 * :class:`~mgmt.exceptions.HandshakeError` -- peering failed
-  (``websocket connection to H:P timed out in connect()``, ...);
+  (``websocket connection to H:P timed out in connect()``, ...); a TLS mismatch (plaintext
+  against a TLS port or the reverse) gets a hint appended to zeek-client's message;
+  :class:`ControllerRefused` (a subclass) -- nothing listens on the port;
 * :class:`~mgmt.exceptions.RequestTimeout` -- ``websocket connection to H:P timed out``;
 * :class:`~mgmt.exceptions.SessionClosedError` -- the connection went away.
 """
@@ -66,6 +73,31 @@ CONTROLLER_TOPIC = "zeek/management/controller"
 R = TypeVar("R")
 
 
+class ControllerRefused(HandshakeError):
+    """Nothing listens on the controller's port (the connection was refused)."""
+
+
+def connect_hint(exc: BaseException, tls: bool) -> str:
+    """A hint for the usual TLS mix-ups, to append to a failed connect's message ("" if
+    none is plausible).
+
+    A TLS port drops a plaintext client before any HTTP response; a plaintext port resets
+    (or answers garbage to) a TLS handshake; a mutual-TLS port drops a client without a
+    certificate just after the handshake (TLS 1.3).
+    """
+    if isinstance(exc, InvalidHandshake) and isinstance(exc.__cause__, EOFError):
+        if tls:
+            return (
+                " (does the controller require a client certificate? then set "
+                "ssl.certificate and ssl.keyfile)"
+            )
+        return " (is the controller's port TLS? then --set ssl.enable=true)"
+    if tls and isinstance(exc, ConnectionResetError | ssl_module.SSLError):
+        if not isinstance(exc, ssl_module.SSLCertVerificationError):
+            return " (is the controller's port plaintext? then leave ssl.enable off)"
+    return ""
+
+
 def new_request_id() -> str:
     """A fresh request id, ``uuid1()`` like zeek-client's."""
     return str(uuid.uuid1())
@@ -83,6 +115,8 @@ class ControllerClient:
             ``None`` waits forever.
         peering_attempts: total connect + ack attempts (zeek-client default 10).
         retry_delay: connect timeout and pause between attempts (default 1 s).
+        retry_refused: retry refused connections too, as zeek-client does (default:
+            fail at once with :class:`ControllerRefused`).
 
     Raises:
         ValueError: the port is out of range.
@@ -97,6 +131,7 @@ class ControllerClient:
         timeout: float | None = 20.0,
         peering_attempts: int = 10,
         retry_delay: float = 1.0,
+        retry_refused: bool = False,
     ) -> None:
         if not 1 <= port <= 65535:
             raise ValueError(f"controller port number {port} outside valid range")
@@ -106,6 +141,7 @@ class ControllerClient:
         self.timeout = timeout
         self.peering_attempts = peering_attempts
         self.retry_delay = retry_delay
+        self.retry_refused = retry_refused
         #: ``host:port`` as zeek-client writes it in messages.
         self.remote = f"{host}:{port}"
         urlhost = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -143,7 +179,9 @@ class ControllerClient:
         """Connect and complete the Broker handshake (zeek-client's peering, §9.2).
 
         Raises:
-            HandshakeError: peering failed; the message is zeek-client's.
+            ControllerRefused: nothing listens on the port (unless ``retry_refused``).
+            HandshakeError: peering failed; the message is zeek-client's, with a hint for
+                a TLS mismatch.
             InvalidState: already connected.
 
         Cancellation: safe; a half-open connection is closed.
@@ -163,26 +201,24 @@ class ControllerClient:
                     ping_interval=None,
                     ssl=self.ssl,
                 )
-            except (ConnectionRefusedError, TimeoutError):
-                log.debug("connection refused or timed out for controller %s", self.remote)
+            except ConnectionRefusedError as exc:
+                if not self.retry_refused:
+                    raise ControllerRefused(
+                        f"connection refused: no controller at {self.remote}"
+                    ) from exc
+                log.debug("connection refused for controller %s", self.remote)
+                await asyncio.sleep(self.retry_delay)
+                continue
+            except TimeoutError:
+                log.debug("connection timed out for controller %s", self.remote)
                 await asyncio.sleep(self.retry_delay)
                 continue
             except HandshakeError as exc:
                 raise HandshakeError(
                     f"protocol data error with controller {self.remote}: {exc}"
                 ) from exc
-            except (InvalidHandshake, InvalidURI) as exc:
-                raise HandshakeError(
-                    f"websocket error in connect() with controller {self.remote}: {exc}"
-                ) from exc
-            except ssl_module.SSLError as exc:
-                raise HandshakeError(
-                    f"socket TLS error in connect() with controller {self.remote}: {exc}"
-                ) from exc
-            except OSError as exc:
-                raise HandshakeError(
-                    f"socket error in connect() with controller {self.remote}: {exc}"
-                ) from exc
+            except (InvalidHandshake, InvalidURI, ssl_module.SSLError, OSError) as exc:
+                raise HandshakeError(self._connect_failed(exc)) from exc
             # zeek-client counts the ack read as an attempt of its own; with none left it
             # gives up even though the ack is there.
             if attempts == 0:
@@ -197,6 +233,20 @@ class ControllerClient:
             log.info("peered with controller %s", self.remote)
             return
         raise HandshakeError(f"websocket connection to {self.remote} timed out in connect()")
+
+    def _connect_failed(self, exc: BaseException) -> str:
+        """zeek-client's message for a failed connect, with a hint for TLS mix-ups."""
+        if isinstance(exc, InvalidHandshake | InvalidURI):
+            what = "websocket error"
+        elif isinstance(exc, ssl_module.SSLError):
+            what = "socket TLS error"
+        else:
+            what = "socket error"
+        text = str(exc) or (
+            "connection reset by peer" if isinstance(exc, ConnectionResetError) else repr(exc)
+        )
+        hint = connect_hint(exc, self.ssl is not None)
+        return f"{what} in connect() with controller {self.remote}: {text}{hint}"
 
     async def close(self) -> None:
         """Close the connection (idempotent). Pending requests fail with

@@ -10,8 +10,8 @@ precedence are zeek-client's (:mod:`client.config`).
 
 Extras:
 
-* ``client-settings`` -- zeek-client's ``show-settings`` (same output). The name
-  ``show-settings`` belongs to the daemons' settings in ``zeek-mgmt``.
+* ``client-settings`` -- zeek-client's ``show-settings`` (same output). In ``zeek-mgmt``
+  that name is the former name of ``daemon-settings`` (the daemons' settings).
 * ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
   port, restarts and uptime. The last two are not in the controller API (``NodeStatus``
   has no such fields), so they show ``-``: nothing is guessed. Exit 0 when every row is
@@ -24,11 +24,28 @@ Extras:
   FAILED or CRASHED (exit 1) or the wait timeout passes (exit 1). A failed deploy does
   not wait.
 
-Deviations from zeek-client, all in error paths where it prints a Python traceback or
-loops: invalid cluster files (duplicate sections, host names in ``[instances]``,
-unbalanced quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line
-and exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
-printing the same error forever; malformed ``--set`` items are reported.
+Deviations from zeek-client, all in error paths where its message does not say what to
+do, it prints a Python traceback or it loops. The first three keep zeek-client's stdout
+(nothing) and exit code (1); only the stderr line differs
+(tests/client/test_client_parity.py):
+
+* nothing listens on the controller's port: ``connection refused: no controller at
+  H:P (is zeek-mgmt controller running? see --controller)``, at once (zeek-client retries
+  for 10 s, then says ``websocket connection to H:P timed out in connect()``);
+* plaintext against a TLS port, TLS against a plaintext port, or no client certificate
+  for a mutual-TLS port: zeek-client's message with a hint appended, e.g. ``(is the
+  controller's port TLS? then --set ssl.enable=true)``;
+* a cluster file that cannot be read: ``cannot read <path>: No such file or directory``
+  (zeek-client: ``please provide a cluster configuration file.``);
+* names of the daemons' family, which zeek-client would misread or drop silently:
+  ``--config`` (the daemons' settings file; argparse would take it for ``--configfile``)
+  exits 2, and ``--set`` with a daemon setting (sections ``common`` and ``agent``, or
+  ``controller`` keys other than ``host`` and ``port``) exits 1, each saying where it
+  belongs;
+* invalid cluster files (duplicate sections, host names in ``[instances]``, unbalanced
+  quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line and
+  exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
+  printing the same error forever; malformed ``--set`` items are reported.
 """
 
 from __future__ import annotations
@@ -46,7 +63,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from client import render
-from client.api import ControllerClient, new_request_id
+from client.api import ControllerClient, ControllerRefused, new_request_id
 from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
 from client.render import Rendered
@@ -156,6 +173,16 @@ def _load_settings(args: argparse.Namespace) -> ClientSettings:
 
 
 def _main(args: argparse.Namespace, body: Callable[[Context], Coroutine[Any, Any, int]]) -> int:
+    misplaced = [item for item in args.set if daemon_setting(item)]
+    if misplaced:
+        configure_logging(0, rich=False, quiet=False)
+        log.error(
+            "--set %s: not a client setting; daemon settings go to zeek-mgmt run, "
+            "controller or agent (see zeek-mgmt daemon-settings), client settings are "
+            "listed by zeek-mgmt client-settings",
+            misplaced[0],
+        )
+        return 1
     try:
         settings = _load_settings(args)
         verbosity = settings.verbosity
@@ -265,6 +292,9 @@ async def _connected(ctx: Context) -> ControllerClient | None:
         return None
     try:
         await client.connect()
+    except ControllerRefused as exc:
+        log.error("%s (is zeek-mgmt controller running? see --controller)", exc)
+        return None
     except HandshakeError as exc:
         log.error("%s", exc)
         return None
@@ -303,33 +333,70 @@ async def _request(
 # Arguments
 
 
+class _DaemonFlag(argparse.Action):
+    """A daemon flag given to a client command: refuse it, saying what to use instead
+    (argparse would take ``--config`` for an abbreviation of ``--configfile``)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string} names the daemons' TOML settings file (zeek-mgmt run, "
+            "controller, agent); client commands read a zeek-client config file: "
+            "-c/--configfile FILE"
+        )
+
+
+#: Sections that exist only in the daemon settings. (zeek-client's ``controller`` section
+#: has only host and port; the daemons' has the rest.)
+DAEMON_SECTIONS = ("common", "agent")
+
+
+def daemon_setting(item: str) -> bool:
+    """Whether a ``--set`` item given to a client command names a daemon setting."""
+    ident = item.partition("=")[0]
+    section, _, key = ident.partition(".")
+    if section in DAEMON_SECTIONS:
+        return True
+    return section == "controller" and key not in ("host", "port")
+
+
 def add_global_arguments(parser: argparse.ArgumentParser) -> None:
     """zeek-client's global options, accepted after every client command."""
-    parser.add_argument(
+    group = parser.add_argument_group(
+        "zeek-client options (client settings; see zeek-mgmt client-settings)"
+    )
+    group.add_argument(
         "-c",
         "--configfile",
         metavar="FILE",
         default=None,
         help=f"path to a zeek-client config file (default: ${CONFIG_FILE_ENV}, else none)",
     )
-    parser.add_argument(
+    group.add_argument("--config", nargs="?", action=_DaemonFlag, help=argparse.SUPPRESS)
+    group.add_argument(
         "--controller",
         metavar="HOST:PORT",
-        help="address and port of the controller, either of which may be omitted "
-        "(default: 127.0.0.1:2149)",
+        help="address and port of the controller's client port, either of which may be "
+        "omitted (default: 127.0.0.1:2149)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--set",
         metavar="SECTION.KEY=VAL",
         action="append",
         default=[],
-        help=f"adjust a setting; repeatable; see client-settings (also ${CONFIG_SETTINGS_ENV})",
+        help="adjust a client setting (sections client, controller, ssl; see "
+        f"client-settings); repeatable; also ${CONFIG_SETTINGS_ENV}",
     )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
+    quiet = group.add_mutually_exclusive_group()
+    quiet.add_argument(
         "--quiet", "-q", action="store_true", help="suppress informational output to stderr"
     )
-    group.add_argument(
+    quiet.add_argument(
         "--verbose",
         "-v",
         action="count",
@@ -366,7 +433,7 @@ def _command(
 def load_cluster_config(path: str | None) -> Configuration | None:
     """Read and parse a cluster configuration (``-`` is stdin), logging diagnostics like
     zeek-client; ``None`` when it cannot be sent."""
-    if not path or (path != "-" and not os.path.isfile(path)):
+    if not path:
         log.error("please provide a cluster configuration file.")
         return None
     try:
@@ -375,8 +442,13 @@ def load_cluster_config(path: str | None) -> Configuration | None:
         else:
             with open(path, encoding="utf-8") as fh:
                 text, source = fh.read(), path
-    except (OSError, UnicodeDecodeError) as exc:
-        log.error("cannot read cluster configuration %s: %s", path, exc)
+    except OSError as exc:
+        # zeek-client says "please provide a cluster configuration file." for a file that
+        # does not exist (or is a directory); say what is wrong with which path.
+        log.error("cannot read %s: %s", path, exc.strerror or exc)
+        return None
+    except UnicodeDecodeError as exc:
+        log.error("cannot read %s: not UTF-8 text (%s)", path, exc.reason)
         return None
     parsed = parse_cluster_config(
         text,

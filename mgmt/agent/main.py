@@ -32,7 +32,7 @@ __all__ = ["ENV_CONTROLLER_NAME", "ENV_CONTROLLER_PIDFILE", "add_arguments", "ru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``zeek-mgmt agent`` (see ``zeek-mgmt show-settings agent``)."""
+    """Flags of ``zeek-mgmt agent`` (see ``zeek-mgmt daemon-settings agent``)."""
     add_settings_flags(parser, "agent")
 
 
@@ -130,6 +130,23 @@ def status_line(service: AgentService) -> str:
     return "; ".join(parts)
 
 
+def warn_without_zeek(settings: AgentSettings, sources: Mapping[str, str]) -> None:
+    """Say at start-up, not at the first deploy, that no node can start without a zeek."""
+    zeek = settings.zeek
+    if zeek and os.path.isfile(zeek) and os.access(zeek, os.X_OK):
+        return
+    problem = (
+        f"{zeek} ({sources.get('zeek', 'set')}) is not an executable file"
+        if zeek
+        else "no zeek found on PATH"
+    )
+    logging.getLogger("mgmt.agent").warning(
+        "%s: nodes cannot start until the [agent] zeek setting names one, e.g. zeek = "
+        '"/opt/zeek/bin/zeek" in the settings file (or --zeek)',
+        problem,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the agent until SIGTERM/SIGINT.
 
@@ -145,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         assert isinstance(settings, AgentSettings)
         setup_logging(settings.log_level)
         enable_stack_dumps()
+        warn_without_zeek(settings, sources)
         tls = agent_tls(settings, sources)
         set_process_title(f"zeek.{settings.name}")
         if follow_run_parent():

@@ -19,7 +19,7 @@ from mgmt.settings.tls import ControllerTLS, controller_tls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``zeek-mgmt controller`` (see ``zeek-mgmt show-settings controller``)."""
+    """Flags of ``zeek-mgmt controller`` (see ``zeek-mgmt daemon-settings controller``)."""
     add_settings_flags(parser, "controller")
 
 

@@ -439,11 +439,8 @@ class ControllerState:
 
         def recorded(error: str | None) -> None:
             if error is None:
+                self._log_deploy_outcome(req, config)
                 req.results.append(Result(req.id, True, data=config.id))
-                self._log(
-                    Level.INFO,
-                    f"deployed configuration {peer_text(config.id)} (request {peer_text(req.id)})",
-                )
             else:
                 req.results.append(Result(req.id, False, error=f"{PERSIST_FAILED}: {error}"))
                 self._log(
@@ -460,6 +457,29 @@ class ControllerState:
             self._persist(
                 (self.staged, self.ready_config, config), lambda error, _now: recorded(error)
             )
+
+    def _log_deploy_outcome(self, req: Request, config: Configuration) -> None:
+        """INFO when every node started; WARNING naming what failed otherwise (the
+        response still carries the configuration id, as Zeek's does)."""
+        failed = sorted(r.node for r in req.results if not r.success and r.node)
+        errors = [r.error for r in req.results if not r.success and not r.node]
+        if not failed and not errors:
+            self._log(
+                Level.INFO,
+                f"deployed configuration {peer_text(config.id)} (request {peer_text(req.id)})",
+            )
+            return
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(config.nodes)} nodes failed {peer_text(failed)}")
+        if errors:
+            plural = "s" if len(errors) != 1 else ""
+            parts.append(f"{len(errors)} instance error{plural} {peer_text(errors)}")
+        self._log(
+            Level.WARNING,
+            f"deployment {peer_text(req.id)} of configuration {peer_text(config.id)}: "
+            + ", ".join(parts),
+        )
 
     def _add_instance(self, inst: Instance, now: float) -> None:
         self.instances[inst.name] = inst

@@ -15,7 +15,7 @@ bind its port in a loop only hides the problem. ``run`` then stops the other chi
 is one unit, and half of it running is not what the operator asked for; they read the
 error, fix it and start ``run`` again.
 
-The children get the same settings flags (``--config``, ``--state-dir``, ``--spool-dir``,
+The children get the same settings flags (``--settings-file``, ``--state-dir``, ``--spool-dir``,
 ``--log-level``, ``--set``) and the same environment; the agent also learns the
 controller's name and pid file so that get-nodes lists the controller, as Zeek does.
 
@@ -76,7 +76,7 @@ def passthrough_flags(args: argparse.Namespace) -> list[str]:
     """The settings flags given to ``run``, to hand on to both children."""
     out: list[str] = []
     for dest, flag in (
-        ("settings_config", "--config"),
+        ("settings_config", "--settings-file"),
         ("settings_state_dir", "--state-dir"),
         ("settings_spool_dir", "--spool-dir"),
         ("settings_log_level", "--log-level"),

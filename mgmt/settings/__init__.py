@@ -983,20 +983,18 @@ def _dest(name: str) -> str:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, role: Role | Literal["both"]) -> None:
-    """Add ``--config``, ``--set`` and the role's setting flags to ``parser``.
+    """Add ``--settings-file``, ``--set`` and the role's setting flags to ``parser``.
 
     Values stay strings (or bools and lists) so :func:`settings_from_args` validates them
     with messages naming the flag. Read them back with :func:`settings_from_args`, once per
     role. ``"both"`` (for ``zeek-mgmt run``) adds only the flags that mean the same for
     both roles: ``--config``, ``--state-dir``, ``--spool-dir``, ``--log-level``, ``--set``.
     """
-    group = parser.add_argument_group("settings (beat the file and the environment)")
-    group.add_argument(
-        "--config",
-        dest=_dest("config"),
-        metavar="FILE",
-        help=f"TOML settings file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present)",
+    group = parser.add_argument_group(
+        "daemon settings (beat the settings file and the environment; "
+        "see zeek-mgmt daemon-settings)"
     )
+    add_settings_file_flag(group)
     for spec in _COMMON if role == "both" else _role_specs(role):
         if spec.flag is None:
             continue
@@ -1026,8 +1024,21 @@ def add_settings_flags(parser: argparse.ArgumentParser, role: Role | Literal["bo
         action="append",
         default=[],
         metavar="[SECTION.]KEY=VALUE",
-        help="any setting, e.g. --set agent.stop_grace=10 (repeatable)",
+        help="any daemon setting, e.g. --set agent.stop_grace=10 (repeatable; sections "
+        "common, controller, agent)",
     )
+
+
+def add_settings_file_flag(group: argparse._ActionsContainer) -> None:
+    """``--settings-file FILE`` (the former ``--config``, still accepted, not shown: next
+    to the client commands' ``-c/--configfile`` it read as the same thing)."""
+    group.add_argument(
+        "--settings-file",
+        dest=_dest("config"),
+        metavar="FILE",
+        help=f"TOML settings file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present)",
+    )
+    group.add_argument("--config", dest=_dest("config"), help=argparse.SUPPRESS)
 
 
 def settings_from_args(

@@ -1,9 +1,10 @@
-"""``zeek-mgmt show-settings``: print the effective settings and where each came from.
+"""``zeek-mgmt daemon-settings`` (formerly ``show-settings``): print the daemons'
+effective settings and where each came from.
 
 The output is TOML (one section per role, each line commented with its source), so it can
 be saved as a starting point for ``/etc/zeek-mgmt.toml``::
 
-    $ zeek-mgmt show-settings agent
+    $ zeek-mgmt daemon-settings agent
     # config file: none
     [agent]
     state_dir = "/home/me/.local/state/zeek-mgmt"  # default
@@ -19,9 +20,8 @@ import sys
 
 from mgmt.exceptions import ConfigError
 from mgmt.settings import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_PATH,
     Role,
+    add_settings_file_flag,
     find_config_path,
     render_settings,
     settings_from_args,
@@ -35,16 +35,11 @@ _ROLES: dict[str, tuple[Role, ...]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the role argument and ``--config``."""
+    """Add the role argument and ``--settings-file``."""
     parser.add_argument(
         "role", nargs="?", choices=tuple(_ROLES), default="all", help="whose settings (all)"
     )
-    parser.add_argument(
-        "--config",
-        dest="settings_config",
-        metavar="FILE",
-        help=f"TOML settings file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present)",
-    )
+    add_settings_file_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

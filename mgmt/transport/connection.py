@@ -768,7 +768,11 @@ class Server:
             self._peers.discard(conn)
             await conn._teardown()
             if opened:
-                log.info(
+                # zeek-client never closes its connection cleanly (1006): not worth INFO
+                # for an anonymous peer, unless it sent something that was not handled.
+                quiet = conn.close_code == 1006 and conn.tag is None and not conn.close_summary()
+                log.log(
+                    logging.DEBUG if quiet else logging.INFO,
                     "peer %s disconnected (code %s%s)",
                     conn.name,
                     conn.close_code,
@@ -898,12 +902,14 @@ async def connect(
     return conn, task
 
 
-def describe_connect_error(uri: str, exc: BaseException) -> str:
+def describe_connect_error(uri: str, exc: BaseException, *, tls_plausible: bool = True) -> str:
     """A failed :func:`connect` explained, with a hint for the usual TLS mix-ups.
 
     Without TLS on our side, a TLS server drops the connection before any HTTP response;
     with TLS 1.3, a server that refuses our client certificate does the same just after
-    the handshake; a plaintext server resets a TLS handshake.
+    the handshake; a plaintext server resets a TLS handshake. ``tls_plausible=False``
+    (the server spoke plaintext to us before): no TLS hint for a dropped connection, which
+    is then a server going away (a Zeek node stopping).
     """
     tls = uri.startswith("wss:")
     if isinstance(exc, ssl_module.SSLCertVerificationError):
@@ -922,6 +928,8 @@ def describe_connect_error(uri: str, exc: BaseException) -> str:
                 "HTTP response: it probably refused our client certificate (tls_cert "
                 "and tls_key must be signed by the CA it trusts)"
             )
+        if not tls_plausible:
+            return "the server closed the connection without an HTTP response"
         return (
             "the server closed the connection without an HTTP response: "
             "is its port TLS (wss://)? then set tls_ca (and tls_cert, tls_key)"
@@ -985,6 +993,8 @@ class ReconnectingClient:
         """
         delays = self._delays()
         last_problem = ""
+        # Once the server spoke plaintext to us, a dropped connection is not a TLS mix-up.
+        spoke_plaintext = False
         while True:
             await asyncio.sleep(next(delays))
             try:
@@ -1011,10 +1021,12 @@ class ReconnectingClient:
                     raise
                 # Configuration problems (TLS, HTTP) at WARNING, transient network
                 # trouble at DEBUG; each only when it changes, not on every retry.
-                problem = describe_connect_error(self.uri, exc)
+                problem = describe_connect_error(self.uri, exc, tls_plausible=not spoke_plaintext)
                 config_problem = isinstance(exc, ssl_module.SSLError | InvalidHandshake) or (
                     self._ssl is not None and isinstance(exc, ConnectionResetError)
                 )
+                if spoke_plaintext and isinstance(exc.__cause__, EOFError):
+                    config_problem = False  # the server is going away
                 level = logging.DEBUG
                 if problem != last_problem and config_problem:
                     level = logging.WARNING
@@ -1022,6 +1034,7 @@ class ReconnectingClient:
                 last_problem = problem
                 continue
             last_problem = ""
+            spoke_plaintext = self._ssl is None
             log.info("connected to %s", self.uri)
             delays = self._delays()  # a success resets the back-off
             next(delays)

@@ -134,9 +134,12 @@ def _free_port() -> int:
 
 @pytest.mark.asyncio
 async def test_unreachable_controller() -> None:
-    """Refused connections are retried peering_attempts times, then HandshakeError."""
+    """With retry_refused, refused connections are retried peering_attempts times, then
+    HandshakeError with zeek-client's message."""
     port = _free_port()
-    ctl = ControllerClient("127.0.0.1", port, peering_attempts=3, retry_delay=0.01)
+    ctl = ControllerClient(
+        "127.0.0.1", port, peering_attempts=3, retry_delay=0.01, retry_refused=True
+    )
     with pytest.raises(HandshakeError) as info:
         await ctl.connect()
     assert str(info.value) == f"websocket connection to 127.0.0.1:{port} timed out in connect()"

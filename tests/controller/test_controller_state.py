@@ -39,6 +39,8 @@ class Harness:
             ControllerOptions(request_timeout=TIMEOUT), new_id=lambda: f"id-{next(counter)}", **kw
         )
         self.log: list[cs.Action] = []
+        #: Every Log action, in order (take() leaves them out).
+        self.logs: list[cs.Log] = []
         #: What writing the next Persist reports (None: it worked).
         self.persist_error: str | None = None
 
@@ -48,7 +50,9 @@ class Harness:
         acts: list[cs.Action] = []
         while batch := self.state.actions():
             for action in batch:
-                if not isinstance(action, cs.Log):
+                if isinstance(action, cs.Log):
+                    self.logs.append(action)
+                else:
                     acts.append(action)
                 if isinstance(action, cs.Persist):
                     self.state.persisted(self.persist_error, self.now)
@@ -321,6 +325,42 @@ def test_deploy_fan_out_and_aggregation() -> None:
     # A failed node still counts: the attempt is DEPLOYED (§4.6.4).
     assert h.state.deployed == h.state.ready_config and h.state.pending_deploy == ""
     assert not h.state.requests
+
+
+def _deploy_logs(h: Harness) -> list[tuple[cs.Level, str]]:
+    return [
+        (log.level, log.message)
+        for log in h.logs
+        if "deployed configuration" in log.message or log.message.startswith("deployment ")
+    ]
+
+
+def test_deploy_logs_its_outcome() -> None:
+    """A deployment is logged at INFO when every node started, at WARNING with the count
+    and names of failed nodes (and instance errors) otherwise."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b"))
+    assert _deploy_logs(h) == [(cs.Level.INFO, "deployed configuration cfg-1 (request dep)")]
+
+    h.logs.clear()
+    stage(h, cfg("a", "b", cid="cfg-2"))
+    acts = h.client(ev.DeployRequest("dep-2"))
+    acts += h.welcome_all(acts)
+    for name, req in h.sent(acts, ev.AgentDeployRequest):
+        results = tuple(
+            Result(req.reqid, name == "a", instance=name, node=n.name)
+            for n in req.config.nodes_of(name)
+        ) + ((Result(req.reqid, False, instance=name, error="disk full"),) if name == "b" else ())
+        h.agent(name, ev.AgentDeployResponse(req.reqid, results))
+    assert _deploy_logs(h) == [
+        (
+            cs.Level.WARNING,
+            "deployment dep-2 of configuration cfg-2: 2 of 4 nodes failed "
+            "['b-m', 'b-w1'], 1 instance error ['disk full']",
+        )
+    ]
 
 
 def test_deploy_entry_errors() -> None:

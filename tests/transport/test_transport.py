@@ -579,3 +579,104 @@ async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
     async with asyncio.timeout(5):
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def dropping_server(port: int = 0) -> AsyncIterator[tuple[int, asyncio.Queue[None]]]:
+    """A TCP server that closes every connection at once, before any HTTP response (as a
+    TLS port does to a plaintext client, or a Zeek node that is stopping); yields its port
+    and a queue getting one item per accepted connection."""
+    accepted: asyncio.Queue[None] = asyncio.Queue()
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        accepted.put_nowait(None)
+
+    server = await asyncio.start_server(drop, "127.0.0.1", port)
+    try:
+        yield server.sockets[0].getsockname()[1], accepted
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _attempts(client: ReconnectingClient, accepted: asyncio.Queue[None], n: int) -> None:
+    """Run ``client`` until it made ``n`` connection attempts at the dropping server."""
+    task = asyncio.create_task(client.run())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            for _ in range(n):
+                await accepted.get()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.asyncio
+async def test_tls_hint_only_when_plausible(caplog: pytest.LogCaptureFixture) -> None:
+    """A server that never answered gets a WARNING with the TLS hint; one that spoke
+    plaintext to this client before and now drops connections (it is stopping) is logged
+    at DEBUG, without the false hint."""
+    caplog.set_level("DEBUG", logger="mgmt.transport")
+    quick = lambda: backoff(initial=0.01, factor=1.0, maximum=0.01)  # noqa: E731
+    async with dropping_server() as (port, accepted):
+        fresh = ReconnectingClient(
+            f"ws://127.0.0.1:{port}{bm.API_PATH}", (TOPIC,), on_event=lambda c, e: None,
+            delays=quick,
+        )  # fmt: skip
+        await _attempts(fresh, accepted, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "is its port TLS (wss://)?" in warnings[0], warnings
+
+    caplog.clear()
+    lost = asyncio.Event()
+    async with running_server() as (server, _):
+        port = server.port
+        client = ReconnectingClient(
+            uri(server), (TOPIC,), on_event=lambda c, e: None,
+            on_close=lambda conn: lost.set(), delays=quick,
+        )  # fmt: skip
+        task = asyncio.create_task(client.run())
+        await client.connected.wait()
+    await lost.wait()
+    try:
+        async with dropping_server(port) as (_, accepted), asyncio.timeout(TIMEOUT):
+            for _ in range(2):
+                await accepted.get()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], messages
+    assert not [m for m in messages if "TLS" in m], messages
+    assert any("closed the connection without an HTTP response" in m for m in messages)
+
+
+@pytest.mark.asyncio
+async def test_abrupt_client_disconnect_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that drops its TCP connection (1006, as zeek-client always does) is logged
+    at DEBUG; one that closes cleanly, or that the application identified (tag), at INFO."""
+    caplog.set_level("DEBUG", logger="mgmt.transport")
+    async with running_server() as (server, rec):
+        async with raw_client(server, [TOPIC]) as ws:
+            ws.transport.abort()
+            await rec.closed.wait()
+        rec.closed.clear()
+        async with raw_client(server, [TOPIC]) as ws:
+            next(iter(server.connections)).tag = "agent-x"
+            ws.transport.abort()
+            await rec.closed.wait()
+        rec.closed.clear()
+        async with raw_client(server, [TOPIC]):
+            pass
+        await rec.closed.wait()
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if "disconnected" in r.getMessage()
+    ]
+    assert [(level, "(code 1006)" in msg) for level, msg in lines] == [
+        ("DEBUG", True),
+        ("INFO", True),
+        ("INFO", False),
+    ], lines
