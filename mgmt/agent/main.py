@@ -18,13 +18,8 @@ from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
 from mgmt.daemon.procname import follow_run_parent, set_process_title
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.settings import (
-    AgentSettings,
-    ControllerSettings,
-    add_settings_flags,
-    peer_args,
-    settings_from_args,
-)
+from mgmt.settings.flags import add_settings_flags, peer_args, settings_from_args
+from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.tls import AgentTLS, agent_tls
 from mgmt.supervisor.policy import ProcessState
 
@@ -40,7 +35,7 @@ def controller_view(args: argparse.Namespace, env: Mapping[str, str]) -> Control
     """The controller's settings as this agent's configuration implies them.
 
     Read from the same sources the controller reads: the settings file, the environment,
-    and the section-qualified ``--set`` flags (:func:`~mgmt.settings.peer_args`). Under
+    and the section-qualified ``--set`` flags (:func:`~mgmt.settings.flags.peer_args`). Under
     ``zeek-mgmt run`` both daemons get exactly these, so the view is exact (and the
     name is the one ``run`` passes on). A controller elsewhere, with other settings, is
     seen as this host's settings describe it; ``None`` if they do not load.

@@ -14,7 +14,8 @@ from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
 from mgmt.daemon.procname import follow_run_parent, set_process_title
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
+from mgmt.settings.flags import add_settings_flags, settings_from_args
+from mgmt.settings.model import ControllerSettings
 from mgmt.settings.tls import ControllerTLS, controller_tls
 
 

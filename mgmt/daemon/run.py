@@ -48,12 +48,8 @@ from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.daemon.exitstatus import EXIT_FATAL, start_up_failed
 from mgmt.daemon.procname import ENV_RUN_PARENT, set_process_title
 from mgmt.exceptions import ConfigError
-from mgmt.settings import (
-    AgentSettings,
-    ControllerSettings,
-    add_settings_flags,
-    settings_from_args,
-)
+from mgmt.settings.flags import add_settings_flags, settings_from_args
+from mgmt.settings.model import AgentSettings, ControllerSettings
 
 log = logging.getLogger("mgmt.daemon.run")
 

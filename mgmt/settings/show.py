@@ -16,22 +16,34 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import fields
+
+import tomli_w
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_PATH,
-    Role,
-    find_config_path,
-    render_settings,
-    settings_from_args,
-)
+from mgmt.settings.flags import settings_from_args
+from mgmt.settings.model import ControllerSettings, Role, Settings
+from mgmt.settings.schema import role_specs
+from mgmt.settings.sources import CONFIG_ENV, DEFAULT_CONFIG_PATH, find_config_path
 
 _ROLES: dict[str, tuple[Role, ...]] = {
     "controller": ("controller",),
     "agent": ("agent",),
     "all": ("controller", "agent"),
 }
+
+
+def render_settings(settings: Settings, sources: Mapping[str, str]) -> list[str]:
+    """``key = value  # source`` lines in field order; valid TOML for the role's section."""
+    role = "controller" if isinstance(settings, ControllerSettings) else "agent"
+    specs = {spec.name: spec for spec in role_specs(role)}
+    lines = []
+    for f in fields(settings):
+        value = specs[f.name].kind.show(getattr(settings, f.name))
+        line = tomli_w.dumps({f.name: value}).strip()
+        lines.append(f"{line}  # {sources.get(f.name, 'default')}")
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings import AgentSettings, ControllerSettings
+from mgmt.settings.model import AgentSettings, ControllerSettings
 
 log = logging.getLogger("mgmt.settings.tls")
 

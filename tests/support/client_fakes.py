@@ -53,6 +53,7 @@ def config_files() -> list[Path]:
         raise FileNotFoundError(f"no reference configs in {CONFIGS} (see tests/data/README.md)")
     return files
 
+
 #: The default agent name of instance-free cluster configurations.
 LOCAL_AGENT = f"agent-{socket.gethostname() or 'localhost'}"
 

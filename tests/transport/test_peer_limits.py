@@ -33,7 +33,8 @@ from mgmt.broker.session import (
 from mgmt.controller.main import config_from_settings as controller_config
 from mgmt.daemon.fdlimit import RESERVE, check_fd_budget
 from mgmt.exceptions import ConfigError
-from mgmt.settings import HostInfo, load_settings
+from mgmt.settings.schema import HostInfo
+from mgmt.settings.sources import load_settings
 from mgmt.transport import Server
 from mgmt.transport.connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
