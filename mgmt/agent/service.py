@@ -60,8 +60,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
-import ssl as ssl_module
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -73,7 +71,6 @@ from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.nodechannel import NodeChannels, NodeProcess
 from mgmt.broker import events as ev
-from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration, NodeOutputs, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.core import launchable
@@ -84,15 +81,11 @@ from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.configtoml import config_from_table, config_to_table
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_toml, write_atomic
-from mgmt.supervisor.policy import NodeSpec, ProcessState
+from mgmt.settings.model import AgentSettings, ControllerSettings
+from mgmt.settings.tls import AgentTLS
+from mgmt.supervisor.policy import NodeSpec, PolicySettings, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_MAX_SIZE,
-)
 from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")
@@ -100,6 +93,8 @@ log = logging.getLogger("mgmt.agent")
 AGENT_TOPIC_PREFIX = "zeek/management/agent"
 NODE_TOPIC_PREFIX = "zeek/management/node"
 STATE_KIND = "zeek-mgmt-agent"
+#: Seconds an archiver run may take before it is killed.
+ARCHIVE_TIMEOUT = 3600.0
 STATE_SCHEMA = 1
 
 #: Variables of the agent's own environment that must not reach nodes: they change from
@@ -130,58 +125,24 @@ _STATE_MAP = {
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
-    """What the agent daemon needs to run (built from settings by ``main``)."""
+class RunController:
+    """The controller running beside the agent under ``zeek-mgmt run`` (shown in get-nodes).
+
+    Attributes:
+        name: its name.
+        pidfile: the file holding its pid (``<state>/nodes/<name>/.pid``), if known.
+    """
 
     name: str
-    state_dir: Path
-    spool_dir: Path
-    listen_address: str = "0.0.0.0"
-    #: Our own port; ``None`` = do not listen, 0 = any free port (tests).
-    listen_port: int | None = 2151
-    #: ``(host, port)`` of the controller to dial, or ``None`` (the controller dials us).
-    controller: tuple[str, int] | None = ("127.0.0.1", 2150)
-    zeek: str = "zeek"
-    node_scripts: tuple[str, ...] = ()
-    node_args: tuple[str, ...] = ()
-    request_timeout: float = 5.0
-    keep_nodes: bool = False
-    stop_grace: float = 26.0
-    node_websocket_start_port: int = 27800
-    max_message_size: int = DEFAULT_MAX_SIZE
-    #: Bytes that may wait to be sent to one peer before it is disconnected.
-    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
-    #: Open connections on our port; more are refused.
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    #: Environment the nodes inherit (default: the agent's own, minus volatile entries).
-    base_env: Mapping[str, str] | None = None
-    #: Name and pid file of a controller running beside us (``zeek-mgmt run``).
-    controller_name: str | None = None
-    controller_pidfile: Path | None = None
-    revival_delay: float = 1.0
-    version: str = "8.2.2"
-    #: Log archival (behaviour §5.13): run ``<archive_cmd> -1 <spool>/log-queue
-    #: <archive_dir>`` every ``archive_interval`` seconds. An empty command means the
-    #: built-in archiver (``zeek-mgmt archive``).
-    archive_logs: bool = True
-    archive_interval: float = 3600.0
-    archive_dir: Path | None = None
-    archive_cmd: str = ""
-    #: Seconds an archiver run may take before it is killed.
-    archive_timeout: float = 3600.0
-    #: TLS for our own port, and for dialing the controller (``wss://``); ``None``: plaintext.
-    server_ssl: ssl_module.SSLContext | None = None
-    dial_ssl: ssl_module.SSLContext | None = None
-    #: The controller's settings as far as we know them, for the nodes'
-    #: ``Management::Controller::`` values (default: Zeek's defaults, our controller port).
-    controller_view: layout.ControllerView | None = None
+    pidfile: Path | None = None
 
-    @property
-    def work_dir(self) -> Path:
-        """The agent's directory, ``<state>/nodes/<name>`` as in Zeek."""
-        return self.state_dir / "nodes" / self.name
+    def process(self) -> ast.ManagementProcess:
+        """It as a management process, with the pid its pid file holds now."""
+        pid: int | None = None
+        if self.pidfile is not None:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(self.pidfile.read_text().split()[0])
+        return ast.ManagementProcess(self.name, Role.CONTROLLER, pid)
 
 
 def node_websocket_ports(config: Configuration, instance: str, start: int) -> dict[str, int]:
@@ -213,17 +174,42 @@ class AgentService(MachineDriver):
     """The agent daemon.
 
     Args:
-        config: identity, directories, ports, and node launch settings.
+        settings: the agent's settings.
+        controller_settings: the controller's settings as far as we know them, for the
+            nodes' ``Management::Controller::`` values (see ``agent.main``).
+        tls: the TLS contexts built from the settings (default: plaintext).
+        run_controller: the controller running beside us under ``zeek-mgmt run``.
+        base_env: the environment the nodes inherit (default: the agent's own, minus
+            volatile entries).
         clock: monotonic clock (injectable).
+        ephemeral_port: listen on a port the OS picks instead of the configured one
+            (tests); a port configured as 0 is still not listened on.
+        archive_timeout: seconds an archiver run may take before it is killed.
     """
 
-    def __init__(self, config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        controller_settings: ControllerSettings,
+        tls: AgentTLS | None = None,
+        run_controller: RunController | None = None,
+        base_env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ephemeral_port: bool = False,
+        archive_timeout: float = ARCHIVE_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.controller_settings = controller_settings
+        self.tls = tls or AgentTLS()
+        self.run_controller = run_controller
+        self.archive_timeout = archive_timeout
+        self._ephemeral_port = ephemeral_port
         super().__init__(clock)
-        self.state_file = config.work_dir / "agent.toml"
-        self.table_file = config.work_dir / "nodes.toml"
-        self.layout_dir = config.work_dir / "layout"
-        self.lock = InstanceLock(config.state_dir, "agent")
+        self.state_file = settings.work_dir / "agent.toml"
+        self.table_file = settings.work_dir / "nodes.toml"
+        self.layout_dir = settings.work_dir / "layout"
+        self.lock = InstanceLock(settings.state_dir, "agent")
         #: Why agent.toml could not be written last time, if it could not.
         self._save_error: str | None = None
         #: The persistence errors last reported to the state machine and the controller.
@@ -235,13 +221,13 @@ class AgentService(MachineDriver):
         self._tasks: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
-        self.channels = NodeChannels(timeout=config.request_timeout)
+        self.channels = NodeChannels(timeout=settings.request_timeout)
         #: Local nodes of this deployment that were not handed to the supervisor, and
         #: why (a value no process can take, layout or spool not writable): each is
         #: reported FAILED with the reason as its stderr.
         self._unlaunched: dict[str, str] = {}
         self._feed_scheduled = False
-        env = dict(config.base_env if config.base_env is not None else os.environ)
+        env = dict(base_env if base_env is not None else os.environ)
         for key in _VOLATILE_ENV:
             env.pop(key, None)
         for key in _PORT_ENV:
@@ -293,11 +279,11 @@ class AgentService(MachineDriver):
         self._reported_errors = tuple(errors)
         self._state.persisted(tuple(errors), self._clock())
         for error in errors:
-            self._send(ev.NotifyError(self.config.name, error))
+            self._send(ev.NotifyError(self.settings.name, error))
 
     def _prepare_state_dir(self) -> Configuration | None:
         """Create our directory, remove leftovers of killed writes, read ``agent.toml``."""
-        work_dir = self.config.work_dir
+        work_dir = self.settings.work_dir
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -320,7 +306,7 @@ class AgentService(MachineDriver):
             StateStoreError: a state file is corrupt (nothing was started).
             ListenError: the agent port cannot be bound (no node was adopted or started).
         """
-        cfg = self.config
+        cfg = self.settings
         # Before anything else: a second agent on this state directory must touch nothing.
         self.lock.acquire()
         try:
@@ -328,33 +314,23 @@ class AgentService(MachineDriver):
         except BaseException:
             self.lock.release()
             raise
-        self.state = ast.AgentState(
-            ast.AgentOptions(
-                name=cfg.name,
-                listen_port=None if not cfg.listen_port else Port(cfg.listen_port),
-                dials_controller=cfg.controller is not None,
-                request_timeout=cfg.request_timeout,
-            ),
-            config=saved,
-            agent_pid=os.getpid(),
-        )
+        self.state = ast.AgentState(cfg, config=saved, agent_pid=os.getpid())
         loop = asyncio.get_running_loop()
         try:
-            if cfg.listen_port is not None:
+            if cfg.listen_port:  # 0: do not listen (Zeek's 0/unknown)
                 self.server = Server(
                     cfg.listen_address,
-                    cfg.listen_port,
+                    0 if self._ephemeral_port else cfg.listen_port,
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
                     accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
                     topics=self._handles_topic,
-                    version=cfg.version,
                     max_size=cfg.max_message_size,
                     max_send_buffer=cfg.max_send_buffer,
                     max_connections=cfg.max_connections,
                     handshake_timeout=cfg.handshake_timeout,
                     ping_interval=20.0,
-                    ssl=cfg.server_ssl,
+                    ssl=self.tls.server_ssl,
                 )
                 try:
                     await self.server.start()
@@ -368,8 +344,7 @@ class AgentService(MachineDriver):
             self.supervisor = SupervisorService(
                 cfg.state_dir,
                 table_path=self.table_file,
-                stop_grace=cfg.stop_grace,
-                revival_delay=cfg.revival_delay,
+                policy=PolicySettings(stop_grace=cfg.stop_grace),
                 on_state_change=self._on_node_change,
             )
             await self.supervisor.start()
@@ -380,11 +355,9 @@ class AgentService(MachineDriver):
                 self._launch(saved, keep_unchanged=True)
             self._feed_nodes()
             if cfg.controller is not None:
-                host, port = cfg.controller
-                hostpart = f"[{host}]" if ":" in host else host
-                scheme = "ws" if cfg.dial_ssl is None else "wss"
+                scheme = "ws" if self.tls.dial_ssl is None else "wss"
                 self.client = ReconnectingClient(
-                    f"{scheme}://{hostpart}:{port}/v1/messages/json",
+                    f"{scheme}://{cfg.controller}/v1/messages/json",
                     (self.topic,),
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
@@ -392,10 +365,10 @@ class AgentService(MachineDriver):
                     handles=self._handles_topic,
                     max_size=cfg.max_message_size,
                     max_send_buffer=cfg.max_send_buffer,
-                    ssl=cfg.dial_ssl,
+                    ssl=self.tls.dial_ssl,
                 )
                 self._spawn(self.client.run())
-            if cfg.archive_logs and cfg.archive_interval > 0 and cfg.archive_dir is not None:
+            if cfg.archive_logs and cfg.archive_interval > 0:
                 self._spawn(self._archive_loop())
             if install_signals:
                 self._handle_signals(loop)
@@ -406,9 +379,7 @@ class AgentService(MachineDriver):
                 "no listening port"
                 if self.server is None
                 else f"listening on {cfg.listen_address}:{self.server.port}",
-                "dials us"
-                if cfg.controller is None
-                else f"{cfg.controller[0]}:{cfg.controller[1]}",
+                "dials us" if cfg.controller is None else str(cfg.controller),
             )
             self.started.set()
             await self._timer_loop()
@@ -429,13 +400,13 @@ class AgentService(MachineDriver):
         await cancel_and_wait(tuple(self._tasks))
         await self.channels.close()
         if self.supervisor is not None:
-            await self.supervisor.close(keep_nodes=self.config.keep_nodes)
-            if not self.config.keep_nodes and self.started.is_set():
+            await self.supervisor.close(keep_nodes=self.settings.keep_nodes)
+            if not self.settings.keep_nodes and self.started.is_set():
                 await self._archive_at_exit()
         log.info(
             "agent %s stopped%s",
-            self.config.name,
-            " (nodes left running)" if self.config.keep_nodes else "",
+            self.settings.name,
+            " (nodes left running)" if self.settings.keep_nodes else "",
         )
 
     # -- the state machine --------------------------------------------------------------
@@ -451,7 +422,7 @@ class AgentService(MachineDriver):
     @property
     def topic(self) -> str:
         """This agent's topic, ``zeek/management/agent/<name>``."""
-        return f"{AGENT_TOPIC_PREFIX}/{self.config.name}"
+        return f"{AGENT_TOPIC_PREFIX}/{self.settings.name}"
 
     def _execute(self, action: ast.Action) -> None:
         match action:
@@ -489,19 +460,11 @@ class AgentService(MachineDriver):
         return topic == self.topic
 
     def _on_controller_event(self, conn: Connection, received: EventReceived) -> None:
-        if isinstance(received.event, ev.AgentGetNodesRequest):
-            self._state.management = self._management()
+        if isinstance(received.event, ev.AgentGetNodesRequest) and self.run_controller:
+            # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
+            process = self.run_controller.process()
+            self._step(lambda now: self._state.management_changed((process,), now))
         self._step(lambda now: self._state.receive(received.event, now))
-
-    def _management(self) -> tuple[ast.ManagementProcess, ...]:
-        cfg = self.config
-        if cfg.controller_name is None:
-            return ()
-        pid: int | None = None
-        if cfg.controller_pidfile is not None:
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(cfg.controller_pidfile.read_text().split()[0])
-        return (ast.ManagementProcess(cfg.controller_name, Role.CONTROLLER, pid),)
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -513,7 +476,8 @@ class AgentService(MachineDriver):
     def _zeek(self) -> str:
         # A bare name ("zeek") is looked up on the nodes' PATH, so that Zeek's default
         # script path can be derived from the real install prefix.
-        return shutil.which(self.config.zeek, path=self._base_env.get("PATH")) or self.config.zeek
+        zeek = self.settings.zeek or "zeek"
+        return shutil.which(zeek, path=self._base_env.get("PATH")) or zeek
 
     def _write_layout(self, config: Configuration) -> None:
         # Atomic: a crashed node may be revived (and read these) while we rewrite them.
@@ -540,28 +504,16 @@ class AgentService(MachineDriver):
     def management_settings(self) -> layout.ManagementSettings:
         """The Management settings in effect, as the nodes' ``Management::`` values.
 
-        The agent's are its own; the controller's come from ``controller_view`` (under
-        ``zeek-mgmt run`` read from the same settings as the controller's), else Zeek's
-        defaults with the port we dial.
+        The agent's are its own; the controller's are ``controller_settings`` (under
+        ``zeek-mgmt run`` read from the same sources as the controller's).
         """
-        cfg = self.config
-        view = cfg.controller_view or layout.ControllerView(
-            name=cfg.controller_name or f"controller-{socket.gethostname()}",
-            listen_port=cfg.controller[1] if cfg.controller is not None else 2150,
-        )
+        cfg = self.settings
         return layout.ManagementSettings(
-            state_dir=str(cfg.state_dir),
-            spool_dir=str(cfg.spool_dir),
-            agent_name=cfg.name,
-            agent_listen_address=cfg.listen_address,
+            agent=cfg,
+            controller=self.controller_settings,
             # (Before the server started, e.g. when resuming: the configured port.)
-            agent_listen_port=self.server.port if self.server is not None else cfg.listen_port or 0,
-            controller_endpoint=cfg.controller,
-            archive_logs=cfg.archive_logs and cfg.archive_dir is not None,
-            archive_interval=cfg.archive_interval,
+            agent_listen_port=self.server.port if self.server is not None else cfg.listen_port,
             archive_cmd=self._archiver(),
-            archive_dir="" if cfg.archive_dir is None else str(cfg.archive_dir),
-            controller=view,
         )
 
     def _specs(self, config: Configuration) -> list[NodeSpec]:
@@ -571,7 +523,7 @@ class AgentService(MachineDriver):
         it is refused on receipt, but a saved configuration is resumed as it is), and any
         error while building one node's spec fails that node only.
         """
-        cfg = self.config
+        cfg = self.settings
         self._ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
         nodes_dir = cfg.state_dir / "nodes"
         zeek = self._zeek()
@@ -614,11 +566,11 @@ class AgentService(MachineDriver):
         launched is reported FAILED with the reason (see ``_views``), never raised."""
         specs: list[NodeSpec] = []
         self._unlaunched = {}
-        mine = sorted({n.name for n in config.nodes_of(self.config.name)})
+        mine = sorted({n.name for n in config.nodes_of(self.settings.name)})
         try:
             if mine:
                 self._write_layout(config)
-                (self.config.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
+                (self.settings.spool_dir / "log-queue").mkdir(parents=True, exist_ok=True)
             specs = self._specs(config)
         except (OSError, StateStoreError) as exc:
             # The nodes cannot start: stop the old ones, and report each new one FAILED
@@ -709,7 +661,7 @@ class AgentService(MachineDriver):
             )
 
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.config.request_timeout):
+            async with asyncio.timeout(self.settings.request_timeout):
                 await self._sup.wait_for(respawned)
         infos = {i.name: i for i in self._sup.status() if i.name in before}
         outcome: dict[str, bool] = {
@@ -748,7 +700,7 @@ class AgentService(MachineDriver):
         As in Zeek, ``archive_cmd`` is a shell command line, so it may carry its own
         arguments; the queue and archive directories are appended, quoted.
         """
-        cfg = self.config
+        cfg = self.settings
         queue = cfg.spool_dir / "log-queue"
         return (
             f"{self._archiver()} -1 {shlex.quote(str(queue))} {shlex.quote(str(cfg.archive_dir))}"
@@ -756,7 +708,7 @@ class AgentService(MachineDriver):
 
     def _archiver(self) -> str:
         """The archiver part of the command: ``archive_cmd``, else the built-in one."""
-        return self.config.archive_cmd or f"{shlex.quote(sys.executable)} -m mgmt archive"
+        return self.settings.archive_cmd or f"{shlex.quote(sys.executable)} -m mgmt archive"
 
     async def _archive_at_exit(self) -> None:
         """Archive once more after the nodes stopped, as Zeek's agent does when it exits.
@@ -768,11 +720,11 @@ class AgentService(MachineDriver):
         the rest of the queue for the next run. Not with ``keep_nodes``: the nodes still
         run and did not rotate; nor when start-up failed.
         """
-        cfg = self.config
-        if not (cfg.archive_logs and cfg.archive_dir is not None):
+        cfg = self.settings
+        if not cfg.archive_logs:
             return
         try:
-            await self.run_archiver(min(cfg.archive_timeout, FINAL_ARCHIVE_TIMEOUT))
+            await self.run_archiver(min(self.archive_timeout, FINAL_ARCHIVE_TIMEOUT))
         except Exception:  # shutdown must finish whatever the archiver did
             log.exception("log archival at shutdown failed")
 
@@ -792,7 +744,7 @@ class AgentService(MachineDriver):
 
         Cancellation: kills the archiver, then re-raises.
         """
-        queue = self.config.spool_dir / "log-queue"
+        queue = self.settings.spool_dir / "log-queue"
         if not queue.is_dir():
             return None
         command = self.archive_command()
@@ -810,7 +762,7 @@ class AgentService(MachineDriver):
         except OSError as exc:
             log.error("log archival could not start: %s", exc)
             return None
-        limit = self.config.archive_timeout if limit is None else limit
+        limit = self.archive_timeout if limit is None else limit
         try:
             async with asyncio.timeout(limit):
                 output, _ = await proc.communicate()
@@ -836,7 +788,7 @@ class AgentService(MachineDriver):
         # Like Zeek, the first run is one interval after start-up; the next run is one
         # interval after the previous one ended, so runs never overlap.
         while True:
-            await asyncio.sleep(self.config.archive_interval)
+            await asyncio.sleep(self.settings.archive_interval)
             try:
                 await self.run_archiver()
             except Exception:  # a bug here must not end archival for good

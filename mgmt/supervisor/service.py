@@ -170,14 +170,9 @@ class SupervisorService:
         state_dir: the agent's state directory. Node symlinks go to
             ``<state_dir>/nodes/.bin`` and the node table to
             ``<state_dir>/supervisor-nodes.toml`` unless given otherwise.
+        policy: the timing of every node's policy (stop grace, revival back-off).
         backend: the OS seam; defaults to :class:`OsBackend`.
         table_path: where to persist the node table for adoption.
-        term_interval: seconds between SIGTERMs while stopping (Zeek: 2).
-        stop_grace: seconds from the first SIGTERM to SIGKILL (Zeek: 26); ``None``
-            never sends SIGKILL.
-        revival_delay: first revival delay after a crash, from the last spawn (Zeek: 1).
-        reset_after: uptime that resets the revival back-off (Zeek: 30).
-        max_restarts: consecutive revivals before a node is FAILED; ``None`` = forever.
         poll_interval: how often live processes and ``.status`` files are polled.
         on_state_change: called with a :class:`NodeInfo` for every state a node passes
             through, and when its pid changes; ``state`` and ``pid`` are as of that
@@ -189,13 +184,9 @@ class SupervisorService:
         self,
         state_dir: Path,
         *,
+        policy: PolicySettings,
         backend: Backend | None = None,
         table_path: Path | None = None,
-        term_interval: float = 2.0,
-        stop_grace: float | None = 26.0,
-        revival_delay: float = 1.0,
-        reset_after: float = 30.0,
-        max_restarts: int | None = None,
         poll_interval: float = 0.1,
         on_state_change: Callable[[NodeInfo], None] | None = None,
     ) -> None:
@@ -206,13 +197,7 @@ class SupervisorService:
         self.store = NodeTableStore(
             table_path if table_path is not None else self.state_dir / "supervisor-nodes.toml"
         )
-        self.settings = PolicySettings(
-            term_interval=term_interval,
-            stop_grace=stop_grace,
-            revival_delay=revival_delay,
-            reset_after=reset_after,
-            max_restarts=max_restarts,
-        )
+        self.settings = policy
         self.poll_interval = poll_interval
         self.on_state_change = on_state_change
         self._nodes: dict[NodeName, _Node] = {}

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.agent.service import AgentConfig, AgentService
+from mgmt.agent.service import ARCHIVE_TIMEOUT, AgentService
 from tests.support.node_helpers import double_cluster, mgmt_run, wait_for
+from tests.support.settings import agent_settings, controller_settings
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
 QUEUE_NAME = re.compile(
@@ -136,17 +137,23 @@ def test_no_rotation_without_the_node_script(tmp_path: Path) -> None:
 # The agent's archival runs (unit level: real child processes, no nodes)
 
 
-def _service(tmp_path: Path, **kwargs: object) -> AgentService:
-    config = AgentConfig(
+def _service(
+    tmp_path: Path, archive_timeout: float = ARCHIVE_TIMEOUT, **changes: object
+) -> AgentService:
+    settings = agent_settings(
+        tmp_path / "state dir",
         name="agent-test",
-        state_dir=tmp_path / "state dir",
         spool_dir=tmp_path / "spool dir",
         archive_dir=tmp_path / "archive dir",
-        listen_port=None,
+        listen_port=0,
         controller=None,
-        **kwargs,  # type: ignore[arg-type]
+        **changes,
     )
-    return AgentService(config)
+    return AgentService(
+        settings,
+        controller_settings=controller_settings(tmp_path / "state dir"),
+        archive_timeout=archive_timeout,
+    )
 
 
 def test_archive_command_quotes_directories(tmp_path: Path) -> None:

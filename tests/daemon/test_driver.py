@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.controller.service import ControllerConfig, ControllerService
-from mgmt.controller.state import ControllerOptions
+from mgmt.controller.service import ControllerService
+from tests.support.settings import controller_settings
 
 
 @pytest.mark.asyncio
@@ -18,9 +18,10 @@ async def test_sigterm_stops_a_daemon_and_its_handler_is_removed(tmp_path: Path)
     """With install_signals, SIGTERM ends run() cleanly; afterwards the loop no longer
     handles SIGTERM (the previous disposition is back)."""
     service = ControllerService(
-        ControllerConfig(
-            "ctl", tmp_path, "127.0.0.1", 0, "127.0.0.1", 0, ControllerOptions(request_timeout=1.0)
-        )
+        controller_settings(
+            tmp_path, name="ctl", listen_address="127.0.0.1", listen_address_websocket="127.0.0.1"
+        ),
+        ephemeral_ports=True,
     )
     task = asyncio.get_running_loop().create_task(service.run(install_signals=True))
     await service.started.wait()
