@@ -22,7 +22,6 @@ from mgmt.settings.flags import add_settings_flags, peer_args, settings_from_arg
 from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.sources import load_settings
 from mgmt.settings.tls import agent_tls
-from mgmt.supervisor.policy import ProcessState
 
 __all__ = ["ENV_CONTROLLER_NAME", "ENV_CONTROLLER_PIDFILE", "add_arguments", "run"]
 
@@ -73,20 +72,20 @@ def run_controller(env: Mapping[str, str]) -> RunController | None:
 def status_line(service: AgentService) -> str:
     """The one-line status for systemd: port, controller link, deployed nodes."""
     parts = []
-    if service.server is not None:
-        host = service.server.host
-        host = f"[{host}]" if ":" in host else host
-        scheme = "wss" if service.tls.server_ssl else "ws"
-        parts.append(f"listening on {scheme}://{host}:{service.server.port}")
-    if service.client is not None:
-        link = "connected" if service.client.connected.is_set() else "not connected"
-        parts.append(f"controller {service.client.uri.split('/v1/')[0]} {link}")
-    state, supervisor = service.state, service.supervisor
+    server, client = service.link.server, service.link.client
+    if server is not None:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        scheme = "wss" if service.link.tls.server_ssl else "ws"
+        parts.append(f"listening on {scheme}://{host}:{server.port}")
+    if client is not None:
+        link = "connected" if client.connected.is_set() else "not connected"
+        parts.append(f"controller {client.uri.split('/v1/')[0]} {link}")
+    state, nodes = service.state, service.nodes
     mine = [] if state is None else state.my_nodes()
-    if state is None or supervisor is None or not mine:
+    if state is None or nodes is None or not mine:
         parts.append("no nodes deployed")
     else:
-        running = sum(1 for i in supervisor.status() if i.state is ProcessState.RUNNING)
+        running = nodes.running_count()
         parts.append(
             f"deployed configuration {state.config.id}, {running}/{len(mine)} nodes running"
         )

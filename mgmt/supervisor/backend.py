@@ -25,16 +25,26 @@ Reaping: only our own children, one ``Popen.poll()`` per handle, never ``waitpid
 (asyncio's child watcher may own other children). Adopted processes are not our
 children; their exit is detected with psutil (gone, or a zombie), and they are signalled
 through psutil, which refuses to signal a pid that now belongs to another process.
+
+One-shot commands (the agent's log archiver, :meth:`OsBackend.run_command`): the command
+runs in its own process group with stdin from ``/dev/null``, its stdout and stderr read
+through one pipe of which only the last ``output_limit`` bytes are kept. At the time
+limit, or when the awaiting task is cancelled, the whole group is killed (SIGKILL), so
+children it started (e.g. ``gzip``) do not linger.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
 import os
 import shutil
+import signal as signals
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -125,6 +135,38 @@ class Backend(Protocol):
 
     def describe(self, handle: Handle) -> str:
         """A short text for logs, e.g. ``pid 1234``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a one-shot command ended (see :meth:`CommandRunner.run_command`).
+
+    Attributes:
+        status: its exit status (negative: killed by that signal); ``None`` when it did
+            not finish: it could not start, or it was killed at the time limit.
+        output: the end of what it wrote to stdout and stderr (at most the limit asked for,
+            after ``...`` when more was written), or why it could not start.
+        timed_out: it was killed at the time limit.
+    """
+
+    status: int | None
+    output: str = ""
+    timed_out: bool = False
+
+
+class CommandRunner(Protocol):
+    """Runs one-shot commands (the agent's archiver): the other half of the OS seam."""
+
+    async def run_command(
+        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+    ) -> CommandResult:
+        """Run ``argv`` (executed directly) in its own process group and wait for it, at
+        most ``time_limit`` seconds, keeping the last ``output_limit`` bytes of its output.
+
+        At the limit, and when the caller is cancelled (then re-raising), the whole group
+        is killed.
+        """
         ...
 
 
@@ -344,6 +386,40 @@ class OsBackend:
         """See :meth:`Backend.describe`."""
         return f"pid {handle.pid}" + (" (adopted)" if handle.adopted else "")
 
+    # --- one-shot commands ------------------------------------------------------------
+
+    async def run_command(
+        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+    ) -> CommandResult:
+        """See :meth:`CommandRunner.run_command`."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return CommandResult(None, _strerror(exc))
+        tail, cut = bytearray(), False
+        try:
+            async with asyncio.timeout(time_limit):
+                assert proc.stdout is not None
+                while chunk := await proc.stdout.read(65536):
+                    tail += chunk
+                    if len(tail) > output_limit:
+                        del tail[:-output_limit]
+                        cut = True
+                status = await proc.wait()
+        except TimeoutError:
+            await _kill_group(proc)
+            return CommandResult(None, _text(tail, cut), timed_out=True)
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
+        return CommandResult(status, _text(tail, cut))
+
 
 # --------------------------------------------------------------------------------------
 # Files in the node directory
@@ -405,6 +481,21 @@ def read_outputs(node_dir: str | os.PathLike[str]) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------
 # Helpers
+
+
+def _text(output: bytearray, cut: bool) -> str:
+    """Output as text; ``...`` in front when its beginning was dropped."""
+    text = bytes(output).decode("utf-8", "replace").strip()
+    return f"...{text}" if cut else text
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child started in its own session, and its whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signals.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await asyncio.shield(proc.wait())
 
 
 def _strerror(exc: OSError) -> str:
