@@ -38,7 +38,7 @@ _register("agent", "mgmt.agent.main", "run the agent daemon")
 _register(
     "run", "mgmt.daemon.run", "run controller and agent together (the quickstart, like zeek -j)"
 )
-_register("archive", "mgmt.archive.engine", "archive rotated logs (zeek-archiver compatible)")
+_register("archive", "mgmt.archive.cli", "archive rotated logs (zeek-archiver compatible)")
 _register(
     "show-settings", "mgmt.settings.show", "print the effective settings and where each came from"
 )
