@@ -222,7 +222,7 @@ class AgentService(MachineDriver):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def run(self, *, install_signals: bool = False) -> None:
+    async def run(self) -> None:
         """Serve until :meth:`request_shutdown`.
 
         Raises:
@@ -239,7 +239,6 @@ class AgentService(MachineDriver):
             self.lock.release()
             raise
         self.state = ast.AgentState(cfg, config=saved, agent_pid=os.getpid())
-        loop = asyncio.get_running_loop()
         try:
             await self.link.listen()
             # The port is ours: only now adopt, start and resume nodes. Nothing from
@@ -263,13 +262,10 @@ class AgentService(MachineDriver):
             self.link.dial()
             if self.archival.enabled and cfg.archive_interval > 0:
                 self._spawn(self.archival.loop())
-            if install_signals:
-                self._handle_signals(loop)
             log.info("agent %s is live, pid %d, %s", cfg.name, os.getpid(), self.link.describe())
             self.started.set()
             await self._timer_loop()
         finally:
-            self._restore_signals(loop)
             await self._close()
             self.lock.release()
 

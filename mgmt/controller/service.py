@@ -206,7 +206,7 @@ class ControllerService(MachineDriver):
             deployed=saved.deployed,
         )
 
-    async def run(self, *, install_signals: bool = False) -> None:
+    async def run(self) -> None:
         """Serve until :meth:`request_shutdown` is called.
 
         Raises:
@@ -216,11 +216,11 @@ class ControllerService(MachineDriver):
         """
         self.lock.acquire()
         try:
-            await self._serve(install_signals)
+            await self._serve()
         finally:
             self.lock.release()
 
-    async def _serve(self, install_signals: bool) -> None:
+    async def _serve(self) -> None:
         if self.state is None:
             self.load()
         assert self.state is not None
@@ -262,7 +262,6 @@ class ControllerService(MachineDriver):
                 ssl=tls.agent_ssl,
             )
         )
-        loop = asyncio.get_running_loop()
         try:
             for server in (self.client_server, self.agent_server):
                 if server is not None:
@@ -273,8 +272,6 @@ class ControllerService(MachineDriver):
                             f"{server.host}:{server.port}", exc.strerror or str(exc)
                         ) from exc
             self._write_pid()
-            if install_signals:
-                self._handle_signals(loop)
             log.info(
                 "controller %s is live, pid %d, %s, %s",
                 cfg.name,
@@ -292,7 +289,6 @@ class ControllerService(MachineDriver):
             self.started.set()
             await self._timer_loop()
         finally:
-            self._restore_signals(loop)
             await self._close()
 
     def _port(self, configured: int) -> int:

@@ -4,6 +4,10 @@ A pure machine (``ControllerState``, ``AgentState``) takes inputs with a ``now``
 timestamp, queues actions, and names its next deadline. :class:`MachineDriver` feeds it
 (:meth:`~MachineDriver._step`), executes its actions in order, and runs the one timer
 task that calls ``tick()`` at each deadline until shutdown is requested.
+
+Shutdown is requested with :meth:`~MachineDriver.request_shutdown`: by SIGTERM/SIGINT,
+whose handlers :func:`mgmt.daemon.sdnotify.serve_notifying` installs (the daemons' one
+signal path), or by a test.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -51,7 +54,6 @@ class MachineDriver:
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._shutdown = asyncio.Event()
-        self._signals: list[signal.Signals] = []
 
     def _machine(self) -> Machine:
         raise NotImplementedError
@@ -63,17 +65,6 @@ class MachineDriver:
         """Ask the daemon to stop (idempotent; safe from signal handlers)."""
         self._shutdown.set()
         self._wakeup.set()
-
-    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """SIGTERM and SIGINT request shutdown (undo with :meth:`_restore_signals`)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
-            self._signals.append(sig)
-
-    def _restore_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remove the handlers :meth:`_handle_signals` installed. Idempotent."""
-        while self._signals:
-            loop.remove_signal_handler(self._signals.pop())
 
     def _step(self, fn: Callable[[float], object]) -> None:
         """Give the machine one input (``fn(now)``), then execute its actions in order.

@@ -148,8 +148,7 @@ class FakeService:
     def request_shutdown(self) -> None:
         self._stop.set()
 
-    async def run(self, *, install_signals: bool = False) -> None:
-        assert not install_signals  # serve_notifying owns the signals
+    async def run(self) -> None:
         if self._fail is not None:
             raise self._fail
         self.started.set()
