@@ -112,6 +112,21 @@ def test_revival_backoff_sequence() -> None:
         policy.on_spawned(1000 + attempt, clock.now)
 
 
+def test_revival_delay_stops_growing_at_its_limit() -> None:
+    """With max_revival_delay (zeek-mgmt run's children) the delay grows no further."""
+    settings = PolicySettings(stop_grace=1.0, backoff_every=1, max_revival_delay=5.0)
+    policy, clock = running(settings)
+    delays = []
+    for attempt in range(5):
+        policy.on_exit(CRASH, clock.now)
+        deadline = policy.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - clock.now)
+        assert policy.on_tick(clock.advance(delays[-1])) == [Spawn("revival")]
+        policy.on_spawned(2000 + attempt, clock.now)
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
 def test_revival_immediate_when_delay_already_passed() -> None:
     """A node that crashes after more than the delay is revived by the exit itself."""
     policy, clock = running()
