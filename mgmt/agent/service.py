@@ -75,8 +75,9 @@ from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_tom
 from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.tls import AgentTLS
 from mgmt.supervisor.backend import OsBackend
+from mgmt.supervisor.node import NodeInfo
 from mgmt.supervisor.policy import PolicySettings
-from mgmt.supervisor.service import NodeInfo, SupervisorService
+from mgmt.supervisor.service import SupervisorService
 from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")

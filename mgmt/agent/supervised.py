@@ -18,8 +18,9 @@ from mgmt.agent.nodechannel import NodeProcess
 from mgmt.agent.state import NodeView
 from mgmt.broker.records import NodeOutputs, State
 from mgmt.core.peertext import peer_text
+from mgmt.supervisor.node import NodeInfo
 from mgmt.supervisor.policy import NodeSpec, ProcessState
-from mgmt.supervisor.service import NodeInfo, SupervisorService
+from mgmt.supervisor.service import SupervisorService
 from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")

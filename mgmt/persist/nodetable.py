@@ -87,6 +87,9 @@ class NodeTableStore:
         self.path = Path(path)
         self._last: bytes | None = None
         self._broken = False
+        self._written: tuple[StoredNode, ...] | None = None
+        #: Why the last :meth:`update` could not write the table (``None``: it could).
+        self.error: str | None = None
 
     def load(self) -> list[StoredNode]:
         """Read the table. A missing file is an empty table.
@@ -128,6 +131,28 @@ class NodeTableStore:
         write_atomic(self.path, raw, mode=0o600)  # it holds the nodes' environments
         self._last = raw
         logger.debug("= node table written (%d bytes)", len(raw))
+
+    def update(self, nodes: tuple[StoredNode, ...]) -> None:
+        """Write the table if ``nodes`` changed since the last successful write.
+
+        A failure is kept in :attr:`error` (logged once per streak of failures) and the
+        write is tried again at the next call; never raises.
+        """
+        # Cheap check first: specs are usually the very same objects, so this comparison
+        # does not walk environments, and nothing is encoded when nothing changed.
+        if nodes == self._written:
+            return
+        try:
+            self.save(nodes)
+        except StateStoreError as exc:
+            if self.error is None:
+                logger.error("cannot persist the node table: %s", exc)
+            self.error = str(exc)
+            return
+        if self.error is not None:
+            logger.warning("node table written again")
+        self.error = None
+        self._written = nodes
 
 
 # --------------------------------------------------------------------------------------

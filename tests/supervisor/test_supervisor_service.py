@@ -23,10 +23,12 @@ import pytest_asyncio
 
 from mgmt.exceptions import NoSuchNode, SpawnError, StateStoreError
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
-from mgmt.supervisor import backend as backend_mod
-from mgmt.supervisor.backend import Handle, process_name, read_outputs, read_status, tail_lines
+from mgmt.supervisor import nodefiles
+from mgmt.supervisor.backend import Handle, process_name
+from mgmt.supervisor.node import NodeInfo
+from mgmt.supervisor.nodefiles import read_outputs, read_status, tail_lines
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, PolicySettings, ProcessState
-from mgmt.supervisor.service import NodeInfo, SupervisorService
+from mgmt.supervisor.service import SupervisorService
 from tests.paths import REPO_ROOT
 
 S = ProcessState
@@ -746,7 +748,7 @@ def test_tail_lines_reads_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             return self.f.read(size)
 
     monkeypatch.setattr(
-        backend_mod, "open", lambda p, m: CountingFile(real_open(p, m)), raising=False
+        nodefiles, "open", lambda p, m: CountingFile(real_open(p, m)), raising=False
     )
     assert tail_lines(path) == lines[-100:]
     assert sum(reads) < 20_000
