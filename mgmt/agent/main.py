@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -12,12 +11,8 @@ from pathlib import Path
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.agent.service import AgentService, RunController
-from mgmt.daemon.exitstatus import start_up_failed
-from mgmt.daemon.fdlimit import check_fd_budget, raise_fd_limit
-from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
-from mgmt.daemon.procname import follow_run_parent, set_process_title
-from mgmt.daemon.sdnotify import Notifier, serve_notifying
-from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
+from mgmt.daemon.startup import run_daemon
+from mgmt.exceptions import ConfigError
 from mgmt.settings.flags import add_settings_flags, peer_args, settings_from_args
 from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.sources import load_settings
@@ -102,24 +97,20 @@ def run(args: argparse.Namespace) -> int:
     connections; it does not wait for the controller), status, watchdog pings and
     shutdown (:mod:`mgmt.daemon.sdnotify`).
     """
-    try:
-        settings, sources = settings_from_args("agent", args)
-        assert isinstance(settings, AgentSettings)
-        setup_logging(settings.log_level)
-        enable_stack_dumps()
-        tls = agent_tls(settings, sources)
-        set_process_title(f"zeek.{settings.name}")
-        if follow_run_parent():
-            return 0
-        ports = 1 if settings.listen_port else 0
-        check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
-        service = AgentService(
+
+    def build(settings: AgentSettings, sources: Mapping[str, str]) -> AgentService:
+        return AgentService(
             settings,
             controller_settings=controller_settings(args, os.environ, settings),
-            tls=tls,
+            tls=agent_tls(settings, sources),
             run_controller=run_controller(os.environ),
         )
-        asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
-    except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
-        return start_up_failed("agent", str(exc))
-    return 0
+
+    return run_daemon(
+        "agent",
+        args,
+        AgentSettings,
+        build=build,
+        ports=lambda settings: 1 if settings.listen_port else 0,
+        status=status_line,
+    )

@@ -107,7 +107,7 @@ class RunController:
         return ast.ManagementProcess(self.name, Role.CONTROLLER, pid)
 
 
-class AgentService(MachineDriver):
+class AgentService(MachineDriver[ast.AgentState]):
     """The agent daemon.
 
     Args:
@@ -153,7 +153,6 @@ class AgentService(MachineDriver):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         self.archival = Archival(settings, self.backend)
-        self.state: ast.AgentState | None = None
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -292,14 +291,6 @@ class AgentService(MachineDriver):
         )
 
     # -- the state machine --------------------------------------------------------------
-
-    @property
-    def _state(self) -> ast.AgentState:
-        assert self.state is not None
-        return self.state
-
-    def _machine(self) -> ast.AgentState:
-        return self._state
 
     def _execute(self, action: ast.Action) -> None:
         match action:

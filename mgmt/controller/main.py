@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from mgmt.controller.service import ControllerService
-from mgmt.daemon.exitstatus import start_up_failed
-from mgmt.daemon.fdlimit import check_fd_budget, raise_fd_limit
-from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
-from mgmt.daemon.procname import follow_run_parent, set_process_title
-from mgmt.daemon.sdnotify import Notifier, serve_notifying
-from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.settings.flags import add_settings_flags, settings_from_args
+from mgmt.daemon.startup import run_daemon
+from mgmt.settings.flags import add_settings_flags
 from mgmt.settings.model import ControllerSettings
 from mgmt.settings.tls import controller_tls
 
@@ -53,19 +47,13 @@ def run(args: argparse.Namespace) -> int:
     Under systemd (``Type=notify``) it reports readiness, status, watchdog pings and
     shutdown (:mod:`mgmt.daemon.sdnotify`).
     """
-    try:
-        settings, sources = settings_from_args("controller", args)
-        assert isinstance(settings, ControllerSettings)
-        setup_logging(settings.log_level)
-        enable_stack_dumps()
-        tls = controller_tls(settings, sources)
-        set_process_title(f"zeek.{settings.name}")
-        if follow_run_parent():
-            return 0
-        ports = sum(1 for p in (settings.listen_port, settings.listen_port_websocket) if p)
-        check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
-        service = ControllerService(settings, tls=tls)
-        asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
-    except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
-        return start_up_failed("controller", str(exc))
-    return 0
+    return run_daemon(
+        "controller",
+        args,
+        ControllerSettings,
+        build=lambda settings, sources: ControllerService(
+            settings, tls=controller_tls(settings, sources)
+        ),
+        ports=lambda s: sum(1 for p in (s.listen_port, s.listen_port_websocket) if p),
+        status=status_line,
+    )

@@ -155,7 +155,7 @@ def _tls_mode(ctx: ssl_module.SSLContext | None) -> str:
     return "TLS"
 
 
-class ControllerService(MachineDriver):
+class ControllerService(MachineDriver[cs.ControllerState]):
     """The controller daemon.
 
     Args:
@@ -180,7 +180,6 @@ class ControllerService(MachineDriver):
         self._ephemeral_ports = ephemeral_ports
         self.store = ConfigStore(settings.work_dir / "controller.toml")
         self.lock = InstanceLock(settings.state_dir, "controller")
-        self.state: cs.ControllerState | None = None
         self.client_server: Server | None = None
         self.agent_server: Server | None = None
         self._links: dict[str, Connection] = {}
@@ -313,14 +312,6 @@ class ControllerService(MachineDriver):
         log.info("controller %s stopped", self.settings.name)
 
     # -- driving the state machine -------------------------------------------------------
-
-    @property
-    def _state(self) -> cs.ControllerState:
-        assert self.state is not None
-        return self.state
-
-    def _machine(self) -> cs.ControllerState:
-        return self._state
 
     def _execute(self, action: cs.Action) -> None:
         match action:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger("mgmt")
 
@@ -41,10 +41,14 @@ class Machine(Protocol):
         ...
 
 
-class MachineDriver:
+M = TypeVar("M", bound=Machine)
+
+
+class MachineDriver(Generic[M]):
     """Base of the daemons: one step at a time, one timer, one shutdown flag.
 
-    Subclasses provide :meth:`_machine` and :meth:`_execute`.
+    Subclasses set :attr:`state` (the machine, once start-up has built it) and provide
+    :meth:`_execute`.
 
     Args:
         clock: monotonic clock (injectable for tests).
@@ -54,9 +58,13 @@ class MachineDriver:
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._shutdown = asyncio.Event()
+        #: The state machine (``None`` until start-up built it).
+        self.state: M | None = None
 
-    def _machine(self) -> Machine:
-        raise NotImplementedError
+    @property
+    def _state(self) -> M:
+        assert self.state is not None, "the state machine is not built yet"
+        return self.state
 
     def _execute(self, action: Any) -> None:
         raise NotImplementedError
@@ -73,7 +81,7 @@ class MachineDriver:
         how a ``Persist`` went); the actions that produces are executed next.
         """
         fn(self._clock())
-        machine = self._machine()
+        machine = self._state
         while actions := machine.actions():
             for action in actions:
                 self._execute(action)
@@ -81,7 +89,7 @@ class MachineDriver:
 
     async def _timer_loop(self) -> None:
         """Call ``tick()`` at each deadline until shutdown is requested."""
-        machine = self._machine()
+        machine = self._state
         while not self._shutdown.is_set():
             deadline = machine.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self._clock())

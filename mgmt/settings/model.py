@@ -26,21 +26,47 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerSettings:
-    """Effective settings of a controller (``Management::Controller::`` in Zeek)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonSettings:
+    """What the settings of both roles have (each role's are a subclass)."""
 
     state_dir: Path
     spool_dir: Path
     log_level: str
     name: str
     listen_address: str
-    #: Agent-facing port; 0 = do not listen.
+    #: The port peers dial (the controller's agent port, the agent's own); 0 = do not
+    #: listen (then the controller cannot dial an agent).
     listen_port: int
+    request_timeout: float
+    #: TLS of the agent channel (see :mod:`mgmt.settings.tls`); None: plaintext.
+    tls_cert: Path | None
+    tls_key: Path | None
+    tls_ca: Path | None
+    #: Require peers dialing us on the agent channel to present a certificate signed by
+    #: ``tls_ca``.
+    tls_client_auth: bool
+    max_message_size: int
+    #: Bytes that may wait to be sent to one peer before it is disconnected.
+    max_send_buffer: int
+    #: Open connections per port; more are refused.
+    max_connections: int
+    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
+    handshake_timeout: float
+
+    @property
+    def work_dir(self) -> Path:
+        """The daemon's directory, ``<state>/nodes/<name>`` as in Zeek."""
+        return self.state_dir / "nodes" / self.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControllerSettings(DaemonSettings):
+    """Effective settings of a controller (``Management::Controller::`` in Zeek)."""
+
     listen_address_websocket: str
     #: Client-facing port (zeek-client); 0 = do not listen.
     listen_port_websocket: int
-    request_timeout: float
     auto_assign_broker_ports: bool
     auto_assign_broker_start_port: int
     auto_assign_metrics_ports: bool
@@ -50,43 +76,18 @@ class ControllerSettings:
     websocket_tls_key: Path | None
     #: Require clients to present a certificate signed by this CA (mutual TLS).
     websocket_tls_ca: Path | None
-    #: TLS of the agent channel: the agent port and the connections to agents we dial.
-    tls_cert: Path | None
-    tls_key: Path | None
-    tls_ca: Path | None
-    tls_client_auth: bool
-    max_message_size: int
-    #: Bytes that may wait to be sent to one peer before it is disconnected.
-    max_send_buffer: int
-    #: Open connections per port (each of the two); more are refused.
-    max_connections: int
-    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
-    handshake_timeout: float
-
-    @property
-    def work_dir(self) -> Path:
-        """The controller's directory, ``<state>/nodes/<name>`` as in Zeek."""
-        return self.state_dir / "nodes" / self.name
 
 
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSettings(DaemonSettings):
     """Effective settings of an agent (``Management::Agent::`` in Zeek)."""
 
-    state_dir: Path
-    spool_dir: Path
-    log_level: str
-    name: str
-    listen_address: str
-    #: 0 = do not listen (then the controller cannot dial this agent).
-    listen_port: int
     #: Where to dial the controller; ``None``: do not dial, the controller dials us.
     controller: Endpoint | None
     #: The zeek executable; empty when none was found on PATH.
     zeek: str
     node_scripts: tuple[str, ...]
     node_args: tuple[str, ...]
-    request_timeout: float
     keep_nodes: bool
     #: Seconds from a node's first SIGTERM to SIGKILL.
     stop_grace: float
@@ -96,23 +97,6 @@ class AgentSettings:
     #: The archiver command; empty means the built-in archiver.
     archive_cmd: str
     node_websocket_start_port: int
-    tls_cert: Path | None
-    tls_key: Path | None
-    tls_ca: Path | None
-    #: Require a dialing controller to present a certificate signed by ``tls_ca``.
-    tls_client_auth: bool
-    max_message_size: int
-    #: Bytes that may wait to be sent to one peer before it is disconnected.
-    max_send_buffer: int
-    #: Open connections on the agent's port; more are refused.
-    max_connections: int
-    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
-    handshake_timeout: float
-
-    @property
-    def work_dir(self) -> Path:
-        """The agent's directory, ``<state>/nodes/<name>`` as in Zeek."""
-        return self.state_dir / "nodes" / self.name
 
 
 Settings = ControllerSettings | AgentSettings

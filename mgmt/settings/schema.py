@@ -1,6 +1,6 @@
 """The settings table: every setting of both roles, its kind, default, env var and flag.
 
-Order = dataclass field order = show-settings order. The defaults here are the only ones:
+Order = show-settings order. The defaults here are the only ones:
 the daemons take :mod:`mgmt.settings.model` values as they are. A default is a constant
 or a function of the load context (computed defaults: the directories of the Zeek in use,
 see :mod:`mgmt.settings.zeek`; names from the host name; the controller the agent dials).
@@ -106,24 +106,18 @@ def _default_state_dir(ctx: DefaultContext) -> Path:
     return Path(ctx.env.get("HOME") or ctx.host.home) / ".local" / "state" / "zeek-mgmt"
 
 
-def _default_spool_dir(ctx: DefaultContext) -> Path:
-    # As Management::get_spool_dir(): the installation's, whatever the state dir is.
+def _installation_dir(ctx: DefaultContext, name: str, fallback: str) -> Path:
+    """``name``'s default: the Zeek installation's directory, else ``<state_dir>/<fallback>``.
+
+    As Management::get_spool_dir() and Management::Agent::archive_dir
+    (Installation::log_dir): the installation's, whatever the state dir is.
+    """
     zeek = ctx.zeek_installation()
     if zeek is not None:
-        ctx.notes["spool_dir"] = f"default ({zeek.origin})"
-        return zeek.spool_dir
-    ctx.notes["spool_dir"] = "default (<state_dir>/spool, no Zeek found)"
-    return Path(ctx.values["state_dir"]) / "spool"
-
-
-def _default_archive_dir(ctx: DefaultContext) -> Path:
-    # As Management::Agent::archive_dir: Installation::log_dir, not under the spool.
-    zeek = ctx.zeek_installation()
-    if zeek is not None:
-        ctx.notes["archive_dir"] = f"default ({zeek.origin})"
-        return zeek.log_dir
-    ctx.notes["archive_dir"] = "default (<state_dir>/logs, no Zeek found)"
-    return Path(ctx.values["state_dir"]) / "logs"
+        ctx.notes[name] = f"default ({zeek.origin})"
+        return zeek.spool_dir if name == "spool_dir" else zeek.log_dir
+    ctx.notes[name] = f"default (<state_dir>/{fallback}, no Zeek found)"
+    return Path(ctx.values["state_dir"]) / fallback
 
 
 def _archiver_command(ctx: DefaultContext) -> str:
@@ -153,10 +147,24 @@ COMMON = (
     Spec("state_dir", PATH, _default_state_dir, "ZEEK_MANAGEMENT_STATE_DIR", "--state-dir",
          "state directory (default <zeek prefix>/var/lib; without a Zeek "
          "/var/lib/zeek-mgmt as root, else the XDG state dir)"),
-    Spec("spool_dir", PATH, _default_spool_dir, "ZEEK_MANAGEMENT_SPOOL_DIR", "--spool-dir",
+    Spec("spool_dir", PATH, lambda ctx: _installation_dir(ctx, "spool_dir", "spool"),
+         "ZEEK_MANAGEMENT_SPOOL_DIR", "--spool-dir",
          "spool directory (default <zeek prefix>/spool, else <state_dir>/spool)"),
     Spec("log_level", LOG_LEVEL, "info", None, "--log-level", "debug, info, warning or error"),
 )  # fmt: skip
+
+#: The agent channel's TLS and the bounds per peer, last in both roles' tables.
+_CHANNEL = (
+    Spec("tls_cert", OPT_PATH, None),
+    Spec("tls_key", OPT_PATH, None),
+    Spec("tls_ca", OPT_PATH, None),
+    Spec("tls_client_auth", BOOL, False),
+    Spec("max_message_size", BYTES, 16 * MIB),
+    # Per-peer bounds (the defaults of mgmt.transport.connection).
+    Spec("max_send_buffer", BYTES, 16 * MIB),
+    Spec("max_connections", COUNT, 256),
+    Spec("handshake_timeout", SECONDS, 10.0),
+)
 
 CONTROLLER = (
     Spec("name", STR, lambda ctx: f"controller-{ctx.host.hostname}", "ZEEK_CONTROLLER_NAME",
@@ -178,15 +186,7 @@ CONTROLLER = (
     Spec("websocket_tls_cert", OPT_PATH, None),
     Spec("websocket_tls_key", OPT_PATH, None),
     Spec("websocket_tls_ca", OPT_PATH, None),
-    Spec("tls_cert", OPT_PATH, None),
-    Spec("tls_key", OPT_PATH, None),
-    Spec("tls_ca", OPT_PATH, None),
-    Spec("tls_client_auth", BOOL, False),
-    Spec("max_message_size", BYTES, 16 * MIB),
-    # Per-peer bounds (the defaults of mgmt.transport.connection).
-    Spec("max_send_buffer", BYTES, 16 * MIB),
-    Spec("max_connections", COUNT, 256),
-    Spec("handshake_timeout", SECONDS, 10.0),
+    *_CHANNEL,
 )  # fmt: skip
 
 AGENT = (
@@ -211,18 +211,10 @@ AGENT = (
     Spec("stop_grace", NONNEG_SECONDS, 26.0),
     Spec("archive_logs", BOOL, True),
     Spec("archive_interval", ARCHIVE_INTERVAL, ROTATION_INTERVAL),
-    Spec("archive_dir", PATH, _default_archive_dir),
+    Spec("archive_dir", PATH, lambda ctx: _installation_dir(ctx, "archive_dir", "logs")),
     Spec("archive_cmd", OPT_STR, lambda ctx: _archiver_command(ctx)),
     Spec("node_websocket_start_port", PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
-    Spec("tls_cert", OPT_PATH, None),
-    Spec("tls_key", OPT_PATH, None),
-    Spec("tls_ca", OPT_PATH, None),
-    Spec("tls_client_auth", BOOL, False),
-    Spec("max_message_size", BYTES, 16 * MIB),
-    # Per-peer bounds (the defaults of mgmt.transport.connection).
-    Spec("max_send_buffer", BYTES, 16 * MIB),
-    Spec("max_connections", COUNT, 256),
-    Spec("handshake_timeout", SECONDS, 10.0),
+    *_CHANNEL,
 )  # fmt: skip
 
 ROLES: dict[str, tuple[Spec, ...]] = {"controller": CONTROLLER, "agent": AGENT}

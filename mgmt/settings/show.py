@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import fields
 
 import tomli_w
 
@@ -35,14 +34,14 @@ _ROLES: dict[str, tuple[Role, ...]] = {
 
 
 def render_settings(settings: Settings, sources: Mapping[str, str]) -> list[str]:
-    """``key = value  # source`` lines in field order; valid TOML for the role's section."""
+    """``key = value  # source`` lines in the settings table's order; valid TOML for the
+    role's section."""
     role = "controller" if isinstance(settings, ControllerSettings) else "agent"
-    specs = {spec.name: spec for spec in role_specs(role)}
     lines = []
-    for f in fields(settings):
-        value = specs[f.name].kind.show(getattr(settings, f.name))
-        line = tomli_w.dumps({f.name: value}).strip()
-        lines.append(f"{line}  # {sources.get(f.name, 'default')}")
+    for spec in role_specs(role):
+        value = spec.kind.show(getattr(settings, spec.name))
+        line = tomli_w.dumps({spec.name: value}).strip()
+        lines.append(f"{line}  # {sources.get(spec.name, 'default')}")
     return lines
 
 

@@ -51,10 +51,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings.model import AgentSettings, ControllerSettings, Role, Settings
+from mgmt.settings.model import Role, Settings
 from mgmt.settings.schema import (
     CLASSES,
     COMMON_NAMES,
@@ -207,36 +207,6 @@ class _Context:  # implements schema.DefaultContext
         return port, source
 
 
-@overload
-def load_settings(
-    role: Literal["controller"],
-    *,
-    config_path: str | None,
-    env: Mapping[str, str],
-    flags: Mapping[str, object],
-    flag_sources: Mapping[str, str] | None = None,
-    host: HostInfo | None = None,
-) -> tuple[ControllerSettings, dict[str, str]]: ...
-@overload
-def load_settings(
-    role: Literal["agent"],
-    *,
-    config_path: str | None,
-    env: Mapping[str, str],
-    flags: Mapping[str, object],
-    flag_sources: Mapping[str, str] | None = None,
-    host: HostInfo | None = None,
-) -> tuple[AgentSettings, dict[str, str]]: ...
-@overload
-def load_settings(
-    role: Role,
-    *,
-    config_path: str | None,
-    env: Mapping[str, str],
-    flags: Mapping[str, object],
-    flag_sources: Mapping[str, str] | None = None,
-    host: HostInfo | None = None,
-) -> tuple[Settings, dict[str, str]]: ...
 def load_settings(
     role: Role,
     *,
@@ -266,7 +236,7 @@ def load_settings(
 
     Returns:
         The settings and a dict name -> source (``default``, ``file PATH``, ``env VAR``,
-        ``flag --x``), in field order.
+        ``flag --x``), in the table's order.
 
     Raises:
         ConfigError: unreadable or malformed file, unknown section or key, wrong type or
