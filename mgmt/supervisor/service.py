@@ -39,7 +39,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 
 from mgmt.exceptions import InvalidState, NoSuchNode
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
@@ -213,12 +212,7 @@ class SupervisorService:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # ----------------------------------------------------------------------------------
@@ -283,9 +277,8 @@ class SupervisorService:
             NoSuchNode: a name is not supervised (nothing is changed then).
             InvalidState: the supervisor is not running.
         """
-        self._check_running()
-        now = time.monotonic()
-        for node in self._select(names):
+        now, nodes = self._command(names)
+        for node in nodes:
             if node.held:
                 continue  # already waiting to start
             if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
@@ -297,15 +290,10 @@ class SupervisorService:
     def stop(self, names: Iterable[str] | None = None) -> None:
         """Stop nodes (all when ``names`` is ``None``) for good: SIGTERM every
         ``term_interval``, SIGKILL after ``stop_grace``. They stay listed as STOPPED and
-        are never revived. Idempotent.
-
-        Raises:
-            NoSuchNode: a name is not supervised (nothing is changed then).
-            InvalidState: the supervisor is not running.
+        are never revived. Idempotent. Raises as :meth:`restart`.
         """
-        self._check_running()
-        now = time.monotonic()
-        for node in self._select(names):
+        now, nodes = self._command(names)
+        for node in nodes:
             node.held = False
             self._execute(node, node.policy.stop(now))
         self._after_change()
@@ -479,6 +467,12 @@ class SupervisorService:
 
     # ----------------------------------------------------------------------------------
     # Helpers
+
+    def _command(self, names: Iterable[str] | None) -> tuple[float, list[SupervisedNode]]:
+        """The time and the nodes (all for ``None``) of a command, allowed only now that
+        the supervisor runs."""
+        self._check_running()
+        return time.monotonic(), self._select(names)
 
     def _check_running(self) -> None:
         if self._task is None:
