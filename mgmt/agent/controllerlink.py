@@ -36,7 +36,6 @@ class ControllerLink:
         tls: the TLS contexts for our port and for dialing.
         on_event: called with each controller event on our topic.
         hello: the ``notify_agent_hello`` to send when a connection opens.
-        ephemeral_port: listen on a port the OS picks (tests).
     """
 
     def __init__(
@@ -46,13 +45,11 @@ class ControllerLink:
         *,
         on_event: Callable[[object], None],
         hello: Callable[[], ev.NotifyAgentHello],
-        ephemeral_port: bool = False,
     ) -> None:
         self.settings = settings
         self.tls = tls
         self._on_event = on_event
         self._hello = hello
-        self._ephemeral_port = ephemeral_port
         #: This agent's topic, ``zeek/management/agent/<name>``.
         self.topic = f"{AGENT_TOPIC_PREFIX}/{settings.name}"
         self.server: Server | None = None
@@ -75,7 +72,7 @@ class ControllerLink:
             return
         self.server = Server(
             cfg.listen_address,
-            0 if self._ephemeral_port else cfg.listen_port,
+            cfg.listen_port,
             on_event=self._received,
             on_open=self._opened,
             accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),

@@ -119,8 +119,6 @@ class AgentService(MachineDriver[ast.AgentState]):
         base_env: the environment the nodes inherit (default: the agent's own, minus
             volatile entries).
         clock: monotonic clock (injectable).
-        ephemeral_port: listen on a port the OS picks instead of the configured one
-            (tests); a port configured as 0 is still not listened on.
     """
 
     def __init__(
@@ -132,7 +130,6 @@ class AgentService(MachineDriver[ast.AgentState]):
         run_controller: RunController | None = None,
         base_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        ephemeral_port: bool = False,
     ) -> None:
         super().__init__(clock)
         self.settings = settings
@@ -148,7 +145,6 @@ class AgentService(MachineDriver[ast.AgentState]):
             tls or AgentTLS(),
             on_event=self._on_controller_event,
             hello=lambda: self._state.hello(),
-            ephemeral_port=ephemeral_port,
         )
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
