@@ -85,9 +85,7 @@ _register(
 # zeek-client's commands (same options, output and exit codes) and the client's extras.
 for _name, _help in CLIENT_COMMANDS:
     _register(_name, command_target(_name), _help, "client")
-_register(
-    "archive", "mgmt.archive.engine", "archive rotated logs (zeek-archiver compatible)", "tool"
-)
+_register("archive", "mgmt.archive.cli", "archive rotated logs (zeek-archiver compatible)", "tool")
 _register("systemd", "mgmt.install.systemd", "install systemd units for this installation", "tool")
 _register("completion", "mgmt.install.completion", "print a bash or zsh completion script", "tool")
 _register("man", "mgmt.install.manpage", "write the zeek-mgmt(1) man page", "tool")

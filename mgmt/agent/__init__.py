@@ -2,7 +2,12 @@
 
 * :mod:`mgmt.agent.layout` -- pure: cluster layout and node command lines (behaviour §8).
 * :mod:`mgmt.agent.state` -- the pure state machine (behaviour §5).
-* :mod:`mgmt.agent.service` -- the asyncio daemon (controller link, supervisor, channels).
+* :mod:`mgmt.agent.service` -- the asyncio daemon, wiring one part per job:
+  :mod:`~mgmt.agent.controllerlink` (the controller connections),
+  :mod:`~mgmt.agent.nodes` (node specs and layout files),
+  :mod:`~mgmt.agent.supervised` (the supervisor's nodes as the state machine sees them),
+  :mod:`~mgmt.agent.nodechannel` (get-id-value to the nodes),
+  :mod:`~mgmt.agent.archival` (the log archiver).
 * :mod:`mgmt.agent.main` -- ``zeek-mgmt agent``.
 """
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.broker.records import ClusterRole, Configuration, Node
+from mgmt.settings.model import AgentSettings, ControllerSettings
 
 #: The cluster backend script every node loads first (required since Zeek 8.1).
 BACKEND_SCRIPT = "policy/frameworks/cluster/backend/broker"
@@ -121,41 +122,17 @@ def layout_text(config: Configuration) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ControllerView:
-    """The controller's settings as far as the agent knows them (see ``agent.main``).
-
-    Ports are numbers; 0 means "does not listen" (Zeek's ``0/unknown``).
-    """
-
-    name: str
-    listen_address: str = "0.0.0.0"
-    listen_port: int = 2150
-    listen_address_websocket: str = "0.0.0.0"
-    listen_port_websocket: int = 2149
-    auto_assign_broker_ports: bool = True
-    auto_assign_broker_start_port: int = 2200
-    auto_assign_metrics_ports: bool = True
-    auto_assign_metrics_start_port: int = 9000
-
-
-@dataclass(frozen=True, slots=True)
 class ManagementSettings:
     """The Management framework's settings in effect, for ``zeek-mgmt-settings.zeek``."""
 
-    state_dir: str
-    spool_dir: str
-    agent_name: str
-    agent_listen_address: str
-    #: The agent's listening port; 0: it does not listen.
+    agent: AgentSettings
+    #: The controller's settings as far as the agent knows them (under ``zeek-mgmt run``
+    #: read from the same sources as the controller's; see ``agent.main``).
+    controller: ControllerSettings
+    #: The agent's listening port in effect; 0: it does not listen.
     agent_listen_port: int
-    #: ``(host, port)`` the agent dials, or ``None`` (the controller dials the agent).
-    controller_endpoint: tuple[str, int] | None
-    archive_logs: bool
-    archive_interval: float
     #: The archiver command line the agent runs (before ``-1 <queue> <dir>``).
     archive_cmd: str
-    archive_dir: str
-    controller: ControllerView
 
 
 def management_redefs(ms: ManagementSettings) -> list[tuple[str, str]]:
@@ -167,11 +144,11 @@ def management_redefs(ms: ManagementSettings) -> list[tuple[str, str]]:
     that is not listened on is ``""`` with ``default_port`` ``0/unknown``, which Zeek's
     ``network_info()``/``endpoint_info()`` turn into ``0/unknown`` as well.
     """
-    c = ms.controller
+    a, c = ms.agent, ms.controller
     out: list[tuple[str, str]] = [
         ("Management::role", "Management::NODE"),
-        ("Management::state_dir", _zeek_string(ms.state_dir)),
-        ("Management::spool_dir", _zeek_string(ms.spool_dir)),
+        ("Management::state_dir", _zeek_string(str(a.state_dir))),
+        ("Management::spool_dir", _zeek_string(str(a.spool_dir))),
         ("Management::Controller::name", _zeek_string(c.name)),
         ("Management::Controller::listen_address", _zeek_string(c.listen_address)),
         *_listen_port_redefs("Management::Controller::", "", c.listen_port),
@@ -186,16 +163,17 @@ def management_redefs(ms: ManagementSettings) -> list[tuple[str, str]]:
          _zeek_bool(c.auto_assign_metrics_ports)),
         ("Management::Controller::auto_assign_metrics_start_port",
          _zeek_port(c.auto_assign_metrics_start_port)),
-        ("Management::Agent::name", _zeek_string(ms.agent_name)),
-        ("Management::Agent::listen_address", _zeek_string(ms.agent_listen_address)),
+        ("Management::Agent::name", _zeek_string(a.name)),
+        ("Management::Agent::listen_address", _zeek_string(a.listen_address)),
         *_listen_port_redefs("Management::Agent::", "", ms.agent_listen_port),
-        ("Management::Agent::archive_logs", _zeek_bool(ms.archive_logs)),
-        ("Management::Agent::archive_interval", _zeek_interval(ms.archive_interval)),
+        ("Management::Agent::archive_logs", _zeek_bool(a.archive_logs)),
+        ("Management::Agent::archive_interval", _zeek_interval(a.archive_interval)),
         ("Management::Agent::archive_cmd", _zeek_string(ms.archive_cmd)),
-        ("Management::Agent::archive_dir", _zeek_string(ms.archive_dir)),
+        ("Management::Agent::archive_dir", _zeek_string(str(a.archive_dir))),
     ]  # fmt: skip
     # agent/config.zeek: address 0.0.0.0 means "do not connect; the controller connects".
-    host, port = ms.controller_endpoint or ("0.0.0.0", c.listen_port)
+    dialed = a.controller
+    host, port = (dialed.host, dialed.port) if dialed else ("0.0.0.0", c.listen_port)
     out.append(
         (
             "Management::Agent::controller",

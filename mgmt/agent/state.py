@@ -7,6 +7,7 @@ processes: it asks for that with actions, and learns how the nodes are doing fro
 :meth:`AgentState.nodes_changed` snapshots the supervisor produces.
 
 Inputs: :meth:`receive` (an agent API event from the controller), :meth:`nodes_changed`,
+:meth:`management_changed` (the other management processes, for get-nodes),
 :meth:`restart_done`, :meth:`dispatch_done`, :meth:`persisted`, :meth:`tick` -- all take
 ``now``.
 Outputs, drained with :meth:`actions`: :class:`Send` (an event to the controller),
@@ -58,6 +59,7 @@ from mgmt.core.launchable import quote
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
+from mgmt.settings.model import AgentSettings
 
 API_VERSION = 1
 TIMED_OUT = "request timed out"
@@ -155,44 +157,37 @@ class Request:
     results: list[Result] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class AgentOptions:
-    """The agent's identity and behaviour knobs."""
-
-    name: str
-    listen_port: Port | None = Port(2151)
-    dials_controller: bool = True
-    request_timeout: float = 5.0
-
-
 class AgentState:
     """Zeek's agent logic without I/O. See the module docstring.
 
     Args:
-        options: name, listen port, whether we dial the controller, timeouts.
+        settings: the agent's settings; the state machine uses its name, listen port,
+            whether it dials the controller (``controller``) and ``request_timeout``.
         config: the configuration restored from disk (after a restart), if any.
         agent_pid: our own pid, shown in get-nodes.
-        management: other management processes to list in get-nodes (the controller,
-            when it runs beside us under ``zeek-mgmt run``).
         endpoint_id: our id in ``notify_agent_hello``.
     """
 
     def __init__(
         self,
-        options: AgentOptions,
+        settings: AgentSettings,
         *,
         config: Configuration | None = None,
         agent_pid: int | None = None,
-        management: Sequence[ManagementProcess] = (),
         endpoint_id: str | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self.options = options
-        self.name = options.name
+        self.settings = settings
+        self.name = settings.name
+        #: Our port as get-nodes shows it (``None``: we do not listen).
+        self.listen_port = Port(settings.listen_port) if settings.listen_port else None
+        #: Whether we dial the controller (else it dials us).
+        self.dials_controller = settings.controller is not None
         # Like Zeek's g_config: a fresh random id never matches an incoming config.
         self.config = config or Configuration()
         self.agent_pid = agent_pid
-        self.management = tuple(management)
+        #: Other management processes listed in get-nodes (see :meth:`management_changed`).
+        self.management: tuple[ManagementProcess, ...] = ()
         self.endpoint_id = endpoint_id or str(uuid.uuid4())
         self.nodes: dict[str, NodeView] = {}
         self.requests: dict[str, Request] = {}
@@ -222,7 +217,7 @@ class AgentState:
         self._actions.append(Log(level, message))
 
     def _create(self, reqid: str, kind: Kind, now: float) -> Request:
-        req = Request(reqid, kind, now + self.options.request_timeout)
+        req = Request(reqid, kind, now + self.settings.request_timeout)
         self.requests[reqid] = req
         return req
 
@@ -232,9 +227,7 @@ class AgentState:
 
     def hello(self) -> ev.NotifyAgentHello:
         """The ``notify_agent_hello`` to send whenever a controller connection opens."""
-        return ev.NotifyAgentHello(
-            self.name, self.endpoint_id, self.options.dials_controller, API_VERSION
-        )
+        return ev.NotifyAgentHello(self.name, self.endpoint_id, self.dials_controller, API_VERSION)
 
     # -- controller requests --------------------------------------------------------------
 
@@ -448,6 +441,11 @@ class AgentState:
         """
         self.persist_errors = tuple(errors)
 
+    def management_changed(self, processes: Iterable[ManagementProcess], now: float) -> None:
+        """The other management processes on this host, as get-nodes lists them (the
+        controller, when it runs beside us under ``zeek-mgmt run``)."""
+        self.management = tuple(processes)
+
     # -- supervisor observations -----------------------------------------------------
 
     def nodes_changed(self, views: Iterable[NodeView], now: float) -> None:
@@ -464,11 +462,11 @@ class AgentState:
         """
         rows: list[NodeStatus] = []
         for proc in self.management:
-            port = self.options.listen_port if proc.role is Role.CONTROLLER else None
+            port = self.listen_port if proc.role is Role.CONTROLLER else None
             rows.append(
                 NodeStatus(proc.name, State.RUNNING, proc.role, ClusterRole.NONE, proc.pid, port)
             )
-        agent_port = None if self.options.dials_controller else self.options.listen_port
+        agent_port = None if self.dials_controller else self.listen_port
         rows.append(
             NodeStatus(
                 self.name, State.RUNNING, Role.AGENT, ClusterRole.NONE, self.agent_pid, agent_port

@@ -23,17 +23,6 @@ carries a final name. A stale temporary file is *reused*: its name is determinis
 next run truncates it, writes it again and renames it away. An existing target is replaced,
 as zeek-archiver's ``rename(2)`` does; that is also what makes re-archiving idempotent.
 
-Command line (zeek-archiver's)::
-
-    zeek-mgmt archive [-1] [-v] [-i SECS] [-c EXT,CMD] [-d DELIM] [-t FMT] [-z EXTS]
-                      <src_dir> <dst_dir>
-
-Output like zeek-archiver's: ``[<unix time>] [INFO] Archived N logs in S seconds`` on
-stdout, ``[DEBUG]`` lines on stdout with ``-v``, ``[ERROR]``/``[WARNING]``/``[FATAL]`` on
-stderr. Exit status 0, also when single files fail; 1 when the destination directory
-cannot be created, the queue exists but cannot be read, or an option value is bad. A
-missing queue directory is not an error (nothing to do).
-
 Differences from zeek-archiver, all deliberate:
 
 * ``gzip`` and ``gzip -N`` (the default command) run in-process with zlib, level 6 or N,
@@ -57,27 +46,21 @@ Differences from zeek-archiver, all deliberate:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import enum
 import errno
 import fcntl
 import logging
 import os
-import shutil
-import signal
 import stat
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
-from mgmt import __version__
 from mgmt.archive.names import (
     DEFAULT_ZIP_EXTENSIONS,
     Compression,
@@ -87,6 +70,7 @@ from mgmt.archive.names import (
     already_compressed,
 )
 from mgmt.exceptions import ArchiveError, ConfigError
+from mgmt.persist.statefile import AtomicFile, open_directory
 
 logger = logging.getLogger("mgmt.archive.engine")
 
@@ -95,7 +79,6 @@ LogFn = Callable[[int, str], None]
 
 _DIR_MODE = 0o775  # zeek-archiver's mkdir mode (umask applies)
 _FILE_MODE = 0o664  # zeek-archiver's mode for the compressed file (umask applies)
-_DEFAULT_INTERVAL = 30
 
 
 class Outcome(enum.Enum):
@@ -189,18 +172,6 @@ class ArchiveOptions:
             raise ConfigError("chunk_size: must be positive")
 
 
-def archiver_command() -> list[str]:
-    """The archive command to run when none is configured (behaviour.md §5.13).
-
-    Returns:
-        ``[<path of zeek-archiver>]`` when ``zeek-archiver`` is on ``PATH``, else the
-        built-in ``[sys.executable, "-m", "mgmt", "archive"]``. Callers append
-        ``-1 <queue> <archive dir>``.
-    """
-    found = shutil.which("zeek-archiver")
-    return [found] if found else [sys.executable, "-m", "mgmt", "archive"]
-
-
 def _default_log(level: int, message: str) -> None:
     logger.log(level, "%s", message)
 
@@ -241,9 +212,9 @@ def archive_queue(
     compression = opts.compression if compress else None
     started = time.monotonic()
 
-    _make_dirs(archive_dir, emit)
+    make_dirs(archive_dir, emit)
     try:
-        qfd = os.open(queue_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        qfd = open_directory(queue_dir)
     except FileNotFoundError:
         emit(logging.DEBUG, f"Source directory '{queue_dir}', does not exist")
         return ArchiveReport(seconds=time.monotonic() - started)
@@ -275,7 +246,7 @@ def _closing_fd(fd: int) -> Iterator[int]:
         os.close(fd)
 
 
-def _make_dirs(path: Path, emit: LogFn) -> None:
+def make_dirs(path: Path, emit: LogFn) -> None:
     """``mkdir -p`` with zeek-archiver's mode for every level it creates."""
     parts = [path, *path.parents][::-1]
     for part in parts:
@@ -368,7 +339,7 @@ class _Run:
         else:
             # Make the new directory's entry durable before files in it count as archived.
             _fsync_dir(self.archive_dir)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = open_directory(path)
         self.dir_fds[key] = fd
         return fd
 
@@ -432,37 +403,28 @@ class _Run:
         dst_dir = self.archive_dir / rn.dest_dir()
         tmp = rn.temp_file()
         try:
-            tfd = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                _FILE_MODE,
-                dir_fd=dfd,
-            )
+            out = AtomicFile(dfd, target, tmp, _FILE_MODE)
         except OSError as exc:
             return self.fail(name, f"Failed to open dst_file {dst_dir / tmp}: {exc.strerror}")
         try:
-            try:
-                if compression is None:
-                    self.copy(sfd, tfd)
-                elif self.gzip_level is not None:
-                    self.gzip(sfd, tfd, int(st.st_mtime), self.gzip_level)
-                else:
-                    problem = _run_command(compression.command, sfd, tfd)
-                    if problem:
-                        raise _StepFailed(f"Compression of {name} failed, {problem}")
-                os.fsync(tfd)
-            finally:
-                os.close(tfd)
+            if compression is None:
+                self.copy(sfd, out)
+            elif self.gzip_level is not None:
+                self.gzip(sfd, out, int(st.st_mtime), self.gzip_level)
+            else:
+                assert out.fd is not None
+                problem = _run_command(compression.command, sfd, out.fd)
+                if problem:
+                    raise _StepFailed(f"Compression of {name} failed, {problem}")
+            out.close()
         except (OSError, _StepFailed) as exc:
             # Like zeek-archiver: a failed step removes the partial temporary file.
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
+            out.discard()
             if isinstance(exc, _StepFailed):
                 return self.fail(name, str(exc))
             return self.fail(name, f"Failed to write {dst_dir / tmp}: {exc.strerror}")
         try:
-            os.rename(tmp, target, src_dir_fd=dfd, dst_dir_fd=dfd)
-            os.fsync(dfd)
+            out.commit()
         except OSError as exc:
             return self.fail(
                 name, f"Failed to rename {dst_dir / tmp} -> {dst_dir / target}: {exc.strerror}"
@@ -486,11 +448,11 @@ class _Run:
 
     # -- data movers ---------------------------------------------------------------------
 
-    def gzip(self, sfd: int, tfd: int, mtime: int, level: int) -> None:
-        """Stream ``sfd`` into ``tfd`` as one gzip member (RFC 1952), like ``gzip < src``."""
+    def gzip(self, sfd: int, out: AtomicFile, mtime: int, level: int) -> None:
+        """Stream ``sfd`` into ``out`` as one gzip member (RFC 1952), like ``gzip < src``."""
         # Header: magic, deflate, no flags, mtime, extra flags (2 = best, 4 = fastest), Unix.
         xfl = 2 if level == 9 else 4 if level == 1 else 0
-        _write_all(tfd, struct.pack("<4BIBB", 0x1F, 0x8B, 8, 0, mtime & 0xFFFFFFFF, xfl, 3))
+        out.write(struct.pack("<4BIBB", 0x1F, 0x8B, 8, 0, mtime & 0xFFFFFFFF, xfl, 3))
         deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
         crc = 0
         size = 0
@@ -502,34 +464,25 @@ class _Run:
             chunk = view[:n]
             crc = zlib.crc32(chunk, crc)
             size += n
-            out = deflate.compress(chunk)
-            if out:
-                _write_all(tfd, out)
-        _write_all(tfd, deflate.flush() + struct.pack("<II", crc, size & 0xFFFFFFFF))
+            out.write(deflate.compress(chunk))
+        out.write(deflate.flush() + struct.pack("<II", crc, size & 0xFFFFFFFF))
 
-    def copy(self, sfd: int, tfd: int) -> None:
-        """Copy ``sfd`` to ``tfd`` in chunks."""
+    def copy(self, sfd: int, out: AtomicFile) -> None:
+        """Copy ``sfd`` to ``out`` in chunks."""
         view = memoryview(self.buf)
         while True:
             n = os.readv(sfd, [self.buf])
             if n == 0:
                 return
-            _write_all(tfd, view[:n])
+            out.write(view[:n])
 
 
 class _StepFailed(Exception):
     """Internal: a compression command failed (message already worded)."""
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = open_directory(path)
     try:
         os.fsync(fd)
     finally:
@@ -547,160 +500,3 @@ def _run_command(command: str, sfd: int, tfd: int) -> str:
     if proc.returncode > 0:
         return f"command exit status: {proc.returncode}"
     return ""
-
-
-# -- command line ----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add zeek-archiver's options to the ``archive`` sub-parser."""
-    parser.description = (
-        "Archive rotated Zeek logs from <src_dir> into <dst_dir>/<YYYY-MM-DD>/, "
-        "compatible with zeek-archiver."
-    )
-    parser.add_argument("src_dir", help="a directory to monitor for Zeek log files")
-    parser.add_argument("dst_dir", help="a directory to archive Zeek logs into")
-    parser.add_argument("--version", action="version", version=f"zeek-mgmt archive {__version__}")
-    parser.add_argument(
-        "-1",
-        dest="oneshot",
-        action="store_true",
-        help="archive current logs and exit w/o looping",
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="print verbose/debug logs to stdout"
-    )
-    parser.add_argument(
-        "-i",
-        "--interval",
-        type=int,
-        default=_DEFAULT_INTERVAL,
-        metavar="SECS",
-        help=f"poll interval in seconds (default: {_DEFAULT_INTERVAL})",
-    )
-    parser.add_argument(
-        "-c",
-        "--compress",
-        default="gz,gzip",
-        metavar="EXT,CMD",
-        help='file extension and compression command, "" disables compression '
-        '(default: "gz,gzip"; gzip and "gzip -N" run in-process)',
-    )
-    parser.add_argument(
-        "-d",
-        "--delimiter",
-        default=NamingOptions().delimiter,
-        help='delimiter between timestamps in log names (default: "__")',
-    )
-    parser.add_argument(
-        "-t",
-        "--time-fmt",
-        default=NamingOptions().time_format,
-        metavar="FMT",
-        help='format of timestamps within input file names (default: "%%Y-%%m-%%d-%%H-%%M-%%S")',
-    )
-    parser.add_argument(
-        "-z",
-        "--zip-extensions",
-        default=",".join(DEFAULT_ZIP_EXTENSIONS),
-        metavar="EXTS",
-        help='extensions of already-compressed logs, "" disables this feature '
-        '(default: "gz,bz2,lz,lz4")',
-    )
-
-
-_LEVEL_NAMES = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "FATAL",
-}
-
-
-class _Printer:
-    """zeek-archiver's output format: ``[<unix time>] [LEVEL] message``."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-
-    def __call__(self, level: int, message: str) -> None:
-        if level < logging.INFO and not self.verbose:
-            return
-        name = _LEVEL_NAMES.get(level, "ERROR")
-        stream = sys.stdout if level <= logging.INFO else sys.stderr
-        print(f"[{time.time():17.06f}] [{name}] {message}", file=stream, flush=True)
-
-
-def _options_from_args(args: argparse.Namespace) -> ArchiveOptions:
-    if args.interval <= 0:
-        raise ConfigError("invalid '--interval' value - must be a positive interval")
-    naming = NamingOptions(delimiter=args.delimiter, time_format=args.time_fmt)
-    zips = tuple(e for e in args.zip_extensions.split(",") if e)
-    options = ArchiveOptions(
-        naming=naming, compression=Compression.parse(args.compress), zip_extensions=zips
-    )
-    options.check()
-    return options
-
-
-@contextlib.contextmanager
-def _sigterm_exits() -> Iterator[None]:
-    """zeek-archiver exits 131 on SIGTERM; the temporary-file protocol makes it safe."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(131)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``zeek-mgmt archive``; returns the exit status (see the module docstring)."""
-    out = _Printer(args.verbose)
-    try:
-        options = _options_from_args(args)
-    except ConfigError as exc:
-        print(f"zeek-mgmt archive: error: {exc}", file=sys.stderr)
-        return 1
-    src, dst = Path(args.src_dir), Path(args.dst_dir)
-    out(logging.DEBUG, f"Using src_dir: '{src}'")
-    out(logging.DEBUG, f"Using dst_dir: '{dst}'")
-    out(logging.DEBUG, f"Using oneshot option: '{int(args.oneshot)}'")
-    out(logging.DEBUG, f"Using delimiter option: '{options.naming.delimiter}'")
-    out(logging.DEBUG, f"Using timestamp format option: '{options.naming.time_format}'")
-    comp = options.compression
-    out(logging.DEBUG, f"Using compression extension option: '{comp.ext if comp else ''}'")
-    out(logging.DEBUG, f"Using compression command option: '{comp.command if comp else ''}'")
-    out(logging.DEBUG, f"Using poll interval: '{args.interval}'")
-    for ext in options.zip_extensions:
-        out(logging.DEBUG, f"Using zip-extension option: '{ext}'")
-    try:
-        _make_dirs(dst, out)
-    except ArchiveError as exc:
-        out(logging.CRITICAL, f"Failed to create destination archive dir: {exc}")
-        return 1
-    with _sigterm_exits():
-        try:
-            while True:
-                try:
-                    report = archive_queue(src, dst, options=options, log=out)
-                except ArchiveError as exc:
-                    out(logging.ERROR, str(exc))
-                    if args.oneshot:
-                        return 1
-                    time.sleep(args.interval)
-                    continue
-                if report.archived:
-                    out(
-                        logging.INFO,
-                        f"Archived {report.archived} logs in {report.seconds:f} seconds",
-                    )
-                if args.oneshot:
-                    return 0
-                time.sleep(1 if report.archived else args.interval)
-        except KeyboardInterrupt:
-            return 130

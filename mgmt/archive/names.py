@@ -241,7 +241,12 @@ class NamingOptions:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A queue entry that is not a rotated log; ``reason`` is zeek-archiver's wording."""
+    """A queue entry that is not a rotated log.
+
+    Attributes:
+        name: the entry's name in the queue.
+        reason: why it is not one, in zeek-archiver's words.
+    """
 
     name: str
     reason: str

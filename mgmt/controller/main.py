@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from mgmt.broker.data import Port
-from mgmt.controller.service import ControllerConfig, ControllerService
-from mgmt.controller.state import ControllerOptions
-from mgmt.daemon.exitstatus import start_up_failed
-from mgmt.daemon.fdlimit import check_fd_budget, raise_fd_limit
-from mgmt.daemon.logsetup import enable_stack_dumps, setup_logging
-from mgmt.daemon.procname import follow_run_parent, set_process_title
-from mgmt.daemon.sdnotify import Notifier, serve_notifying
-from mgmt.exceptions import ConfigError, InstanceLocked, ListenError, StateStoreError
-from mgmt.settings import ControllerSettings, add_settings_flags, settings_from_args
-from mgmt.settings.tls import ControllerTLS, controller_tls
+from mgmt.controller.service import ControllerService
+from mgmt.daemon.startup import run_daemon
+from mgmt.settings.flags import add_settings_flags
+from mgmt.settings.model import ControllerSettings
+from mgmt.settings.tls import controller_tls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,44 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser, "controller")
 
 
-def config_from_settings(
-    settings: ControllerSettings, tls: ControllerTLS | None = None
-) -> ControllerConfig:
-    """Translate settings (and TLS contexts built from them) into the daemon's configuration."""
-    tls = tls or ControllerTLS()
-    return ControllerConfig(
-        name=settings.name,
-        state_dir=settings.state_dir,
-        client_address=settings.listen_address_websocket,
-        # Port 0 in settings means "do not listen" (Zeek's 0/unknown).
-        client_port=settings.listen_port_websocket or None,
-        agent_address=settings.listen_address,
-        agent_port=settings.listen_port or None,
-        options=ControllerOptions(
-            request_timeout=settings.request_timeout,
-            controller_port=Port(settings.listen_port) if settings.listen_port else None,
-            auto_assign_broker_ports=settings.auto_assign_broker_ports,
-            auto_assign_broker_start_port=Port(settings.auto_assign_broker_start_port),
-            auto_assign_metrics_ports=settings.auto_assign_metrics_ports,
-            auto_assign_metrics_start_port=Port(settings.auto_assign_metrics_start_port),
-        ),
-        max_message_size=settings.max_message_size,
-        max_send_buffer=settings.max_send_buffer,
-        max_connections=settings.max_connections,
-        handshake_timeout=settings.handshake_timeout,
-        client_ssl=tls.client_ssl,
-        agent_ssl=tls.agent_ssl,
-        dial_ssl=tls.dial_ssl,
-    )
-
-
 def status_line(service: ControllerService) -> str:
     """The one-line status for systemd: ports, connected agents, deployed configuration."""
-    cfg = service.config
     ports = []
     for what, server, tls in (
-        ("clients", service.client_server, cfg.client_ssl),
-        ("agents", service.agent_server, cfg.agent_ssl),
+        ("clients", service.client_server, service.tls.client_ssl),
+        ("agents", service.agent_server, service.tls.agent_ssl),
     ):
         if server is not None:
             host = f"[{server.host}]" if ":" in server.host else server.host
@@ -86,19 +47,13 @@ def run(args: argparse.Namespace) -> int:
     Under systemd (``Type=notify``) it reports readiness, status, watchdog pings and
     shutdown (:mod:`mgmt.daemon.sdnotify`).
     """
-    try:
-        settings, sources = settings_from_args("controller", args)
-        assert isinstance(settings, ControllerSettings)
-        setup_logging(settings.log_level)
-        enable_stack_dumps()
-        tls = controller_tls(settings, sources)
-        set_process_title(f"zeek.{settings.name}")
-        if follow_run_parent():
-            return 0
-        ports = sum(1 for p in (settings.listen_port, settings.listen_port_websocket) if p)
-        check_fd_budget(raise_fd_limit(), ports, settings.max_connections)
-        service = ControllerService(config_from_settings(settings, tls))
-        asyncio.run(serve_notifying(service, Notifier(), lambda: status_line(service)))
-    except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
-        return start_up_failed("controller", str(exc))
-    return 0
+    return run_daemon(
+        "controller",
+        args,
+        ControllerSettings,
+        build=lambda settings, sources: ControllerService(
+            settings, tls=controller_tls(settings, sources)
+        ),
+        ports=lambda s: sum(1 for p in (s.listen_port, s.listen_port_websocket) if p),
+        status=status_line,
+    )

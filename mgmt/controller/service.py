@@ -48,8 +48,6 @@ import ssl as ssl_module
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
@@ -62,13 +60,9 @@ from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import remove_stale_temporaries
+from mgmt.settings.model import ControllerSettings
+from mgmt.settings.tls import ControllerTLS
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_MAX_SIZE,
-)
 
 log = logging.getLogger("mgmt.controller")
 
@@ -161,53 +155,31 @@ def _tls_mode(ctx: ssl_module.SSLContext | None) -> str:
     return "TLS"
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    """What the controller daemon needs to run (built from settings by ``main``)."""
-
-    name: str
-    state_dir: Path
-    client_address: str = "0.0.0.0"
-    #: The client port; ``None`` = do not listen, 0 = any free port (tests).
-    client_port: int | None = 2149
-    agent_address: str = "0.0.0.0"
-    #: The agent port; ``None`` = do not listen, 0 = any free port (tests).
-    agent_port: int | None = 2150
-    options: cs.ControllerOptions = field(default_factory=cs.ControllerOptions)
-    max_message_size: int = DEFAULT_MAX_SIZE
-    #: Bytes that may wait to be sent to one peer before it is disconnected.
-    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
-    #: Open connections per port; more are refused.
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    client_ssl: ssl_module.SSLContext | None = None
-    agent_ssl: ssl_module.SSLContext | None = None
-    dial_ssl: ssl_module.SSLContext | None = None
-    version: str = "8.2.2"
-
-    @property
-    def work_dir(self) -> Path:
-        """The controller's directory, ``<state>/nodes/<name>`` as in Zeek."""
-        return self.state_dir / "nodes" / self.name
-
-
-class ControllerService(MachineDriver):
+class ControllerService(MachineDriver[cs.ControllerState]):
     """The controller daemon.
 
     Args:
-        config: addresses, ports, directories and behaviour options.
+        settings: the controller's settings.
+        tls: the TLS contexts built from them (default: plaintext everywhere).
         clock: monotonic clock (injectable for tests).
+        ephemeral_ports: listen on ports the OS picks instead of the configured ones
+            (tests); a port configured as 0 is still not listened on.
     """
 
     def __init__(
-        self, config: ControllerConfig, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: ControllerSettings,
+        *,
+        tls: ControllerTLS | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ephemeral_ports: bool = False,
     ) -> None:
-        self.config = config
+        self.settings = settings
+        self.tls = tls or ControllerTLS()
         super().__init__(clock)
-        self.store = ConfigStore(config.work_dir / "controller.toml")
-        self.lock = InstanceLock(config.state_dir, "controller")
-        self.state: cs.ControllerState | None = None
+        self._ephemeral_ports = ephemeral_ports
+        self.store = ConfigStore(settings.work_dir / "controller.toml")
+        self.lock = InstanceLock(settings.state_dir, "controller")
         self.client_server: Server | None = None
         self.agent_server: Server | None = None
         self._links: dict[str, Connection] = {}
@@ -227,13 +199,13 @@ class ControllerService(MachineDriver):
             remove_stale_temporaries(self.store.path.parent, (self.store.path.name,))
         saved = self.store.load()
         self.state = cs.ControllerState(
-            self.config.options,
+            self.settings,
             staged=saved.staged,
             ready=saved.ready,
             deployed=saved.deployed,
         )
 
-    async def run(self, *, install_signals: bool = False) -> None:
+    async def run(self) -> None:
         """Serve until :meth:`request_shutdown` is called.
 
         Raises:
@@ -243,54 +215,52 @@ class ControllerService(MachineDriver):
         """
         self.lock.acquire()
         try:
-            await self._serve(install_signals)
+            await self._serve()
         finally:
             self.lock.release()
 
-    async def _serve(self, install_signals: bool) -> None:
+    async def _serve(self) -> None:
         if self.state is None:
             self.load()
         assert self.state is not None
-        cfg = self.config
+        cfg, tls = self.settings, self.tls
+        # Port 0 in settings means "do not listen" (Zeek's 0/unknown).
         self.client_server = (
             None
-            if cfg.client_port is None
+            if not cfg.listen_port_websocket
             else Server(
-                cfg.client_address,
-                cfg.client_port,
+                cfg.listen_address_websocket,
+                self._port(cfg.listen_port_websocket),
                 on_event=self._on_client_event,
                 accept=lambda e: isinstance(e, _CLIENT_EVENTS),
                 topics=prefix_filter(cs.CONTROLLER_TOPIC),
                 relay=True,
-                version=cfg.version,
                 max_size=cfg.max_message_size,
                 max_send_buffer=cfg.max_send_buffer,
                 max_connections=cfg.max_connections,
                 handshake_timeout=cfg.handshake_timeout,
                 ping_interval=None,
-                ssl=cfg.client_ssl,
+                ssl=tls.client_ssl,
             )
         )
         self.agent_server = (
             None
-            if cfg.agent_port is None
+            if not cfg.listen_port
             else Server(
-                cfg.agent_address,
-                cfg.agent_port,
+                cfg.listen_address,
+                self._port(cfg.listen_port),
                 on_event=self._on_agent_event,
                 on_close=self._on_agent_closed,
                 accept=lambda e: isinstance(e, _AGENT_EVENTS),
                 topics=prefix_filter(cs.AGENT_TOPIC_PREFIX),
-                version=cfg.version,
                 max_size=cfg.max_message_size,
                 max_send_buffer=cfg.max_send_buffer,
                 max_connections=cfg.max_connections,
                 handshake_timeout=cfg.handshake_timeout,
                 ping_interval=20.0,
-                ssl=cfg.agent_ssl,
+                ssl=tls.agent_ssl,
             )
         )
-        loop = asyncio.get_running_loop()
         try:
             for server in (self.client_server, self.agent_server):
                 if server is not None:
@@ -301,31 +271,31 @@ class ControllerService(MachineDriver):
                             f"{server.host}:{server.port}", exc.strerror or str(exc)
                         ) from exc
             self._write_pid()
-            if install_signals:
-                self._handle_signals(loop)
             log.info(
                 "controller %s is live, pid %d, %s, %s",
                 cfg.name,
                 os.getpid(),
                 "no websocket port"
                 if self.client_server is None
-                else f"websocket port {cfg.client_address}:{self.client_server.port}"
-                f" ({_tls_mode(cfg.client_ssl)})",
+                else f"websocket port {self.client_server.host}:{self.client_server.port}"
+                f" ({_tls_mode(tls.client_ssl)})",
                 "no agent port"
                 if self.agent_server is None
-                else f"agent port {cfg.agent_address}:{self.agent_server.port}"
-                f" ({_tls_mode(cfg.agent_ssl)})",
+                else f"agent port {self.agent_server.host}:{self.agent_server.port}"
+                f" ({_tls_mode(tls.agent_ssl)})",
             )
             self._step(lambda now: self._state.start(now))
             self.started.set()
             await self._timer_loop()
         finally:
-            self._restore_signals(loop)
             await self._close()
+
+    def _port(self, configured: int) -> int:
+        return 0 if self._ephemeral_ports else configured
 
     def _write_pid(self) -> None:
         """Let a co-located agent show our pid in get-nodes (``zeek-mgmt run``)."""
-        work_dir = self.config.work_dir
+        work_dir = self.settings.work_dir
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
             (work_dir / ".pid").write_text(f"{os.getpid()}\n")
@@ -339,17 +309,9 @@ class ControllerService(MachineDriver):
                 await server.close()
         await cancel_and_wait([task for _, task in self._dialers.values()])
         self._dialers.clear()
-        log.info("controller %s stopped", self.config.name)
+        log.info("controller %s stopped", self.settings.name)
 
     # -- driving the state machine -------------------------------------------------------
-
-    @property
-    def _state(self) -> cs.ControllerState:
-        assert self.state is not None
-        return self.state
-
-    def _machine(self) -> cs.ControllerState:
-        return self._state
 
     def _execute(self, action: cs.Action) -> None:
         match action:
@@ -440,7 +402,7 @@ class ControllerService(MachineDriver):
         if name in self._dialers:
             return
         hostpart = f"[{host}]" if ":" in host else host
-        scheme = "wss" if self.config.dial_ssl is not None else "ws"
+        scheme = "wss" if self.tls.dial_ssl is not None else "ws"
         uri = f"{scheme}://{hostpart}:{port}/v1/messages/json"
 
         def on_event(conn: Connection, received: EventReceived) -> None:
@@ -452,9 +414,9 @@ class ControllerService(MachineDriver):
             on_event=on_event,
             on_close=self._on_agent_closed,
             accept=lambda e: isinstance(e, _AGENT_EVENTS),
-            max_size=self.config.max_message_size,
-            max_send_buffer=self.config.max_send_buffer,
-            ssl=self.config.dial_ssl,
+            max_size=self.settings.max_message_size,
+            max_send_buffer=self.settings.max_send_buffer,
+            ssl=self.tls.dial_ssl,
         )
         task = asyncio.get_running_loop().create_task(client.run(), name=f"dial-{name}")
         self._dialers[name] = (client, task)

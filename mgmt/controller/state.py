@@ -60,6 +60,7 @@ from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidState
+from mgmt.settings.model import ControllerSettings
 
 CONTROLLER_TOPIC = "zeek/management/controller"
 AGENT_TOPIC_PREFIX = "zeek/management/agent"
@@ -177,37 +178,26 @@ class _Write:
 # The state machine
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerOptions:
-    """Knobs of the controller's behaviour (see ``controller/config.zeek``)."""
-
-    request_timeout: float = 10.0
-    controller_port: Port | None = Port(2150)
-    auto_assign_broker_ports: bool = True
-    auto_assign_broker_start_port: Port = Port(2200)
-    auto_assign_metrics_ports: bool = True
-    auto_assign_metrics_start_port: Port = Port(9000)
-
-
 class ControllerState:
     """Zeek's controller logic without I/O. See the module docstring for the rules.
 
     Args:
-        options: timeouts and auto-assignment switches.
+        settings: the controller's settings; the state machine uses ``request_timeout``,
+            ``listen_port`` and the auto-assignment switches (``controller/config.zeek``).
         staged, ready, deployed: configurations restored from disk.
         new_id: request id generator (injectable for deterministic tests).
     """
 
     def __init__(
         self,
-        options: ControllerOptions | None = None,
+        settings: ControllerSettings,
         *,
         staged: Configuration | None = None,
         ready: Configuration | None = None,
         deployed: Configuration | None = None,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
-        self.options = options or ControllerOptions()
+        self.settings = settings
         self.staged = staged
         self.ready_config = ready
         self.deployed = deployed
@@ -264,7 +254,7 @@ class ControllerState:
         self._run_internal_events(now)
 
     def _create(self, reqid: str, kind: Kind, now: float, **kw: object) -> Request:
-        req = Request(reqid, kind, now + self.options.request_timeout, **kw)  # type: ignore[arg-type]
+        req = Request(reqid, kind, now + self.settings.request_timeout, **kw)  # type: ignore[arg-type]
         self.requests[reqid] = req  # like Zeek, a duplicate id replaces the old entry
         return req
 
@@ -321,10 +311,10 @@ class ControllerState:
             Level.INFO,
             f"rx stage_configuration_request {peer_text(reqid)} (config {peer_text(config.id)})",
         )
-        opts = self.options
+        opts = self.settings
         errors = validation.validate(
             config,
-            controller_port=opts.controller_port,
+            controller_port=Port(opts.listen_port) if opts.listen_port else None,
             auto_assign_broker_ports=opts.auto_assign_broker_ports,
         )
         if errors:
@@ -338,9 +328,11 @@ class ControllerState:
             return
         ready = validation.fill_instance_hosts(config, self.known)
         if opts.auto_assign_broker_ports:
-            ready = validation.assign_broker_ports(ready, opts.auto_assign_broker_start_port)
+            ready = validation.assign_broker_ports(ready, Port(opts.auto_assign_broker_start_port))
         if opts.auto_assign_metrics_ports:
-            ready = validation.assign_metrics_ports(ready, opts.auto_assign_metrics_start_port)
+            ready = validation.assign_metrics_ports(
+                ready, Port(opts.auto_assign_metrics_start_port)
+            )
 
         def staged(error: str | None, now: float) -> None:
             if error is None:

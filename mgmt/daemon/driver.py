@@ -4,6 +4,10 @@ A pure machine (``ControllerState``, ``AgentState``) takes inputs with a ``now``
 timestamp, queues actions, and names its next deadline. :class:`MachineDriver` feeds it
 (:meth:`~MachineDriver._step`), executes its actions in order, and runs the one timer
 task that calls ``tick()`` at each deadline until shutdown is requested.
+
+Shutdown is requested with :meth:`~MachineDriver.request_shutdown`: by SIGTERM/SIGINT,
+whose handlers :func:`mgmt.daemon.sdnotify.serve_notifying` installs (the daemons' one
+signal path), or by a test.
 """
 
 from __future__ import annotations
@@ -11,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger("mgmt")
 
@@ -38,10 +41,14 @@ class Machine(Protocol):
         ...
 
 
-class MachineDriver:
+M = TypeVar("M", bound=Machine)
+
+
+class MachineDriver(Generic[M]):
     """Base of the daemons: one step at a time, one timer, one shutdown flag.
 
-    Subclasses provide :meth:`_machine` and :meth:`_execute`.
+    Subclasses set :attr:`state` (the machine, once start-up has built it) and provide
+    :meth:`_execute`.
 
     Args:
         clock: monotonic clock (injectable for tests).
@@ -51,10 +58,13 @@ class MachineDriver:
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._shutdown = asyncio.Event()
-        self._signals: list[signal.Signals] = []
+        #: The state machine (``None`` until start-up built it).
+        self.state: M | None = None
 
-    def _machine(self) -> Machine:
-        raise NotImplementedError
+    @property
+    def _state(self) -> M:
+        assert self.state is not None, "the state machine is not built yet"
+        return self.state
 
     def _execute(self, action: Any) -> None:
         raise NotImplementedError
@@ -64,17 +74,6 @@ class MachineDriver:
         self._shutdown.set()
         self._wakeup.set()
 
-    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """SIGTERM and SIGINT request shutdown (undo with :meth:`_restore_signals`)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
-            self._signals.append(sig)
-
-    def _restore_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remove the handlers :meth:`_handle_signals` installed. Idempotent."""
-        while self._signals:
-            loop.remove_signal_handler(self._signals.pop())
-
     def _step(self, fn: Callable[[float], object]) -> None:
         """Give the machine one input (``fn(now)``), then execute its actions in order.
 
@@ -82,7 +81,7 @@ class MachineDriver:
         how a ``Persist`` went); the actions that produces are executed next.
         """
         fn(self._clock())
-        machine = self._machine()
+        machine = self._state
         while actions := machine.actions():
             for action in actions:
                 self._execute(action)
@@ -90,7 +89,7 @@ class MachineDriver:
 
     async def _timer_loop(self) -> None:
         """Call ``tick()`` at each deadline until shutdown is requested."""
-        machine = self._machine()
+        machine = self._state
         while not self._shutdown.is_set():
             deadline = machine.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self._clock())

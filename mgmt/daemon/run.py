@@ -2,10 +2,12 @@
 
 A small process supervisor (kernel name ``zeek``) with two children, the controller
 (``zeek.<controller name>``) and the agent (``zeek.<agent name>``). Each child is
-restarted with back-off when it dies (1 s, doubling up to 30 s, reset after 30 s up),
-without disturbing the other or the cluster nodes, which are the agent's children and
-are adopted by the next agent. SIGTERM/SIGINT stop the agent first (which stops its
-nodes), then the controller.
+restarted with back-off when it dies, without disturbing the other or the cluster nodes,
+which are the agent's children and are adopted by the next agent. The back-off is the
+node supervisor's pure :class:`~mgmt.supervisor.policy.NodePolicy` with :data:`RUN_POLICY`:
+a restart 1 s after the last start, the delay doubling with every restart up to 30 s,
+reset after 30 s up. SIGTERM/SIGINT stop the agent first (which stops its nodes), then
+the controller; a child still running 60 s after its SIGTERM is killed.
 
 A child that exits with :data:`~mgmt.daemon.exitstatus.EXIT_FATAL` (its settings are invalid,
 a state file is corrupt, another instance uses the state directory, its port is taken)
@@ -13,7 +15,8 @@ is not restarted: a restart cannot fix that, and restarting, say, an agent that 
 bind its port in a loop only hides the problem. ``run`` then stops the other child too
 (the agent first, which stops its nodes) and exits with ``EXIT_FATAL``: the quickstart
 is one unit, and half of it running is not what the operator asked for; they read the
-error, fix it and start ``run`` again.
+error, fix it and start ``run`` again. A child that cannot even be started (the policy's
+FAILED: no Python, no processes left) stops ``run`` the same way, with exit status 1.
 
 The children get the same settings flags (``--settings-file``, ``--state-dir``, ``--spool-dir``,
 ``--log-level``, ``--set``) and the same environment; the agent also learns the
@@ -22,7 +25,8 @@ controller's name and pid file so that get-nodes lists the controller, as Zeek d
 Theory of operation
 -------------------
 This process only forks, waits and signals, so it stays small: no asyncio, no WebSocket
-or psutil imports (it is the one process of the quickstart that does nothing else). One
+or psutil imports (it is the one process of the quickstart that does nothing else; the
+pure policy imports none of them either). One
 loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to, so
 SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart wakes it
 by timeout. Signal handlers only set flags (a SIGCHLD handler exists just so that the
@@ -41,28 +45,31 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.daemon.exitstatus import EXIT_FATAL, start_up_failed
 from mgmt.daemon.procname import ENV_RUN_PARENT, set_process_title
 from mgmt.exceptions import ConfigError
-from mgmt.settings import (
-    AgentSettings,
-    ControllerSettings,
-    add_settings_flags,
-    settings_from_args,
-)
+from mgmt.settings.flags import add_settings_flags, settings_from_args
+from mgmt.settings.model import AgentSettings, ControllerSettings
+from mgmt.supervisor.policy import Action, ExitStatus, NodePolicy, PolicySettings, Spawn
+from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.daemon.run")
 
-#: Restart back-off of a child: first delay, cap, and uptime that resets it.
-RESTART_DELAY = 1.0
-RESTART_DELAY_MAX = 30.0
-RESET_AFTER = 30.0
-#: How long a child may take to exit after SIGTERM before SIGKILL.
-STOP_TIMEOUT = 60.0
+#: The supervision of a child: restarts 1 s after the last start, the delay doubling with
+#: every restart up to 30 s, reset after 30 s up; on stop, SIGTERM and, 60 s later,
+#: SIGKILL (SIGTERM is not repeated: a daemon shutting down needs only one).
+RUN_POLICY = PolicySettings(
+    stop_grace=60.0,
+    term_interval=60.0,
+    revival_delay=1.0,
+    backoff_every=1,
+    backoff_factor=2.0,
+    max_revival_delay=30.0,
+    reset_after=30.0,
+)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
@@ -89,58 +96,87 @@ def passthrough_flags(args: argparse.Namespace) -> list[str]:
     return out
 
 
-@dataclass
 class Child:
-    """One supervised daemon process.
+    """One supervised daemon process, its restarts decided by a :class:`NodePolicy`.
 
-    Attributes:
+    Args:
         role: ``controller`` or ``agent`` (for logs).
         argv: its command line.
         env: its environment.
+        policy: the supervision timing (default :data:`RUN_POLICY`).
+        clock: monotonic clock (injectable).
+
+    Attributes:
         proc: the running process, if any.
-        started_at: when it was last started (monotonic seconds).
-        delay: the next restart delay.
-        restarts: how many times it was restarted.
-        restart_at: when a pending restart is due (monotonic), else ``None``.
-        fatal: set when it exited with ``EXIT_FATAL`` (then it is not restarted).
+        fatal: it exited with ``EXIT_FATAL`` (then it is not restarted).
+        failed: it could not be started (then neither).
     """
 
-    role: str
-    argv: list[str]
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    delay: float = RESTART_DELAY
-    restarts: int = 0
-    restart_at: float | None = None
-    fatal: bool = False
+    def __init__(
+        self,
+        role: str,
+        argv: list[str],
+        env: dict[str, str],
+        policy: PolicySettings = RUN_POLICY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.role = role
+        self.argv = argv
+        self.env = env
+        self.policy = NodePolicy(NodeName(role), policy)
+        self.clock = clock
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.fatal = False
+        self.failed = False
+
+    @property
+    def restarts(self) -> int:
+        """How many times it was restarted after dying."""
+        return self.policy.restarts
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do (a restart, a back-off reset)."""
+        return self.policy.next_deadline()
 
     def start(self, now: float) -> None:
-        """Start the process; a failure to start schedules a retry with back-off."""
-        self.restart_at = None
-        self.started_at = now
+        """Start the process."""
+        self._execute(self.policy.start(now), now)
+
+    def tick(self, now: float) -> None:
+        """Let time pass: restart the process when its back-off delay is over."""
+        self._execute(self.policy.on_tick(now), now)
+
+    def _execute(self, actions: list[Action], now: float) -> None:
+        for action in actions:
+            if isinstance(action, Spawn):
+                self._spawn(now)
+            elif self.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(action.sig)
+
+    def _spawn(self, now: float) -> None:
         try:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
         except OSError as exc:
-            log.error("cannot start %s: %s; retrying in %.0f s", self.role, exc, self.delay)
-            self.proc = None
-            self._schedule(now)
+            log.error("cannot start %s: %s", self.role, exc)
+            self.policy.on_spawn_failed(str(exc), now)
+            self.failed = True
             return
+        self.policy.on_spawned(self.proc.pid, now)
+        self.policy.on_ready(now)  # a daemon has no readiness to wait for here
         log.info("started %s, pid %d", self.role, self.proc.pid)
 
-    def _schedule(self, now: float) -> None:
-        self.restart_at = now + self.delay
-        self.delay = min(self.delay * 2, RESTART_DELAY_MAX)
-
     def reap(self, now: float) -> None:
-        """If the process exited, log it and schedule its restart (non-blocking)."""
+        """If the process exited, log it and let the policy schedule its restart
+        (non-blocking)."""
         if self.proc is None:
             return
         code = self.proc.poll()
         if code is None:
             return
         self.proc = None
-        uptime = now - self.started_at
+        uptime = now - (self.policy.spawn_time or now)
+        actions = self.policy.on_exit(ExitStatus.from_returncode(code), now)
         if code == EXIT_FATAL:
             log.error(
                 "%s failed with a start-up error that a restart cannot fix (exit status %d, "
@@ -149,34 +185,33 @@ class Child:
                 code,
             )
             self.fatal = True
+            self.policy.stop(now)  # forget the restart the policy may have asked for
             return
-        if uptime >= RESET_AFTER:
-            self.delay = RESTART_DELAY
+        deadline = self.policy.next_deadline()
         log.warning(
             "%s exited with status %s after %.1f s; restarting in %.0f s",
             self.role,
             code,
             uptime,
-            self.delay,
+            0.0 if actions or deadline is None else max(0.0, deadline - now),
         )
-        self.restarts += 1
-        self._schedule(now)
+        self._execute(actions, now)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM and wait; SIGKILL after ``timeout`` seconds. Idempotent."""
-        proc, self.proc = self.proc, None
-        self.restart_at = None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s, killing it", self.role, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
+    def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL when the policy's grace is over. Idempotent."""
+        self._execute(self.policy.stop(self.clock()), self.clock())
+        while self.proc is not None:
+            deadline = self.policy.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                grace = self.policy.settings.stop_grace
+                log.warning("%s did not stop in %.0f s, killing it", self.role, grace)
+                self.tick(self.clock())
+                continue
+            self.proc = None
+            self.policy.on_exit(ExitStatus.from_returncode(code), self.clock())
 
 
 class RunSupervisor:
@@ -203,19 +238,19 @@ class RunSupervisor:
             self.request_shutdown()
 
     def next_timeout(self, now: float) -> float | None:
-        """Seconds until the next pending restart, or ``None`` when none is pending."""
-        due = [c.restart_at for c in self.children if c.restart_at is not None]
+        """Seconds until a child's policy has something to do, or ``None``."""
+        due = [d for d in (c.next_deadline() for c in self.children) if d is not None]
         return None if not due else max(0.0, min(due) - now)
 
     def step(self, now: float) -> None:
-        """Reap exited children and start those whose restart is due."""
+        """Reap exited children and restart those whose back-off is over."""
         for child in self.children:
             child.reap(now)
-            if child.fatal:
-                self.status = EXIT_FATAL
+            if child.fatal or child.failed:
+                self.status = EXIT_FATAL if child.fatal else 1
                 self.request_shutdown()
-            if child.restart_at is not None and child.restart_at <= now:
-                child.start(now)
+                continue
+            child.tick(now)
 
     def run(self) -> int:
         """Start the children and supervise them until shutdown, then stop them in order.
@@ -223,7 +258,8 @@ class RunSupervisor:
         Must run in the main thread (it installs signal handlers, restored on return).
 
         Returns:
-            0 after a requested shutdown, ``EXIT_FATAL`` after a child's fatal error.
+            0 after a requested shutdown, ``EXIT_FATAL`` after a child's fatal error, 1
+            when a child could not be started.
         """
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)

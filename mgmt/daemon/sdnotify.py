@@ -155,7 +155,7 @@ class NotifyingService(Protocol):
         """Start the daemon's shutdown (idempotent)."""
         ...
 
-    async def run(self, *, install_signals: bool = False) -> None:
+    async def run(self) -> None:
         """Serve until :meth:`request_shutdown`."""
         ...
 
@@ -170,11 +170,12 @@ async def serve_notifying(
 ) -> None:
     """Run ``service`` and keep systemd informed (see the module docstring).
 
-    Signal handling is done here rather than by the service, so that ``STOPPING=1`` goes
-    out the moment SIGTERM or SIGINT arrives, before the (possibly long) shutdown.
+    This is the daemons' one signal path: SIGTERM and SIGINT are handled here rather than
+    by the service, so that ``STOPPING=1`` goes out the moment one arrives, before the
+    (possibly long) shutdown that :meth:`NotifyingService.request_shutdown` starts.
 
     Args:
-        service: the daemon; its ``run`` is awaited with ``install_signals=False``.
+        service: the daemon; its ``run`` is awaited.
         notifier: where notifications go (a disabled one makes this a plain ``run``).
         status: returns the current one-line status; called from the event loop.
         install_signals: handle SIGTERM/SIGINT (restored on return).
@@ -200,7 +201,7 @@ async def serve_notifying(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, begin_shutdown)
             installed.append(sig)
-    run_task = loop.create_task(service.run(install_signals=False), name="service")
+    run_task = loop.create_task(service.run(), name="service")
     helpers: list[asyncio.Task[None]] = []
     try:
         started = loop.create_task(service.started.wait())

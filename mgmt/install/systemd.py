@@ -155,7 +155,7 @@ def _account(user: str | None) -> tuple[str | None, str | None, str | None]:
 
 def installation(user: str | None) -> tuple[Installation, list[str]]:
     """What to write for this process's zeek-mgmt and ``user``; plus warnings."""
-    from mgmt.settings import find_zeek_installation
+    from mgmt.settings.zeek import find_zeek_installation
 
     warnings = []
     name, group, problem = _account(user)

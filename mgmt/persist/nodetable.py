@@ -1,8 +1,8 @@
 """The supervisor's node table on disk, for adoption after a restart of the agent.
 
 One TOML file (DESIGN.md, "Persistence"): written with tomli-w, read with tomllib; every
-write is atomic (temporary file in the same directory, fsync, rename, fsync of the
-directory) and carries ``schema_version``. A file that cannot be parsed raises
+write is atomic (:func:`mgmt.persist.statefile.write_atomic`) and carries
+``schema_version``. A file that cannot be parsed raises
 :class:`~mgmt.exceptions.StateStoreError` naming it, and from then on this store refuses
 to write over it: an operator must look at it first.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 import tomli_w
 
 from mgmt.exceptions import StateStoreError
+from mgmt.persist.statefile import write_atomic
 from mgmt.supervisor.policy import NodeSpec
 from mgmt.typing import NodeName
 
@@ -87,6 +87,9 @@ class NodeTableStore:
         self.path = Path(path)
         self._last: bytes | None = None
         self._broken = False
+        self._written: tuple[StoredNode, ...] | None = None
+        #: Why the last :meth:`update` could not write the table (``None``: it could).
+        self.error: str | None = None
 
     def load(self) -> list[StoredNode]:
         """Read the table. A missing file is an empty table.
@@ -125,31 +128,31 @@ class NodeTableStore:
         raw = _encode(nodes)
         if raw == self._last:
             return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(raw)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise StateStoreError(str(self.path), f"cannot write: {exc.strerror}") from exc
+        write_atomic(self.path, raw, mode=0o600)  # it holds the nodes' environments
         self._last = raw
         logger.debug("= node table written (%d bytes)", len(raw))
+
+    def update(self, nodes: tuple[StoredNode, ...]) -> None:
+        """Write the table if ``nodes`` changed since the last successful write.
+
+        A failure is kept in :attr:`error` (logged once per streak of failures) and the
+        write is tried again at the next call; never raises.
+        """
+        # Cheap check first: specs are usually the very same objects, so this comparison
+        # does not walk environments, and nothing is encoded when nothing changed.
+        if nodes == self._written:
+            return
+        try:
+            self.save(nodes)
+        except StateStoreError as exc:
+            if self.error is None:
+                logger.error("cannot persist the node table: %s", exc)
+            self.error = str(exc)
+            return
+        if self.error is not None:
+            logger.warning("node table written again")
+        self.error = None
+        self._written = nodes
 
 
 # --------------------------------------------------------------------------------------

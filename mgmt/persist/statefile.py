@@ -19,7 +19,7 @@ import contextlib
 import glob
 import logging
 import os
-import tempfile
+import secrets
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,31 +32,100 @@ from mgmt.exceptions import StateStoreError
 log = logging.getLogger("mgmt")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably.
+class AtomicFile:
+    """One atomic, durable replacement of a file, written as a stream.
+
+    The data goes to a temporary file in the target's directory (created, or truncated if
+    a killed writer left it, never through a symlink). :meth:`commit` then fsyncs it,
+    renames it over the target and fsyncs the directory; :meth:`discard` removes it. So
+    after a crash the target is either its previous or its new complete version.
+    :func:`write_atomic` writes a whole file this way; the archiver streams compressed
+    logs through it.
+
+    Args:
+        dir_fd: the directory, opened with ``O_DIRECTORY`` (owned by the caller).
+        target: the file's name in that directory.
+        temp: the temporary file's name in that directory.
+        mode: the permission bits of the file (the umask applies).
+
+    Raises:
+        OSError: the temporary file cannot be created.
+    """
+
+    def __init__(self, dir_fd: int, target: str, temp: str, mode: int = 0o600) -> None:
+        self.dir_fd = dir_fd
+        self.target = target
+        self.temp = temp
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        #: The temporary file, open for writing until :meth:`close`.
+        self.fd: int | None = os.open(temp, flags, mode, dir_fd=dir_fd)
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` to the temporary file."""
+        assert self.fd is not None, "written after close"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        """Make the data durable (fsync) and close the temporary file. Idempotent."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def commit(self) -> None:
+        """Close the temporary file, rename it over the target, fsync the directory.
+
+        Raises:
+            OSError: a step failed; the temporary file is removed.
+        """
+        try:
+            self.close()
+            os.rename(self.temp, self.target, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            os.fsync(self.dir_fd)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (a failed write). Never raises OSError."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp, dir_fd=self.dir_fd)
+
+
+def open_directory(path: Path | str) -> int:
+    """An ``O_DIRECTORY`` descriptor of ``path``, for :class:`AtomicFile` and fsyncs."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see :class:`AtomicFile`),
+    creating its directory if needed. The temporary file is ``.<name>.<random>.tmp``.
 
     Raises:
         StateStoreError: the directory is not writable, the disk is full, ...
     """
-    directory = path.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dir_fd = open_directory(path.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
+            temp = f".{path.name}.{secrets.token_hex(6)}.tmp"
+            out = AtomicFile(dir_fd, path.name, temp, mode)
+            try:
+                out.write(data)
+            except BaseException:
+                out.discard()
+                raise
+            out.commit()
         finally:
-            os.close(dfd)
+            os.close(dir_fd)
     except OSError as exc:
         raise StateStoreError(str(path), f"cannot write: {exc.strerror or exc}") from exc
 
@@ -64,8 +133,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def remove_stale_temporaries(directory: Path, names: Iterable[str]) -> list[Path]:
     """Remove the temporary files that interrupted writes of ``names`` left in ``directory``.
 
-    Matches ``.<name>.*.tmp`` for each state file name (what :func:`write_atomic` and the
-    node table store create) and nothing else; each removal is logged.
+    Matches ``.<name>.*.tmp`` for each state file name (what :func:`write_atomic` creates)
+    and nothing else; each removal is logged.
 
     Only call this while holding the directory's instance lock: a live writer's temporary
     file looks the same.

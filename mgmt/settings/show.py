@@ -17,21 +17,33 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
+
+import tomli_w
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings import (
-    Role,
-    add_settings_file_flag,
-    find_config_path,
-    render_settings,
-    settings_from_args,
-)
+from mgmt.settings.flags import add_settings_file_flag, settings_from_args
+from mgmt.settings.model import ControllerSettings, Role, Settings
+from mgmt.settings.schema import role_specs
+from mgmt.settings.sources import find_config_path
 
 _ROLES: dict[str, tuple[Role, ...]] = {
     "controller": ("controller",),
     "agent": ("agent",),
     "all": ("controller", "agent"),
 }
+
+
+def render_settings(settings: Settings, sources: Mapping[str, str]) -> list[str]:
+    """``key = value  # source`` lines in the settings table's order; valid TOML for the
+    role's section."""
+    role = "controller" if isinstance(settings, ControllerSettings) else "agent"
+    lines = []
+    for spec in role_specs(role):
+        value = spec.kind.show(getattr(settings, spec.name))
+        line = tomli_w.dumps({spec.name: value}).strip()
+        lines.append(f"{line}  # {sources.get(spec.name, 'default')}")
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

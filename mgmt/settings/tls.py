@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings import AgentSettings, ControllerSettings
+from mgmt.settings.model import AgentSettings, ControllerSettings, DaemonSettings
 
 log = logging.getLogger("mgmt.settings.tls")
 
@@ -311,20 +311,32 @@ def controller_tls(
                     "TLS on the agent channel needs the controller's certificate"
                 )
         return ControllerTLS(client_ssl=client_ssl)
-    if s.tls_client_auth and s.tls_ca is None:
-        raise ConfigError(f"{section}.tls_client_auth needs {section}.tls_ca (the CA of the peers)")
+    _check_client_auth(s, section)
     return ControllerTLS(
         client_ssl=client_ssl,
-        agent_ssl=server_context(
-            s.tls_cert,
-            s.tls_key,
-            s.tls_ca,
-            client_auth=s.tls_client_auth,
-            port="agent port",
-            section=section,
-            sources=sources,
-        ),
+        agent_ssl=_agent_port(s, s.tls_cert, section, sources),
         dial_ssl=client_context(s.tls_cert, s.tls_key, s.tls_ca, section=section, sources=sources),
+    )
+
+
+def _check_client_auth(s: DaemonSettings, section: str) -> None:
+    if s.tls_client_auth and s.tls_ca is None:
+        raise ConfigError(f"{section}.tls_client_auth needs {section}.tls_ca (the CA of the peers)")
+
+
+def _agent_port(
+    s: DaemonSettings, cert: Path, section: str, sources: Mapping[str, str] | None
+) -> ssl.SSLContext:
+    """The context of the agent channel's listening port (the controller's agent port, the
+    agent's own), with certificate ``cert``."""
+    return server_context(
+        cert,
+        s.tls_key,
+        s.tls_ca,
+        client_auth=s.tls_client_auth,
+        port="agent port",
+        section=section,
+        sources=sources,
     )
 
 
@@ -345,8 +357,7 @@ def agent_tls(settings: AgentSettings, sources: Mapping[str, str] | None = None)
         return AgentTLS()
     if s.tls_key is not None and s.tls_cert is None:
         raise ConfigError(f"{section}.tls_key is set but {section}.tls_cert is not")
-    if s.tls_client_auth and s.tls_ca is None:
-        raise ConfigError(f"{section}.tls_client_auth needs {section}.tls_ca (the CA of the peers)")
+    _check_client_auth(s, section)
     server = None
     if s.listen_port:
         if s.tls_cert is None:
@@ -355,15 +366,7 @@ def agent_tls(settings: AgentSettings, sources: Mapping[str, str] | None = None)
                 f"{s.listen_port}, which needs tls_cert and tls_key; set them, or set "
                 f"{section}.listen_port = 0 if the controller never dials this agent"
             )
-        server = server_context(
-            s.tls_cert,
-            s.tls_key,
-            s.tls_ca,
-            client_auth=s.tls_client_auth,
-            port="agent port",
-            section=section,
-            sources=sources,
-        )
+        server = _agent_port(s, s.tls_cert, section, sources)
     dial = None
     if s.controller is not None:
         dial = client_context(s.tls_cert, s.tls_key, s.tls_ca, section=section, sources=sources)

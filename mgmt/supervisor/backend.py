@@ -25,33 +25,36 @@ Reaping: only our own children, one ``Popen.poll()`` per handle, never ``waitpid
 (asyncio's child watcher may own other children). Adopted processes are not our
 children; their exit is detected with psutil (gone, or a zombie), and they are signalled
 through psutil, which refuses to signal a pid that now belongs to another process.
+
+One-shot commands (the agent's log archiver, :meth:`OsBackend.run_command`): the command
+runs in its own process group with stdin from ``/dev/null``, its stdout and stderr read
+through one pipe of which only the last ``output_limit`` bytes are kept. At the time
+limit, or when the awaiting task is cancelled, the whole group is killed (SIGKILL), so
+children it started (e.g. ``gzip``) do not linger.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
 import os
 import shutil
+import signal as signals
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
 from mgmt.exceptions import SpawnError
+from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, read_status
 from mgmt.supervisor.policy import ExitStatus, NodeSpec
 
 logger = logging.getLogger("mgmt.supervisor")
-
-#: The files a node writes in its directory.
-STDOUT_FILE = "stdout"
-STDERR_FILE = "stderr"
-STATUS_FILE = ".status"
-
-#: NodeOutputs keeps this many non-empty lines per stream (behaviour.md §5.8, §6.5).
-OUTPUT_LINES = 100
 
 #: How far a stored process start time may drift from psutil's (seconds). psutil derives
 #: it from the boot time, which the kernel recomputes when the wall clock is stepped, so
@@ -125,6 +128,38 @@ class Backend(Protocol):
 
     def describe(self, handle: Handle) -> str:
         """A short text for logs, e.g. ``pid 1234``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a one-shot command ended (see :meth:`CommandRunner.run_command`).
+
+    Attributes:
+        status: its exit status (negative: killed by that signal); ``None`` when it did
+            not finish: it could not start, or it was killed at the time limit.
+        output: the end of what it wrote to stdout and stderr (at most the limit asked for,
+            after ``...`` when more was written), or why it could not start.
+        timed_out: it was killed at the time limit.
+    """
+
+    status: int | None
+    output: str = ""
+    timed_out: bool = False
+
+
+class CommandRunner(Protocol):
+    """Runs one-shot commands (the agent's archiver): the other half of the OS seam."""
+
+    async def run_command(
+        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+    ) -> CommandResult:
+        """Run ``argv`` (executed directly) in its own process group and wait for it, at
+        most ``time_limit`` seconds, keeping the last ``output_limit`` bytes of its output.
+
+        At the limit, and when the caller is cancelled (then re-raising), the whole group
+        is killed.
+        """
         ...
 
 
@@ -344,67 +379,58 @@ class OsBackend:
         """See :meth:`Backend.describe`."""
         return f"pid {handle.pid}" + (" (adopted)" if handle.adopted else "")
 
+    # --- one-shot commands ------------------------------------------------------------
 
-# --------------------------------------------------------------------------------------
-# Files in the node directory
-
-
-def read_status(node_dir: str | os.PathLike[str]) -> str:
-    """The first line of the node's ``.status`` file, or ``""`` if it cannot be read."""
-    try:
-        with open(Path(node_dir) / STATUS_FILE, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return ""
-    return head.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-
-
-def tail_lines(path: str | os.PathLike[str], limit: int = OUTPUT_LINES) -> list[str]:
-    """The last ``limit`` non-empty lines of a file, read backwards from its end.
-
-    Only as much of the file is read as the lines need, so a huge ``stdout`` costs a
-    few blocks. A missing or unreadable file gives ``[]``. Invalid UTF-8 is replaced.
-    """
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return []
-    with f:
-        pos = f.seek(0, os.SEEK_END)
-        data = b""
-        block = 8192
-        while pos > 0:
-            size = min(block, pos)
-            pos -= size
-            f.seek(pos)
-            data = f.read(size) + data
-            block *= 2
-            # The first piece may be a partial line unless we reached the start.
-            lines = data.split(b"\n")[1:] if pos > 0 else data.split(b"\n")
-            if sum(1 for line in lines if line) >= limit:
-                break
-        lines = data.split(b"\n")
-        if pos > 0:
-            lines = lines[1:]
-        kept = [line for line in lines if line][-limit:] if limit > 0 else []
-    return [line.decode("utf-8", "replace") for line in kept]
-
-
-def read_outputs(node_dir: str | os.PathLike[str]) -> tuple[str, str]:
-    """NodeOutputs of a node: the last 100 non-empty lines of ``stdout`` and ``stderr``.
-
-    Returns:
-        ``(stdout, stderr)``, each the lines joined by ``"\\n"`` (``""`` when none).
-    """
-    node_dir = Path(node_dir)
-    return (
-        "\n".join(tail_lines(node_dir / STDOUT_FILE)),
-        "\n".join(tail_lines(node_dir / STDERR_FILE)),
-    )
+    async def run_command(
+        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+    ) -> CommandResult:
+        """See :meth:`CommandRunner.run_command`."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return CommandResult(None, _strerror(exc))
+        tail, cut = bytearray(), False
+        try:
+            async with asyncio.timeout(time_limit):
+                assert proc.stdout is not None
+                while chunk := await proc.stdout.read(65536):
+                    tail += chunk
+                    if len(tail) > output_limit:
+                        del tail[:-output_limit]
+                        cut = True
+                status = await proc.wait()
+        except TimeoutError:
+            await _kill_group(proc)
+            return CommandResult(None, _text(tail, cut), timed_out=True)
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
+        return CommandResult(status, _text(tail, cut))
 
 
 # --------------------------------------------------------------------------------------
 # Helpers
+
+
+def _text(output: bytearray, cut: bool) -> str:
+    """Output as text; ``...`` in front when its beginning was dropped."""
+    text = bytes(output).decode("utf-8", "replace").strip()
+    return f"...{text}" if cut else text
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child started in its own session, and its whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signals.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await asyncio.shield(proc.wait())
 
 
 def _strerror(exc: OSError) -> str:

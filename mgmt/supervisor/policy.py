@@ -28,8 +28,9 @@ Zeek's Supervisor")::
 * CRASHED: the process exited without being asked to; it will be revived with Zeek's
   back-off (behaviour.md §6.4): a revival happens once ``now - last_spawn >= delay``;
   before each attempt ``attempts += 1`` and, when ``attempts`` is a multiple of 3, the
-  delay doubles (1, 1, 1, 2, 2, 2, 4, ...). Once a process has been up for ``reset_after``
-  (30 s) the counters reset.
+  delay doubles (1, 1, 1, 2, 2, 2, 4, ...), up to ``max_revival_delay`` if one is set
+  (Zeek has none). Once a process has been up for ``reset_after`` (30 s) the counters
+  reset.
 * FAILED: we gave up: the spawn itself failed (missing executable, unusable directory), or
   ``max_restarts`` consecutive revivals did not help. Zeek retries forever, which is our
   default too (``max_restarts=None``).
@@ -156,26 +157,30 @@ class NodeSpec:
             raise ValueError(f"invalid node name: {self.name!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicySettings:
-    """Timing and retry settings (seconds). Defaults are Zeek's (behaviour.md §6.4).
+    """Timing and retry settings (seconds). Defaults are Zeek's (behaviour.md §6.4);
+    ``stop_grace`` has none here: it is the agent's ``stop_grace`` setting.
 
     Attributes:
-        term_interval: how often SIGTERM is repeated while stopping.
         stop_grace: when SIGKILL replaces SIGTERM, counted from the first SIGTERM;
             ``None`` never sends SIGKILL.
+        term_interval: how often SIGTERM is repeated while stopping.
         revival_delay: the first revival delay after a crash, counted from the last spawn.
         backoff_every: the delay is multiplied every this many revival attempts.
         backoff_factor: by this factor.
+        max_revival_delay: the delay grows no further than this; ``None``: no limit
+            (Zeek's).
         reset_after: uptime after which the back-off counters reset.
         max_restarts: consecutive revivals before giving up (FAILED); ``None`` = forever.
     """
 
+    stop_grace: float | None
     term_interval: float = 2.0
-    stop_grace: float | None = 26.0
     revival_delay: float = 1.0
     backoff_every: int = 3
     backoff_factor: float = 2.0
+    max_revival_delay: float | None = None
     reset_after: float = 30.0
     max_restarts: int | None = None
 
@@ -238,9 +243,9 @@ class NodePolicy:
         reason: why the node is FAILED (``None`` otherwise).
     """
 
-    def __init__(self, name: NodeName, settings: PolicySettings | None = None) -> None:
+    def __init__(self, name: NodeName, settings: PolicySettings) -> None:
         self.name = name
-        self.settings = settings if settings is not None else PolicySettings()
+        self.settings = settings
         self._state = ProcessState.STOPPED
         self.pid: int | None = None
         self.spawn_time: float | None = None
@@ -479,6 +484,8 @@ class NodePolicy:
             self.revival_attempts += 1
             if self.revival_attempts % s.backoff_every == 0:
                 self.revival_delay *= s.backoff_factor
+                if s.max_revival_delay is not None:
+                    self.revival_delay = min(self.revival_delay, s.max_revival_delay)
             self.restarts += 1
             self._set_state(_S.PENDING)
             return [Spawn("revival")]

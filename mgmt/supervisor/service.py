@@ -14,9 +14,10 @@ One task (the *driver*) owns every node. Each wake-up it
 
 It then sleeps until the earliest policy deadline, or until a command or a process exit
 wakes it. Exits are watched with a pidfd per process where the backend offers one
-(``exit_fd``, Linux >= 5.3), so a cluster of RUNNING nodes costs no CPU at all; otherwise,
-and while a node is PENDING (its ``.status`` file is polled), it wakes every
-``poll_interval``. Commands (:meth:`~SupervisorService.deploy`,
+(:mod:`mgmt.supervisor.exitwatch`), so a cluster of RUNNING nodes costs no CPU at all;
+otherwise, and while a node is PENDING (its ``.status`` file is polled), it wakes every
+``poll_interval``. Each node's record, its policy and its process, is a
+:class:`~mgmt.supervisor.node.SupervisedNode`. Commands (:meth:`~SupervisorService.deploy`,
 :meth:`~SupervisorService.restart`, :meth:`~SupervisorService.stop`) are synchronous:
 they run in the event loop's thread, apply the policy at once (sending the first SIGTERM
 or spawning right away), and return; :meth:`~SupervisorService.wait_settled` awaits the
@@ -35,20 +36,19 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from mgmt.exceptions import InvalidState, NoSuchNode, SpawnError, StateStoreError
+from mgmt.exceptions import InvalidState, NoSuchNode
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
-from mgmt.supervisor.backend import Backend, Handle, OsBackend, read_outputs
+from mgmt.supervisor.backend import Backend, OsBackend
+from mgmt.supervisor.exitwatch import ExitWatcher
+from mgmt.supervisor.node import SETTLED_STATES, NodeInfo, SupervisedNode
+from mgmt.supervisor.nodefiles import read_outputs
 from mgmt.supervisor.policy import (
     Action,
     ExitStatus,
-    NodePolicy,
     NodeSpec,
     PolicySettings,
     ProcessState,
@@ -59,109 +59,6 @@ from mgmt.typing import NodeName
 
 logger = logging.getLogger("mgmt.supervisor")
 
-#: States in which the outcome of the last command is known (see ``wait_settled``).
-SETTLED_STATES = frozenset(
-    {ProcessState.RUNNING, ProcessState.STOPPED, ProcessState.CRASHED, ProcessState.FAILED}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """A snapshot of one supervised node.
-
-    Attributes:
-        name: the node name.
-        state: its state. A node waiting for a deploy's old processes to exit is reported
-            PENDING.
-        pid: the current process id, if any.
-        exit_status: how the previous process ended (``ExitStatus()`` with both fields
-            ``None`` if it was adopted and its status is unknown), or ``None``.
-        exit_time: when that happened (seconds since the epoch).
-        restarts: automatic revivals since the node was last started on request.
-        started_at: when the current (or last) process started (seconds since the epoch).
-        reason: why the node is FAILED, else ``None``.
-        adopted: whether the current process was adopted from an earlier supervisor.
-        spec: the node's spec (the one used for its next spawn).
-    """
-
-    name: NodeName
-    state: ProcessState
-    pid: int | None
-    exit_status: ExitStatus | None
-    exit_time: float | None
-    restarts: int
-    started_at: float | None
-    reason: str | None
-    adopted: bool
-    spec: NodeSpec
-
-
-class _Node:
-    """The driver's record of one node (mutable; private)."""
-
-    __slots__ = (
-        "spec",
-        "proc_spec",
-        "policy",
-        "handle",
-        "held",
-        "retiring",
-        "started_at",
-        "exit_time",
-        "exit_outputs",
-        "reported",
-    )
-
-    def __init__(self, spec: NodeSpec, settings: PolicySettings) -> None:
-        self.spec = spec
-        #: The spec the current process was started from.
-        self.proc_spec: NodeSpec | None = None
-        self.policy = NodePolicy(spec.name, settings)
-        self.handle: Handle | None = None
-        #: Waiting to be started until the deploy's old processes are gone.
-        self.held = False
-        #: Left the deployment; forgotten once STOPPED.
-        self.retiring = False
-        self.started_at: float | None = None
-        self.exit_time: float | None = None
-        #: stdout/stderr of the last process that exited unexpectedly, read before a
-        #: revival truncates the files; cleared by deploy and restart.
-        self.exit_outputs: tuple[str, str] | None = None
-        self.reported: tuple[ProcessState, int | None] | None = None
-
-    @property
-    def name(self) -> NodeName:
-        return self.spec.name
-
-    def visible_state(self) -> ProcessState:
-        return ProcessState.PENDING if self.held else self.policy.state
-
-    def info(self) -> NodeInfo:
-        p = self.policy
-        return NodeInfo(
-            name=self.name,
-            state=self.visible_state(),
-            pid=p.pid,
-            exit_status=p.last_exit,
-            exit_time=self.exit_time,
-            restarts=p.restarts,
-            started_at=self.started_at,
-            reason=p.reason,
-            adopted=self.handle is not None and self.handle.adopted,
-            spec=self.spec,
-        )
-
-    def intent(self) -> Intent:
-        if self.retiring:
-            return Intent.REMOVE
-        p = self.policy
-        if self.held or p.restart_pending or p.state in _WANTED_RUNNING:
-            return Intent.RUN
-        return Intent.STOP
-
-
-_WANTED_RUNNING = frozenset({ProcessState.PENDING, ProcessState.RUNNING, ProcessState.CRASHED})
-
 
 class SupervisorService:
     """Runs Zeek cluster nodes as child processes, zeekctl style.
@@ -170,14 +67,9 @@ class SupervisorService:
         state_dir: the agent's state directory. Node symlinks go to
             ``<state_dir>/nodes/.bin`` and the node table to
             ``<state_dir>/supervisor-nodes.toml`` unless given otherwise.
+        policy: the timing of every node's policy (stop grace, revival back-off).
         backend: the OS seam; defaults to :class:`OsBackend`.
         table_path: where to persist the node table for adoption.
-        term_interval: seconds between SIGTERMs while stopping (Zeek: 2).
-        stop_grace: seconds from the first SIGTERM to SIGKILL (Zeek: 26); ``None``
-            never sends SIGKILL.
-        revival_delay: first revival delay after a crash, from the last spawn (Zeek: 1).
-        reset_after: uptime that resets the revival back-off (Zeek: 30).
-        max_restarts: consecutive revivals before a node is FAILED; ``None`` = forever.
         poll_interval: how often live processes and ``.status`` files are polled.
         on_state_change: called with a :class:`NodeInfo` for every state a node passes
             through, and when its pid changes; ``state`` and ``pid`` are as of that
@@ -189,13 +81,9 @@ class SupervisorService:
         self,
         state_dir: Path,
         *,
+        policy: PolicySettings,
         backend: Backend | None = None,
         table_path: Path | None = None,
-        term_interval: float = 2.0,
-        stop_grace: float | None = 26.0,
-        revival_delay: float = 1.0,
-        reset_after: float = 30.0,
-        max_restarts: int | None = None,
         poll_interval: float = 0.1,
         on_state_change: Callable[[NodeInfo], None] | None = None,
     ) -> None:
@@ -206,27 +94,23 @@ class SupervisorService:
         self.store = NodeTableStore(
             table_path if table_path is not None else self.state_dir / "supervisor-nodes.toml"
         )
-        self.settings = PolicySettings(
-            term_interval=term_interval,
-            stop_grace=stop_grace,
-            revival_delay=revival_delay,
-            reset_after=reset_after,
-            max_restarts=max_restarts,
-        )
+        self.settings = policy
         self.poll_interval = poll_interval
         self.on_state_change = on_state_change
-        self._nodes: dict[NodeName, _Node] = {}
+        self._nodes: dict[NodeName, SupervisedNode] = {}
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._changed = asyncio.Event()
         self._closing = False
         self._stop_driver = False
         self._close_task: asyncio.Task[None] | None = None
-        self._persisted: tuple[StoredNode, ...] | None = None
-        #: Why the node table could not be written last time (``None``: it was).
-        self.persist_error: str | None = None
-        #: pidfds being watched for exits, by node name.
-        self._exit_fds: dict[NodeName, int] = {}
+        #: Wakes the driver when a process exits (pidfds), where the backend can.
+        self._exits = ExitWatcher(self.backend, self._wakeup.set)
+
+    @property
+    def persist_error(self) -> str | None:
+        """Why the node table could not be written last time (``None``: it was)."""
+        return self.store.error
 
     # ----------------------------------------------------------------------------------
     # Lifecycle
@@ -251,14 +135,13 @@ class SupervisorService:
             raise InvalidState("supervisor already started")
         stored = self.store.load()
         now = time.monotonic()
-        wall = time.time()
         for row in stored:
-            self._adopt(row, now, wall)
+            self._adopt(row, now)
         self._task = asyncio.create_task(self._drive(), name="mgmt.supervisor")
         self._after_change()
         return self.status()
 
-    def _adopt(self, row: StoredNode, now: float, wall: float) -> None:
+    def _adopt(self, row: StoredNode, now: float) -> None:
         spec = row.spec
         handle = None
         if row.pid is not None and row.create_time is not None:
@@ -267,21 +150,16 @@ class SupervisorService:
                 logger.info("[%s] pid %d is gone or reused; not adopted", spec.name, row.pid)
         if handle is None and row.intent is not Intent.RUN:
             if row.intent is Intent.STOP:
-                self._nodes[spec.name] = _Node(spec, self.settings)
+                self._nodes[spec.name] = SupervisedNode(spec, self.settings)
             return
-        node = _Node(spec, self.settings)
+        node = SupervisedNode(spec, self.settings)
         self._nodes[spec.name] = node
         if handle is None:
             # Should run, but nothing to adopt: start it.
             self._execute(node, node.policy.start(now))
             return
-        node.handle = handle
-        self._watch_exit(node)
-        node.proc_spec = spec if row.current else None
-        node.started_at = handle.create_time
-        spawn_time = now - max(0.0, wall - handle.create_time)
-        node.policy.adopt(handle.pid, spawn_time, self.backend.is_ready(handle), now)
-        logger.info("[%s] adopted %s", spec.name, self.backend.describe(handle))
+        node.adopt(handle, row.current, self.backend, now)
+        self._exits.watch(node.name, handle)
         if row.intent is Intent.RUN and not row.current:
             self._execute(node, node.policy.restart(now))
         elif row.intent is not Intent.RUN:
@@ -314,7 +192,7 @@ class SupervisorService:
                     logger.info(
                         "[%s] left running: %s", node.name, self.backend.describe(node.handle)
                     )
-                    self._unwatch_exit(node)
+                    self._exits.unwatch(node.name)
                     self.backend.release(node.handle)
         else:
             for node in self._nodes.values():
@@ -334,12 +212,7 @@ class SupervisorService:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # ----------------------------------------------------------------------------------
@@ -385,7 +258,7 @@ class SupervisorService:
             if wanted is None:
                 node.retiring = True
         for name, spec in new.items():
-            node = self._nodes.get(name) or _Node(spec, self.settings)
+            node = self._nodes.get(name) or SupervisedNode(spec, self.settings)
             self._nodes[name] = node
             node.spec = spec
             node.retiring = False
@@ -404,9 +277,8 @@ class SupervisorService:
             NoSuchNode: a name is not supervised (nothing is changed then).
             InvalidState: the supervisor is not running.
         """
-        self._check_running()
-        now = time.monotonic()
-        for node in self._select(names):
+        now, nodes = self._command(names)
+        for node in nodes:
             if node.held:
                 continue  # already waiting to start
             if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
@@ -418,15 +290,10 @@ class SupervisorService:
     def stop(self, names: Iterable[str] | None = None) -> None:
         """Stop nodes (all when ``names`` is ``None``) for good: SIGTERM every
         ``term_interval``, SIGKILL after ``stop_grace``. They stay listed as STOPPED and
-        are never revived. Idempotent.
-
-        Raises:
-            NoSuchNode: a name is not supervised (nothing is changed then).
-            InvalidState: the supervisor is not running.
+        are never revived. Idempotent. Raises as :meth:`restart`.
         """
-        self._check_running()
-        now = time.monotonic()
-        for node in self._select(names):
+        now, nodes = self._command(names)
+        for node in nodes:
             node.held = False
             self._execute(node, node.policy.stop(now))
         self._after_change()
@@ -553,56 +420,19 @@ class SupervisorService:
                 del self._nodes[name]
         self._after_change()
 
-    def _exited(self, node: _Node, status: ExitStatus, now: float) -> None:
-        assert node.handle is not None
-        pid = node.handle.pid
-        self._unwatch_exit(node)
-        node.handle = None
-        node.proc_spec = None
-        node.exit_time = time.time()
-        expected = node.policy.state is ProcessState.STOPPING
-        if expected:
-            logger.info("[%s] pid %d stopped: %s", node.name, pid, status.describe())
-        else:
-            # Keep what the dead process said: an immediate revival truncates the files.
-            try:
-                node.exit_outputs = read_outputs(node.spec.cwd)
-            except OSError as exc:  # pragma: no cover - read_outputs already tolerates it
-                logger.debug("[%s] cannot read outputs: %s", node.name, exc)
-            # Zeek: "Supervised node '<n>' (PID <pid>) exited prematurely with status <s>"
-            logger.warning("[%s] pid %d %s prematurely", node.name, pid, status.describe())
-        self._execute(node, node.policy.on_exit(status, now))
+    def _exited(self, node: SupervisedNode, status: ExitStatus, now: float) -> None:
+        self._exits.unwatch(node.name)
+        self._execute(node, node.exited(status, now))
 
-    def _execute(self, node: _Node, actions: list[Action]) -> None:
+    def _execute(self, node: SupervisedNode, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Spawn):
-                self._spawn(node, action.reason)
+                if node.spawn(self.backend, action.reason) and node.handle is not None:
+                    self._exits.watch(node.name, node.handle)
             elif isinstance(action, Signal):
                 if node.handle is not None:
                     logger.debug("[%s] > signal %d", node.name, action.sig)
                     self.backend.signal(node.handle, action.sig)
-
-    def _spawn(self, node: _Node, reason: str) -> None:
-        try:
-            handle = self.backend.spawn(node.spec)
-        except SpawnError as exc:
-            logger.warning("[%s] %s", node.name, exc)
-            node.policy.on_spawn_failed(exc.reason, time.monotonic())
-            return
-        except Exception as exc:
-            # A backend bug, or a value it did not expect: this node fails, the driver
-            # and every other node carry on.
-            logger.exception("[%s] spawn failed unexpectedly", node.name)
-            reason = f"cannot start node: {type(exc).__name__}: {exc}"
-            node.policy.on_spawn_failed(reason, time.monotonic())
-            return
-        node.handle = handle
-        self._watch_exit(node)
-        node.proc_spec = node.spec
-        node.started_at = time.time()
-        # Back-off counts from when the process exists, i.e. after the fork.
-        node.policy.on_spawned(handle.pid, time.monotonic())
-        logger.info("[%s] started (%s): %s", node.name, reason, self.backend.describe(handle))
 
     def _release_held(self, now: float) -> None:
         """Start the nodes a deploy holds back, once no process is stopping any more.
@@ -627,7 +457,7 @@ class SupervisorService:
         ]
         if any(
             n.handle is not None
-            and (n.policy.state is ProcessState.PENDING or n.name not in self._exit_fds)
+            and (n.policy.state is ProcessState.PENDING or n.name not in self._exits)
             for n in self._nodes.values()
         ):
             deadlines.append(now + self.poll_interval)
@@ -638,34 +468,11 @@ class SupervisorService:
     # ----------------------------------------------------------------------------------
     # Helpers
 
-    def _watch_exit(self, node: _Node) -> None:
-        """Wake the driver when the node's process exits, if the backend gives a pidfd."""
-        exit_fd = getattr(self.backend, "exit_fd", None)
-        if node.handle is None or exit_fd is None:
-            return
-        self._unwatch_exit(node)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (a synchronous caller): the poll interval covers it
-        fd = exit_fd(node.handle)
-        if fd is None:
-            return
-        try:
-            loop.add_reader(fd, self._wakeup.set)
-        except (OSError, NotImplementedError, ValueError) as exc:
-            logger.debug("[%s] cannot watch pidfd: %s", node.name, exc)
-            os.close(fd)
-            return
-        self._exit_fds[node.name] = fd
-
-    def _unwatch_exit(self, node: _Node) -> None:
-        fd = self._exit_fds.pop(node.name, None)
-        if fd is None:
-            return
-        with contextlib.suppress(RuntimeError, ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(fd)
-        os.close(fd)
+    def _command(self, names: Iterable[str] | None) -> tuple[float, list[SupervisedNode]]:
+        """The time and the nodes (all for ``None``) of a command, allowed only now that
+        the supervisor runs."""
+        self._check_running()
+        return time.monotonic(), self._select(names)
 
     def _check_running(self) -> None:
         if self._task is None:
@@ -673,7 +480,7 @@ class SupervisorService:
         if self._closing:
             raise InvalidState("supervisor is closing")
 
-    def _select(self, names: Iterable[str] | None) -> list[_Node]:
+    def _select(self, names: Iterable[str] | None) -> list[SupervisedNode]:
         if names is None:
             return [n for n in self._nodes.values() if not n.retiring]
         selected = []
@@ -689,21 +496,15 @@ class SupervisorService:
         self._persist()
         changed = False
         for node in list(self._nodes.values()):
-            steps = [(c.state, c.pid) for c in node.policy.changes()]
-            if node.held:
-                steps = []  # its old process's STOPPING/STOPPED are not its story
-            steps.append((node.visible_state(), node.policy.pid))
-            for step in steps:
-                if node.reported != step:
-                    node.reported = step
-                    changed = True
-                    if not node.retiring:
-                        self._report(node, *step)
+            for state, pid in node.new_steps():
+                changed = True
+                if not node.retiring:
+                    self._report(node, state, pid)
         if changed:
             self._fire_changed()
         self._wakeup.set()
 
-    def _report(self, node: _Node, state: ProcessState, pid: int | None) -> None:
+    def _report(self, node: SupervisedNode, state: ProcessState, pid: int | None) -> None:
         logger.debug("[%s] = %s (pid %s)", node.name, state.name, pid)
         if self.on_state_change is None:
             return
@@ -726,30 +527,10 @@ class SupervisorService:
 
     def _persist(self) -> None:
         """Write the node table if its content changed (called after every step)."""
-        rows = tuple(
-            StoredNode(
-                spec=node.spec,
-                intent=node.intent(),
-                pid=None if node.handle is None else node.handle.pid,
-                create_time=None if node.handle is None else node.handle.create_time,
-                current=node.proc_spec is node.spec or node.proc_spec == node.spec,
+        self.store.update(
+            tuple(
+                node.stored()
+                for node in self._nodes.values()
+                if not (node.retiring and node.handle is None)
             )
-            for node in self._nodes.values()
-            if not (node.retiring and node.handle is None)
         )
-        # Cheap check first: specs are usually the very same objects, so this comparison
-        # does not walk environments, and nothing is encoded when nothing changed.
-        if rows == self._persisted:
-            return
-        try:
-            self.store.save(rows)
-        except StateStoreError as exc:
-            # Retried at every step; reported once per failure streak.
-            if self.persist_error is None:
-                logger.error("cannot persist the node table: %s", exc)
-            self.persist_error = str(exc)
-            return
-        if self.persist_error is not None:
-            logger.warning("node table written again")
-        self.persist_error = None
-        self._persisted = rows

@@ -10,7 +10,6 @@ from mgmt.agent.layout import (
     BACKEND_SCRIPT,
     MANAGEMENT_SCRIPTS,
     NODE_SCRIPT,
-    ControllerView,
     ManagementSettings,
     default_zeekpath,
     launch_plan,
@@ -20,6 +19,7 @@ from mgmt.agent.layout import (
 )
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+from tests.support.settings import agent_settings, controller_settings
 
 PREFIX = "/usr/local/zeek"
 ZEEK = f"{PREFIX}/bin/zeek"
@@ -205,20 +205,31 @@ def test_zeekpath_keeps_agents_zeekpath_after_layout_dir() -> None:
 # zeek-mgmt-settings.zeek: the Management framework's settings in effect
 
 
-def management_settings(**changes: object) -> ManagementSettings:
-    """Settings of an agent that dials its controller, with one or two changes."""
+def management_settings(
+    agent: dict[str, object] | None = None,
+    controller: dict[str, object] | None = None,
+    **changes: object,
+) -> ManagementSettings:
+    """Settings of an agent that dials its controller, with changes to the agent's, the
+    controller's or the ManagementSettings' own fields."""
     base = ManagementSettings(
-        state_dir=str(STATE),
-        spool_dir=f"{PREFIX}/spool",
-        agent_name="agent-testbox",
-        agent_listen_address="0.0.0.0",
+        agent=agent_settings(
+            STATE,
+            **{
+                "spool_dir": Path(f"{PREFIX}/spool"),
+                "name": "agent-testbox",
+                "archive_interval": 1800.0,
+                "archive_dir": Path(f"{PREFIX}/logs"),
+                **(agent or {}),
+            },
+        ),
+        controller=controller_settings(
+            STATE,
+            **{"name": "controller-testbox", "auto_assign_metrics_start_port": 9100}
+            | (controller or {}),
+        ),
         agent_listen_port=2151,
-        controller_endpoint=("127.0.0.1", 2150),
-        archive_logs=True,
-        archive_interval=1800.0,
         archive_cmd=f"{PREFIX}/bin/zeek-archiver",
-        archive_dir=f"{PREFIX}/logs",
-        controller=ControllerView("controller-testbox", auto_assign_metrics_start_port=9100),
     )
     return dataclasses.replace(base, **changes)
 
@@ -267,9 +278,9 @@ def test_management_redefs_for_ports_not_listened_on() -> None:
     """A port that is not listened on is "" with default_port 0/unknown; an agent the
     controller dials has a controller address of 0.0.0.0 (agent/config.zeek)."""
     ms = management_settings(
+        agent={"controller": None},
+        controller={"name": "c", "listen_port_websocket": 0},
         agent_listen_port=0,
-        controller_endpoint=None,
-        controller=ControllerView("c", listen_port_websocket=0),
     )
     redefs = dict(management_redefs(ms))
     assert redefs["Management::Agent::listen_port"] == '""'
@@ -284,7 +295,7 @@ def test_management_redefs_for_ports_not_listened_on() -> None:
 
 def test_settings_strings_are_escaped() -> None:
     """Quotes, backslashes and control characters cannot end a Zeek string early."""
-    ms = management_settings(archive_dir='/logs/"x"\\y\nredef Evil::x = T;')
+    ms = management_settings(agent={"archive_dir": Path('/logs/"x"\\y\nredef Evil::x = T;')})
     redefs = dict(management_redefs(ms))
     assert redefs["Management::Agent::archive_dir"] == (
         '"/logs/\\"x\\"\\\\y\\x0aredef Evil::x = T;"'

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from pathlib import Path
 
 import pytest
 
 from mgmt.agent import state as ast
 from mgmt.agent.state import (
     TIMED_OUT,
-    AgentOptions,
     AgentState,
     Dispatch,
     Launch,
@@ -32,8 +33,13 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from tests.support.settings import agent_settings
 
 AGENT = "agent-test"
+#: The agent's settings: the defaults (port 2151, dialing 127.0.0.1:2150), named AGENT.
+SETTINGS = agent_settings(Path("/nonexistent"), name=AGENT, request_timeout=5.0)
+#: An agent the controller dials.
+LISTENING = dataclasses.replace(SETTINGS, controller=None)
 R = State.RUNNING
 
 
@@ -92,7 +98,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def agent() -> AgentState:
-    return AgentState(AgentOptions(AGENT, request_timeout=5.0), agent_pid=42, endpoint_id="eid")
+    return AgentState(SETTINGS, agent_pid=42, endpoint_id="eid")
 
 
 def deploy(agent: AgentState, clock: Clock, config: Configuration, reqid: str = "d1") -> list:
@@ -113,8 +119,8 @@ def test_welcome_is_answered_with_success(agent: AgentState, clock: Clock) -> No
 
 def test_hello_names_agent_and_connecting_flag() -> None:
     """notify_agent_hello carries name, endpoint id, whether we dial, API version 1."""
-    dialing = AgentState(AgentOptions(AGENT), endpoint_id="e1")
-    listening = AgentState(AgentOptions(AGENT, dials_controller=False), endpoint_id="e2")
+    dialing = AgentState(SETTINGS, endpoint_id="e1")
+    listening = AgentState(LISTENING, endpoint_id="e2")
     assert dialing.hello() == ev.NotifyAgentHello(AGENT, "e1", True, 1)
     assert listening.hello() == ev.NotifyAgentHello(AGENT, "e2", False, 1)
 
@@ -207,7 +213,7 @@ def test_forced_deploy_of_same_id_launches_again(agent: AgentState, clock: Clock
 def test_restored_config_is_recognised_after_restart(clock: Clock) -> None:
     """An agent restored with its saved config treats a redeploy of it as already running."""
     config = quickstart()
-    agent = AgentState(AgentOptions(AGENT), config=config)
+    agent = AgentState(SETTINGS, config=config)
     actions = deploy(agent, clock, config)
     assert not any(isinstance(a, Launch) for a in actions)
     assert only_send(actions) == ev.AgentDeployResponse("d1", (Result("d1", True, instance=AGENT),))
@@ -341,11 +347,8 @@ def test_deploy_that_cannot_be_launched_is_refused_and_changes_nothing(
 
 def test_get_nodes_lists_management_processes_and_live_states(clock: Clock) -> None:
     """get-nodes: controller (with the agent's port, Q1), agent, then nodes with pids/ports."""
-    agent = AgentState(
-        AgentOptions(AGENT, listen_port=Port(2151)),
-        agent_pid=42,
-        management=[ManagementProcess("controller-x", Role.CONTROLLER, 41)],
-    )
+    agent = AgentState(SETTINGS, agent_pid=42)
+    agent.management_changed([ManagementProcess("controller-x", Role.CONTROLLER, 41)], clock.now)
     config = quickstart()
     config = Configuration(
         config.id,
@@ -381,7 +384,7 @@ def test_get_nodes_lists_management_processes_and_live_states(clock: Clock) -> N
 
 def test_listening_agent_shows_its_port(clock: Clock) -> None:
     """An agent the controller dials reports its own listening port in get-nodes."""
-    agent = AgentState(AgentOptions(AGENT, listen_port=Port(2151), dials_controller=False))
+    agent = AgentState(LISTENING)
     (row,) = agent.node_statuses()
     assert row.p == Port(2151) and row.state is R
 

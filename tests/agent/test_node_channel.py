@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess, response_topic
-from mgmt.agent.service import node_websocket_ports
+from mgmt.agent.nodes import node_websocket_ports
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node

@@ -32,7 +32,6 @@ from mgmt.archive.engine import (
     ArchiveReport,
     Outcome,
     archive_queue,
-    archiver_command,
 )
 from mgmt.archive.names import (
     Compression,
@@ -724,15 +723,3 @@ def test_same_tree_as_real_zeek_archiver(tmp_path: Path) -> None:
 
 def modes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")}
-
-
-def test_archiver_command_prefers_zeek_archiver(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The default command is zeek-archiver from PATH if there is one, else the built-in."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert archiver_command() == [sys.executable, "-m", "mgmt", "archive"]
-    fake = tmp_path / "zeek-archiver"
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
-    assert archiver_command() == [str(fake)]

@@ -16,13 +16,15 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from mgmt.agent.service import AgentConfig, AgentService
+from mgmt.agent.archival import ARCHIVE_TIMEOUT, Archival
+from mgmt.supervisor.backend import CommandResult, CommandRunner, OsBackend
 from tests.support.node_helpers import double_cluster, mgmt_run, wait_for
+from tests.support.settings import agent_settings
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
 QUEUE_NAME = re.compile(
@@ -136,40 +138,57 @@ def test_no_rotation_without_the_node_script(tmp_path: Path) -> None:
 # The agent's archival runs (unit level: real child processes, no nodes)
 
 
-def _service(tmp_path: Path, **kwargs: object) -> AgentService:
-    config = AgentConfig(
+def _archival(
+    tmp_path: Path,
+    timeout: float = ARCHIVE_TIMEOUT,
+    runner: CommandRunner | None = None,
+    **changes: object,
+) -> Archival:
+    settings = agent_settings(
+        tmp_path / "state dir",
         name="agent-test",
-        state_dir=tmp_path / "state dir",
         spool_dir=tmp_path / "spool dir",
         archive_dir=tmp_path / "archive dir",
-        listen_port=None,
-        controller=None,
-        **kwargs,  # type: ignore[arg-type]
+        **changes,
     )
-    return AgentService(config)
+    return Archival(settings, runner or OsBackend(tmp_path / "bin"), timeout)
+
+
+class FakeRunner:
+    """A CommandRunner that runs nothing: it records commands and returns a given result."""
+
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        self.commands: list[tuple[list[str], float]] = []
+
+    async def run_command(
+        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+    ) -> CommandResult:
+        self.commands.append((list(argv), time_limit))
+        return self.result
 
 
 def test_archive_command_quotes_directories(tmp_path: Path) -> None:
     """The directories are appended quoted to the shell command line, after -1."""
-    service = _service(tmp_path, archive_cmd="zeek-archiver -v")
+    archival = _archival(tmp_path, archive_cmd="zeek-archiver -v")
     queue, archive = tmp_path / "spool dir" / "log-queue", tmp_path / "archive dir"
-    assert service.archive_command() == f"zeek-archiver -v -1 '{queue}' '{archive}'"
+    assert archival.command() == f"zeek-archiver -v -1 '{queue}' '{archive}'"
 
 
 def test_default_archive_command_is_the_builtin_archiver(tmp_path: Path) -> None:
     """An empty archive_cmd means ``<python> -m mgmt archive``."""
-    command = _service(tmp_path).archive_command()
+    command = _archival(tmp_path).command()
     assert command.startswith(f"{sys.executable} -m mgmt archive -1 ")
 
 
 @pytest.mark.asyncio
 async def test_archiver_run_archives_the_queue(tmp_path: Path) -> None:
     """One run of the built-in archiver compresses queued logs and removes the sources."""
-    service = _service(tmp_path)
+    archival = _archival(tmp_path)
     queue = tmp_path / "spool dir" / "log-queue"
     queue.mkdir(parents=True)
     (queue / "conn__2026-11-23-12-00-00__2026-11-23-13-00-00__.log").write_text("#x\nline\n")
-    assert await service.run_archiver() == 0
+    assert await archival.run_once() == 0
     target = tmp_path / "archive dir" / "2026-11-23" / "conn.12:00:00-13:00:00.log.gz"
     assert gzip.decompress(target.read_bytes()) == b"#x\nline\n"
     assert list(queue.iterdir()) == []
@@ -178,8 +197,9 @@ async def test_archiver_run_archives_the_queue(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_archiver_missing_queue_runs_nothing(tmp_path: Path) -> None:
     """Without a queue directory nothing runs (Zeek checks the directory first)."""
-    service = _service(tmp_path, archive_cmd="touch ran")
-    assert await service.run_archiver() is None
+    runner = FakeRunner(CommandResult(0))
+    assert await _archival(tmp_path, runner=runner, archive_cmd="touch ran").run_once() is None
+    assert runner.commands == []
     assert not (tmp_path / "ran").exists()
 
 
@@ -187,9 +207,9 @@ async def test_archiver_missing_queue_runs_nothing(tmp_path: Path) -> None:
 async def test_archiver_failure_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A missing or failing command is reported with its status and output."""
     (tmp_path / "spool dir" / "log-queue").mkdir(parents=True)
-    service = _service(tmp_path, archive_cmd=str(tmp_path / "no-such-archiver"))
+    archival = _archival(tmp_path, archive_cmd=str(tmp_path / "no-such-archiver"))
     with caplog.at_level(logging.INFO, "mgmt.agent"):
-        assert await service.run_archiver() == 127
+        assert await archival.run_once() == 127
     assert "log archival failed with status 127" in caplog.text
     assert "no-such-archiver" in caplog.text and "not found" in caplog.text
 
@@ -200,7 +220,7 @@ async def test_archiver_time_limit_kills_it_without_blocking(
 ) -> None:
     """A hung archiver is killed at the limit; the event loop keeps running meanwhile."""
     (tmp_path / "spool dir" / "log-queue").mkdir(parents=True)
-    service = _service(tmp_path, archive_cmd="sleep 30; :", archive_timeout=0.5)
+    archival = _archival(tmp_path, 0.5, archive_cmd="sleep 30; :")
     ticks = 0
 
     async def ticker() -> None:
@@ -212,7 +232,7 @@ async def test_archiver_time_limit_kills_it_without_blocking(
     task = asyncio.create_task(ticker())
     started = time.monotonic()
     with caplog.at_level(logging.INFO, "mgmt.agent"):
-        status = await service.run_archiver()
+        status = await archival.run_once()
     elapsed = time.monotonic() - started
     task.cancel()
     assert status is None
@@ -222,14 +242,29 @@ async def test_archiver_time_limit_kills_it_without_blocking(
 
 
 @pytest.mark.asyncio
+async def test_archiver_runs_through_the_os_seam(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run is one shell command line through the backend, with the time limit; a
+    failure is logged with its status and the end of its output."""
+    (tmp_path / "spool dir" / "log-queue").mkdir(parents=True)
+    runner = FakeRunner(CommandResult(2, "...the end of it"))
+    archival = _archival(tmp_path, 60.0, runner, archive_cmd="zeek-archiver")
+    with caplog.at_level(logging.INFO, "mgmt.agent"):
+        assert await archival.run_once() == 2
+    assert runner.commands == [(["/bin/sh", "-c", archival.command()], 60.0)]
+    assert "log archival failed with status 2: ...the end of it" in caplog.text
+
+
+@pytest.mark.asyncio
 async def test_archive_loop_tries_again_after_failures(tmp_path: Path) -> None:
     """Each interval runs the command again, whatever the previous run's outcome."""
     (tmp_path / "spool dir" / "log-queue").mkdir(parents=True)
     counter = tmp_path / "runs"
-    service = _service(
+    archival = _archival(
         tmp_path, archive_cmd=f"echo x >> '{counter}'; exit 3; :", archive_interval=0.05
     )
-    task = asyncio.create_task(service._archive_loop())
+    task = asyncio.create_task(archival.loop())
     try:
         await poll(lambda: counter.exists() and len(counter.read_text().split()) >= 3, "3 runs")
     finally:
@@ -359,8 +394,8 @@ async def test_cancelled_archival_kills_the_archiver_group(tmp_path: Path) -> No
 
     (tmp_path / "spool dir" / "log-queue").mkdir(parents=True)
     pidfile = tmp_path / "child.pid"
-    service = _service(tmp_path, archive_cmd=f"sleep 30 & echo $! > '{pidfile}'; wait; :")
-    task = asyncio.create_task(service.run_archiver())
+    archival = _archival(tmp_path, archive_cmd=f"sleep 30 & echo $! > '{pidfile}'; wait; :")
+    task = asyncio.create_task(archival.run_once())
     await poll(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the child")
     child = int(pidfile.read_text())
     task.cancel()

@@ -246,10 +246,8 @@ class _Records(logging.Handler):
 
 @pytest.mark.parametrize(
     "text",
-    [c[1] for c in CASES]
-    + [p.read_text() for p in config_files() if "duplicate" not in p.name],
-    ids=[c[0] for c in CASES]
-    + [p.name for p in config_files() if "duplicate" not in p.name],
+    [c[1] for c in CASES] + [p.read_text() for p in config_files() if "duplicate" not in p.name],
+    ids=[c[0] for c in CASES] + [p.name for p in config_files() if "duplicate" not in p.name],
 )
 def test_same_as_zeek_client(text: str) -> None:
     """Our parser and zeek-client's give the same messages and the same wire configuration."""

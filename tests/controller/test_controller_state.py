@@ -9,6 +9,7 @@ import ipaddress
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +25,11 @@ from mgmt.broker.records import (
     Result,
 )
 from mgmt.controller import state as cs
-from mgmt.controller.state import ControllerOptions, ControllerState
+from mgmt.controller.state import ControllerState
+from tests.support.settings import controller_settings
 
 TIMEOUT = 10.0
+SETTINGS = controller_settings(Path("/nonexistent"), request_timeout=TIMEOUT)
 
 
 class Harness:
@@ -35,9 +38,7 @@ class Harness:
     def __init__(self, **kw: Any) -> None:
         counter = itertools.count(1)
         self.now = 100.0
-        self.state = ControllerState(
-            ControllerOptions(request_timeout=TIMEOUT), new_id=lambda: f"id-{next(counter)}", **kw
-        )
+        self.state = ControllerState(SETTINGS, new_id=lambda: f"id-{next(counter)}", **kw)
         self.log: list[cs.Action] = []
         #: Every Log action, in order (take() leaves them out).
         self.logs: list[cs.Log] = []

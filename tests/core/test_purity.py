@@ -26,7 +26,7 @@ FORBIDDEN = ("asyncio", "websockets", "socket", "psutil", "signal", "selectors",
 PURE_MODULES = (
     ["mgmt.broker"]
     + [f"mgmt.broker.{m.name}" for m in pkgutil.iter_modules(mgmt.broker.__path__)]
-    + ["mgmt.core", "mgmt.archive.names"]
+    + ["mgmt.core", "mgmt.archive.names", "mgmt.settings.model"]
     + [f"mgmt.core.{m.name}" for m in pkgutil.iter_modules(mgmt.core.__path__)]
     # The pure policies of the daemons (DESIGN.md "Layers", level 2).
     + [

@@ -1,4 +1,4 @@
-"""The daemons' shared driver: signals request an orderly shutdown and are restored."""
+"""The daemons' one signal path: SIGTERM through serve_notifying, as in production."""
 
 from __future__ import annotations
 
@@ -9,23 +9,39 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.controller.service import ControllerConfig, ControllerService
-from mgmt.controller.state import ControllerOptions
+from mgmt.controller.service import ControllerService
+from mgmt.daemon.sdnotify import Notifier, serve_notifying
+from tests.support.settings import controller_settings
+
+
+class RecordingNotifier(Notifier):
+    """A Notifier without a socket that records what it would send."""
+
+    def __init__(self) -> None:
+        super().__init__(env={})
+        self.sent: list[tuple[str, ...]] = []
+
+    def notify(self, *assignments: str) -> bool:
+        self.sent.append(assignments)
+        return False
 
 
 @pytest.mark.asyncio
 async def test_sigterm_stops_a_daemon_and_its_handler_is_removed(tmp_path: Path) -> None:
-    """With install_signals, SIGTERM ends run() cleanly; afterwards the loop no longer
-    handles SIGTERM (the previous disposition is back)."""
+    """SIGTERM to a daemon run as main() runs it (serve_notifying) says STOPPING and
+    ends run() cleanly; afterwards the loop no longer handles SIGTERM."""
     service = ControllerService(
-        ControllerConfig(
-            "ctl", tmp_path, "127.0.0.1", 0, "127.0.0.1", 0, ControllerOptions(request_timeout=1.0)
-        )
+        controller_settings(
+            tmp_path, name="ctl", listen_address="127.0.0.1", listen_address_websocket="127.0.0.1"
+        ),
+        ephemeral_ports=True,
     )
-    task = asyncio.get_running_loop().create_task(service.run(install_signals=True))
+    notifier = RecordingNotifier()
+    task = asyncio.get_running_loop().create_task(serve_notifying(service, notifier, lambda: "up"))
     await service.started.wait()
     os.kill(os.getpid(), signal.SIGTERM)
     async with asyncio.timeout(10):
         await task
+    assert ("STOPPING=1", "STATUS=stopping") in notifier.sent
     loop = asyncio.get_running_loop()
     assert loop.remove_signal_handler(signal.SIGTERM) is False  # nothing left installed

@@ -76,7 +76,7 @@ def run_children(s: Site) -> dict[str, psutil.Process]:
     for proc in [parent, *parent.children()]:
         try:
             found[comm(proc.pid)] = proc
-        except FileNotFoundError:  # a child that just exited (e.g. the one we killed)
+        except (FileNotFoundError, ProcessLookupError):  # a child that just exited (killed)
             continue
     return found
 

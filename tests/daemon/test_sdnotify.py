@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.controller.service import ControllerConfig, ControllerService
+from mgmt.controller.service import ControllerService
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from tests.support.opsutil import Daemon, daemon_env, free_port
+from tests.support.settings import controller_settings
 
 
 class NotifySocket:
@@ -147,8 +148,7 @@ class FakeService:
     def request_shutdown(self) -> None:
         self._stop.set()
 
-    async def run(self, *, install_signals: bool = False) -> None:
-        assert not install_signals  # serve_notifying owns the signals
+    async def run(self) -> None:
         if self._fail is not None:
             raise self._fail
         self.started.set()
@@ -195,11 +195,11 @@ async def test_controller_ready_after_ports_listen(
 ) -> None:
     """In-process: at READY=1 the real controller's ports are bound and accept."""
     service = ControllerService(
-        ControllerConfig(
-            name="c", state_dir=tmp_path, client_address="127.0.0.1", client_port=0,
-            agent_address="127.0.0.1", agent_port=0,
-        )
-    )  # fmt: skip
+        controller_settings(
+            tmp_path, name="c", listen_address="127.0.0.1", listen_address_websocket="127.0.0.1"
+        ),
+        ephemeral_ports=True,
+    )
     notifier = Notifier({"NOTIFY_SOCKET": abstract_socket.env_value})
     task = asyncio.create_task(
         serve_notifying(service, notifier, lambda: "up", install_signals=False)

@@ -106,15 +106,20 @@ def hosts() -> Iterator[dict[str, str]]:
 def _in(ns: str, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            ["ip", "netns", "exec", ns, *argv], env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT,
+            ["ip", "netns", "exec", ns, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
 def _client(ns: str, *args: str) -> tuple[int, dict[str, object]]:
     out = subprocess.run(
         ["ip", "netns", "exec", ns, ZEEK_CLIENT, "--controller", "127.0.0.1:2149", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     try:
         parsed: dict[str, object] = json.loads(out.stdout) if out.stdout.strip() else {}
@@ -123,9 +128,7 @@ def _client(ns: str, *args: str) -> tuple[int, dict[str, object]]:
     return out.returncode, parsed
 
 
-def test_controller_and_two_agents_on_separate_hosts(
-    hosts: dict[str, str], tmp_path: Path
-) -> None:
+def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
     """Agents on two "remote" hosts dial the controller, get one configuration deployed
     across them, and report their nodes RUNNING; the controller sees each agent's own
     address."""
@@ -135,15 +138,33 @@ def test_controller_and_two_agents_on_separate_hosts(
     base = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PATH=f"{bin_dir}:{os.environ['PATH']}")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_in(hosts["controller"], [sys.executable, "-m", "mgmt", "controller",
-                                               "--state-dir", str(tmp_path / "ctl")],
-                         base, tmp_path / "controller.log"))
+        procs.append(
+            _in(
+                hosts["controller"],
+                [sys.executable, "-m", "mgmt", "controller", "--state-dir", str(tmp_path / "ctl")],
+                base,
+                tmp_path / "controller.log",
+            )
+        )
         for agent in AGENTS:
             env = dict(base, ZEEK_AGENT_NAME=agent)
-            procs.append(_in(hosts[agent], [
-                sys.executable, "-m", "mgmt", "agent", "--controller", f"{CONTROLLER_IP}:2150",
-                "--state-dir", str(tmp_path / agent),
-            ], env, tmp_path / f"{agent}.log"))
+            procs.append(
+                _in(
+                    hosts[agent],
+                    [
+                        sys.executable,
+                        "-m",
+                        "mgmt",
+                        "agent",
+                        "--controller",
+                        f"{CONTROLLER_IP}:2150",
+                        "--state-dir",
+                        str(tmp_path / agent),
+                    ],
+                    env,
+                    tmp_path / f"{agent}.log",
+                )
+            )
 
         def both_listed() -> dict[str, object] | None:
             rc, out = _client(hosts["controller"], "get-instances")
@@ -159,16 +180,20 @@ def test_controller_and_two_agents_on_separate_hosts(
         assert rc == 0, deployed
         nodes = deployed["results"]["nodes"]  # type: ignore[index]
         assert {n: v["instance"] for n, v in nodes.items()} == {
-            "manager": "agent-r1", "logger": "agent-r1",
-            "worker-1": "agent-r2", "worker-2": "agent-r2",
+            "manager": "agent-r1",
+            "logger": "agent-r1",
+            "worker-1": "agent-r2",
+            "worker-2": "agent-r2",
         }
 
         rc, status = _client(hosts["controller"], "get-nodes")
         assert rc == 0, status
         results = status["results"]
         assert isinstance(results, dict)
-        for agent, want in (("agent-r1", {"manager", "logger"}),
-                            ("agent-r2", {"worker-1", "worker-2"})):
+        for agent, want in (
+            ("agent-r1", {"manager", "logger"}),
+            ("agent-r2", {"worker-1", "worker-2"}),
+        ):
             rows = results[agent]
             cluster = {n: r for n, r in rows.items() if r["cluster_role"] is not None}
             assert set(cluster) == want

@@ -30,7 +30,6 @@ from mgmt.agent.layout import (
     LAYOUT_FILE,
     NODE_SCRIPT,
     SETTINGS_FILE,
-    ControllerView,
     ManagementSettings,
     settings_text,
 )
@@ -54,6 +53,7 @@ from tests.support.real_zeek import (
     real_zeek,
     write_script,
 )
+from tests.support.settings import agent_settings, controller_settings
 
 pytestmark = pytest.mark.zeek
 
@@ -298,17 +298,21 @@ def test_node_script_and_settings_parse(
     )
     (tmp_path / f"{NODE_SCRIPT}.zeek").write_text(NODE_SCRIPT_TEXT)
     ms = ManagementSettings(
-        state_dir="/var/lib/zeek",
-        spool_dir='/spool "x"\\',
-        agent_name="agent-\n1",
-        agent_listen_address="::",
+        agent=agent_settings(
+            Path("/var/lib/zeek"),
+            spool_dir=Path('/spool "x"\\'),
+            name="agent-\n1",
+            listen_address="::",
+            controller=None,
+            archive_logs=False,
+            archive_interval=0.25,
+            archive_dir=Path("/logs"),
+        ),
+        controller=controller_settings(
+            Path("/var/lib/zeek"), name="controller-x", listen_port_websocket=0
+        ),
         agent_listen_port=0,
-        controller_endpoint=None,
-        archive_logs=False,
-        archive_interval=0.25,
         archive_cmd="'/opt/zeek/bin/zeek-archiver' -v",
-        archive_dir="/logs",
-        controller=ControllerView("controller-x", listen_port_websocket=0),
     )
     (tmp_path / SETTINGS_FILE).write_text(settings_text(ms, management_scripts=management_scripts))
     zeekpath = subprocess.run(

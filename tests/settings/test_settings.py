@@ -15,17 +15,11 @@ from typing import Any
 import pytest
 
 from mgmt.exceptions import ConfigError
-from mgmt.settings import (
-    AgentSettings,
-    ControllerSettings,
-    Endpoint,
-    HostInfo,
-    Role,
-    add_settings_flags,
-    load_settings,
-    render_settings,
-    settings_from_args,
-)
+from mgmt.settings.flags import add_settings_flags, settings_from_args
+from mgmt.settings.model import AgentSettings, ControllerSettings, Endpoint, Role
+from mgmt.settings.schema import HostInfo
+from mgmt.settings.show import render_settings
+from mgmt.settings.sources import load_settings
 from tests.paths import REPO_ROOT
 
 HOST = HostInfo(hostname="testhost", is_root=False, home="/home/tester")

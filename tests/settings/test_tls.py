@@ -14,7 +14,9 @@ import pytest
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.exceptions import ConfigError
-from mgmt.settings import AgentSettings, ControllerSettings, HostInfo, load_settings
+from mgmt.settings.model import AgentSettings, ControllerSettings
+from mgmt.settings.schema import HostInfo
+from mgmt.settings.sources import load_settings
 from mgmt.settings.tls import agent_tls, client_context, controller_tls, server_context
 from mgmt.transport import Server, connect
 from mgmt.transport.connection import describe_connect_error
@@ -156,8 +158,11 @@ def test_agent_contexts(tmp_path: Path, pki: Pki) -> None:
             "(set websocket_tls_key)",
         ),
         (
-            {"websocket_tls_cert": "{server.cert}", "websocket_tls_key": "{server.key}",
-             "websocket_tls_ca": "/nonexistent/ca.pem"},
+            {
+                "websocket_tls_cert": "{server.cert}",
+                "websocket_tls_key": "{server.key}",
+                "websocket_tls_ca": "/nonexistent/ca.pem",
+            },
             "controller.websocket_tls_ca: cannot read /nonexistent/ca.pem",
         ),
     ],

@@ -36,7 +36,11 @@ class Clock:
         return self.now
 
 
-def running(settings: PolicySettings | None = None, pid: int = 100) -> tuple[NodePolicy, Clock]:
+#: Zeek's timing (behaviour.md §6.4): 26 s from the first SIGTERM to SIGKILL.
+ZEEK = PolicySettings(stop_grace=26.0)
+
+
+def running(settings: PolicySettings = ZEEK, pid: int = 100) -> tuple[NodePolicy, Clock]:
     clock = Clock()
     policy = NodePolicy("worker-01", settings)
     assert policy.start(clock.now) == [Spawn("start")]
@@ -60,7 +64,7 @@ def test_pure_module_imports_no_io() -> None:
 def test_start_ready_lifecycle() -> None:
     """start -> PENDING without pid, spawned -> pid, ready -> RUNNING."""
     clock = Clock()
-    policy = NodePolicy("manager")
+    policy = NodePolicy("manager", ZEEK)
     assert policy.state is S.STOPPED
     assert policy.start(clock.now) == [Spawn("start")]
     assert (policy.state, policy.pid) == (S.PENDING, None)
@@ -74,7 +78,7 @@ def test_start_ready_lifecycle() -> None:
 def test_spawn_failure_is_failed_state() -> None:
     """A failed spawn makes the node FAILED with the reason, and it is not retried."""
     clock = Clock()
-    policy = NodePolicy("manager")
+    policy = NodePolicy("manager", ZEEK)
     policy.start(clock.now)
     assert policy.on_spawn_failed("no such executable: /x", clock.now) == []
     assert (policy.state, policy.reason) == (S.FAILED, "no such executable: /x")
@@ -106,6 +110,21 @@ def test_revival_backoff_sequence() -> None:
             attempt,
         )
         policy.on_spawned(1000 + attempt, clock.now)
+
+
+def test_revival_delay_stops_growing_at_its_limit() -> None:
+    """With max_revival_delay (zeek-mgmt run's children) the delay grows no further."""
+    settings = PolicySettings(stop_grace=1.0, backoff_every=1, max_revival_delay=5.0)
+    policy, clock = running(settings)
+    delays = []
+    for attempt in range(5):
+        policy.on_exit(CRASH, clock.now)
+        deadline = policy.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - clock.now)
+        assert policy.on_tick(clock.advance(delays[-1])) == [Spawn("revival")]
+        policy.on_spawned(2000 + attempt, clock.now)
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 def test_revival_immediate_when_delay_already_passed() -> None:
@@ -151,7 +170,7 @@ def test_backoff_resets_on_exit_without_tick() -> None:
 
 def test_max_restarts_gives_up() -> None:
     """With max_restarts=2 the third consecutive crash makes the node FAILED."""
-    policy, clock = running(PolicySettings(max_restarts=2))
+    policy, clock = running(PolicySettings(stop_grace=26.0, max_restarts=2))
     for _ in range(2):
         policy.on_exit(CRASH, clock.now)
         assert policy.on_tick(clock.advance(1)) == [Spawn("revival")]
@@ -274,10 +293,10 @@ def test_restart_without_process_starts(state: ProcessState) -> None:
 def test_adopt() -> None:
     """An adopted live process is RUNNING if ready, with its own spawn time."""
     clock = Clock()
-    policy = NodePolicy("logger")
+    policy = NodePolicy("logger", ZEEK)
     assert policy.adopt(321, spawn_time=clock.now - 100, ready=True, now=clock.now) == []
     assert (policy.state, policy.pid, policy.spawn_time) == (S.RUNNING, 321, clock.now - 100)
-    other = NodePolicy("manager")
+    other = NodePolicy("manager", ZEEK)
     other.adopt(322, spawn_time=clock.now, ready=False, now=clock.now)
     assert other.state is S.PENDING
     with pytest.raises(InvalidState):
@@ -290,7 +309,7 @@ def test_adopt() -> None:
 def test_illegal_inputs_raise_and_leave_state() -> None:
     """Misuse raises InvalidState and the state stays what it was."""
     clock = Clock()
-    policy = NodePolicy("w")
+    policy = NodePolicy("w", ZEEK)
     with pytest.raises(InvalidState):
         policy.on_exit(CRASH, clock.now)  # no process
     with pytest.raises(InvalidState):
@@ -315,7 +334,7 @@ def test_set_state_validates_against_table() -> None:
     """_set_state refuses every transition not in TRANSITIONS."""
     for source in ProcessState:
         for target in ProcessState:
-            policy = NodePolicy("w")
+            policy = NodePolicy("w", ZEEK)
             policy._state = source
             if target in TRANSITIONS[source]:
                 policy._set_state(target)
@@ -329,7 +348,7 @@ def test_set_state_validates_against_table() -> None:
 def test_late_ready_is_ignored_while_stopping() -> None:
     """A readiness observation that arrives during a stop changes nothing."""
     clock = Clock()
-    policy = NodePolicy("w")
+    policy = NodePolicy("w", ZEEK)
     policy.start(clock.now)
     policy.on_spawned(5, clock.now)
     policy.stop(clock.now)
@@ -339,7 +358,7 @@ def test_late_ready_is_ignored_while_stopping() -> None:
 
 def test_stop_before_spawned() -> None:
     """Stopping a node whose spawn was not reported yet makes it STOPPED directly."""
-    policy = NodePolicy("w")
+    policy = NodePolicy("w", ZEEK)
     policy.start(0.0)
     assert policy.stop(0.0) == []
     assert policy.state is S.STOPPED
@@ -375,6 +394,6 @@ def test_changes_report_every_transition() -> None:
     assert policy.changes() == []
     policy.on_exit(CRASH, clock.advance(5))  # revived at once
     assert [(c.state, c.pid) for c in policy.changes()] == [(S.CRASHED, None), (S.PENDING, None)]
-    adopted = NodePolicy("m")
+    adopted = NodePolicy("m", ZEEK)
     adopted.adopt(7, spawn_time=0.0, ready=True, now=1.0)
     assert [(c.state, c.pid) for c in adopted.changes()] == [(S.PENDING, 7), (S.RUNNING, 7)]

@@ -8,6 +8,7 @@ constructor so that the suite stays fast.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -22,10 +23,12 @@ import pytest_asyncio
 
 from mgmt.exceptions import NoSuchNode, SpawnError, StateStoreError
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
-from mgmt.supervisor import backend as backend_mod
-from mgmt.supervisor.backend import Handle, process_name, read_outputs, read_status, tail_lines
-from mgmt.supervisor.policy import ExitStatus, NodeSpec, ProcessState
-from mgmt.supervisor.service import NodeInfo, SupervisorService
+from mgmt.supervisor import nodefiles
+from mgmt.supervisor.backend import Handle, process_name
+from mgmt.supervisor.node import NodeInfo
+from mgmt.supervisor.nodefiles import read_outputs, read_status, tail_lines
+from mgmt.supervisor.policy import ExitStatus, NodeSpec, PolicySettings, ProcessState
+from mgmt.supervisor.service import SupervisorService
 from tests.paths import REPO_ROOT
 
 S = ProcessState
@@ -91,7 +94,9 @@ def make_spec(node_exe: Path, state_dir: Path) -> Callable[..., NodeSpec]:
     return make
 
 
-FAST = dict(term_interval=0.1, stop_grace=2.0, revival_delay=0.1, poll_interval=0.02)
+#: Quick timing for tests: short SIGTERM interval, grace and revival delay.
+FAST = PolicySettings(term_interval=0.1, stop_grace=2.0, revival_delay=0.1)
+POLL = 0.02
 
 
 @pytest.fixture
@@ -108,7 +113,7 @@ def leftover_pids() -> Iterator[list[int]]:
 
 @pytest_asyncio.fixture
 async def sup(state_dir: Path) -> AsyncIterator[SupervisorService]:
-    service = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    service = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     await service.start()
     yield service
     await service.close()
@@ -204,7 +209,8 @@ async def test_crash_is_recorded_and_node_revived(
     sup = SupervisorService(
         state_dir,
         on_state_change=lambda info: changes.append((info.state, info.pid)),
-        **FAST,  # type: ignore[arg-type]
+        policy=FAST,
+        poll_interval=POLL,
     )
     async with sup:
         sup.deploy([make_spec("worker-01")])
@@ -236,9 +242,9 @@ async def test_failing_node_backs_off_then_gives_up(
 
     sup = SupervisorService(
         state_dir,
-        max_restarts=3,
         on_state_change=record,
-        **{**FAST, "revival_delay": 0.15},  # type: ignore[arg-type]
+        policy=dataclasses.replace(FAST, revival_delay=0.15, max_restarts=3),
+        poll_interval=POLL,
     )
     async with sup:
         sup.deploy([make_spec("worker-01", mode="exit1")])
@@ -266,7 +272,9 @@ async def test_stop_escalates_to_sigkill(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node ignoring SIGTERM is SIGKILLed after the grace period and stays STOPPED."""
-    async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.5}) as sup:  # type: ignore[arg-type]
+    async with SupervisorService(
+        state_dir, policy=dataclasses.replace(FAST, stop_grace=0.5), poll_interval=POLL
+    ) as sup:
         await _stop_escalates_to_sigkill(sup, make_spec)
 
 
@@ -421,14 +429,14 @@ async def test_adoption_by_a_new_supervisor(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """close(keep_nodes=True) leaves nodes running; a new supervisor adopts and stops them."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     await a.start()
     a.deploy([make_spec("manager")])
     info = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"]
     await a.close(keep_nodes=True)
     assert info.pid is not None and alive(info.pid)
 
-    b = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    b = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     (adopted,) = await b.start()
     try:
         assert (adopted.state, adopted.pid, adopted.adopted) == (S.RUNNING, info.pid, True)
@@ -447,12 +455,12 @@ async def test_adopted_node_crash_is_detected(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """An adopted node that dies is noticed and revived by the new supervisor."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     await a.start()
     a.deploy([make_spec("logger")])
     old = (await wait_for(a, lambda n: n["logger"].state is S.RUNNING))["logger"].pid
     await a.close(keep_nodes=True)
-    async with SupervisorService(state_dir, **FAST) as b:  # type: ignore[arg-type]
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
         assert b.status()[0].pid == old
         assert old is not None
         os.kill(old, signal.SIGKILL)
@@ -468,7 +476,7 @@ async def test_reused_pid_is_not_adopted(
     state_dir: Path, make_spec: Callable[..., NodeSpec], leftover_pids: list[int]
 ) -> None:
     """A stored pid whose start time differs is neither adopted nor signalled."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     await a.start()
     a.deploy([make_spec("manager")])
     old = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"].pid
@@ -481,7 +489,7 @@ async def test_reused_pid_is_not_adopted(
     assert repr(ct) in text
     table.write_text(text.replace(repr(ct), repr(ct - 1000.0)))
 
-    async with SupervisorService(state_dir, **FAST) as b:  # type: ignore[arg-type]
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
         infos = await wait_for(b, lambda n: n["manager"].state is S.RUNNING)
         assert infos["manager"].pid != old
         assert not infos["manager"].adopted
@@ -499,11 +507,13 @@ async def test_adoption_of_a_non_child(
         f"""
         import asyncio
         from pathlib import Path
-        from mgmt.supervisor.policy import NodeSpec
+        from mgmt.supervisor.policy import NodeSpec, PolicySettings
         from mgmt.supervisor.service import SupervisorService
 
         async def main():
-            sup = SupervisorService(Path({str(state_dir)!r}), poll_interval=0.02)
+            sup = SupervisorService(
+                Path({str(state_dir)!r}), policy=PolicySettings(stop_grace=26.0), poll_interval=0.02
+            )
             await sup.start()
             sup.deploy([NodeSpec(name="worker-01", argv={spec.argv!r}, env={dict(spec.env)!r},
                                  cwd={spec.cwd!r})])
@@ -531,7 +541,7 @@ async def test_adoption_of_a_non_child(
     assert state == "RUNNING"
     assert psutil.Process(pid).ppid() != os.getpid()
 
-    async with SupervisorService(state_dir, **FAST) as b:  # type: ignore[arg-type]
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
         (info,) = b.status()
         assert (info.state, info.pid, info.adopted) == (S.RUNNING, pid, True)
         b.stop()
@@ -547,7 +557,9 @@ async def test_clean_close_stops_nodes_and_table_says_so(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """close() stops every node; the next supervisor adopts nothing and starts nothing."""
-    async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.3}) as a:  # type: ignore[arg-type]
+    async with SupervisorService(
+        state_dir, policy=dataclasses.replace(FAST, stop_grace=0.3), poll_interval=POLL
+    ) as a:
         a.deploy([make_spec("m"), make_spec("w", mode="ignore_term")])
         infos = await wait_for(a, lambda n: all(i.state is S.RUNNING for i in n.values()))
     for info in infos.values():
@@ -557,7 +569,7 @@ async def test_clean_close_stops_nodes_and_table_says_so(
         ("m", Intent.STOP, None),
         ("w", Intent.STOP, None),
     }
-    async with SupervisorService(state_dir, **FAST) as b:  # type: ignore[arg-type]
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
         assert {(i.name, i.state, i.pid) for i in b.status()} == {
             ("m", S.STOPPED, None),
             ("w", S.STOPPED, None),
@@ -569,7 +581,7 @@ async def test_corrupt_table_refuses_to_start(state_dir: Path) -> None:
     """A corrupt node table raises StateStoreError naming it, and is left untouched."""
     table = state_dir / "supervisor-nodes.toml"
     table.write_text("schema_version = 1\n[nodes.x\n")
-    sup = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
+    sup = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
     with pytest.raises(StateStoreError) as info:
         await sup.start()
     assert str(table) in str(info.value)
@@ -623,7 +635,7 @@ class FakeBackend:
 async def test_deploy_waits_for_old_processes(state_dir: Path) -> None:
     """New nodes are spawned only once every old process of the deployment has exited."""
     fake = FakeBackend()
-    sup = SupervisorService(state_dir, backend=fake, **FAST)  # type: ignore[arg-type]
+    sup = SupervisorService(state_dir, backend=fake, policy=FAST, poll_interval=POLL)
     await sup.start()
     sup.deploy([NodeSpec(name="a", argv=("zeek",)), NodeSpec(name="b", argv=("zeek",))])  # type: ignore[arg-type]
     assert fake.spawned == ["a", "b"]
@@ -656,7 +668,7 @@ async def test_unexpected_spawn_exception_fails_that_node_only(state_dir: Path) 
     """A backend raising something other than SpawnError for one node makes that node
     FAILED with the reason; the driver and the other nodes carry on."""
     fake = FakeBackend()
-    sup = SupervisorService(state_dir, backend=fake, **FAST)  # type: ignore[arg-type]
+    sup = SupervisorService(state_dir, backend=fake, policy=FAST, poll_interval=POLL)
     await sup.start()
     specs = [NodeSpec(name=n, argv=(a,)) for n, a in (("a", "zeek"), ("b", "explodes"))]  # type: ignore[arg-type]
     sup.deploy([*specs, NodeSpec(name="c", argv=("zeek",))])  # type: ignore[arg-type]
@@ -736,7 +748,7 @@ def test_tail_lines_reads_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             return self.f.read(size)
 
     monkeypatch.setattr(
-        backend_mod, "open", lambda p, m: CountingFile(real_open(p, m)), raising=False
+        nodefiles, "open", lambda p, m: CountingFile(real_open(p, m)), raising=False
     )
     assert tail_lines(path) == lines[-100:]
     assert sum(reads) < 20_000
@@ -827,7 +839,7 @@ async def test_table_rows_of_impossible_nodes_are_dropped_not_fatal(
         b"[nodes.w]\nintent = 'stop'\nargv = ['z']\ncwd = '/'\ncurrent = true\nenv = {}\n"
     )
     with caplog.at_level("WARNING", "mgmt.supervisor"):
-        async with SupervisorService(state_dir, **FAST) as sup:  # type: ignore[arg-type]
+        async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as sup:
             assert [(i.name, i.state) for i in sup.status()] == [("w", S.STOPPED)]
     assert "dropping node '.hidden'" in caplog.text
     assert "pid 999999, is left alone" in caplog.text

@@ -37,10 +37,11 @@ from mgmt.broker.records import (
     State,
 )
 from mgmt.broker.session import EventReceived
-from mgmt.controller.service import ControllerConfig, ControllerService
-from mgmt.controller.state import ControllerOptions
+from mgmt.controller.service import ControllerService
+from mgmt.settings.model import ControllerSettings
 from mgmt.transport import Connection, connect
 from tests.paths import DATA, REPO_ROOT
+from tests.support.settings import controller_settings
 
 #: The cluster configurations used for the Zeek 8.2.2 reference captures.
 CONFIGS = DATA / "zeek-8.2.2" / "configs"
@@ -52,6 +53,7 @@ def config_files() -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no reference configs in {CONFIGS} (see tests/data/README.md)")
     return files
+
 
 #: The default agent name of instance-free cluster configurations.
 LOCAL_AGENT = f"agent-{socket.gethostname() or 'localhost'}"
@@ -206,8 +208,8 @@ class FakeAgent:
 class ObservedController(ControllerService):
     """A controller that signals every state-machine step (an intercepting subclass)."""
 
-    def __init__(self, config: ControllerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, settings: ControllerSettings) -> None:
+        super().__init__(settings, ephemeral_ports=True)
         self.stepped = asyncio.Event()
 
     def _step(self, fn: Callable[[float], object]) -> None:
@@ -255,14 +257,12 @@ async def running_controller(
 ) -> AsyncIterator[Cluster]:
     """Run a controller on free ports under ``tmp_path`` for the duration of the block."""
     svc = ObservedController(
-        ControllerConfig(
-            "controller-test",
+        controller_settings(
             tmp_path / "state",
-            "127.0.0.1",
-            0,
-            "127.0.0.1",
-            0,
-            ControllerOptions(request_timeout=request_timeout),
+            name="controller-test",
+            listen_address="127.0.0.1",
+            listen_address_websocket="127.0.0.1",
+            request_timeout=request_timeout,
         )
     )
     task = asyncio.create_task(svc.run())

@@ -48,10 +48,12 @@ from mgmt.broker.records import (
     State,
 )
 from mgmt.broker.session import EventReceived
-from mgmt.controller.service import ControllerConfig, ControllerService
-from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions, agent_topic
+from mgmt.controller.service import ControllerService
+from mgmt.controller.state import CONTROLLER_TOPIC, agent_topic
+from mgmt.settings.model import ControllerSettings
 from mgmt.transport import Connection, ReconnectingClient, Server, connect
 from tests.paths import DATA, REPO_ROOT
+from tests.support.settings import controller_settings
 
 #: Zeek 8.2.2 + zeek-client 1.5.0 captures the tests compare against (tests/data/README.md).
 REFERENCE = DATA / "zeek-8.2.2"
@@ -104,31 +106,29 @@ def controller_config(
     name: str = "controller-test",
     max_message_size: int | None = None,
     controller_port: int = 2150,
-) -> ControllerConfig:
-    """A ControllerConfig listening on 127.0.0.1, ports chosen by the OS."""
+) -> ControllerSettings:
+    """A controller's settings for tests: listening on 127.0.0.1 (on ports the OS picks:
+    run it with ``ephemeral_ports``), ``controller_port`` as its configured agent port."""
     extra: dict[str, Any] = {}
     if max_message_size is not None:
         extra["max_message_size"] = max_message_size
-    return ControllerConfig(
+    return controller_settings(
+        state_dir,
         name=name,
-        state_dir=state_dir,
-        client_address="127.0.0.1",
-        client_port=0,
-        agent_address="127.0.0.1",
-        agent_port=0,
-        options=ControllerOptions(
-            request_timeout=request_timeout, controller_port=Port(controller_port)
-        ),
+        listen_address="127.0.0.1",
+        listen_port=controller_port,
+        listen_address_websocket="127.0.0.1",
+        request_timeout=request_timeout,
         **extra,
     )
 
 
 @contextlib.asynccontextmanager
 async def running_controller(
-    state_dir: Path, *, config: ControllerConfig | None = None, **kw: Any
+    state_dir: Path, *, config: ControllerSettings | None = None, **kw: Any
 ) -> AsyncIterator[ControllerService]:
     """Run a controller until the block ends; ``service.client_server.port`` etc. are set."""
-    svc = ControllerService(config or controller_config(state_dir, **kw))
+    svc = ControllerService(config or controller_config(state_dir, **kw), ephemeral_ports=True)
     task = asyncio.create_task(svc.run(), name="controller-under-test")
     started = asyncio.create_task(svc.started.wait())
     await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,0 +1,235 @@
+"""Value kinds of the settings: how each type is parsed from every source and shown.
+
+A parser takes a raw value and whether it is text (env, flag, ``--set``) or a typed TOML
+value (file, or a typed flag such as a boolean or a list), and returns the typed value or
+raises ValueError with the problem, which the loader turns into a
+:class:`~mgmt.exceptions.ConfigError` naming the source and the key.
+
+Value rules
+-----------
+* Ports: an integer, ``"NNNN"`` or Zeek's ``"NNNN/tcp"``, from any source. Zeek itself
+  rejects a bare number in a port variable and silently does not listen; we accept it, and
+  anything else (``abc``, ``70000``, ``2149/udp``, an empty string in the file or a flag) is
+  an error, never a silent "not listening".
+* Port 0 means "do not listen" for the three listen ports (controller ``listen_port`` and
+  ``listen_port_websocket``, agent ``listen_port``), as Zeek's ``0/unknown``. It is an error
+  for every other port. If the controller's agent-facing port is 0, the agent's default
+  ``controller`` is ``none``: a controller that does not listen for agents dials them.
+* ``agent.controller`` is ``"HOST:PORT"`` (``"[v6addr]:PORT"``, port may end in ``/tcp``),
+  or ``"none"``; host ``0.0.0.0`` also means none, as in Zeek: do not dial, the controller
+  dials the agent. Parsed into :class:`~mgmt.settings.model.Endpoint` or ``None``.
+* Booleans from text: ``true/false``, ``yes/no``, ``on/off``, ``1/0``. In the file they must
+  be TOML booleans, numbers TOML numbers: the file is typed, text sources are parsed.
+* Paths: ``tls_*`` and ``websocket_tls_*`` may be empty (``None``, not configured);
+  ``state_dir``, ``spool_dir``, ``archive_dir`` may not. ``zeek`` and ``archive_cmd`` are
+  strings resolved at load time (``zeek``, ``zeek-archiver``, see
+  :mod:`mgmt.settings.zeek`); empty means "not found" (an error only when a node must be
+  started) and "use the built-in archiver".
+* ``agent.archive_interval = 0`` means "the rotation interval", 3600 s, and is stored so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mgmt.settings.model import Endpoint
+
+#: Zeek's ``Log::default_rotation_interval`` in management processes (persistence.zeek).
+ROTATION_INTERVAL = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How the values of one type of setting are parsed, shown and named in ``--help``."""
+
+    #: ``(raw value, is text) -> typed value``; raises ValueError naming the problem.
+    parse: Callable[[object, bool], object]
+    #: Typed value -> TOML value for show-settings (its output loads back).
+    show: Callable[[Any], object]
+    metavar: str
+
+
+def _typename(raw: object) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
+    return names.get(type(raw), "table" if isinstance(raw, dict) else type(raw).__name__)
+
+
+def _need_str(raw: object, what: str = "a string") -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected {what}, got {_typename(raw)} {raw!r}")
+    return raw
+
+
+def _parse_str(raw: object, text: bool) -> str:
+    s = _need_str(raw)
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+def _parse_opt_str(raw: object, text: bool) -> str:
+    return _need_str(raw)
+
+
+def _parse_path(raw: object, text: bool) -> Path:
+    return Path(_parse_str(raw, text))
+
+
+def _parse_opt_path(raw: object, text: bool) -> Path | None:
+    s = _need_str(raw, "a path or an empty string")
+    return Path(s) if s else None
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _parse_bool(raw: object, text: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if text and isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
+        return raw.lower() in _TRUE
+    expected = "true or false" if text else "a boolean"
+    raise ValueError(f"expected {expected}, got {_typename(raw)} {raw!r}")
+
+
+_PORT_RE = re.compile(r"([0-9]{1,5})(?:/([a-z]+))?")
+_PORT_FORMS = "expected NNNN or NNNN/tcp"
+
+
+def port_number(raw: object, lowest: int) -> int:
+    """A port from an integer, ``"NNNN"`` or ``"NNNN/tcp"``, in ``lowest``-65535."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif isinstance(raw, str):
+        m = _PORT_RE.fullmatch(raw)
+        if m is None:
+            raise ValueError(f"invalid port {raw!r}: {_PORT_FORMS}")
+        if m[2] not in (None, "tcp"):
+            raise ValueError(f"invalid port {raw!r}: only tcp ports are supported")
+        number = int(m[1])
+    else:
+        raise ValueError(f"invalid port {raw!r}: {_PORT_FORMS}")
+    if not lowest <= number <= 65535:
+        raise ValueError(f"invalid port {raw!r}: must be in {lowest}-65535")
+    return number
+
+
+def _parse_port(raw: object, text: bool) -> int:
+    return port_number(raw, 1)
+
+
+def _parse_listen_port(raw: object, text: bool) -> int:
+    return port_number(raw, 0)
+
+
+def _parse_number(raw: object, text: bool, convert: type[float] | type[int]) -> float:
+    if text and isinstance(raw, str):
+        try:
+            value: float = convert(raw)
+        except ValueError:
+            what = "an integer" if convert is int else "a number"
+            raise ValueError(f"expected {what}, got {raw!r}") from None
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        if convert is int and not isinstance(raw, int):
+            raise ValueError(f"expected an integer, got {raw!r}")
+        value = raw
+    else:
+        raise ValueError(f"expected a number, got {_typename(raw)} {raw!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {raw!r}")
+    return value
+
+
+def _parse_positive_float(raw: object, text: bool) -> float:
+    value = float(_parse_number(raw, text, float))
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _parse_nonneg_float(raw: object, text: bool) -> float:
+    value = float(_parse_number(raw, text, float))
+    if value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
+    return value
+
+
+def _parse_archive_interval(raw: object, text: bool) -> float:
+    # agent/config.zeek: "0 sec" means Log::default_rotation_interval (1 hr in the agent).
+    return _parse_nonneg_float(raw, text) or ROTATION_INTERVAL
+
+
+def _parse_positive_int(raw: object, text: bool) -> int:
+    value = int(_parse_number(raw, text, int))
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _parse_str_list(raw: object, text: bool) -> tuple[str, ...]:
+    if text and isinstance(raw, str):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+        return tuple(raw)
+    raise ValueError(f"expected an array of strings, got {_typename(raw)} {raw!r}")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _parse_log_level(raw: object, text: bool) -> str:
+    s = _need_str(raw).lower()
+    if s not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return s
+
+
+def _parse_endpoint(raw: object, text: bool) -> Endpoint | None:
+    s = _need_str(raw, '"HOST:PORT" or "none"')
+    if s.lower() == "none":
+        return None
+    host, sep, port = s.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f'expected "HOST:PORT" or "none", got {s!r}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address as [ADDR]:PORT, got {s!r}")
+    number = port_number(port, 1)
+    # agent/config.zeek: address "0.0.0.0" means "do not connect; the controller connects".
+    return None if host == "0.0.0.0" else Endpoint(host, number)
+
+
+def _show_plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _show_path(value: Path | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _show_endpoint(value: Endpoint | None) -> str:
+    return "none" if value is None else str(value)
+
+
+STR = Kind(_parse_str, _show_plain, "STR")
+OPT_STR = Kind(_parse_opt_str, _show_plain, "STR")
+PATH = Kind(_parse_path, _show_path, "PATH")
+OPT_PATH = Kind(_parse_opt_path, _show_path, "PATH")
+BOOL = Kind(_parse_bool, _show_plain, "BOOL")
+PORT = Kind(_parse_port, _show_plain, "PORT")
+LISTEN_PORT = Kind(_parse_listen_port, _show_plain, "PORT")
+SECONDS = Kind(_parse_positive_float, _show_plain, "SECONDS")
+NONNEG_SECONDS = Kind(_parse_nonneg_float, _show_plain, "SECONDS")
+ARCHIVE_INTERVAL = Kind(_parse_archive_interval, _show_plain, "SECONDS")
+BYTES = Kind(_parse_positive_int, _show_plain, "BYTES")
+COUNT = Kind(_parse_positive_int, _show_plain, "N")
+STR_LIST = Kind(_parse_str_list, _show_plain, "STR")
+LOG_LEVEL = Kind(_parse_log_level, _show_plain, "LEVEL")
+ENDPOINT = Kind(_parse_endpoint, _show_endpoint, "HOST:PORT")
