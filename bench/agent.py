@@ -49,11 +49,12 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.e2e_helpers import AGENT_NAME, Site, port_open, wait_until  # noqa: E402
+
 from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
-from tests.e2e_helpers import AGENT_NAME, Site, port_open, wait_until  # noqa: E402
 
 TOPIC = "zeek/management/controller"
 

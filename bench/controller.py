@@ -36,13 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
-
-from mgmt.broker import events as ev  # noqa: E402
-from mgmt.broker import messages as bm  # noqa: E402
-from mgmt.broker.data import Port  # noqa: E402
-from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State  # noqa: E402
-from mgmt.controller.state import CONTROLLER_TOPIC, agent_topic  # noqa: E402
 from tests.controller_helpers import (  # noqa: E402
     ApiClient,
     ControllerProcess,
@@ -50,6 +43,13 @@ from tests.controller_helpers import (  # noqa: E402
     multi_config,
     reqid,
 )
+from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+
+from mgmt.broker import events as ev  # noqa: E402
+from mgmt.broker import messages as bm  # noqa: E402
+from mgmt.broker.data import Port  # noqa: E402
+from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State  # noqa: E402
+from mgmt.core.topics import CONTROLLER_TOPIC, agent_topic  # noqa: E402
 
 TARGETS = {
     "get_nodes_p50_small_ms": 5.0,

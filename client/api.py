@@ -49,6 +49,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Configuration, Result
 from mgmt.broker.session import EventReceived
+from mgmt.core.topics import CONTROLLER_TOPIC
 from mgmt.exceptions import (
     HandshakeError,
     InvalidState,
@@ -60,8 +61,6 @@ from mgmt.transport.connection import connect
 
 log = logging.getLogger("mgmt.client")
 
-#: The topic the client subscribes to and publishes on.
-CONTROLLER_TOPIC = "zeek/management/controller"
 
 R = TypeVar("R")
 

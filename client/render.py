@@ -118,8 +118,16 @@ def truthy(value: BrokerValue) -> bool:
 # zeek-client's Broker type class for each argument codec (monitor lines, error texts).
 _BT_CLASS = {"string": "String", "bool": "Boolean", "set[string]": "Set", "count": "Count"}
 #: The controller API events zeek-client knows (its event registry).
-KNOWN_EVENTS: frozenset[type] = frozenset(ev.CONTROLLER_REQUESTS) | frozenset(
+KNOWN_EVENTS: frozenset[type] = frozenset(
     {
+        ev.GetInstancesRequest,
+        ev.StageConfigurationRequest,
+        ev.GetConfigurationRequest,
+        ev.DeployRequest,
+        ev.GetNodesRequest,
+        ev.GetIdValueRequest,
+        ev.RestartRequest,
+        ev.TestTimeoutRequest,
         ev.GetInstancesResponse,
         ev.StageConfigurationResponse,
         ev.GetConfigurationResponse,

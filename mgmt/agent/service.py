@@ -67,18 +67,23 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from mgmt.agent import layout
 from mgmt.agent import state as ast
+from mgmt.agent.extactions import ExtensionActions
+from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.nodechannel import NodeChannels, NodeProcess
 from mgmt.broker import events as ev
 from mgmt.broker.data import Port
-from mgmt.broker.records import Configuration, NodeOutputs, Role, State
+from mgmt.broker.directions import CONTROLLER_TO_AGENT, AgentToController
+from mgmt.broker.records import Configuration, NodeOutputs, Result, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.core import launchable
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
+from mgmt.core.topics import agent_topic
+from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.configtoml import config_from_table, config_to_table
@@ -97,8 +102,6 @@ from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")
 
-AGENT_TOPIC_PREFIX = "zeek/management/agent"
-NODE_TOPIC_PREFIX = "zeek/management/node"
 STATE_KIND = "zeek-mgmt-agent"
 STATE_SCHEMA = 1
 
@@ -236,6 +239,8 @@ class AgentService(MachineDriver):
         self.started = asyncio.Event()
         self._ports: dict[str, int] = {}
         self.channels = NodeChannels(timeout=config.request_timeout)
+        facts = ProcessFacts("agent", config.name, os.getpid(), time.time())
+        self.extensions = ExtensionActions(facts, self._zeek)
         #: Local nodes of this deployment that were not handed to the supervisor, and
         #: why (a value no process can take, layout or spool not writable): each is
         #: reported FAILED with the reason as its stderr.
@@ -346,7 +351,7 @@ class AgentService(MachineDriver):
                     cfg.listen_port,
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
-                    accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
                     topics=self._handles_topic,
                     version=cfg.version,
                     max_size=cfg.max_message_size,
@@ -388,7 +393,7 @@ class AgentService(MachineDriver):
                     (self.topic,),
                     on_event=self._on_controller_event,
                     on_open=self._on_controller_open,
-                    accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+                    accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
                     handles=self._handles_topic,
                     max_size=cfg.max_message_size,
                     max_send_buffer=cfg.max_send_buffer,
@@ -451,7 +456,7 @@ class AgentService(MachineDriver):
     @property
     def topic(self) -> str:
         """This agent's topic, ``zeek/management/agent/<name>``."""
-        return f"{AGENT_TOPIC_PREFIX}/{self.config.name}"
+        return agent_topic(self.config.name)
 
     def _execute(self, action: ast.Action) -> None:
         match action:
@@ -466,10 +471,23 @@ class AgentService(MachineDriver):
                 self._restart(reqid, names)
             case ast.Dispatch(reqid=reqid, action=act, nodes=names):
                 self._spawn(self._dispatch(reqid, act, names))
+            case ast.RunExtension(reqid=reqid, event=event):
+                self._spawn(self._run_extension(reqid, event))
             case ast.Log(level=level, message=message):
                 log.log(int(level), "%s", message)
+            case _:
+                assert_never(action)
 
-    def _send(self, event: object) -> None:
+    async def _run_extension(self, reqid: str, event: ExtensionRequest) -> None:
+        """Answer an extension request the state machine cannot answer by itself."""
+        try:
+            results = await self.extensions.answer(event)
+        except Exception:
+            log.exception("extension request %s failed", peer_text(reqid))
+            results = (Result(reqid, False, error="internal error (see the agent's log)"),)
+        self._step(lambda now: self._state.extension_done(reqid, results, now))
+
+    def _send(self, event: AgentToController) -> None:
         sent = 0
         if self.client is not None and self.client.send_event(self.topic, event):
             sent += 1

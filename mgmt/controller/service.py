@@ -50,13 +50,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
+from mgmt.broker.directions import AGENT_TO_CONTROLLER, CLIENT_TO_CONTROLLER
 from mgmt.broker.records import Configuration
 from mgmt.broker.session import EventReceived, prefix_filter
 from mgmt.controller import state as cs
 from mgmt.core.peertext import peer_text
+from mgmt.core.topics import AGENT_TOPIC_PREFIX, CONTROLLER_TOPIC, agent_topic
+from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
@@ -72,8 +76,8 @@ from mgmt.transport.connection import (
 
 log = logging.getLogger("mgmt.controller")
 
-_CLIENT_EVENTS = ev.CONTROLLER_REQUESTS
-_AGENT_EVENTS = ev.AGENT_TO_CONTROLLER
+_CLIENT_EVENTS = CLIENT_TO_CONTROLLER
+_AGENT_EVENTS = AGENT_TO_CONTROLLER
 
 
 class DeployRequestEncoder:
@@ -231,6 +235,7 @@ class ControllerService(MachineDriver):
             staged=saved.staged,
             ready=saved.ready,
             deployed=saved.deployed,
+            facts=ProcessFacts("controller", self.config.name, os.getpid(), time.time()),
         )
 
     async def run(self, *, install_signals: bool = False) -> None:
@@ -260,7 +265,7 @@ class ControllerService(MachineDriver):
                 cfg.client_port,
                 on_event=self._on_client_event,
                 accept=lambda e: isinstance(e, _CLIENT_EVENTS),
-                topics=prefix_filter(cs.CONTROLLER_TOPIC),
+                topics=prefix_filter(CONTROLLER_TOPIC),
                 relay=True,
                 version=cfg.version,
                 max_size=cfg.max_message_size,
@@ -280,7 +285,7 @@ class ControllerService(MachineDriver):
                 on_event=self._on_agent_event,
                 on_close=self._on_agent_closed,
                 accept=lambda e: isinstance(e, _AGENT_EVENTS),
-                topics=prefix_filter(cs.AGENT_TOPIC_PREFIX),
+                topics=prefix_filter(AGENT_TOPIC_PREFIX),
                 version=cfg.version,
                 max_size=cfg.max_message_size,
                 max_send_buffer=cfg.max_send_buffer,
@@ -355,7 +360,7 @@ class ControllerService(MachineDriver):
         match action:
             case cs.Publish(event=event):
                 if self.client_server is not None:
-                    self.client_server.publish(cs.CONTROLLER_TOPIC, event)
+                    self.client_server.publish(CONTROLLER_TOPIC, event)
             case cs.SendToAgent(instance=name, event=event):
                 conn = self._links.get(name)
                 if conn is None or not conn.is_open:
@@ -365,7 +370,7 @@ class ControllerService(MachineDriver):
                         type(event).__name__,
                     )
                     return
-                topic = cs.agent_topic(name)
+                topic = agent_topic(name)
                 if isinstance(event, ev.AgentDeployRequest):
                     conn.send_fragments(self._deploy_encoder.fragments(topic, event))
                 else:
@@ -386,6 +391,8 @@ class ControllerService(MachineDriver):
                     entry[1].cancel()
             case cs.Log(level=level, message=message):
                 log.log(int(level), "%s", message)
+            case _:
+                assert_never(action)
 
     # -- client port ---------------------------------------------------------------------
 
@@ -448,7 +455,7 @@ class ControllerService(MachineDriver):
 
         client = ReconnectingClient(
             uri,
-            (cs.AGENT_TOPIC_PREFIX,),
+            (AGENT_TOPIC_PREFIX,),
             on_event=on_event,
             on_close=self._on_agent_closed,
             accept=lambda e: isinstance(e, _AGENT_EVENTS),

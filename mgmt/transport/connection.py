@@ -71,7 +71,6 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from mgmt.broker import messages as bm
-from mgmt.broker.events import event_name
 from mgmt.broker.session import (
     Acked,
     ClientSession,
@@ -307,10 +306,11 @@ class Connection:
             elif isinstance(event, Ignored):
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
-                        "%s: ignored %s on topic %s (not a topic handled here)",
+                        "%s: ignored %s on topic %s (%s)",
                         self.name,
-                        event_name(event.event),
+                        peer_text(event.name),
                         peer_text(event.topic),
+                        event.reason,
                     )
             elif isinstance(event, Rejected):
                 self._log_rejected(event)
@@ -338,6 +338,8 @@ class Connection:
             parts.append(f"{self.session.rejected} messages rejected")
         if self.session.ignored:
             parts.append(f"{self.session.ignored} events on other topics ignored")
+        if self.session.unknown_extensions:
+            parts.append(f"{self.session.unknown_extensions} unknown extension events ignored")
         return "; " + ", ".join(parts) if parts else ""
 
     def _feed(self, frame: str | bytes) -> None:

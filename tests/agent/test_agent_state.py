@@ -8,7 +8,6 @@ import pytest
 
 from mgmt.agent import state as ast
 from mgmt.agent.state import (
-    TIMED_OUT,
     AgentOptions,
     AgentState,
     Dispatch,
@@ -32,6 +31,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.core.requests import TIMED_OUT
 
 AGENT = "agent-test"
 R = State.RUNNING
@@ -131,12 +131,12 @@ def test_standby_launches_empty_config_and_answers(agent: AgentState, clock: Clo
     assert agent.my_nodes() == []
 
 
-def test_unknown_event_is_logged_not_answered(agent: AgentState, clock: Clock) -> None:
-    """An event the agent does not handle only produces a warning."""
-    agent.receive(ev.NotifyAgentHello("x", "y", True, 1), clock.now)
-    actions = agent.actions()
-    assert sends(actions) == []
-    assert any(isinstance(a, Log) and a.level is ast.Level.WARNING for a in actions)
+def test_event_of_another_direction_is_a_bug(agent: AgentState, clock: Clock) -> None:
+    """receive() takes controller -> agent events only (the port's accept filter refuses
+    the others): any other event is a programming error, and nothing is sent."""
+    with pytest.raises(AssertionError):
+        agent.receive(ev.NotifyAgentHello("x", "y", True, 1), clock.now)  # type: ignore[arg-type]
+    assert sends(agent.actions()) == []
 
 
 # -- deploy ---------------------------------------------------------------------------------

@@ -601,7 +601,7 @@ def test_start_redeploys_persisted_config() -> None:
     assert not published(acts) and h.state.pending_deploy == ""
 
 
-def test_notify_error_and_unexpected_events_are_ignored() -> None:
+def test_notify_error_and_stray_responses_are_ignored() -> None:
     """notify_* events and stray responses change nothing and publish nothing."""
     h = Harness()
     h.hello("a")
@@ -611,7 +611,6 @@ def test_notify_error_and_unexpected_events_are_ignored() -> None:
         ev.NotifyLog("a", "msg"),
         ev.AgentStandbyResponse("", Result("", True, instance="a")),
         ev.AgentDeployResponse("unknown", ()),
-        ev.GetInstancesRequest("wrong port"),
     ):
         assert h.agent("a", event) == []
     assert (dict(h.state.known), dict(h.state.requests)) == before
