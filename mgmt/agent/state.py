@@ -456,8 +456,7 @@ class AgentState:
     def _extension(self, event: ExtensionRequest, now: float) -> None:
         """An extension request (mgmt.agent.extensions): answered here when its answer
         is pure, else by the service (RunExtension, then extension_done)."""
-        name = ev.event_name(event).rpartition("::")[2]
-        self._log(Level.DEBUG, f"rx {name} {peer_text(event.reqid)}")
+        self._log(Level.DEBUG, f"rx {type(event).__name__} {peer_text(event.reqid)}")
         row = EXTENSIONS[type(event)]
         if row.answer is not None:
             self._send(row.response(event.reqid, row.answer(self, event)))

@@ -605,8 +605,7 @@ class ControllerState:
 
     def _fan_out(self, event: FanOutRequest, row: FanOut, now: float) -> None:
         """An extension request answered by asking agents (mgmt.controller.fanout)."""
-        name = ev.event_name(event).rpartition("::")[2]
-        self._log(Level.INFO, f"rx {name} {peer_text(event.reqid)}")
+        self._log(Level.INFO, f"rx {type(event).__name__} {peer_text(event.reqid)}")
         req = self._create(event.reqid, Kind.FANOUT, now)
         req.response = row.response
         if row.local is not None:
