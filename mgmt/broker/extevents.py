@@ -13,7 +13,8 @@ catalogue and shaped like Zeek's (README, "API"):
 
 A response's ``results`` is a ``Management::ResultVec``. Extension payloads travel in
 ``Result.data`` as a Broker ``string`` holding a compact JSON object with a ``"v"``
-(schema version) member: :func:`payload_result` writes one, :func:`payload_of` reads it.
+(schema version) member: :func:`payload_result` writes one, :func:`payload_of` reads it
+and :class:`ExtensionResult` is a Result with its payload read.
 A peer that does not know an event of this namespace ignores it (a debug log line, no
 Broker error): see :func:`is_extension_event`.
 
@@ -76,6 +77,35 @@ def payload_of(result: Result) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError("data", "expected a JSON object")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionResult:
+    """One Result of an extension response, with its JSON payload decoded.
+
+    Attributes:
+        instance, node: who answered (the controller's own Results name the controller).
+        success: whether it worked, and the payload was a JSON object.
+        error: why not (the Result's error, or why its payload could not be read).
+        payload: the payload (a dict with ``"v"``), ``None`` on failure.
+    """
+
+    instance: str | None
+    node: str | None
+    success: bool
+    error: str | None
+    payload: dict[str, Any] | None
+
+    @classmethod
+    def from_result(cls, result: Result) -> ExtensionResult:
+        """Decode one Result of an extension response."""
+        if not result.success:
+            return cls(result.instance, result.node, False, result.error or "failed", None)
+        try:
+            payload = payload_of(result)
+        except DecodeError as exc:
+            return cls(result.instance, result.node, False, f"invalid payload: {exc}", None)
+        return cls(result.instance, result.node, True, None, payload)
 
 
 # --------------------------------------------------------------------------------------
