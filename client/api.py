@@ -62,8 +62,7 @@ from mgmt.exceptions import (
     RequestTimeout,
     SessionClosedError,
 )
-from mgmt.transport import Connection
-from mgmt.transport.connection import connect
+from mgmt.transport import Connection, connect
 
 log = logging.getLogger("mgmt.client")
 

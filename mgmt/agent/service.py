@@ -92,7 +92,7 @@ from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_tom
 from mgmt.supervisor.policy import NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import (
+from mgmt.transport.limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SEND_BUFFER,

@@ -5,7 +5,8 @@ Rules / theory of operation
 A session is fed complete text frames with ``receive_text()`` and never touches a socket.
 What it wants done comes out of two drained lists, websockets-style:
 
-* ``messages_to_send()`` -- text frames to write, in order;
+* ``messages_to_send()`` -- text frames to write, in order (a message the application
+  gave as UTF-8 fragments stays one item: :data:`Fragments`);
 * ``events_received()`` -- what happened, for the application (:class:`Subscribed`,
   :class:`Acked`, :class:`EventReceived`, :class:`Ignored`, :class:`ErrorReceived`,
   :class:`Rejected`).
@@ -131,6 +132,11 @@ class Rejected:
 
 SessionEvent = Subscribed | Acked | EventReceived | Ignored | ErrorReceived | Rejected
 
+#: One text message given as UTF-8 fragments, each to be sent in a frame of its own.
+Fragments = tuple[bytes | memoryview, ...]
+#: What a session wants written: a text frame, or one message as fragments.
+Outgoing = str | Fragments
+
 #: Decides whether an event object is acceptable on this connection.
 EventFilter = Callable[[Any], bool]
 #: Decides whether this endpoint handles events published on a topic.
@@ -173,7 +179,7 @@ class _Session:
         self.unknown_extensions = 0
         #: How many messages were rejected (malformed, unknown or not allowed).
         self.rejected = 0
-        self._out: list[str] = []
+        self._out: list[Outgoing] = []
         self._events: list[SessionEvent] = []
         self._state = SessionState.CLOSED
         self.close_requested: tuple[int, str] | None = None
@@ -188,7 +194,7 @@ class _Session:
     def _set_state(self, state: SessionState) -> None:
         self._state = state
 
-    def messages_to_send(self) -> list[str]:
+    def messages_to_send(self) -> list[Outgoing]:
         """Drain and return the frames to write, in order."""
         out, self._out = self._out, []
         return out
@@ -212,9 +218,21 @@ class _Session:
         Raises:
             InvalidState: the session is not open.
         """
+        self._check_open()
+        self._out.append(text)
+
+    def send_fragments(self, fragments: Fragments) -> None:
+        """Queue an already-serialized data message given as UTF-8 fragments.
+
+        Raises:
+            InvalidState: the session is not open.
+        """
+        self._check_open()
+        self._out.append(fragments)
+
+    def _check_open(self) -> None:
         if self._state is not SessionState.OPEN:
             raise InvalidState(f"cannot send in state {self._state.value}")
-        self._out.append(text)
 
     def _decode_data(self, text: str, msg: bm.DataMessage) -> tuple[str, str, str] | None:
         """Decode a data message's event; return (code, context, detail) on rejection."""

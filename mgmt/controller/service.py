@@ -64,7 +64,7 @@ from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import remove_stale_temporaries
 from mgmt.transport import Connection, ReconnectingClient, Server
-from mgmt.transport.connection import (
+from mgmt.transport.limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SEND_BUFFER,

@@ -35,7 +35,7 @@ from mgmt.daemon.fdlimit import RESERVE, check_fd_budget
 from mgmt.exceptions import ConfigError
 from mgmt.settings import HostInfo, load_settings
 from mgmt.transport import Server
-from mgmt.transport.connection import (
+from mgmt.transport.limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SEND_BUFFER,
