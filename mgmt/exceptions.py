@@ -110,11 +110,12 @@ class ConfigError(MgmtError):
     """Invalid settings. The message names the key and where the value came from."""
 
 
-class ArchiveError(MgmtError):
-    """The log queue or the archive directory cannot be used (whole run impossible).
+class _PathError(MgmtError):
+    """An error about one file or directory: ``<path>: <reason>``.
 
     Attributes:
-        path: the directory concerned.
+        path: the file or directory concerned.
+        reason: what is wrong with it.
     """
 
     def __init__(self, path: str, reason: str) -> None:
@@ -123,17 +124,13 @@ class ArchiveError(MgmtError):
         super().__init__(f"{path}: {reason}")
 
 
-class StateStoreError(MgmtError):
-    """A persisted state file cannot be read or written.
+class ArchiveError(_PathError):
+    """The log queue or the archive directory (``path``) cannot be used (whole run
+    impossible)."""
 
-    Attributes:
-        path: the file concerned.
-    """
 
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+class StateStoreError(_PathError):
+    """A persisted state file (``path``) cannot be read or written."""
 
 
 class InstanceLocked(MgmtError):
