@@ -437,10 +437,21 @@ def _dec_none(data: JsonValue, path: str) -> None:
     return None
 
 
-def _dec_boolean(data: JsonValue, path: str) -> bool:
-    if type(data) is not bool:
-        raise _bad(path, "boolean", data)
-    return data
+def _exactly(tag: str, kind: type[T]) -> Callable[[JsonValue, str], T]:
+    """The decoder of a type whose JSON ``data`` is exactly a ``kind`` (no ``int`` for a
+    ``bool``, no subclasses)."""
+
+    def decode(data: JsonValue, path: str) -> T:
+        if type(data) is not kind:
+            raise _bad(path, tag, data)
+        value: T = data
+        return value
+
+    return decode
+
+
+_dec_boolean = _exactly("boolean", bool)
+_dec_string = _exactly("string", str)
 
 
 def _dec_count(data: JsonValue, path: str) -> Count:
@@ -486,43 +497,31 @@ def _dec_timestamp(data: JsonValue, path: str) -> datetime.datetime:
     return value
 
 
-def _dec_string(data: JsonValue, path: str) -> str:
-    if type(data) is not str:
-        raise _bad(path, "string", data)
-    return data
+def _parsed(
+    tag: str, parse: Callable[[str], T], plausible: Callable[[str], bool] = bool
+) -> Callable[[JsonValue, str], T]:
+    """The decoder of a type whose JSON ``data`` is a string that ``parse`` turns into the
+    value (raising ``ValueError`` for a bad one); ``plausible`` rejects early."""
+
+    def decode(data: JsonValue, path: str) -> T:
+        if type(data) is not str or not plausible(data):
+            raise _bad(path, tag, data)
+        try:
+            return parse(data)
+        except ValueError:
+            raise _bad(path, tag, data) from None
+
+    return decode
 
 
-def _dec_enum(data: JsonValue, path: str) -> EnumValue:
-    if type(data) is not str or not data:
-        raise _bad(path, "enum-value", data)
-    return EnumValue(data)
+def _network(text: str) -> IPNetwork:
+    return ipaddress.ip_network(text, strict=False)
 
 
-def _dec_address(data: JsonValue, path: str) -> IPAddress:
-    if type(data) is not str:
-        raise _bad(path, "address", data)
-    try:
-        return ipaddress.ip_address(data)
-    except ValueError:
-        raise _bad(path, "address", data) from None
-
-
-def _dec_subnet(data: JsonValue, path: str) -> IPNetwork:
-    if type(data) is not str or "/" not in data:
-        raise _bad(path, "subnet", data)
-    try:
-        return ipaddress.ip_network(data, strict=False)
-    except ValueError:
-        raise _bad(path, "subnet", data) from None
-
-
-def _dec_port(data: JsonValue, path: str) -> Port:
-    if type(data) is not str:
-        raise _bad(path, "port", data)
-    try:
-        return Port.parse(data)
-    except ValueError:
-        raise _bad(path, "port", data) from None
+_dec_enum = _parsed("enum-value", EnumValue)
+_dec_address: Callable[[JsonValue, str], IPAddress] = _parsed("address", ipaddress.ip_address)
+_dec_subnet = _parsed("subnet", _network, lambda text: "/" in text)
+_dec_port = _parsed("port", Port.parse)
 
 
 def _elements(data: JsonValue, tag: str, path: str) -> list[Any]:

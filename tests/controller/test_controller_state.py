@@ -9,7 +9,6 @@ import ipaddress
 import itertools
 import subprocess
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -691,25 +690,14 @@ def test_get_version_without_agents_answers_at_once() -> None:
     assert [r.instance for r in resp.results] == ["ctl"] and not h.state.requests
 
 
-@dataclass(frozen=True, slots=True)
-class NodesRequest:
-    """A stand-in for a node-scoped extension request (any feature's)."""
-
-    reqid: str
-    nodes: BrokerSet
-
-
-@dataclass(frozen=True, slots=True)
-class NodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
-
-
-NODES_ROW = FanOut(NodesResponse, NodesRequest, Scope.NODES)  # type: ignore[arg-type]
+# A node-scoped row, standing in for any feature's: restart's events have the shape.
+NODES_ROW = FanOut(ev.RestartResponse, ev.AgentRestartRequest, Scope.NODES)
+NodesRequest, NodesResponse = ev.AgentRestartRequest, ev.RestartResponse
 
 
 def fan_out(h: Harness, nodes: set[str]) -> list[cs.Action]:
-    h.state._fan_out(NodesRequest("n1", BrokerSet(sorted(nodes))), NODES_ROW, h.now)  # type: ignore[arg-type]
+    request = ev.RestartRequest("n1", BrokerSet(sorted(nodes)))
+    h.state._fan_out(request, NODES_ROW, h.now)  # type: ignore[arg-type]
     return h.take()
 
 
