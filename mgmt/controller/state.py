@@ -4,19 +4,18 @@ Rules / theory of operation
 ---------------------------
 :class:`ControllerState` holds what Zeek's ``controller/main.zeek`` keeps in globals:
 
-* ``instances`` (``g_instances``): the instances the current deployment needs;
-* ``known`` (``g_instances_known``): every agent that said hello and is still connected;
-* ``ready`` (``g_instances_ready``): instances in ``instances`` that accepted our welcome;
+* ``agents`` (:class:`~mgmt.controller.instances.Instances`): ``instances``, ``known``
+  and ``ready`` (``g_instances``, ``g_instances_known``, ``g_instances_ready``): the
+  instances the deployment needs, the agents connected, the needed ones welcomed;
 * ``staged`` / ``ready_config`` / ``deployed`` (``g_configs``): the persisted configs;
 * ``pending_deploy`` (``g_config_reqid_pending``);
 * ``requests``: every outstanding request with its deadline (``Management::Request``).
 
 Inputs are methods named ``receive_*`` / ``agent_*`` / ``tick`` / ``persisted`` that take
 ``now`` (seconds, monotonic) from the caller; outputs are drained with :meth:`actions`:
-:class:`Publish` (an event for clients on ``zeek/management/controller``),
-:class:`SendToAgent`, :class:`Dial` / :class:`StopDialing` (instances the controller must
-connect to), :class:`Persist` (write the configs) and :class:`Log`. The inputs are typed by
-direction (:mod:`mgmt.broker.directions`) and matched exhaustively.
+the :mod:`mgmt.controller.actions` (publish to clients, send to an agent, dial, persist,
+log). The inputs are typed by direction (:mod:`mgmt.broker.directions`) and matched
+exhaustively.
 
 Requests live in one :class:`~mgmt.core.requests.RequestTable`; each kind that is answered
 with a result vector names its response event in :data:`RESPONSES`. zeek-mgmt's extension
@@ -52,29 +51,30 @@ Deliberate differences from Zeek (each fixes a quirk listed in behaviour.md §9)
 from __future__ import annotations
 
 import enum
-import ipaddress
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import TypeAlias, assert_never
 
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
-from mgmt.broker.directions import (
-    AgentToController,
-    ClientToController,
-    ControllerToAgent,
-    ControllerToClient,
-)
+from mgmt.broker.directions import AgentToController, ClientToController, ControllerToClient
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller import validation
+from mgmt.controller.actions import Action as Action
+from mgmt.controller.actions import Dial as Dial
+from mgmt.controller.actions import Persist as Persist
+from mgmt.controller.actions import Publish as Publish
+from mgmt.controller.actions import SendToAgent as SendToAgent
+from mgmt.controller.actions import StopDialing as StopDialing
 from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest, Scope
+from mgmt.controller.instances import Instances
 from mgmt.core import launchable
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
-from mgmt.core.requests import API_VERSION, TIMED_OUT, Request, RequestTable, Respond
+from mgmt.core.requests import TIMED_OUT, Request, RequestTable, Respond
 from mgmt.core.version import ProcessFacts
 from mgmt.exceptions import InvalidState
 
@@ -82,55 +82,6 @@ from mgmt.exceptions import InvalidState
 PERSIST_FAILED = "could not persist configuration"
 #: The error of a request about nodes when nothing is deployed (Zeek's restart).
 NO_DEPLOYMENT = "no active cluster deployment"
-_UNSPECIFIED = ipaddress.IPv4Address("0.0.0.0")
-
-
-# --------------------------------------------------------------------------------------
-# Actions
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """Send an event to the clients (topic ``zeek/management/controller``)."""
-
-    event: ControllerToClient
-
-
-@dataclass(frozen=True, slots=True)
-class SendToAgent:
-    """Send an event to the agent serving ``instance`` (dropped if it is not connected)."""
-
-    instance: str
-    event: ControllerToAgent
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """Keep a connection to an agent that listens (``Instance.listen_port`` is set)."""
-
-    instance: str
-    host: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class StopDialing:
-    """Stop dialing an instance that is no longer part of the deployment."""
-
-    instance: str
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    """Write staged/ready/deployed configurations durably, then report the outcome with
-    :meth:`ControllerState.persisted` before giving the machine any other input."""
-
-    staged: Configuration | None
-    ready: Configuration | None
-    deployed: Configuration | None
-
-
-Action = Publish | SendToAgent | Dial | StopDialing | Persist | Log
 
 
 # --------------------------------------------------------------------------------------
@@ -220,16 +171,15 @@ class ControllerState:
         self.ready_config = ready
         self.deployed = deployed
         self.facts = facts
-        self.instances: dict[str, Instance] = {}
-        self.known: dict[str, Instance] = {}
-        self.ready: set[str] = set()
+        self._actions: list[Action] = []
+        self._agents_ready_queued: list[frozenset[str]] = []
+        #: The agents: needed, connected, ready (g_instances, _known, _ready).
+        self.agents = Instances(self._emit, self._welcome, self._agents_ready_queued.append)
         self.pending_deploy = ""
         self.requests: RequestTable[Kind, ControllerToClient] = RequestTable(
             self.options.request_timeout
         )
         self._new_id = new_id
-        self._actions: list[Action] = []
-        self._agents_ready_queued: list[frozenset[str]] = []
         self._write: _Write | None = None
 
     # -- outputs ---------------------------------------------------------------------
@@ -242,6 +192,24 @@ class ControllerState:
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called (the earliest request deadline)."""
         return self.requests.next_deadline()
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """The instances the current deployment needs (``g_instances``)."""
+        return self.agents.instances
+
+    @property
+    def known(self) -> dict[str, Instance]:
+        """The agents that said hello and are connected (``g_instances_known``)."""
+        return self.agents.known
+
+    @property
+    def ready(self) -> set[str]:
+        """The needed instances that accepted our welcome (``g_instances_ready``)."""
+        return self.agents.ready
+
+    def _emit(self, action: Action) -> None:
+        self._actions.append(action)
 
     def _log(self, level: Level, message: str) -> None:
         self._actions.append(Log(level, message))
@@ -411,19 +379,11 @@ class ControllerState:
                 return
             req = self._new_deploy(reqid, config, now)
             self._deploy(req, now)
-            self._check_instances_ready()
+            self.agents.check_ready()
 
         # Writing the unchanged slots proves the state can be written before any agent
         # is told anything: a full or read-only disk fails the deploy with nothing changed.
         self._persist(self._slots(), writable)
-
-    def _connectivity_changed(self, new: Instance) -> bool:
-        old = self.instances.get(new.name)
-        if old is None:
-            return False
-        if new.host != _UNSPECIFIED and new.host != old.host:
-            return True
-        return new.listen_port != old.listen_port
 
     def _new_deploy(
         self, reqid: str, config: Configuration, now: float, *, internal: bool = False
@@ -436,20 +396,8 @@ class ControllerState:
         assert req.config is not None
         config = req.config
         self.pending_deploy = req.id
-        wanted = {i.name: i for i in config.instances}
-        current = set(self.instances)
-        to_drop = current - set(wanted)
-        to_add = set(wanted) - current
-        for name in sorted(current & set(wanted)):
-            if self._connectivity_changed(wanted[name]):
-                # Zeek drops such an instance and forgets to re-add it (Q5); we re-add.
-                to_drop.add(name)
-                to_add.add(name)
-        for name in sorted(to_drop):
-            self._drop_instance(name)
-        for name in sorted(to_add):
-            self._add_instance(wanted[name], now)
-        if not wanted:
+        self.agents.deploy({i.name: i for i in config.instances}, now)
+        if not config.instances:
             self._deploy_done(req)
 
     def _deploy_done(self, req: ControllerRequest) -> None:
@@ -482,36 +430,10 @@ class ControllerState:
                 (self.staged, self.ready_config, config), lambda error, _now: recorded(error)
             )
 
-    def _add_instance(self, inst: Instance, now: float) -> None:
-        self.instances[inst.name] = inst
-        if inst.listen_port is not None:
-            self._actions.append(Dial(inst.name, str(inst.host), inst.listen_port.number))
-        seen = self.known.get(inst.name)
-        if seen is None:
-            self._log(Level.DEBUG, f"instance {peer_text(inst.name)} not known to us, skipping")
-            return
-        if inst.listen_port is None:
-            self.instances[inst.name] = replace(inst, host=seen.host)
-        self._welcome(inst.name, now)
-
-    def _drop_instance(self, name: str) -> None:
-        inst = self.instances.pop(name, None)
-        if inst is None:
-            return
-        self.ready.discard(name)
-        self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
-        if inst.listen_port is not None:
-            self._actions.append(StopDialing(name))
-        self._log(Level.INFO, f"dropped instance {peer_text(name)}")
-
     def _welcome(self, name: str, now: float) -> None:
         reqid = self._new_id()
         self._create(reqid, Kind.WELCOME, now).instance = name
         self._actions.append(SendToAgent(name, ev.AgentWelcomeRequest(reqid)))
-
-    def _check_instances_ready(self) -> None:
-        if set(self.instances) == self.ready:
-            self._agents_ready_queued.append(frozenset(self.ready))
 
     def _notify_agents_ready(self, instances: frozenset[str], now: float) -> None:
         self._log(Level.INFO, f"rx notify_agents_ready {peer_text(instances)}")
@@ -659,41 +581,13 @@ class ControllerState:
             Whether the hello was accepted (the caller then binds the instance name to
             the connection).
         """
-        name = hello.instance
-        self._log(
-            Level.INFO,
-            f"rx notify_agent_hello {peer_text(name)} {peer_text(hello.id)} {hello.connecting}",
-        )
-        if hello.api_version != API_VERSION:
-            self._log(
-                Level.WARNING,
-                f"instance {peer_text(name)}/{peer_text(hello.id)} has checked in with "
-                f"incompatible API version {hello.api_version}",
-            )
-            self._drop_instance(name)
-            self.known.pop(name, None)
-            self._run_internal_events(now)
-            return False
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            addr = _UNSPECIFIED
-        listen = Port(port) if port is not None else None
-        self.known[name] = Instance(name, addr, listen)
-        if name in self.instances and name not in self.ready:
-            inst = self.instances[name]
-            if inst.listen_port is None and addr != _UNSPECIFIED:
-                self.instances[name] = replace(inst, host=addr)
-            self._welcome(name, now)
+        accepted = self.agents.hello(hello, host, port, now)
         self._run_internal_events(now)
-        return True
+        return accepted
 
     def agent_lost(self, name: str, now: float) -> None:
         """The connection bound to instance ``name`` is gone (``Broker::peer_lost``)."""
-        if name in self.known:
-            self.known.pop(name, None)
-            self.ready.discard(name)
-            self._log(Level.INFO, f"dropped state for instance {peer_text(name)}")
+        self.agents.lost(name)
         self._run_internal_events(now)
 
     def receive_agent(self, name: str, event: AgentToController, now: float) -> None:
@@ -730,15 +624,8 @@ class ControllerState:
         self._run_internal_events(now)
 
     def _welcome_response(self, name: str, reqid: str, result: Result) -> None:
-        if self._finish(reqid) is None:
-            return
-        instance = result.instance or name
-        if not result.success or instance not in self.instances:
-            self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
-            return
-        self.ready.add(instance)
-        self._log(Level.INFO, f"instance {peer_text(instance)} ready")
-        self._check_instances_ready()
+        if self._finish(reqid) is not None:
+            self.agents.welcomed(name, result)
 
     def _child_response(self, reqid: str, results: tuple[Result, ...], now: float) -> None:
         child = self._finish(reqid)
@@ -807,5 +694,5 @@ class ControllerState:
                 f"request {req.id}",
             )
             self._deploy(req, now)
-            self._check_instances_ready()
+            self.agents.check_ready()
             self._run_internal_events(now)
