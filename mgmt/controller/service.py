@@ -16,7 +16,7 @@ Like Zeek's controller, which subscribes to ``zeek/management/controller`` and
 requests on ``zeek/management/controller...``, agent events on
 ``zeek/management/agent...``); events on other topics are ignored (counted, logged at
 debug). Both ports bound what one peer may cost (connections, send buffer, handshake
-time: :mod:`mgmt.transport.connection`).
+time: :mod:`mgmt.transport.limits`).
 
 Instances whose configuration names ``host:port`` are dialed instead, by a
 :class:`~mgmt.transport.ReconnectingClient` each, forever, with back-off.
