@@ -42,7 +42,7 @@ from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker import messages as bm  # noqa: E402
 from mgmt.broker.data import Port  # noqa: E402
 from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State  # noqa: E402
-from mgmt.controller.state import CONTROLLER_TOPIC, agent_topic  # noqa: E402
+from mgmt.core.topics import CONTROLLER_TOPIC, agent_topic  # noqa: E402
 from tests.support.controller_helpers import (  # noqa: E402
     ApiClient,
     ControllerProcess,

@@ -30,13 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+
 from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker.data import BrokerSet  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
+from mgmt.core.topics import CONTROLLER_TOPIC  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
 from tests.support.node_helpers import MgmtRun, free_port_block  # noqa: E402
-
-CONTROLLER_TOPIC = "zeek/management/controller"
 
 
 def cluster_config(agent: str, nodes: int) -> str:

@@ -5,9 +5,9 @@ Two layers:
 * :mod:`client.api` -- an asyncio library, ``async with ControllerClient(host, port) as c:``
   with one coroutine per controller request;
 * :mod:`client.cli` -- ``zeek-mgmt <command>``: zeek-client 1.5.0's commands with the same
-  options, output bytes and exit codes, plus ``status``, ``deploy-config --wait`` and
-  ``client-settings`` (zeek-client's ``show-settings``; in ``zeek-mgmt`` that name is the
-  former name of ``daemon-settings``, the daemons' settings).
+  options, output bytes and exit codes, plus ``status``, ``get-versions``,
+  ``deploy-config --wait`` and ``client-settings`` (zeek-client's ``show-settings``; in
+  ``zeek-mgmt`` that name is the former name of ``daemon-settings``, the daemons' settings).
 
 Pure helpers: :mod:`client.config` (settings), :mod:`client.clusterconfig` (the ``.ini``
 cluster configuration parser) and :mod:`client.render` (output rendering).
@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("stage-config", "upload a cluster configuration for later deployment"),
     ("test-timeout", "send the controller's timeout test request"),
     ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
+    ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
 )
 

@@ -30,6 +30,10 @@ outstanding at once.
 The response timeout is zeek-client's: a per-read timeout, i.e. it restarts whenever
 anything arrives on the connection (see wire spec §1.8).
 
+zeek-mgmt's extension requests (``ZeekMgmt::Controller::API::...``, README "API") go
+through :meth:`ControllerClient.extension`, which decodes the JSON payload of each
+Result (:class:`~mgmt.broker.extevents.ExtensionResult`).
+
 Failures raise :mod:`mgmt.exceptions` errors whose text is zeek-client's message:
 
 * :class:`~mgmt.exceptions.HandshakeError` -- peering failed
@@ -48,27 +52,27 @@ import ssl as ssl_module
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet
+from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import Configuration, Result
 from mgmt.broker.session import EventReceived
+from mgmt.core.topics import CONTROLLER_TOPIC
 from mgmt.exceptions import (
     HandshakeError,
     InvalidState,
     RequestTimeout,
     SessionClosedError,
 )
-from mgmt.transport import Connection
-from mgmt.transport.connection import connect
+from mgmt.transport import Connection, connect
 
 log = logging.getLogger("mgmt.client")
 
-#: The topic the client subscribes to and publishes on.
-CONTROLLER_TOPIC = "zeek/management/controller"
 
 R = TypeVar("R")
 
@@ -96,6 +100,16 @@ def connect_hint(exc: BaseException, tls: bool) -> str:
         if not isinstance(exc, ssl_module.SSLCertVerificationError):
             return " (is the controller's port plaintext? then leave ssl.enable off)"
     return ""
+
+
+class ResultsResponse(Protocol):
+    """A response event carrying ``(reqid, results)``."""
+
+    @property
+    def results(self) -> tuple[Result, ...]: ...
+
+
+RR = TypeVar("RR", bound=ResultsResponse)
 
 
 def new_request_id() -> str:
@@ -399,6 +413,23 @@ class ControllerClient:
             ev.RestartResponse,
         )
         return resp.results
+
+    async def extension(self, event: Any, response_type: type[RR]) -> tuple[ExtensionResult, ...]:
+        """Send an extension request (``ZeekMgmt::Controller::API::<name>_request``, its
+        ``reqid`` first) and decode the payloads of its response's results, in order.
+
+        Raises:
+            RequestTimeout: no response in time (e.g. a controller without the
+                extension ignores the request).
+            SessionClosedError: the connection is gone.
+        """
+        resp = await self.request(event, response_type)
+        return tuple(ExtensionResult.from_result(r) for r in resp.results)
+
+    async def get_versions(self) -> tuple[ExtensionResult, ...]:
+        """``get_version_request``: the controller's versions, then each connected
+        agent's (README, "API")."""
+        return await self.extension(xev.GetVersionRequest(new_request_id()), xev.GetVersionResponse)
 
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this

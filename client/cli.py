@@ -1,4 +1,4 @@
-"""``zeek-mgmt`` client commands: zeek-client 1.5.0's commands, plus three extras.
+"""``zeek-mgmt`` client commands: zeek-client 1.5.0's commands, plus four extras.
 
 Every zeek-client command keeps its name, arguments, stdout bytes and exit codes
 (wire spec §7): ``deploy``, ``deploy-config``, ``get-config``, ``get-id-value``,
@@ -12,6 +12,9 @@ Extras:
 
 * ``client-settings`` -- zeek-client's ``show-settings`` (same output). In ``zeek-mgmt``
   that name is the former name of ``daemon-settings`` (the daemons' settings).
+* ``get-versions`` -- the versions of the controller, of each connected agent and of the
+  Zeek it runs, as JSON keyed by name (the ``get_version`` extension request; README,
+  "API"). Exit 1 if any of them failed to answer.
 * ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
   port, restarts and uptime. The last two are not in the controller API (``NodeStatus``
   has no such fields), so they show ``-``: nothing is guessed. Exit 0 when every row is
@@ -737,6 +740,14 @@ async def _test_timeout(ctx: Context) -> int:
     )
 
 
+async def _get_versions(ctx: Context) -> int:
+    return await _request(
+        ctx,
+        lambda c: c.get_versions(),
+        lambda r: render.render_extension(r, pretty=ctx.pretty),
+    )
+
+
 async def _client_settings(ctx: Context) -> int:
     sys.stdout.write(ctx.settings.render())
     sys.stdout.flush()
@@ -763,4 +774,5 @@ restart = _command(_nodes_argument, _restart)
 stage_config = _command(_config_file_argument, _stage_config)
 test_timeout = _command(_test_timeout_arguments, _test_timeout)
 status = _command(_nothing, _status)
+get_versions = _command(_nothing, _get_versions)
 client_settings = _command(_nothing, _client_settings)

@@ -15,7 +15,8 @@ zeek-client's rules that shape the output, kept here on purpose:
   every scalar (even ``""``) is true.
 
 Extras of zeek-mgmt (not in zeek-client): :func:`render_status` and
-:func:`wait_progress` for ``status`` and ``deploy-config --wait``.
+:func:`wait_progress` for ``status`` and ``deploy-config --wait``, and
+:func:`render_extension` for extension requests (``get-versions``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Literal
 from mgmt.broker import data as bd
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, BrokerValue, Port, Table
+from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -118,8 +120,16 @@ def truthy(value: BrokerValue) -> bool:
 # zeek-client's Broker type class for each argument codec (monitor lines, error texts).
 _BT_CLASS = {"string": "String", "bool": "Boolean", "set[string]": "Set", "count": "Count"}
 #: The controller API events zeek-client knows (its event registry).
-KNOWN_EVENTS: frozenset[type] = frozenset(ev.CONTROLLER_REQUESTS) | frozenset(
+KNOWN_EVENTS: frozenset[type] = frozenset(
     {
+        ev.GetInstancesRequest,
+        ev.StageConfigurationRequest,
+        ev.GetConfigurationRequest,
+        ev.DeployRequest,
+        ev.GetNodesRequest,
+        ev.GetIdValueRequest,
+        ev.RestartRequest,
+        ev.TestTimeoutRequest,
         ev.GetInstancesResponse,
         ev.StageConfigurationResponse,
         ev.GetConfigurationResponse,
@@ -470,6 +480,24 @@ def render_restart(results: Sequence[Result], *, pretty: bool) -> Rendered:
             continue
         # zeek-client prints its Result object's default repr (with a memory address).
         errors.append({"error": f"result lacking node: {res!r}"})
+    return Rendered(
+        json_text({"results": out, "errors": errors}, pretty=pretty), 0 if not errors else 1
+    )
+
+
+def render_extension(results: Sequence[ExtensionResult], *, pretty: bool) -> Rendered:
+    """An extension response like zeek-client's commands: ``{"results": {<instance>:
+    <payload>, ...}, "errors": [{"source", "error"}, ...]}`` (``<instance>/<node>`` for
+    node-level results); exit 1 if any result is an error."""
+    out: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for res in results:
+        source = "/".join(part for part in (res.instance, res.node) if part) or None
+        if res.payload is None or source is None or source in out:
+            error = res.error if res.payload is None else f"unexpected result from {source}"
+            errors.append({"source": source, "error": error})
+            continue
+        out[source] = res.payload
     return Rendered(
         json_text({"results": out, "errors": errors}, pretty=pretty), 0 if not errors else 1
     )

@@ -8,13 +8,8 @@ boundary, in one place per boundary, with ``raise ... from exc``::
     ├── BrokerError                 anything about the Broker WebSocket JSON protocol
     │   ├── DecodeError             a JSON value does not decode (carries .path and .reason)
     │   ├── InvalidMessage          a whole message is malformed (carries a Broker error code)
-    │   ├── HandshakeError          the subscription handshake or ack went wrong
-    │   └── ProtocolError
-    │       ├── LocalProtocolError  we tried to do something the protocol forbids
-    │       └── RemoteProtocolError the peer did
-    ├── SessionClosed               the connection is gone
-    │   ├── SessionClosedOK         ... cleanly
-    │   └── SessionClosedError      ... abnormally (``__cause__`` says why)
+    │   └── HandshakeError          the subscription handshake or ack went wrong
+    ├── SessionClosedError          the connection is gone (``__cause__`` says why)
     ├── RequestTimeout              a request's deadline passed
     ├── SupervisorError
     │   ├── SpawnError              a node process could not be started
@@ -25,6 +20,9 @@ boundary, in one place per boundary, with ``raise ... from exc``::
     ├── InstanceLocked              another daemon of the same role uses the state directory
     └── ListenError                 a listening port cannot be bound
     InvalidState(MgmtError, AssertionError)   misuse of an API (a bug in the caller)
+
+Peer faults in the protocol layer are not raised: the sans-I/O sessions record them and
+answer with Broker errors (:mod:`mgmt.broker.session`). Each class here has a raise site.
 """
 
 from __future__ import annotations
@@ -71,28 +69,9 @@ class HandshakeError(BrokerError):
     """The subscription handshake or its ack failed."""
 
 
-class ProtocolError(BrokerError):
-    """Base class for protocol violations."""
-
-
-class LocalProtocolError(ProtocolError):
-    """We attempted something the protocol does not allow (a bug on our side)."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer violated the protocol."""
-
-
-class SessionClosed(MgmtError):
-    """The connection is closed; nothing more can be sent or received."""
-
-
-class SessionClosedOK(SessionClosed):
-    """The connection closed cleanly."""
-
-
-class SessionClosedError(SessionClosed):
-    """The connection closed abnormally; ``__cause__`` holds the reason when known."""
+class SessionClosedError(MgmtError):
+    """The connection is closed; nothing more can be sent or received. ``__cause__``
+    holds the reason when known."""
 
 
 class RequestTimeout(MgmtError):
@@ -131,11 +110,12 @@ class ConfigError(MgmtError):
     """Invalid settings. The message names the key and where the value came from."""
 
 
-class ArchiveError(MgmtError):
-    """The log queue or the archive directory cannot be used (whole run impossible).
+class _PathError(MgmtError):
+    """An error about one file or directory: ``<path>: <reason>``.
 
     Attributes:
-        path: the directory concerned.
+        path: the file or directory concerned.
+        reason: what is wrong with it.
     """
 
     def __init__(self, path: str, reason: str) -> None:
@@ -144,17 +124,13 @@ class ArchiveError(MgmtError):
         super().__init__(f"{path}: {reason}")
 
 
-class StateStoreError(MgmtError):
-    """A persisted state file cannot be read or written.
+class ArchiveError(_PathError):
+    """The log queue or the archive directory (``path``) cannot be used (whole run
+    impossible)."""
 
-    Attributes:
-        path: the file concerned.
-    """
 
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+class StateStoreError(_PathError):
+    """A persisted state file (``path``) cannot be read or written."""
 
 
 class InstanceLocked(MgmtError):

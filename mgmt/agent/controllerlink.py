@@ -16,7 +16,9 @@ import logging
 from collections.abc import Callable
 
 from mgmt.broker import events as ev
+from mgmt.broker.directions import CONTROLLER_TO_AGENT, AgentToController, ControllerToAgent
 from mgmt.broker.session import EventReceived
+from mgmt.core.topics import agent_topic
 from mgmt.daemon.driver import cancel_and_wait
 from mgmt.exceptions import ListenError
 from mgmt.settings.model import AgentSettings
@@ -24,8 +26,6 @@ from mgmt.settings.tls import AgentTLS
 from mgmt.transport import Connection, ReconnectingClient, Server
 
 log = logging.getLogger("mgmt.agent")
-
-AGENT_TOPIC_PREFIX = "zeek/management/agent"
 
 
 class ControllerLink:
@@ -43,7 +43,7 @@ class ControllerLink:
         settings: AgentSettings,
         tls: AgentTLS,
         *,
-        on_event: Callable[[object], None],
+        on_event: Callable[[ControllerToAgent], None],
         hello: Callable[[], ev.NotifyAgentHello],
     ) -> None:
         self.settings = settings
@@ -51,7 +51,7 @@ class ControllerLink:
         self._on_event = on_event
         self._hello = hello
         #: This agent's topic, ``zeek/management/agent/<name>``.
-        self.topic = f"{AGENT_TOPIC_PREFIX}/{settings.name}"
+        self.topic = agent_topic(settings.name)
         self.server: Server | None = None
         self.client: ReconnectingClient | None = None
         self._dialer: asyncio.Task[None] | None = None
@@ -75,7 +75,7 @@ class ControllerLink:
             cfg.listen_port,
             on_event=self._received,
             on_open=self._opened,
-            accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+            accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
             topics=self._handles_topic,
             max_size=cfg.max_message_size,
             max_send_buffer=cfg.max_send_buffer,
@@ -102,7 +102,7 @@ class ControllerLink:
             (self.topic,),
             on_event=self._received,
             on_open=self._opened,
-            accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+            accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
             handles=self._handles_topic,
             max_size=cfg.max_message_size,
             max_send_buffer=cfg.max_send_buffer,
@@ -122,7 +122,7 @@ class ControllerLink:
         controller = self.settings.controller
         return f"{listening}, controller {'dials us' if controller is None else controller}"
 
-    def send(self, event: object) -> None:
+    def send(self, event: AgentToController) -> None:
         """Send ``event`` on our topic to every open controller connection."""
         sent = 0
         if self.client is not None and self.client.send_event(self.topic, event):

@@ -41,24 +41,13 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Result
 from mgmt.broker.session import EventReceived
+from mgmt.core.requests import TIMED_OUT
+from mgmt.core.topics import node_response_topic, node_topic
 from mgmt.daemon.driver import cancel_and_wait
 from mgmt.transport import Connection, ReconnectingClient
 from mgmt.transport.backoff import backoff
 
 log = logging.getLogger("mgmt.agent")
-
-NODE_TOPIC_PREFIX = "zeek/management/node"
-TIMED_OUT = "request timed out"
-
-
-def node_topic(name: str) -> str:
-    """The topic a node listens on: ``zeek/management/node/<name>``."""
-    return f"{NODE_TOPIC_PREFIX}/{name}"
-
-
-def response_topic(name: str) -> str:
-    """The topic a node answers on: ``zeek/management/node/<name>/response``."""
-    return f"{node_topic(name)}/response"
 
 
 def not_running(reqid: str, name: str) -> Result:
@@ -107,7 +96,7 @@ class NodeChannel:
         self._closed = asyncio.Event()
         self.client = ReconnectingClient(
             self.uri,
-            (response_topic(name),),
+            (node_response_topic(name),),
             on_event=self._on_event,
             on_close=self._on_close,
             accept=lambda e: isinstance(e, ev.NodeDispatchResponse),

@@ -55,18 +55,22 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.archival import Archival
 from mgmt.agent.controllerlink import ControllerLink
+from mgmt.agent.extactions import ExtensionActions
+from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
-from mgmt.broker.records import Configuration, Role
+from mgmt.broker.directions import ControllerToAgent
+from mgmt.broker.records import Configuration, Result, Role
 from mgmt.core.peertext import peer_text
+from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import StateStoreError
 from mgmt.persist.configtoml import config_from_table, config_to_table
@@ -148,6 +152,8 @@ class AgentService(MachineDriver[ast.AgentState]):
         )
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
+        facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
+        self.extensions = ExtensionActions(facts, self.node_setup.zeek)
         self.archival = Archival(settings, self.backend)
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
@@ -301,10 +307,23 @@ class AgentService(MachineDriver[ast.AgentState]):
                 self._restart(reqid, names)
             case ast.Dispatch(reqid=reqid, action=act, nodes=names):
                 self._spawn(self._dispatch(reqid, act, names))
+            case ast.RunExtension(reqid=reqid, event=event):
+                self._spawn(self._run_extension(reqid, event))
             case ast.Log(level=level, message=message):
                 log.log(int(level), "%s", message)
+            case _:
+                assert_never(action)
 
-    def _on_controller_event(self, event: object) -> None:
+    async def _run_extension(self, reqid: str, event: ExtensionRequest) -> None:
+        """Answer an extension request the state machine cannot answer by itself."""
+        try:
+            results = await self.extensions.answer(event)
+        except Exception:
+            log.exception("extension request %s failed", peer_text(reqid))
+            results = (Result(reqid, False, error="internal error (see the agent's log)"),)
+        self._step(lambda now: self._state.extension_done(reqid, results, now))
+
+    def _on_controller_event(self, event: ControllerToAgent) -> None:
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
             process = self.run_controller.process()

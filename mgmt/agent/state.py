@@ -8,12 +8,19 @@ processes: it asks for that with actions, and learns how the nodes are doing fro
 
 Inputs: :meth:`receive` (an agent API event from the controller), :meth:`nodes_changed`,
 :meth:`management_changed` (the other management processes, for get-nodes),
-:meth:`restart_done`, :meth:`dispatch_done`, :meth:`persisted`, :meth:`tick` -- all take
-``now``.
+:meth:`restart_done`, :meth:`dispatch_done`, :meth:`extension_done`, :meth:`persisted`,
+:meth:`tick` -- all take ``now``.
 Outputs, drained with :meth:`actions`: :class:`Send` (an event to the controller),
 :class:`Launch` (make the supervisor run exactly this configuration's local nodes),
 :class:`RestartNodes`, :class:`Dispatch` (ask nodes over the node channel),
+:class:`RunExtension` (an extension request the service answers),
 :class:`PersistConfig` and :class:`Log`.
+
+Requests live in one :class:`~mgmt.core.requests.RequestTable`. zeek-mgmt's extension
+requests (``ZeekMgmt::Agent::API::...``) are answered by their row in
+:mod:`mgmt.agent.extensions`: here when the answer is pure, otherwise through a
+:class:`RunExtension` action whose results come back with :meth:`extension_done` (or
+``request timed out`` at the request timeout).
 
 The service must apply a :class:`Launch` before it feeds the next snapshot, so that a
 snapshot never describes the previous generation of nodes as the new one.
@@ -41,10 +48,14 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypeAlias, assert_never
 
+from mgmt.agent.extensions import EXTENSIONS, ExtensionRequest
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.directions import AgentToController, ControllerToAgent
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -59,10 +70,9 @@ from mgmt.core.launchable import quote
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
+from mgmt.core.requests import API_VERSION, TIMED_OUT, Request, RequestTable, Respond
 from mgmt.settings.model import AgentSettings
 
-API_VERSION = 1
-TIMED_OUT = "request timed out"
 #: Errors in deploy responses while ``agent.toml`` / the node table cannot be written.
 CONFIG_NOT_PERSISTED = "could not persist configuration"
 NODES_NOT_PERSISTED = "could not persist node table"
@@ -99,7 +109,7 @@ class ManagementProcess:
 class Send:
     """Send an event to the controller on this agent's topic."""
 
-    event: object
+    event: AgentToController
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +138,15 @@ class Dispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class RunExtension:
+    """Answer an extension request (:mod:`mgmt.agent.extensions`); report the results
+    with :meth:`AgentState.extension_done`."""
+
+    reqid: str
+    event: ExtensionRequest
+
+
+@dataclass(frozen=True, slots=True)
 class PersistConfig:
     """Remember the configuration this agent runs (to recognise it after a restart); a
     failure is reported with :meth:`AgentState.persisted`."""
@@ -135,7 +154,7 @@ class PersistConfig:
     config: Configuration
 
 
-Action = Send | Launch | RestartNodes | Dispatch | PersistConfig | Log
+Action = Send | Launch | RestartNodes | Dispatch | RunExtension | PersistConfig | Log
 
 
 class Kind(enum.Enum):
@@ -144,17 +163,18 @@ class Kind(enum.Enum):
     DEPLOY = "deploy"
     RESTART = "restart"
     DISPATCH = "dispatch"
+    EXTENSION = "extension"  # answered by the service (RunExtension)
 
 
-@dataclass(slots=True)
-class Request:
-    """One outstanding request from the controller."""
+#: One outstanding request from the controller.
+AgentRequest: TypeAlias = Request[Kind, AgentToController]
 
-    id: str
-    kind: Kind
-    deadline: float
-    pending: set[str] = field(default_factory=set)
-    results: list[Result] = field(default_factory=list)
+#: The response event of each kind (EXTENSION: its row's).
+RESPONSES: dict[Kind, Respond[AgentToController]] = {
+    Kind.DEPLOY: ev.AgentDeployResponse,
+    Kind.RESTART: ev.AgentRestartResponse,
+    Kind.DISPATCH: ev.AgentNodeDispatchResponse,
+}
 
 
 class AgentState:
@@ -190,7 +210,9 @@ class AgentState:
         self.management: tuple[ManagementProcess, ...] = ()
         self.endpoint_id = endpoint_id or str(uuid.uuid4())
         self.nodes: dict[str, NodeView] = {}
-        self.requests: dict[str, Request] = {}
+        self.requests: RequestTable[Kind, AgentToController] = RequestTable(
+            settings.request_timeout
+        )
         self.pending_deploy = ""
         #: What cannot be written at the moment (see :meth:`persisted`).
         self.persist_errors: tuple[str, ...] = ()
@@ -206,20 +228,22 @@ class AgentState:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called."""
-        if not self.requests:
-            return None
-        return min(r.deadline for r in self.requests.values())
+        return self.requests.next_deadline()
 
-    def _send(self, event: object) -> None:
+    def _send(self, event: AgentToController) -> None:
         self._actions.append(Send(event))
 
     def _log(self, level: Level, message: str) -> None:
         self._actions.append(Log(level, message))
 
-    def _create(self, reqid: str, kind: Kind, now: float) -> Request:
-        req = Request(reqid, kind, now + self.settings.request_timeout)
-        self.requests[reqid] = req
-        return req
+    def _create(self, reqid: str, kind: Kind, now: float) -> AgentRequest:
+        return self.requests.create(reqid, kind, now, RESPONSES.get(kind))
+
+    def _respond(self, req: AgentRequest) -> None:
+        """Answer a request with its results so far, and forget it."""
+        self.requests.finish(req.id)
+        assert req.response is not None
+        self._send(req.response(req.id, tuple(req.results)))
 
     def my_nodes(self) -> list[str]:
         """Names of this agent's nodes in the current configuration, sorted."""
@@ -231,7 +255,7 @@ class AgentState:
 
     # -- controller requests --------------------------------------------------------------
 
-    def receive(self, event: object, now: float) -> None:
+    def receive(self, event: ControllerToAgent, now: float) -> None:
         """Handle one agent API event from the controller."""
         match event:
             case ev.AgentWelcomeRequest(reqid=reqid):
@@ -251,8 +275,10 @@ class AgentState:
                 self._restart(reqid, nodes, now)
             case ev.AgentNodeDispatchRequest(reqid=reqid, action=action, nodes=nodes):
                 self._dispatch(reqid, action, nodes, now)
+            case xev.AgentGetVersionRequest():
+                self._extension(event, now)
             case _:
-                self._log(Level.WARNING, f"ignoring unexpected event {type(event).__name__}")
+                assert_never(event)
 
     def _adopt(self, config: Configuration) -> None:
         self.config = config
@@ -341,15 +367,15 @@ class AgentState:
         if not req.pending:
             self._finish_deploy(req, timed_out=False)
 
-    def _finish_deploy(self, req: Request, *, timed_out: bool) -> None:
-        self.requests.pop(req.id, None)
+    def _finish_deploy(self, req: AgentRequest, *, timed_out: bool) -> None:
+        self.requests.finish(req.id)
         if self.pending_deploy == req.id:
             self.pending_deploy = ""
         results: list[Result] = []
         if timed_out:
-            results.append(Result(req.id, False, instance=self.name, error=TIMED_OUT))
+            results.append(self._failed(req.id, TIMED_OUT))
         results += [self._node_result(req.id, name) for name in self.my_nodes()]
-        results += [Result(req.id, False, instance=self.name, error=e) for e in self.persist_errors]
+        results += [self._failed(req.id, error) for error in self.persist_errors]
         self._send(ev.AgentDeployResponse(req.id, tuple(results)))
 
     def _select(self, nodes: BrokerSet) -> tuple[str, ...]:
@@ -370,23 +396,19 @@ class AgentState:
 
     def restart_done(self, reqid: str, outcome: Mapping[str, bool], now: float) -> None:
         """The supervisor restarted (or failed to restart) the nodes of a request."""
-        req = self.requests.pop(reqid, None)
+        req = self.requests.get(reqid)
         if req is None:
             return
         for name in sorted(outcome):
             if outcome[name]:
                 req.results.append(Result(reqid, True, instance=self.name, node=name))
             else:
-                req.results.append(
-                    Result(
-                        reqid,
-                        False,
-                        instance=self.name,
-                        node=name,
-                        error=f"could not restart node {name}",
-                    )
-                )
-        self._send(ev.AgentRestartResponse(reqid, tuple(req.results)))
+                req.results.append(self._failed(reqid, f"could not restart node {name}", name))
+        self._respond(req)
+
+    def _failed(self, reqid: str, error: str, node: str | None = None) -> Result:
+        """A failure of this agent (or of one of its nodes)."""
+        return Result(reqid, False, instance=self.name, node=node, error=error)
 
     def _dispatch(self, reqid: str, action: tuple[str, ...], nodes: BrokerSet, now: float) -> None:
         self._log(
@@ -403,20 +425,12 @@ class AgentState:
         for name in final:
             view = self.nodes.get(name)
             if view is None or view.state is not State.RUNNING:
-                req.results.append(
-                    Result(
-                        reqid,
-                        False,
-                        instance=self.name,
-                        node=name,
-                        error=f"cluster node {name} not in running state",
-                    )
-                )
+                error = f"cluster node {name} not in running state"
+                req.results.append(self._failed(reqid, error, name))
             else:
                 running.append(name)
         if not running:
-            self.requests.pop(reqid, None)
-            self._send(ev.AgentNodeDispatchResponse(reqid, tuple(req.results)))
+            self._respond(req)
             return
         req.pending = set(running)
         self._actions.append(Dispatch(reqid, action, tuple(running)))
@@ -432,8 +446,30 @@ class AgentState:
             req.pending.discard(result.node)
             req.results.append(result.with_changes(instance=self.name))
         if not req.pending:
-            self.requests.pop(reqid, None)
-            self._send(ev.AgentNodeDispatchResponse(reqid, tuple(req.results)))
+            self._respond(req)
+
+    def _extension(self, event: ExtensionRequest, now: float) -> None:
+        """An extension request (mgmt.agent.extensions): answered here when its answer
+        is pure, else by the service (RunExtension, then extension_done)."""
+        self._log(Level.DEBUG, f"rx {type(event).__name__} {peer_text(event.reqid)}")
+        row = EXTENSIONS[type(event)]
+        if row.answer is not None:
+            self._send(row.response(event.reqid, row.answer(self, event)))
+            return
+        req = self._create(event.reqid, Kind.EXTENSION, now)
+        req.response = row.response
+        self._actions.append(RunExtension(event.reqid, event))
+
+    def extension_done(self, reqid: str, results: Iterable[Result], now: float) -> None:
+        """The service's answer to a :class:`RunExtension` (dropped once timed out).
+
+        Results without an ``instance`` get this agent's name.
+        """
+        req = self.requests.get(reqid)
+        if req is None or req.kind is not Kind.EXTENSION:
+            return
+        req.results += [r if r.instance else r.with_changes(instance=self.name) for r in results]
+        self._respond(req)
 
     def persisted(self, errors: Sequence[str], now: float) -> None:
         """Which state files cannot be written now (empty: all written), each as the
@@ -493,20 +529,17 @@ class AgentState:
 
     def tick(self, now: float) -> None:
         """Expire requests whose deadline passed."""
-        for req in [r for r in self.requests.values() if r.deadline <= now]:
-            if self.requests.get(req.id) is not req:
-                continue
+        for req in self.requests.pop_expired(now):
             self._log(Level.INFO, f"request {peer_text(req.id)} timed out")
-            if req.kind is Kind.DEPLOY:
-                self._finish_deploy(req, timed_out=True)
-            elif req.kind is Kind.RESTART:
-                self.requests.pop(req.id, None)
-                req.results.append(Result(req.id, False, instance=self.name, error=TIMED_OUT))
-                self._send(ev.AgentRestartResponse(req.id, tuple(req.results)))
-            elif req.kind is Kind.DISPATCH:
-                self.requests.pop(req.id, None)
-                for name in sorted(req.pending):
-                    req.results.append(
-                        Result(req.id, False, instance=self.name, node=name, error=TIMED_OUT)
-                    )
-                self._send(ev.AgentNodeDispatchResponse(req.id, tuple(req.results)))
+            match req.kind:
+                case Kind.DEPLOY:
+                    self._finish_deploy(req, timed_out=True)
+                case Kind.RESTART | Kind.EXTENSION:
+                    req.results.append(self._failed(req.id, TIMED_OUT))
+                    self._respond(req)
+                case Kind.DISPATCH:
+                    for name in sorted(req.pending):
+                        req.results.append(self._failed(req.id, TIMED_OUT, name))
+                    self._respond(req)
+                case _:
+                    assert_never(req.kind)

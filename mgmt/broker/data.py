@@ -46,9 +46,9 @@ import enum
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
@@ -57,6 +57,8 @@ from mgmt.exceptions import DecodeError
 JsonValue: TypeAlias = Any
 #: The JSON object form of one Broker value: ``{"@data-type": ..., "data": ...}``.
 JsonObj: TypeAlias = dict[str, Any]
+
+T = TypeVar("T")
 
 
 class DataType(enum.Enum):
@@ -435,10 +437,21 @@ def _dec_none(data: JsonValue, path: str) -> None:
     return None
 
 
-def _dec_boolean(data: JsonValue, path: str) -> bool:
-    if type(data) is not bool:
-        raise _bad(path, "boolean", data)
-    return data
+def _exactly(tag: str, kind: type[T]) -> Callable[[JsonValue, str], T]:
+    """The decoder of a type whose JSON ``data`` is exactly a ``kind`` (no ``int`` for a
+    ``bool``, no subclasses)."""
+
+    def decode(data: JsonValue, path: str) -> T:
+        if type(data) is not kind:
+            raise _bad(path, tag, data)
+        value: T = data
+        return value
+
+    return decode
+
+
+_dec_boolean = _exactly("boolean", bool)
+_dec_string = _exactly("string", str)
 
 
 def _dec_count(data: JsonValue, path: str) -> Count:
@@ -484,43 +497,31 @@ def _dec_timestamp(data: JsonValue, path: str) -> datetime.datetime:
     return value
 
 
-def _dec_string(data: JsonValue, path: str) -> str:
-    if type(data) is not str:
-        raise _bad(path, "string", data)
-    return data
+def _parsed(
+    tag: str, parse: Callable[[str], T], plausible: Callable[[str], bool] = bool
+) -> Callable[[JsonValue, str], T]:
+    """The decoder of a type whose JSON ``data`` is a string that ``parse`` turns into the
+    value (raising ``ValueError`` for a bad one); ``plausible`` rejects early."""
+
+    def decode(data: JsonValue, path: str) -> T:
+        if type(data) is not str or not plausible(data):
+            raise _bad(path, tag, data)
+        try:
+            return parse(data)
+        except ValueError:
+            raise _bad(path, tag, data) from None
+
+    return decode
 
 
-def _dec_enum(data: JsonValue, path: str) -> EnumValue:
-    if type(data) is not str or not data:
-        raise _bad(path, "enum-value", data)
-    return EnumValue(data)
+def _network(text: str) -> IPNetwork:
+    return ipaddress.ip_network(text, strict=False)
 
 
-def _dec_address(data: JsonValue, path: str) -> IPAddress:
-    if type(data) is not str:
-        raise _bad(path, "address", data)
-    try:
-        return ipaddress.ip_address(data)
-    except ValueError:
-        raise _bad(path, "address", data) from None
-
-
-def _dec_subnet(data: JsonValue, path: str) -> IPNetwork:
-    if type(data) is not str or "/" not in data:
-        raise _bad(path, "subnet", data)
-    try:
-        return ipaddress.ip_network(data, strict=False)
-    except ValueError:
-        raise _bad(path, "subnet", data) from None
-
-
-def _dec_port(data: JsonValue, path: str) -> Port:
-    if type(data) is not str:
-        raise _bad(path, "port", data)
-    try:
-        return Port.parse(data)
-    except ValueError:
-        raise _bad(path, "port", data) from None
+_dec_enum = _parsed("enum-value", EnumValue)
+_dec_address: Callable[[JsonValue, str], IPAddress] = _parsed("address", ipaddress.ip_address)
+_dec_subnet = _parsed("subnet", _network, lambda text: "/" in text)
+_dec_port = _parsed("port", Port.parse)
 
 
 def _elements(data: JsonValue, tag: str, path: str) -> list[Any]:
@@ -738,39 +739,23 @@ def decode_lazily(obj: JsonValue, path: str = "") -> BrokerValue:
 # from its JSON form, without building intermediate values.
 
 
-def get_string(obj: JsonValue, path: str) -> str:
-    """Decode a ``string`` value."""
-    return _dec_string(expect(obj, "string", path), path)
+def _accessor(tag: str, decode: Callable[[JsonValue, str], T]) -> Callable[[JsonValue, str], T]:
+    """``get_<type>(obj, path)``: decode a value that must be of Broker type ``tag``."""
+
+    def get(obj: JsonValue, path: str) -> T:
+        return decode(expect(obj, tag, path), path)
+
+    get.__doc__ = f"Decode a ``{tag}`` value."
+    return get
 
 
-def get_bool(obj: JsonValue, path: str) -> bool:
-    """Decode a ``boolean`` value."""
-    return _dec_boolean(expect(obj, "boolean", path), path)
-
-
-def get_count(obj: JsonValue, path: str) -> Count:
-    """Decode a ``count`` value."""
-    return _dec_count(expect(obj, "count", path), path)
-
-
-def get_integer(obj: JsonValue, path: str) -> int:
-    """Decode an ``integer`` value."""
-    return _dec_integer(expect(obj, "integer", path), path)
-
-
-def get_port(obj: JsonValue, path: str) -> Port:
-    """Decode a ``port`` value."""
-    return _dec_port(expect(obj, "port", path), path)
-
-
-def get_address(obj: JsonValue, path: str) -> IPAddress:
-    """Decode an ``address`` value."""
-    return _dec_address(expect(obj, "address", path), path)
-
-
-def get_enum(obj: JsonValue, path: str) -> EnumValue:
-    """Decode an ``enum-value`` value."""
-    return _dec_enum(expect(obj, "enum-value", path), path)
+get_string = _accessor("string", _dec_string)
+get_bool = _accessor("boolean", _dec_boolean)
+get_count = _accessor("count", _dec_count)
+get_integer = _accessor("integer", _dec_integer)
+get_port = _accessor("port", _dec_port)
+get_address = _accessor("address", _dec_address)
+get_enum = _accessor("enum-value", _dec_enum)
 
 
 def get_list(obj: JsonValue, tag: str, path: str) -> list[Any]:
@@ -799,27 +784,31 @@ def opt(obj: JsonValue, path: str, getter: Any) -> Any:
     return getter(obj, path)
 
 
+def _strings(obj: JsonValue, tag: str, path: str) -> Iterator[str]:
+    dpath = sub(path, "data")
+    for i, item in enumerate(get_list(obj, tag, path)):
+        yield get_string(item, f"{dpath}[{i}]")
+
+
 def get_string_set(obj: JsonValue, path: str) -> BrokerSet:
     """Decode a ``set`` of strings."""
-    dpath = sub(path, "data")
-    return BrokerSet(
-        get_string(item, f"{dpath}[{i}]") for i, item in enumerate(get_list(obj, "set", path))
-    )
+    return BrokerSet(_strings(obj, "set", path))
 
 
 def get_string_vector(obj: JsonValue, path: str) -> tuple[str, ...]:
     """Decode a ``vector`` of strings."""
-    dpath = sub(path, "data")
-    return tuple(
-        get_string(item, f"{dpath}[{i}]") for i, item in enumerate(get_list(obj, "vector", path))
-    )
+    return tuple(_strings(obj, "vector", path))
+
+
+def _strings_json(tag: str, items: Iterable[str]) -> JsonObj:
+    return {"@data-type": tag, "data": [{"@data-type": "string", "data": s} for s in items]}
 
 
 def string_set_json(items: Iterable[str]) -> JsonObj:
     """Encode strings as a Broker ``set``."""
-    return {"@data-type": "set", "data": [{"@data-type": "string", "data": s} for s in items]}
+    return _strings_json("set", items)
 
 
 def string_vector_json(items: Iterable[str]) -> JsonObj:
     """Encode strings as a Broker ``vector``."""
-    return {"@data-type": "vector", "data": [{"@data-type": "string", "data": s} for s in items]}
+    return _strings_json("vector", items)

@@ -11,6 +11,10 @@ Zeek name to the class and to one codec per argument. Zeek requires the exact nu
 arguments, with the declared types (wire spec §3.4); so do we. Extra trailing elements
 inside *records* are tolerated (records.py), extra *arguments* are not.
 
+zeek-mgmt's own events (``ZeekMgmt::...``) are declared in :mod:`mgmt.broker.extevents`
+and registered in the same catalogue (importing this module imports that one too);
+:mod:`mgmt.broker.directions` says which events travel which way.
+
 This module is pure: no I/O, no asyncio.
 """
 
@@ -254,18 +258,6 @@ class NotifyAgentsReady:
     instances: BrokerSet
 
 
-#: The requests a client may send to the controller's client port.
-CONTROLLER_REQUESTS: tuple[type, ...] = (
-    GetInstancesRequest,
-    StageConfigurationRequest,
-    GetConfigurationRequest,
-    DeployRequest,
-    GetNodesRequest,
-    GetIdValueRequest,
-    RestartRequest,
-    TestTimeoutRequest,
-)
-
 # --------------------------------------------------------------------------------------
 # Management::Agent::API (controller <-> agents)
 
@@ -386,30 +378,6 @@ class NotifyLog:
     msg: str
     node: str = ""
 
-
-#: Events an agent may send to the controller's agent port.
-AGENT_TO_CONTROLLER: tuple[type, ...] = (
-    AgentDeployResponse,
-    AgentGetNodesResponse,
-    AgentNodeDispatchResponse,
-    AgentWelcomeResponse,
-    AgentStandbyResponse,
-    AgentRestartResponse,
-    NotifyAgentHello,
-    NotifyChange,
-    NotifyError,
-    NotifyLog,
-)
-
-#: Events the controller sends to an agent.
-CONTROLLER_TO_AGENT: tuple[type, ...] = (
-    AgentDeployRequest,
-    AgentGetNodesRequest,
-    AgentNodeDispatchRequest,
-    AgentWelcomeRequest,
-    AgentStandbyRequest,
-    AgentRestartRequest,
-)
 
 # --------------------------------------------------------------------------------------
 # Management::Node::API (agent <-> nodes) and Management::Supervisor::API
@@ -535,3 +503,8 @@ def event_from_json(payload: JsonValue, path: str = "") -> Any:
         for i, (codec, arg) in enumerate(zip(spec.args, args, strict=True))
     ]
     return spec.cls(*values)
+
+
+# The extension events register themselves in the catalogue above: import them with it, so
+# that every decoder knows them (extevents imports this module; by now it is complete).
+from mgmt.broker import extevents as _extevents  # noqa: E402, F401

@@ -39,7 +39,8 @@ CTX_INVALID_APP_NAME = "Invalid X-Application-Name"
 #: The one WebSocket path the API is served on.
 API_PATH = "/v1/messages/json"
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: The JSON form of every message: compact, non-ASCII characters kept (UTF-8 on the wire).
+dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class Handshake:
     topics: tuple[str, ...]
 
     def to_text(self) -> str:
-        return _dumps(list(self.topics))
+        return dumps(list(self.topics))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class Ack:
     version: str
 
     def to_text(self) -> str:
-        return _dumps({"type": "ack", "endpoint": self.endpoint, "version": self.version})
+        return dumps({"type": "ack", "endpoint": self.endpoint, "version": self.version})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class ErrorMessage:
     context: str
 
     def to_text(self) -> str:
-        return _dumps({"type": "error", "code": self.code, "context": self.context})
+        return dumps({"type": "error", "code": self.code, "context": self.context})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ Message = Ack | ErrorMessage | DataMessage
 
 def data_message_text(topic: str, payload: JsonObj) -> str:
     """Serialize a data message (the payload's keys are hoisted into the message)."""
-    return _dumps(
+    return dumps(
         {
             "type": "data-message",
             "topic": topic,

@@ -42,6 +42,8 @@ E = TypeVar("E", bound="ZeekEnum")
 # per enum class: class -> {wire name: member} and class -> {member name: wire name}.
 _BY_WIRE_NAME: dict[type, dict[str, Any]] = {}
 _WIRE_NAMES: dict[type, dict[str, str]] = {}
+#: The Zeek module of each enum class (``Supervisor``, ``Management``).
+_MODULES: dict[type, str] = {}
 
 
 def _wire_table(cls: type[ZeekEnum]) -> dict[str, Any]:
@@ -55,12 +57,20 @@ def _wire_table(cls: type[ZeekEnum]) -> dict[str, Any]:
 
 
 class ZeekEnum(enum.Enum):
-    """A Zeek enum; on the wire it is fully qualified (``Supervisor::WORKER``)."""
+    """A Zeek enum; on the wire it is fully qualified (``Supervisor::WORKER``).
+
+    Each enum names the Zeek module that qualifies it:
+    ``class Role(ZeekEnum, zeek_module="Management")``.
+    """
+
+    def __init_subclass__(cls, zeek_module: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _MODULES[cls] = zeek_module
 
     @classmethod
     def module(cls) -> str:
-        """The Zeek module that qualifies the names (overridden per enum)."""
-        raise NotImplementedError
+        """The Zeek module that qualifies the names."""
+        return _MODULES[cls]
 
     @property
     def qualified(self) -> str:
@@ -95,12 +105,8 @@ class ZeekEnum(enum.Enum):
             raise DecodeError(path, str(exc)) from None
 
 
-class ClusterRole(ZeekEnum):
+class ClusterRole(ZeekEnum, zeek_module="Supervisor"):
     """``Supervisor::ClusterRole``."""
-
-    @classmethod
-    def module(cls) -> str:
-        return "Supervisor"
 
     NONE = 0
     LOGGER = 1
@@ -109,12 +115,8 @@ class ClusterRole(ZeekEnum):
     WORKER = 4
 
 
-class Role(ZeekEnum):
+class Role(ZeekEnum, zeek_module="Management"):
     """``Management::Role``: what kind of management process a NodeStatus row is."""
-
-    @classmethod
-    def module(cls) -> str:
-        return "Management"
 
     NONE = 0
     AGENT = 1
@@ -122,12 +124,8 @@ class Role(ZeekEnum):
     NODE = 3
 
 
-class State(ZeekEnum):
+class State(ZeekEnum, zeek_module="Management"):
     """``Management::State``. Zeek only uses PENDING and RUNNING; zeek-mgmt uses them all."""
-
-    @classmethod
-    def module(cls) -> str:
-        return "Management"
 
     PENDING = 0
     RUNNING = 1

@@ -5,7 +5,8 @@ Rules / theory of operation
 A session is fed complete text frames with ``receive_text()`` and never touches a socket.
 What it wants done comes out of two drained lists, websockets-style:
 
-* ``messages_to_send()`` -- text frames to write, in order;
+* ``messages_to_send()`` -- text frames to write, in order (a message the application
+  gave as UTF-8 fragments stays one item: :data:`Fragments`);
 * ``events_received()`` -- what happened, for the application (:class:`Subscribed`,
   :class:`Acked`, :class:`EventReceived`, :class:`Ignored`, :class:`ErrorReceived`,
   :class:`Rejected`).
@@ -20,6 +21,7 @@ Server side (:class:`ServerSession`), mirroring Zeek 8's WebSocket server (wire 
     OPEN --data message, known allowed event-> OPEN       (EventReceived)
     OPEN --malformed / unknown / not allowed-> OPEN       (error queued, Rejected)
     OPEN --valid event on a topic not handled-> OPEN       (Ignored, no answer)
+    OPEN --unknown ZeekMgmt:: event----------> OPEN       (Ignored, no answer)
 
 Zeek leaves a connection with a bad handshake open but useless; we close it with 1008 after
 the error (the spec allows either), so such connections cost nothing.
@@ -28,7 +30,8 @@ Client side (:class:`ClientSession`)::
 
     AWAIT_ACK --ack--> OPEN ; AWAIT_ACK --anything else--> CLOSED (HandshakeError recorded)
     OPEN --data message--> EventReceived, or Rejected when undecodable/unknown (dropped),
-                           or Ignored on a topic not handled
+                           or Ignored on a topic not handled or when an unknown
+                           ZeekMgmt:: event
     OPEN --error message--> ErrorReceived
 
 Peer faults never raise out of ``receive_text()``: they are recorded as events and, on the
@@ -40,6 +43,11 @@ session takes a ``topics`` filter (which topics this endpoint handles). A decoda
 any other topic is :class:`Ignored`: counted, never delivered, and not answered (Zeek
 publishes it to nobody and says nothing). A client session without a filter handles the
 topics it subscribed to (Broker's string-prefix match).
+
+Extensions: an event in zeek-mgmt's own namespace (``ZeekMgmt::``, see
+:mod:`mgmt.broker.extevents`) that this version does not know comes from a newer peer. It
+is :class:`Ignored` too (counted apart), never answered with a Broker error: a peer must
+be able to ask what an older one cannot answer without losing its connection.
 """
 
 from __future__ import annotations
@@ -51,7 +59,8 @@ from typing import Any
 
 from mgmt.broker import data as bd
 from mgmt.broker import messages as bm
-from mgmt.broker.events import UnknownEventError, event_from_json, event_to_json
+from mgmt.broker.events import UnknownEventError, event_from_json, event_name, event_to_json
+from mgmt.broker.extevents import is_extension_event
 from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
 
 
@@ -93,10 +102,15 @@ class EventReceived:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """A known event arrived on a topic this endpoint does not handle; it was dropped."""
+    """An event was dropped without an answer: a known event on a topic this endpoint
+    does not handle, or an extension event (``ZeekMgmt::``) this version does not know.
+
+    ``name`` is the event's qualified name; ``reason`` says which of the two it was.
+    """
 
     topic: str
-    event: Any
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +131,11 @@ class Rejected:
 
 
 SessionEvent = Subscribed | Acked | EventReceived | Ignored | ErrorReceived | Rejected
+
+#: One text message given as UTF-8 fragments, each to be sent in a frame of its own.
+Fragments = tuple[bytes | memoryview, ...]
+#: What a session wants written: a text frame, or one message as fragments.
+Outgoing = str | Fragments
 
 #: Decides whether an event object is acceptable on this connection.
 EventFilter = Callable[[Any], bool]
@@ -156,9 +175,11 @@ class _Session:
         self._topics = topics
         #: How many events arrived on topics this endpoint does not handle.
         self.ignored = 0
+        #: How many unknown extension events (``ZeekMgmt::``) arrived.
+        self.unknown_extensions = 0
         #: How many messages were rejected (malformed, unknown or not allowed).
         self.rejected = 0
-        self._out: list[str] = []
+        self._out: list[Outgoing] = []
         self._events: list[SessionEvent] = []
         self._state = SessionState.CLOSED
         self.close_requested: tuple[int, str] | None = None
@@ -173,7 +194,7 @@ class _Session:
     def _set_state(self, state: SessionState) -> None:
         self._state = state
 
-    def messages_to_send(self) -> list[str]:
+    def messages_to_send(self) -> list[Outgoing]:
         """Drain and return the frames to write, in order."""
         out, self._out = self._out, []
         return out
@@ -197,26 +218,48 @@ class _Session:
         Raises:
             InvalidState: the session is not open.
         """
+        self._check_open()
+        self._out.append(text)
+
+    def send_fragments(self, fragments: Fragments) -> None:
+        """Queue an already-serialized data message given as UTF-8 fragments.
+
+        Raises:
+            InvalidState: the session is not open.
+        """
+        self._check_open()
+        self._out.append(fragments)
+
+    def _check_open(self) -> None:
         if self._state is not SessionState.OPEN:
             raise InvalidState(f"cannot send in state {self._state.value}")
-        self._out.append(text)
 
     def _decode_data(self, text: str, msg: bm.DataMessage) -> tuple[str, str, str] | None:
         """Decode a data message's event; return (code, context, detail) on rejection."""
         try:
             event = event_from_json(msg.payload)
+        except UnknownEventError as exc:
+            if not is_extension_event(exc.name):
+                return self._decode_failed(msg, exc)
+            # A newer peer's extension: nothing to do with it, nothing to answer.
+            self.unknown_extensions += 1
+            self._events.append(Ignored(msg.topic, exc.name, "unknown extension event"))
+            return None
         except DecodeError as exc:
-            self.fault = exc
-            code, context = classify_payload_error(msg.payload, exc)
-            return code, context, str(exc)
+            return self._decode_failed(msg, exc)
         if self._accept is not None and not self._accept(event):
             return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
         if self._topics is not None and not self._topics(msg.topic):
             self.ignored += 1
-            self._events.append(Ignored(msg.topic, event))
+            self._events.append(Ignored(msg.topic, event_name(event), "not a topic handled here"))
             return None
         self._events.append(EventReceived(msg.topic, event, text))
         return None
+
+    def _decode_failed(self, msg: bm.DataMessage, exc: DecodeError) -> tuple[str, str, str]:
+        self.fault = exc
+        code, context = classify_payload_error(msg.payload, exc)
+        return code, context, str(exc)
 
 
 class ServerSession(_Session):

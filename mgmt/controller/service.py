@@ -16,7 +16,7 @@ Like Zeek's controller, which subscribes to ``zeek/management/controller`` and
 requests on ``zeek/management/controller...``, agent events on
 ``zeek/management/agent...``); events on other topics are ignored (counted, logged at
 debug). Both ports bound what one peer may cost (connections, send buffer, handshake
-time: :mod:`mgmt.transport.connection`).
+time: :mod:`mgmt.transport.limits`).
 
 Instances whose configuration names ``host:port`` are dialed instead, by a
 :class:`~mgmt.transport.ReconnectingClient` each, forever, with back-off.
@@ -41,20 +41,21 @@ stop accepting, close peers (1001), stop dialers and the timer, in that order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import ssl as ssl_module
 import time
-import uuid
 from collections.abc import Callable
+from typing import assert_never
 
 from mgmt.broker import events as ev
-from mgmt.broker import messages as bm
-from mgmt.broker.records import Configuration
+from mgmt.broker.deployrequest import DeployRequestEncoder
+from mgmt.broker.directions import AGENT_TO_CONTROLLER, CLIENT_TO_CONTROLLER
 from mgmt.broker.session import EventReceived, prefix_filter
 from mgmt.controller import state as cs
 from mgmt.core.peertext import peer_text
+from mgmt.core.topics import AGENT_TOPIC_PREFIX, CONTROLLER_TOPIC, agent_topic
+from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
@@ -66,84 +67,8 @@ from mgmt.transport import Connection, ReconnectingClient, Server
 
 log = logging.getLogger("mgmt.controller")
 
-_CLIENT_EVENTS = ev.CONTROLLER_REQUESTS
-_AGENT_EVENTS = ev.AGENT_TO_CONTROLLER
-
-
-class DeployRequestEncoder:
-    """Serializes ``Agent::API::deploy_request`` for many agents, encoding the config once.
-
-    A deployment sends the *whole* configuration to every agent (behaviour §4.6.3); only
-    the child request id and the topic differ. Encoding a 4,000-node configuration takes
-    ~0.2 s, so doing it per agent made a 200-agent deploy take ~45 s. The configuration's
-    JSON (for the last configuration object seen) is encoded once, to UTF-8, and each
-    agent's message is a small per-agent prefix and suffix around it.
-
-    :meth:`fragments` gives that message as WebSocket fragments whose middle ones are
-    slices of the one shared configuration buffer: 200 agents then cost one ~2 MB buffer
-    rather than 200 distinct ~2 MB strings queued for slow readers. The reassembled
-    message is byte-identical to the generic encoder's (and to :meth:`text`).
-    """
-
-    #: Largest fragment of the shared configuration, bytes (each writer holds one frame).
-    FRAGMENT_SIZE = 256 * 1024
-
-    def __init__(self) -> None:
-        self._config: Configuration | None = None
-        self._config_bytes = b""
-        self._chunks: tuple[memoryview, ...] = ()
-        # Stands in for the configuration in the template; cannot occur in a reqid/topic
-        # that would also have to match the full placeholder object below.
-        self._placeholder: dict[str, str] = {"@data-type": "string", "data": uuid.uuid4().hex}
-        self._placeholder_text = _dumps(self._placeholder)
-
-    def _template(self, topic: str, event: ev.AgentDeployRequest) -> tuple[str, str]:
-        if event.config is not self._config:
-            self._config = event.config
-            self._config_bytes = _dumps(event.config.to_json()).encode()
-            self._chunks = _utf8_chunks(self._config_bytes, self.FRAGMENT_SIZE)
-        template = bm.data_message_text(
-            topic,
-            ev.raw_event_to_json(
-                ev.event_name(event),
-                (
-                    {"@data-type": "string", "data": event.reqid},
-                    self._placeholder,
-                    {"@data-type": "boolean", "data": event.force},
-                ),
-            ),
-        )
-        prefix, _, suffix = template.partition(self._placeholder_text)
-        return prefix, suffix
-
-    def text(self, topic: str, event: ev.AgentDeployRequest) -> str:
-        """The data message text for ``event`` on ``topic``."""
-        prefix, suffix = self._template(topic, event)
-        return prefix + self._config_bytes.decode() + suffix
-
-    def fragments(self, topic: str, event: ev.AgentDeployRequest) -> tuple[bytes | memoryview, ...]:
-        """The same message as UTF-8 fragments (see the class docstring)."""
-        prefix, suffix = self._template(topic, event)
-        return (prefix.encode(), *self._chunks, suffix.encode())
-
-
-def _utf8_chunks(data: bytes, size: int) -> tuple[memoryview, ...]:
-    """Slices of ``data`` of at most ``size`` bytes, cut between UTF-8 characters (so
-    each fragment is valid UTF-8 on its own)."""
-    view = memoryview(data)
-    chunks = []
-    start = 0
-    while start < len(data):
-        end = min(start + size, len(data))
-        while end < len(data) and end > start + 1 and data[end] & 0xC0 == 0x80:
-            end -= 1  # a continuation byte: back up to the character's first byte
-        chunks.append(view[start:end])
-        start = end
-    return tuple(chunks)
-
-
-#: The same JSON form as :mod:`mgmt.broker.messages` writes (compact, UTF-8 kept).
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_CLIENT_EVENTS = CLIENT_TO_CONTROLLER
+_AGENT_EVENTS = AGENT_TO_CONTROLLER
 
 
 def _tls_mode(ctx: ssl_module.SSLContext | None) -> str:
@@ -203,6 +128,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
             staged=saved.staged,
             ready=saved.ready,
             deployed=saved.deployed,
+            facts=ProcessFacts("controller", self.settings.name, os.getpid(), time.time()),
         )
 
     async def run(self) -> None:
@@ -233,7 +159,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                 self._port(cfg.listen_port_websocket),
                 on_event=self._on_client_event,
                 accept=lambda e: isinstance(e, _CLIENT_EVENTS),
-                topics=prefix_filter(cs.CONTROLLER_TOPIC),
+                topics=prefix_filter(CONTROLLER_TOPIC),
                 relay=True,
                 max_size=cfg.max_message_size,
                 max_send_buffer=cfg.max_send_buffer,
@@ -252,7 +178,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                 on_event=self._on_agent_event,
                 on_close=self._on_agent_closed,
                 accept=lambda e: isinstance(e, _AGENT_EVENTS),
-                topics=prefix_filter(cs.AGENT_TOPIC_PREFIX),
+                topics=prefix_filter(AGENT_TOPIC_PREFIX),
                 max_size=cfg.max_message_size,
                 max_send_buffer=cfg.max_send_buffer,
                 max_connections=cfg.max_connections,
@@ -317,7 +243,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
         match action:
             case cs.Publish(event=event):
                 if self.client_server is not None:
-                    self.client_server.publish(cs.CONTROLLER_TOPIC, event)
+                    self.client_server.publish(CONTROLLER_TOPIC, event)
             case cs.SendToAgent(instance=name, event=event):
                 conn = self._links.get(name)
                 if conn is None or not conn.is_open:
@@ -327,7 +253,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                         type(event).__name__,
                     )
                     return
-                topic = cs.agent_topic(name)
+                topic = agent_topic(name)
                 if isinstance(event, ev.AgentDeployRequest):
                     conn.send_fragments(self._deploy_encoder.fragments(topic, event))
                 else:
@@ -348,6 +274,8 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                     entry[1].cancel()
             case cs.Log(level=level, message=message):
                 log.log(int(level), "%s", message)
+            case _:
+                assert_never(action)
 
     # -- client port ---------------------------------------------------------------------
 
@@ -410,7 +338,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
 
         client = ReconnectingClient(
             uri,
-            (cs.AGENT_TOPIC_PREFIX,),
+            (AGENT_TOPIC_PREFIX,),
             on_event=on_event,
             on_close=self._on_agent_closed,
             accept=lambda e: isinstance(e, _AGENT_EVENTS),

@@ -4,18 +4,23 @@ Rules / theory of operation
 ---------------------------
 :class:`ControllerState` holds what Zeek's ``controller/main.zeek`` keeps in globals:
 
-* ``instances`` (``g_instances``): the instances the current deployment needs;
-* ``known`` (``g_instances_known``): every agent that said hello and is still connected;
-* ``ready`` (``g_instances_ready``): instances in ``instances`` that accepted our welcome;
+* ``agents`` (:class:`~mgmt.controller.instances.Instances`): ``instances``, ``known``
+  and ``ready`` (``g_instances``, ``g_instances_known``, ``g_instances_ready``): the
+  instances the deployment needs, the agents connected, the needed ones welcomed;
 * ``staged`` / ``ready_config`` / ``deployed`` (``g_configs``): the persisted configs;
 * ``pending_deploy`` (``g_config_reqid_pending``);
 * ``requests``: every outstanding request with its deadline (``Management::Request``).
 
 Inputs are methods named ``receive_*`` / ``agent_*`` / ``tick`` / ``persisted`` that take
 ``now`` (seconds, monotonic) from the caller; outputs are drained with :meth:`actions`:
-:class:`Publish` (an event for clients on ``zeek/management/controller``),
-:class:`SendToAgent`, :class:`Dial` / :class:`StopDialing` (instances the controller must
-connect to), :class:`Persist` (write the configs) and :class:`Log`.
+the :mod:`mgmt.controller.actions` (publish to clients, send to an agent, dial, persist,
+log). The inputs are typed by direction (:mod:`mgmt.broker.directions`) and matched
+exhaustively.
+
+Requests live in one :class:`~mgmt.core.requests.RequestTable`; each kind that is answered
+with a result vector names its response event in :data:`RESPONSES`. zeek-mgmt's extension
+requests that ask the agents and gather their results are one kind, ``FANOUT``, whose
+rows are in :mod:`mgmt.controller.fanout`.
 
 Persistence: nothing is acknowledged that was not persisted. A change of the persisted
 configurations (a stage, a completed deploy) is *tentative*: the machine emits
@@ -46,83 +51,38 @@ Deliberate differences from Zeek (each fixes a quirk listed in behaviour.md §9)
 from __future__ import annotations
 
 import enum
-import ipaddress
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields
+from typing import TypeAlias, assert_never
 
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.directions import AgentToController, ClientToController, ControllerToClient
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller import validation
+from mgmt.controller.actions import Action as Action
+from mgmt.controller.actions import Dial as Dial
+from mgmt.controller.actions import Persist as Persist
+from mgmt.controller.actions import Publish as Publish
+from mgmt.controller.actions import SendToAgent as SendToAgent
+from mgmt.controller.actions import StopDialing as StopDialing
+from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest, Scope
+from mgmt.controller.instances import Instances
 from mgmt.core import launchable
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
+from mgmt.core.requests import TIMED_OUT, Request, RequestTable, Respond
+from mgmt.core.version import ProcessFacts
 from mgmt.exceptions import InvalidState
 from mgmt.settings.model import ControllerSettings
 
-CONTROLLER_TOPIC = "zeek/management/controller"
-AGENT_TOPIC_PREFIX = "zeek/management/agent"
-API_VERSION = 1
-
-TIMED_OUT = "request timed out"
 #: The error of a request whose change could not be written (followed by the reason).
 PERSIST_FAILED = "could not persist configuration"
-_UNSPECIFIED = ipaddress.IPv4Address("0.0.0.0")
-
-
-def agent_topic(instance: str) -> str:
-    """The topic an agent listens on (``zeek/management/agent/<name>``)."""
-    return f"{AGENT_TOPIC_PREFIX}/{instance}"
-
-
-# --------------------------------------------------------------------------------------
-# Actions
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """Send an event to the clients (topic ``zeek/management/controller``)."""
-
-    event: object
-
-
-@dataclass(frozen=True, slots=True)
-class SendToAgent:
-    """Send an event to the agent serving ``instance`` (dropped if it is not connected)."""
-
-    instance: str
-    event: object
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """Keep a connection to an agent that listens (``Instance.listen_port`` is set)."""
-
-    instance: str
-    host: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class StopDialing:
-    """Stop dialing an instance that is no longer part of the deployment."""
-
-    instance: str
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    """Write staged/ready/deployed configurations durably, then report the outcome with
-    :meth:`ControllerState.persisted` before giving the machine any other input."""
-
-    staged: Configuration | None
-    ready: Configuration | None
-    deployed: Configuration | None
-
-
-Action = Publish | SendToAgent | Dial | StopDialing | Persist | Log
+#: The error of a request about nodes when nothing is deployed (Zeek's restart).
+NO_DEPLOYMENT = "no active cluster deployment"
 
 
 # --------------------------------------------------------------------------------------
@@ -137,24 +97,21 @@ class Kind(enum.Enum):
     ID_VALUE = "get_id_value"
     RESTART = "restart"
     TEST = "test_timeout"
+    FANOUT = "fanout"  # an extension request asking agents (mgmt.controller.fanout)
     CHILD = "child"  # a request we sent to one agent on behalf of a parent
     WELCOME = "welcome"
 
 
-@dataclass(slots=True)
-class Request:
-    """One outstanding request (``Management::Request::Request``)."""
+#: One outstanding request of the controller.
+ControllerRequest: TypeAlias = Request[Kind, ControllerToClient]
 
-    id: str
-    kind: Kind
-    deadline: float
-    parent_id: str = ""
-    instance: str = ""
-    results: list[Result] = field(default_factory=list)
-    children: set[str] = field(default_factory=set)
-    # DEPLOY
-    config: Configuration | None = None
-    internal: bool = False
+#: The response event of each kind answered with ``(reqid, results)`` (FANOUT: its row).
+RESPONSES: dict[Kind, Respond[ControllerToClient]] = {
+    Kind.DEPLOY: ev.DeployResponse,
+    Kind.GET_NODES: ev.GetNodesResponse,
+    Kind.ID_VALUE: ev.GetIdValueResponse,
+    Kind.RESTART: ev.RestartResponse,
+}
 
 
 def _new_id() -> str:
@@ -185,6 +142,7 @@ class ControllerState:
         settings: the controller's settings; the state machine uses ``request_timeout``,
             ``listen_port`` and the auto-assignment switches (``controller/config.zeek``).
         staged, ready, deployed: configurations restored from disk.
+        facts: this controller's process, for extension requests (``get_version``).
         new_id: request id generator (injectable for deterministic tests).
     """
 
@@ -195,20 +153,23 @@ class ControllerState:
         staged: Configuration | None = None,
         ready: Configuration | None = None,
         deployed: Configuration | None = None,
+        facts: ProcessFacts | None = None,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self.settings = settings
         self.staged = staged
         self.ready_config = ready
         self.deployed = deployed
-        self.instances: dict[str, Instance] = {}
-        self.known: dict[str, Instance] = {}
-        self.ready: set[str] = set()
-        self.pending_deploy = ""
-        self.requests: dict[str, Request] = {}
-        self._new_id = new_id
+        self.facts = facts
         self._actions: list[Action] = []
         self._agents_ready_queued: list[frozenset[str]] = []
+        #: The agents: needed, connected, ready (g_instances, _known, _ready).
+        self.agents = Instances(self._emit, self._welcome, self._agents_ready_queued.append)
+        self.pending_deploy = ""
+        self.requests: RequestTable[Kind, ControllerToClient] = RequestTable(
+            self.settings.request_timeout
+        )
+        self._new_id = new_id
         self._write: _Write | None = None
 
     # -- outputs ---------------------------------------------------------------------
@@ -220,14 +181,30 @@ class ControllerState:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called (the earliest request deadline)."""
-        if not self.requests:
-            return None
-        return min(r.deadline for r in self.requests.values())
+        return self.requests.next_deadline()
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """The instances the current deployment needs (``g_instances``)."""
+        return self.agents.instances
+
+    @property
+    def known(self) -> dict[str, Instance]:
+        """The agents that said hello and are connected (``g_instances_known``)."""
+        return self.agents.known
+
+    @property
+    def ready(self) -> set[str]:
+        """The needed instances that accepted our welcome (``g_instances_ready``)."""
+        return self.agents.ready
+
+    def _emit(self, action: Action) -> None:
+        self._actions.append(action)
 
     def _log(self, level: Level, message: str) -> None:
         self._actions.append(Log(level, message))
 
-    def _publish(self, event: object) -> None:
+    def _publish(self, event: ControllerToClient) -> None:
         self._actions.append(Publish(event))
 
     def _slots(self) -> Slots:
@@ -253,19 +230,24 @@ class ControllerState:
         write.then(error, now)
         self._run_internal_events(now)
 
-    def _create(self, reqid: str, kind: Kind, now: float, **kw: object) -> Request:
-        req = Request(reqid, kind, now + self.settings.request_timeout, **kw)  # type: ignore[arg-type]
-        self.requests[reqid] = req  # like Zeek, a duplicate id replaces the old entry
-        return req
+    def _create(self, reqid: str, kind: Kind, now: float) -> ControllerRequest:
+        return self.requests.create(reqid, kind, now, RESPONSES.get(kind))
 
-    def _finish(self, reqid: str) -> Request | None:
-        return self.requests.pop(reqid, None)
+    def _finish(self, reqid: str) -> ControllerRequest | None:
+        return self.requests.finish(reqid)
 
-    def _child(self, parent: Request, instance: str, now: float) -> str:
+    def _child(self, parent: ControllerRequest, instance: str, now: float) -> str:
         cid = self._new_id()
-        self._create(cid, Kind.CHILD, now, parent_id=parent.id, instance=instance)
-        parent.children.add(cid)
+        child = self._create(cid, Kind.CHILD, now)
+        child.parent_id, child.instance = parent.id, instance
+        parent.children[cid] = instance
         return cid
+
+    def _respond(self, req: ControllerRequest) -> None:
+        """Answer a request with its results so far, and forget it."""
+        self._finish(req.id)
+        assert req.response is not None
+        self._publish(req.response(req.id, tuple(req.results)))
 
     def _run_internal_events(self, now: float) -> None:
         while self._agents_ready_queued:
@@ -274,7 +256,7 @@ class ControllerState:
 
     # -- client requests ---------------------------------------------------------------
 
-    def receive_client(self, event: object, now: float) -> None:
+    def receive_client(self, event: ClientToController, now: float) -> None:
         """Handle one controller API request from a client."""
         match event:
             case ev.GetInstancesRequest(reqid=reqid):
@@ -300,10 +282,10 @@ class ControllerState:
                 )
                 if with_state:
                     self._create(reqid, Kind.TEST, now)
+            case xev.GetVersionRequest():
+                self._fan_out(event, FANOUTS[type(event)], now)
             case _:
-                self._log(
-                    Level.WARNING, f"ignoring unexpected client event {peer_text(event, 200)}"
-                )
+                assert_never(event)
         self._run_internal_events(now)
 
     def _stage(self, reqid: str, config: Configuration) -> None:
@@ -387,43 +369,30 @@ class ControllerState:
                 result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
                 self._publish(ev.DeployResponse(reqid, (result,)))
                 return
-            req = self._create(reqid, Kind.DEPLOY, now, config=config)
+            req = self._new_deploy(reqid, config, now)
             self._deploy(req, now)
-            self._check_instances_ready()
+            self.agents.check_ready()
 
         # Writing the unchanged slots proves the state can be written before any agent
         # is told anything: a full or read-only disk fails the deploy with nothing changed.
         self._persist(self._slots(), writable)
 
-    def _connectivity_changed(self, new: Instance) -> bool:
-        old = self.instances.get(new.name)
-        if old is None:
-            return False
-        if new.host != _UNSPECIFIED and new.host != old.host:
-            return True
-        return new.listen_port != old.listen_port
+    def _new_deploy(
+        self, reqid: str, config: Configuration, now: float, *, internal: bool = False
+    ) -> ControllerRequest:
+        req = self._create(reqid, Kind.DEPLOY, now)
+        req.config, req.internal = config, internal
+        return req
 
-    def _deploy(self, req: Request, now: float) -> None:
+    def _deploy(self, req: ControllerRequest, now: float) -> None:
         assert req.config is not None
         config = req.config
         self.pending_deploy = req.id
-        wanted = {i.name: i for i in config.instances}
-        current = set(self.instances)
-        to_drop = current - set(wanted)
-        to_add = set(wanted) - current
-        for name in sorted(current & set(wanted)):
-            if self._connectivity_changed(wanted[name]):
-                # Zeek drops such an instance and forgets to re-add it (Q5); we re-add.
-                to_drop.add(name)
-                to_add.add(name)
-        for name in sorted(to_drop):
-            self._drop_instance(name)
-        for name in sorted(to_add):
-            self._add_instance(wanted[name], now)
-        if not wanted:
+        self.agents.deploy({i.name: i for i in config.instances}, now)
+        if not config.instances:
             self._deploy_done(req)
 
-    def _deploy_done(self, req: Request) -> None:
+    def _deploy_done(self, req: ControllerRequest) -> None:
         config = req.config
         assert config is not None
         self.pending_deploy = ""
@@ -450,7 +419,7 @@ class ControllerState:
                 (self.staged, self.ready_config, config), lambda error, _now: recorded(error)
             )
 
-    def _log_deploy_outcome(self, req: Request, config: Configuration) -> None:
+    def _log_deploy_outcome(self, req: ControllerRequest, config: Configuration) -> None:
         """INFO when every node started; WARNING naming what failed otherwise (the
         response still carries the configuration id, as Zeek's does)."""
         failed = sorted(r.node for r in req.results if not r.success and r.node)
@@ -473,43 +442,15 @@ class ControllerState:
             + ", ".join(parts),
         )
 
-    def _add_instance(self, inst: Instance, now: float) -> None:
-        self.instances[inst.name] = inst
-        if inst.listen_port is not None:
-            self._actions.append(Dial(inst.name, str(inst.host), inst.listen_port.number))
-        seen = self.known.get(inst.name)
-        if seen is None:
-            self._log(Level.DEBUG, f"instance {peer_text(inst.name)} not known to us, skipping")
-            return
-        if inst.listen_port is None:
-            self.instances[inst.name] = replace(inst, host=seen.host)
-        self._welcome(inst.name, now)
-
-    def _drop_instance(self, name: str) -> None:
-        inst = self.instances.pop(name, None)
-        if inst is None:
-            return
-        self.ready.discard(name)
-        self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
-        if inst.listen_port is not None:
-            self._actions.append(StopDialing(name))
-        self._log(Level.INFO, f"dropped instance {peer_text(name)}")
-
     def _welcome(self, name: str, now: float) -> None:
         reqid = self._new_id()
-        self._create(reqid, Kind.WELCOME, now, instance=name)
+        self._create(reqid, Kind.WELCOME, now).instance = name
         self._actions.append(SendToAgent(name, ev.AgentWelcomeRequest(reqid)))
-
-    def _check_instances_ready(self) -> None:
-        if set(self.instances) == self.ready:
-            self._agents_ready_queued.append(frozenset(self.ready))
 
     def _notify_agents_ready(self, instances: frozenset[str], now: float) -> None:
         self._log(Level.INFO, f"rx notify_agents_ready {peer_text(instances)}")
         if not self.pending_deploy and self.deployed is not None:
-            internal = self._create(
-                self._new_id(), Kind.DEPLOY, now, config=self.deployed, internal=True
-            )
+            internal = self._new_deploy(self._new_id(), self.deployed, now, internal=True)
             self._log(Level.INFO, f"no deployment in progress, triggering via {internal.id}")
             self._deploy(internal, now)
             if not self.instances:
@@ -551,19 +492,10 @@ class ControllerState:
             self._publish(ev.GetIdValueResponse(reqid, (result,)))
             return
         req = self._create(reqid, Kind.ID_VALUE, now)
-        final: BrokerSet = BrokerSet()
-        if nodes:
-            known_nodes = self._deployed_node_names()
-            final = BrokerSet(n for n in sorted(nodes) if n in known_nodes)
-            for name in sorted(nodes):
-                if name not in known_nodes:
-                    req.results.append(
-                        Result(reqid, False, error="unknown cluster node", node=name)
-                    )
-            if not final:
-                self._publish(ev.GetIdValueResponse(reqid, tuple(req.results)))
-                self._finish(reqid)
-                return
+        final = self._known_nodes(req, nodes)
+        if nodes and not final:
+            self._respond(req)
+            return
         action = ("get_id_value", ident)
         for name in sorted(self.instances):
             if name in self.ready:
@@ -577,24 +509,16 @@ class ControllerState:
         req = self._create(reqid, Kind.RESTART, now)
         if not self.known:
             req.results.append(Result(reqid, False, error="no instances connected"))
-            self._respond_restart(req)
+            self._respond(req)
             return
         if self.deployed is None:
-            req.results.append(Result(reqid, False, error="no active cluster deployment"))
-            self._respond_restart(req)
+            req.results.append(Result(reqid, False, error=NO_DEPLOYMENT))
+            self._respond(req)
             return
-        final = nodes
-        if nodes:
-            known_nodes = self._deployed_node_names()
-            final = BrokerSet(n for n in sorted(nodes) if n in known_nodes)
-            for name in sorted(nodes):
-                if name not in known_nodes:
-                    req.results.append(
-                        Result(reqid, False, error="unknown cluster node", node=name)
-                    )
-            if not final:
-                self._respond_restart(req)
-                return
+        final = self._known_nodes(req, nodes)
+        if nodes and not final:
+            self._respond(req)
+            return
         for name in sorted(self.instances):
             if name in self.ready:
                 cid = self._child(req, name, now)
@@ -602,9 +526,56 @@ class ControllerState:
         # With no ready instance nothing was sent: like Zeek (§4.10 step 7) the request
         # then ends in "request timed out" rather than in an empty, successful answer.
 
-    def _respond_restart(self, req: Request) -> None:
-        self._publish(ev.RestartResponse(req.id, tuple(req.results)))
-        self._finish(req.id)
+    def _known_nodes(self, req: ControllerRequest, nodes: BrokerSet) -> BrokerSet:
+        """The deployed nodes among ``nodes``; each other one gets ``unknown cluster
+        node`` in ``req``'s results (Zeek's get_id_value and restart)."""
+        known = self._deployed_node_names()
+        for name in sorted(nodes):
+            if name not in known:
+                req.results.append(Result(req.id, False, error="unknown cluster node", node=name))
+        return BrokerSet(n for n in sorted(nodes) if n in known)
+
+    # -- extension requests fanned out to agents ------------------------------------------
+
+    def _fan_out(self, event: FanOutRequest, row: FanOut, now: float) -> None:
+        """An extension request answered by asking agents (mgmt.controller.fanout)."""
+        self._log(Level.INFO, f"rx {type(event).__name__} {peer_text(event.reqid)}")
+        req = self._create(event.reqid, Kind.FANOUT, now)
+        req.response = row.response
+        if row.local is not None:
+            req.results.extend(row.local(self, req.id))
+        args = {f.name: getattr(event, f.name) for f in fields(event)}
+        for instance in self._fan_out_targets(req, row, args):
+            if instance not in self.known:
+                req.results.append(
+                    Result(req.id, False, instance=instance, error="instance not connected")
+                )
+                continue
+            args["reqid"] = self._child(req, instance, now)
+            self._actions.append(SendToAgent(instance, row.agent_request(**args)))
+        if not req.children:
+            self._respond(req)
+
+    def _fan_out_targets(
+        self, req: ControllerRequest, row: FanOut, args: dict[str, object]
+    ) -> list[str]:
+        """The instances a fan-out concerns, in name order; errors go to ``req``."""
+        if row.scope is Scope.CONNECTED:
+            if not self.known and row.local is None:
+                req.results.append(Result(req.id, False, error="no instances connected"))
+            return sorted(self.known)
+        # Scope.NODES: the deployment's instances hosting the named nodes (all if none).
+        if self.deployed is None or not self.instances:
+            req.results.append(Result(req.id, False, error=NO_DEPLOYMENT))
+            return []
+        nodes = args["nodes"]
+        assert isinstance(nodes, BrokerSet)
+        if not nodes:
+            return sorted(self.instances)
+        final = self._known_nodes(req, nodes)
+        args["nodes"] = final
+        hosts = {n.name: n.instance for n in self.deployed.nodes}
+        return sorted({hosts[n] for n in final})
 
     # -- agent side ------------------------------------------------------------------------
 
@@ -622,45 +593,21 @@ class ControllerState:
             Whether the hello was accepted (the caller then binds the instance name to
             the connection).
         """
-        name = hello.instance
-        self._log(
-            Level.INFO,
-            f"rx notify_agent_hello {peer_text(name)} {peer_text(hello.id)} {hello.connecting}",
-        )
-        if hello.api_version != API_VERSION:
-            self._log(
-                Level.WARNING,
-                f"instance {peer_text(name)}/{peer_text(hello.id)} has checked in with "
-                f"incompatible API version {hello.api_version}",
-            )
-            self._drop_instance(name)
-            self.known.pop(name, None)
-            self._run_internal_events(now)
-            return False
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            addr = _UNSPECIFIED
-        listen = Port(port) if port is not None else None
-        self.known[name] = Instance(name, addr, listen)
-        if name in self.instances and name not in self.ready:
-            inst = self.instances[name]
-            if inst.listen_port is None and addr != _UNSPECIFIED:
-                self.instances[name] = replace(inst, host=addr)
-            self._welcome(name, now)
+        accepted = self.agents.hello(hello, host, port, now)
         self._run_internal_events(now)
-        return True
+        return accepted
 
     def agent_lost(self, name: str, now: float) -> None:
         """The connection bound to instance ``name`` is gone (``Broker::peer_lost``)."""
-        if name in self.known:
-            self.known.pop(name, None)
-            self.ready.discard(name)
-            self._log(Level.INFO, f"dropped state for instance {peer_text(name)}")
+        self.agents.lost(name)
         self._run_internal_events(now)
 
-    def receive_agent(self, name: str, event: object, now: float) -> None:
-        """Handle one agent API event from the agent bound to instance ``name``."""
+    def receive_agent(self, name: str, event: AgentToController, now: float) -> None:
+        """Handle one agent API event from the agent bound to instance ``name``.
+
+        Raises:
+            InvalidState: ``event`` is a ``notify_agent_hello`` (use :meth:`agent_hello`).
+        """
         match event:
             case ev.AgentWelcomeResponse(reqid=reqid, result=result):
                 self._welcome_response(name, reqid, result)
@@ -672,6 +619,8 @@ class ControllerState:
                 self._child_response(reqid, results, now)
             case ev.AgentRestartResponse(reqid=reqid, results=results):
                 self._child_response(reqid, results, now)
+            case xev.AgentGetVersionResponse(reqid=reqid, results=results):
+                self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():
                 pass
             case ev.NotifyError(instance=inst, msg=msg, node=node):
@@ -680,20 +629,15 @@ class ControllerState:
                     f"instance {peer_text(inst)} reports error: {peer_text(msg, 200)}"
                     + (f" (node {peer_text(node)})" if node else ""),
                 )
+            case ev.NotifyAgentHello():
+                raise InvalidState("notify_agent_hello goes to agent_hello()")
             case _:
-                self._log(Level.WARNING, f"ignoring unexpected agent event {peer_text(event, 200)}")
+                assert_never(event)
         self._run_internal_events(now)
 
     def _welcome_response(self, name: str, reqid: str, result: Result) -> None:
-        if self._finish(reqid) is None:
-            return
-        instance = result.instance or name
-        if not result.success or instance not in self.instances:
-            self._actions.append(SendToAgent(name, ev.AgentStandbyRequest("")))
-            return
-        self.ready.add(instance)
-        self._log(Level.INFO, f"instance {peer_text(instance)} ready")
-        self._check_instances_ready()
+        if self._finish(reqid) is not None:
+            self.agents.welcomed(name, result)
 
     def _child_response(self, reqid: str, results: tuple[Result, ...], now: float) -> None:
         child = self._finish(reqid)
@@ -703,73 +647,64 @@ class ControllerState:
         if parent is None:
             return  # the parent timed out: Zeek drops the late answer too
         parent.results.extend(results)
-        parent.children.discard(reqid)
+        parent.children.pop(reqid, None)
         if parent.children:
             return
-        self._complete(parent)
-
-    def _complete(self, req: Request) -> None:
-        """All children of ``req`` answered."""
-        results = tuple(req.results)
-        if req.kind is Kind.DEPLOY:
-            self._deploy_done(req)
-            return
-        if req.kind is Kind.GET_NODES:
-            self._publish(ev.GetNodesResponse(req.id, results))
-        elif req.kind is Kind.ID_VALUE:
-            self._publish(ev.GetIdValueResponse(req.id, results))
-        elif req.kind is Kind.RESTART:
-            self._publish(ev.RestartResponse(req.id, results))
-        self._finish(req.id)
+        # All children answered.
+        if parent.kind is Kind.DEPLOY:
+            self._deploy_done(parent)
+        else:
+            self._respond(parent)
 
     # -- time ------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         """Expire requests whose deadline passed (``request_expired``, §4.12)."""
-        expired = [r for r in self.requests.values() if r.deadline <= now]
-        for req in expired:
-            if self.requests.get(req.id) is not req:
-                continue
-            self._finish(req.id)
+        for req in self.requests.pop_expired(now):
             self._log(Level.INFO, f"request {peer_text(req.id)} timed out")
             timeout = Result(req.id, False, error=TIMED_OUT)
-            if req.kind is Kind.DEPLOY:
-                if self.pending_deploy == req.id:
-                    self.pending_deploy = ""
-                missing = sorted(set(self.instances) - self.ready)
-                if missing:
-                    self._log(
-                        Level.WARNING,
-                        f"deployment {peer_text(req.id)} timed out waiting for "
-                        f"instances: {', '.join(peer_text(m) for m in missing)}",
-                    )
-                req.results.append(timeout)
-                if not req.internal:
-                    self._publish(ev.DeployResponse(req.id, tuple(req.results)))
-            elif req.kind is Kind.GET_NODES:
-                req.results.append(timeout)
-                self._publish(ev.GetNodesResponse(req.id, tuple(req.results)))
-            elif req.kind is Kind.ID_VALUE:
-                req.results.append(timeout)
-                self._publish(ev.GetIdValueResponse(req.id, tuple(req.results)))
-            elif req.kind is Kind.RESTART:
-                req.results.append(timeout)
-                self._publish(ev.RestartResponse(req.id, tuple(req.results)))
-            elif req.kind is Kind.TEST:
-                self._publish(ev.TestTimeoutResponse(req.id, timeout))
+            match req.kind:
+                case Kind.DEPLOY:
+                    if self.pending_deploy == req.id:
+                        self.pending_deploy = ""
+                    missing = sorted(set(self.instances) - self.ready)
+                    if missing:
+                        self._log(
+                            Level.WARNING,
+                            f"deployment {peer_text(req.id)} timed out waiting for "
+                            f"instances: {', '.join(peer_text(m) for m in missing)}",
+                        )
+                    req.results.append(timeout)
+                    if not req.internal:
+                        self._respond(req)
+                case Kind.GET_NODES | Kind.ID_VALUE | Kind.RESTART:
+                    req.results.append(timeout)  # one for the request, as Zeek
+                    self._respond(req)
+                case Kind.FANOUT:
+                    # One per agent that did not answer, so the client knows which.
+                    for cid, instance in sorted(req.children.items(), key=lambda c: c[1]):
+                        self._finish(cid)
+                        req.results.append(
+                            Result(req.id, False, instance=instance, error=TIMED_OUT)
+                        )
+                    self._respond(req)
+                case Kind.TEST:
+                    self._publish(ev.TestTimeoutResponse(req.id, timeout))
+                case Kind.CHILD | Kind.WELCOME:
+                    pass  # nothing to answer: the parent request (if any) times out
+                case _:
+                    assert_never(req.kind)
         self._run_internal_events(now)
 
     def start(self, now: float) -> None:
         """Start-up (§4.1 step 5): redeploy a persisted DEPLOYED configuration."""
         if self.deployed is not None:
-            req = self._create(
-                self._new_id(), Kind.DEPLOY, now, config=self.deployed, internal=True
-            )
+            req = self._new_deploy(self._new_id(), self.deployed, now, internal=True)
             self._log(
                 Level.INFO,
                 f"deploying persisted configuration {peer_text(self.deployed.id)}, "
                 f"request {req.id}",
             )
             self._deploy(req, now)
-            self._check_instances_ready()
+            self.agents.check_ready()
             self._run_internal_events(now)

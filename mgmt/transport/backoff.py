@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mgmt.exceptions import HandshakeError, SessionClosed
+from mgmt.exceptions import HandshakeError, SessionClosedError
 
 
 def backoff(initial: float = 0.1, factor: float = 2.0, maximum: float = 30.0) -> Iterator[float]:
@@ -34,7 +34,7 @@ def classify_exception(exc: BaseException) -> BaseException | None:
     # Imported here so the module stays importable without websockets for pure tests.
     from websockets.exceptions import InvalidHandshake, WebSocketException
 
-    if isinstance(exc, OSError | TimeoutError | SessionClosed | HandshakeError):
+    if isinstance(exc, OSError | TimeoutError | SessionClosedError | HandshakeError):
         return None
     if isinstance(exc, InvalidHandshake | WebSocketException):
         return None

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent import state as ast
+from mgmt.agent.extensions import EXTENSIONS, AgentExtension
 from mgmt.agent.state import (
-    TIMED_OUT,
     AgentState,
     Dispatch,
     Launch,
@@ -22,6 +22,7 @@ from mgmt.agent.state import (
     Send,
 )
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import (
     ClusterRole,
@@ -33,6 +34,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.core.requests import TIMED_OUT
 from tests.support.settings import agent_settings
 
 AGENT = "agent-test"
@@ -137,12 +139,12 @@ def test_standby_launches_empty_config_and_answers(agent: AgentState, clock: Clo
     assert agent.my_nodes() == []
 
 
-def test_unknown_event_is_logged_not_answered(agent: AgentState, clock: Clock) -> None:
-    """An event the agent does not handle only produces a warning."""
-    agent.receive(ev.NotifyAgentHello("x", "y", True, 1), clock.now)
-    actions = agent.actions()
-    assert sends(actions) == []
-    assert any(isinstance(a, Log) and a.level is ast.Level.WARNING for a in actions)
+def test_event_of_another_direction_is_a_bug(agent: AgentState, clock: Clock) -> None:
+    """receive() takes controller -> agent events only (the port's accept filter refuses
+    the others): any other event is a programming error, and nothing is sent."""
+    with pytest.raises(AssertionError):
+        agent.receive(ev.NotifyAgentHello("x", "y", True, 1), clock.now)  # type: ignore[arg-type]
+    assert sends(agent.actions()) == []
 
 
 # -- deploy ---------------------------------------------------------------------------------
@@ -536,3 +538,52 @@ def test_next_deadline_is_earliest_request(agent: AgentState, clock: Clock) -> N
     assert agent.next_deadline() == first
     agent.tick(clock.now)  # before any deadline: nothing happens
     assert sends(agent.actions()) == []
+
+
+# -- extension requests (mgmt.agent.extensions) ---------------------------------------------
+
+
+def test_extension_request_is_answered_through_the_service(agent: AgentState, clock: Clock) -> None:
+    """get_version asks the service (RunExtension) and answers with its results, naming
+    this agent where a Result does not."""
+    agent.receive(xev.AgentGetVersionRequest("x1"), clock.now)
+    (action,) = [a for a in agent.actions() if not isinstance(a, Log)]
+    assert action == ast.RunExtension("x1", xev.AgentGetVersionRequest("x1"))
+    agent.extension_done("x1", [xev.payload_result("x1", {"role": "agent"})], clock.now)
+    response = only_send(agent.actions())
+    assert isinstance(response, xev.AgentGetVersionResponse)
+    (result,) = response.results
+    assert result.instance == AGENT and xev.payload_of(result) == {"v": 1, "role": "agent"}
+    assert agent.requests == {}
+
+
+def test_extension_request_times_out(agent: AgentState, clock: Clock) -> None:
+    """An extension the service does not answer in time gets 'request timed out'; a late
+    answer is dropped."""
+    agent.receive(xev.AgentGetVersionRequest("x1"), clock.now)
+    agent.actions()
+    agent.tick(clock.advance(4.9))
+    assert sends(agent.actions()) == []
+    agent.tick(clock.advance(0.1))
+    assert only_send(agent.actions()) == xev.AgentGetVersionResponse(
+        "x1", (Result("x1", False, instance=AGENT, error=TIMED_OUT),)
+    )
+    agent.extension_done("x1", [Result("x1", True)], clock.now)
+    assert sends(agent.actions()) == []
+
+
+def test_pure_extension_rows_answer_at_once(
+    agent: AgentState, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row with a pure answer is answered by the state machine itself, at once."""
+
+    def answer(state: AgentState, event: xev.AgentGetVersionRequest) -> tuple[Result, ...]:
+        return (Result(event.reqid, True, instance=state.name, data="pure"),)
+
+    row = AgentExtension(xev.AgentGetVersionResponse, answer)
+    monkeypatch.setitem(EXTENSIONS, xev.AgentGetVersionRequest, row)
+    agent.receive(xev.AgentGetVersionRequest("x1"), clock.now)
+    assert only_send(agent.actions()) == xev.AgentGetVersionResponse(
+        "x1", (Result("x1", True, instance=AGENT, data="pure"),)
+    )
+    assert agent.requests == {}

@@ -35,7 +35,7 @@ from mgmt.broker.records import (
     Result,
     State,
 )
-from mgmt.controller.state import CONTROLLER_TOPIC
+from mgmt.core.topics import CONTROLLER_TOPIC
 from mgmt.persist.configtoml import config_to_table
 from mgmt.persist.statefile import save_toml
 from tests.support.controller_helpers import (

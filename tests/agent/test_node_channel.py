@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess, response_topic
+from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess
 from mgmt.agent.nodes import node_websocket_ports
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.broker.session import EventReceived
+from mgmt.core.topics import node_response_topic as response_topic
 from mgmt.transport import Connection, connect
 from tests.support.node_helpers import NODE_SCRIPT_TEXT, double_cluster, free_port, free_port_block
 

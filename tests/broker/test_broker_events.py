@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from mgmt.broker import directions as dirs
 from mgmt.broker import events as be
 from mgmt.broker import records as br
 from mgmt.broker.data import BrokerSet
@@ -122,14 +123,30 @@ def test_event_decode_errors(payload: Any, message: str) -> None:
 
 
 def test_catalogue_is_consistent() -> None:
-    """Every catalogue event has one codec per field, and the direction tables only list
-    catalogue events."""
+    """Every catalogue event has one codec per field and a Management or ZeekMgmt name;
+    the directions list catalogue events only, each in one direction, and every API
+    request and response has its direction."""
     for spec in S.event_specs():
         assert len(spec.args) == len(spec.field_names)
-        assert spec.name.startswith("Management::")
-    for cls in be.CONTROLLER_REQUESTS + be.AGENT_TO_CONTROLLER + be.CONTROLLER_TO_AGENT:
+        assert spec.name.startswith(("Management::", "ZeekMgmt::"))
+    directions = (
+        dirs.CLIENT_TO_CONTROLLER,
+        dirs.CONTROLLER_TO_CLIENT,
+        dirs.CONTROLLER_TO_AGENT,
+        dirs.AGENT_TO_CONTROLLER,
+    )
+    listed = [cls for direction in directions for cls in direction]
+    assert len(listed) == len(set(listed))
+    for cls in listed:
         assert be._BY_CLASS[cls].cls is cls
-    assert len(be.CONTROLLER_REQUESTS) == 8
+    api = {
+        spec.cls
+        for spec in S.event_specs()
+        if "::Controller::API::" in spec.name or "::Agent::API::" in spec.name
+    }
+    assert api - set(listed) == {be.NotifyAgentsReady}  # Zeek's controller-internal event
+    v1_requests = [c for c in dirs.CLIENT_TO_CONTROLLER if c.__module__ == be.__name__]
+    assert len(v1_requests) == 8
 
 
 @pytest.mark.parametrize("spec", S.event_specs(), ids=lambda sp: sp.name.split("API::")[-1])

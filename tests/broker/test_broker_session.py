@@ -207,6 +207,29 @@ def test_accept_filter() -> None:
     assert isinstance(good, bs.EventReceived)
 
 
+def test_unknown_extension_events_are_ignored_without_an_answer() -> None:
+    """An unknown ZeekMgmt:: event (from a newer peer) is ignored and counted, with no
+    Broker error, on both sides; an unknown event of another namespace is still refused."""
+    reqid = {"@data-type": "string", "data": "r"}
+    newer = data_text(be.raw_event_to_json("ZeekMgmt::Controller::API::frob_request", [reqid]))
+    server = opened_server()
+    server.receive_text(newer)
+    assert server.messages_to_send() == []
+    assert server.events_received() == [
+        bs.Ignored(TOPIC, "ZeekMgmt::Controller::API::frob_request", "unknown extension event")
+    ]
+    assert (server.unknown_extensions, server.rejected) == (1, 0)
+    server.receive_text(data_text(be.raw_event_to_json("Management::frob_request", [reqid])))
+    assert json.loads(server.messages_to_send()[0])["context"] == bm.CTX_BAD_EVENT
+
+    pair = SessionPair()
+    pair.pump()
+    pair.client.receive_text(newer)
+    (event,) = pair.client.events_received()
+    assert isinstance(event, bs.Ignored) and pair.client.unknown_extensions == 1
+    assert pair.client.messages_to_send() == []
+
+
 def test_reject_path() -> None:
     """A wrong URL path yields Zeek's invalid_uri error and a 1008 close."""
     server = bs.ServerSession(endpoint="e", version="v")

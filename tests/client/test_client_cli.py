@@ -46,6 +46,7 @@ def test_every_client_command_is_registered() -> None:
         "stage-config",
         "test-timeout",
         "status",
+        "get-versions",
         "client-settings",
     ):
         assert SUBCOMMANDS[name][0].startswith("client.cli:")

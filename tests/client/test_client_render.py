@@ -11,7 +11,9 @@ import pytest
 from client import render
 from client.render import Diagnostic
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -352,3 +354,43 @@ def test_wait_progress() -> None:
     # A node reported by another instance is not ours.
     other = [decoded(Result("r", True, instance="b", data=(NodeStatus("m", State.RUNNING),)))]
     assert render.wait_progress({"m": "a"}, {}, other).states == {"m": "UNKNOWN"}
+
+
+def test_extension_rules() -> None:
+    """Extension answers: payloads by instance (instance/node for node results); failed
+    Results and payloads that are not JSON objects go to errors, with exit 1."""
+    ok = [
+        xev.payload_result("r", {"role": "controller"}, instance="ctl"),
+        xev.payload_result("r", {"role": "agent"}, instance="a"),
+        xev.payload_result("r", {"rss": 1}, instance="a", node="worker-1"),
+    ]
+    rendered = render.render_extension(
+        [ExtensionResult.from_result(decoded(r)) for r in ok], pretty=False
+    )
+    assert rendered.exit_code == 0
+    assert loads(rendered) == {
+        "errors": [],
+        "results": {
+            "ctl": {"v": 1, "role": "controller"},
+            "a": {"v": 1, "role": "agent"},
+            "a/worker-1": {"v": 1, "rss": 1},
+        },
+    }
+    bad = [
+        Result("r", False, instance="b", error="request timed out"),
+        Result("r", True, instance="c", data="[1]"),
+        Result("r", True, instance="d", data=7),
+    ]
+    rendered = render.render_extension([ExtensionResult.from_result(r) for r in bad], pretty=True)
+    assert rendered.exit_code == 1
+    assert loads(rendered) == {
+        "errors": [
+            {"source": "b", "error": "request timed out"},
+            {"source": "c", "error": "invalid payload: data: expected a JSON object"},
+            {
+                "source": "d",
+                "error": "invalid payload: data: expected a string holding a JSON object",
+            },
+        ],
+        "results": {},
+    }

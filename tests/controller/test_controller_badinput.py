@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
 from mgmt.broker.events import raw_event_to_json
-from mgmt.controller.state import CONTROLLER_TOPIC
+from mgmt.core.topics import CONTROLLER_TOPIC
 from tests.support.controller_helpers import (
     ApiClient,
     FakeAgent,

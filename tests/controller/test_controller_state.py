@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import (
     ClusterRole,
@@ -25,7 +26,9 @@ from mgmt.broker.records import (
     Result,
 )
 from mgmt.controller import state as cs
+from mgmt.controller.fanout import FanOut, Scope
 from mgmt.controller.state import ControllerState
+from mgmt.core.version import ProcessFacts
 from tests.support.settings import controller_settings
 
 TIMEOUT = 10.0
@@ -642,7 +645,7 @@ def test_start_redeploys_persisted_config() -> None:
     assert not published(acts) and h.state.pending_deploy == ""
 
 
-def test_notify_error_and_unexpected_events_are_ignored() -> None:
+def test_notify_error_and_stray_responses_are_ignored() -> None:
     """notify_* events and stray responses change nothing and publish nothing."""
     h = Harness()
     h.hello("a")
@@ -652,7 +655,131 @@ def test_notify_error_and_unexpected_events_are_ignored() -> None:
         ev.NotifyLog("a", "msg"),
         ev.AgentStandbyResponse("", Result("", True, instance="a")),
         ev.AgentDeployResponse("unknown", ()),
-        ev.GetInstancesRequest("wrong port"),
     ):
         assert h.agent("a", event) == []
     assert (dict(h.state.known), dict(h.state.requests)) == before
+
+
+# -- extension requests fanned out to agents (mgmt.controller.fanout) ---------------------
+
+FACTS = ProcessFacts("controller", "ctl", 7, 1_700_000_000.5)
+
+
+def agent_version(reqid: str, name: str) -> xev.AgentGetVersionResponse:
+    payload = {"role": "agent", "name": name}
+    return xev.AgentGetVersionResponse(reqid, (xev.payload_result(reqid, payload, instance=name),))
+
+
+def test_get_version_answers_for_the_controller_then_each_agent() -> None:
+    """get_version: the controller's own Result first, then one per connected agent in
+    the order they answer; the agents get the request under child ids."""
+    h = Harness(facts=FACTS)
+    h.hello("b")
+    h.hello("a")
+    acts = h.client(xev.GetVersionRequest("v1"))
+    asked = h.sent(acts, xev.AgentGetVersionRequest)
+    assert [name for name, _ in asked] == ["a", "b"] and not published(acts)
+    assert {req.reqid for _, req in asked}.isdisjoint({"v1"})
+    assert h.agent("b", agent_version(asked[1][1].reqid, "b")) == []
+    resp = one_published(
+        h.agent("a", agent_version(asked[0][1].reqid, "a")), xev.GetVersionResponse
+    )
+    assert [(r.instance, r.success) for r in resp.results] == [
+        ("ctl", True),
+        ("b", True),
+        ("a", True),
+    ]
+    assert [xev.payload_of(r)["name"] for r in resp.results] == ["ctl", "b", "a"]
+    assert xev.payload_of(resp.results[0]) == {
+        "v": 1,
+        "role": "controller",
+        "name": "ctl",
+        "zeek_mgmt": FACTS.zeek_mgmt,
+        "python": FACTS.python,
+        "pid": 7,
+        "started": 1_700_000_000,
+        "zeek": None,
+    }
+    assert not h.state.requests
+
+
+def test_get_version_times_out_per_agent() -> None:
+    """An agent that does not answer within the request timeout gets its own 'request
+    timed out' Result (instance set); its late answer is dropped."""
+    h = Harness(facts=FACTS)
+    for name in ("a", "b", "c"):
+        h.hello(name)
+    acts = h.client(xev.GetVersionRequest("v1"))
+    asked = dict(h.sent(acts, xev.AgentGetVersionRequest))
+    h.agent("b", agent_version(asked["b"].reqid, "b"))
+    assert h.tick(TIMEOUT - 0.1) == []
+    resp = one_published(h.tick(0.1), xev.GetVersionResponse)
+    assert [(r.instance, r.success, r.error) for r in resp.results] == [
+        ("ctl", True, None),
+        ("b", True, None),
+        ("a", False, "request timed out"),
+        ("c", False, "request timed out"),
+    ]
+    assert not h.state.requests
+    assert h.agent("a", agent_version(asked["a"].reqid, "a")) == []
+
+
+def test_get_version_without_agents_answers_at_once() -> None:
+    """With no agent connected, the controller's own Result is the whole answer."""
+    h = Harness(facts=FACTS)
+    resp = one_published(h.client(xev.GetVersionRequest("v1")), xev.GetVersionResponse)
+    assert [r.instance for r in resp.results] == ["ctl"] and not h.state.requests
+
+
+# A node-scoped row, standing in for any feature's: restart's events have the shape.
+NODES_ROW = FanOut(ev.RestartResponse, ev.AgentRestartRequest, Scope.NODES)
+NodesRequest, NodesResponse = ev.AgentRestartRequest, ev.RestartResponse
+
+
+def fan_out(h: Harness, nodes: set[str]) -> list[cs.Action]:
+    request = ev.RestartRequest("n1", BrokerSet(sorted(nodes)))
+    h.state._fan_out(request, NODES_ROW, h.now)  # type: ignore[arg-type]
+    return h.take()
+
+
+def test_node_scope_asks_the_instances_hosting_the_named_nodes() -> None:
+    """A node-scoped fan-out goes to the deployment's instances hosting the named nodes
+    (with the known names only), reports unknown names, and answers once they did."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b"))
+    acts = fan_out(h, {"b-w1", "nope"})
+    ((name, req),) = h.sent(acts, NodesRequest)
+    assert name == "b" and req.nodes == BrokerSet(["b-w1"]) and not published(acts)
+    done = Result(req.reqid, True, instance="b", node="b-w1")
+    resp = one_published(h.agent("b", ev.AgentRestartResponse(req.reqid, (done,))), NodesResponse)
+    assert [(r.node, r.success, r.error) for r in resp.results] == [
+        ("nope", False, "unknown cluster node"),
+        ("b-w1", True, None),
+    ]
+
+
+def test_node_scope_without_names_asks_every_instance_and_flags_lost_ones() -> None:
+    """Naming no node asks every instance of the deployment; one that is not connected
+    gets 'instance not connected' at once instead of a timeout."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    deploy_ready(h, cfg("a", "b"))
+    h.lost("b")
+    acts = fan_out(h, set())
+    assert [name for name, _ in h.sent(acts, NodesRequest)] == ["a"]
+    resp = one_published(h.tick(TIMEOUT), NodesResponse)
+    assert [(r.instance, r.error) for r in resp.results] == [
+        ("b", "instance not connected"),
+        ("a", "request timed out"),
+    ]
+
+
+def test_node_scope_without_a_deployment_fails_at_once() -> None:
+    """Without a deployment a node-scoped fan-out answers 'no active cluster deployment'."""
+    h = Harness()
+    h.hello("a")
+    resp = one_published(fan_out(h, {"x"}), NodesResponse)
+    assert [(r.success, r.error) for r in resp.results] == [(False, "no active cluster deployment")]

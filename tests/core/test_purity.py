@@ -31,7 +31,11 @@ PURE_MODULES = (
     # The pure policies of the daemons (DESIGN.md "Layers", level 2).
     + [
         "mgmt.controller.validation",
+        "mgmt.controller.actions",
+        "mgmt.controller.fanout",
+        "mgmt.controller.instances",
         "mgmt.controller.state",
+        "mgmt.agent.extensions",
         "mgmt.agent.layout",
         "mgmt.agent.state",
         "mgmt.supervisor.policy",

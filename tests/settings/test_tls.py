@@ -19,7 +19,7 @@ from mgmt.settings.schema import HostInfo
 from mgmt.settings.sources import load_settings
 from mgmt.settings.tls import agent_tls, client_context, controller_tls, server_context
 from mgmt.transport import Server, connect
-from mgmt.transport.connection import describe_connect_error
+from mgmt.transport.client import describe_connect_error
 from tests.support.opsutil import daemon, daemon_env, free_port, zeek_client
 from tests.support.tlscerts import Pki, have_openssl, make_pki
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.directions import CONTROLLER_TO_AGENT
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -49,7 +50,7 @@ from mgmt.broker.records import (
 )
 from mgmt.broker.session import EventReceived
 from mgmt.controller.service import ControllerService
-from mgmt.controller.state import CONTROLLER_TOPIC, agent_topic
+from mgmt.core.topics import CONTROLLER_TOPIC, agent_topic
 from mgmt.settings.model import ControllerSettings
 from mgmt.transport import Connection, ReconnectingClient, Server, connect
 from tests.paths import DATA, REPO_ROOT
@@ -422,7 +423,7 @@ class FakeAgent:
             port,
             on_event=self._on_event,
             on_open=lambda conn: self._hello(conn, connecting=False),
-            accept=lambda e: isinstance(e, ev.CONTROLLER_TO_AGENT),
+            accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
         )
         await self.server.start()
         return self.server.port

@@ -17,7 +17,7 @@ import pytest
 
 from mgmt.broker import events as ev
 from mgmt.core.peertext import peer_text
-from mgmt.transport.connection import DEFAULT_MAX_CONNECTIONS
+from mgmt.transport.limits import DEFAULT_MAX_CONNECTIONS
 from tests.support.opsutil import zeek_client
 from tests.support.peerfaults import (
     AGENT_TOPIC,

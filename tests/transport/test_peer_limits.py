@@ -34,7 +34,7 @@ from mgmt.exceptions import ConfigError
 from mgmt.settings.schema import HostInfo
 from mgmt.settings.sources import load_settings
 from mgmt.transport import Server
-from mgmt.transport.connection import (
+from mgmt.transport.limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SEND_BUFFER,

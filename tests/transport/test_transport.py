@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from mgmt.broker import events as be
 from mgmt.broker import messages as bm
 from mgmt.broker.session import EventReceived
-from mgmt.exceptions import HandshakeError
+from mgmt.exceptions import HandshakeError, SessionClosedError
 from mgmt.transport import ReconnectingClient, Server, connect
 from mgmt.transport.backoff import backoff, classify_exception
 
@@ -558,7 +558,7 @@ async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
 ) -> None:
     """A cancel that reaches connect() as a TimeoutError (Python 3.11's asyncio.timeout
     race) still ends ReconnectingClient.run() instead of another retry."""
-    from mgmt.transport import connection as tc
+    from mgmt.transport import client as tc
 
     entered = asyncio.Event()
 
@@ -680,3 +680,38 @@ async def test_abrupt_client_disconnect_logged_at_debug(caplog: pytest.LogCaptur
         ("INFO", True),
         ("INFO", False),
     ], lines
+
+
+@pytest.mark.asyncio
+async def test_sending_on_a_closed_connection_is_an_error() -> None:
+    """Every send goes through the one send path, which refuses a closed connection:
+    an event, a relayed message and fragments alike raise SessionClosedError."""
+    async with running_server() as (server, _):
+        conn, reader = await connect(uri(server), (TOPIC,), on_event=lambda c, e: None)
+        await conn.close()
+        await reader
+        for send in (
+            lambda: conn.send_event(TOPIC, be.GetNodesRequest("r")),
+            lambda: conn.send_data("{}"),
+            lambda: conn.send_fragments((b"{}",)),
+        ):
+            with pytest.raises(SessionClosedError):
+                send()
+
+
+@pytest.mark.asyncio
+async def test_abort_sends_what_is_queued_then_the_close_frame() -> None:
+    """abort() (from a callback) lets the writer send the queued messages, then the close
+    frame with the code and reason; no task outlives the connection."""
+    got: list[Any] = []
+    async with running_server() as (server, _):
+        before = asyncio.all_tasks()
+        conn, reader = await connect(uri(server), (TOPIC,), on_event=lambda c, e: got.append(e))
+        (peer,) = server.connections
+        peer.send_event(TOPIC, be.GetNodesRequest("last words"))
+        peer.abort(1008, "replaced")
+        await reader
+        assert [e.event for e in got] == [be.GetNodesRequest("last words")]
+        assert (conn.ws.close_code, conn.ws.close_reason) == (1008, "replaced")
+        await server.close()
+        assert asyncio.all_tasks() - before == set()

@@ -1,0 +1,98 @@
+"""The agent service's answers to extension requests that need I/O.
+
+The pure state machine records such a request and emits
+:class:`~mgmt.agent.state.RunExtension` (rows without ``answer`` in
+:mod:`mgmt.agent.extensions`); the service runs :meth:`ExtensionActions.answer` as a task
+it owns and reports the results with
+:meth:`~mgmt.agent.state.AgentState.extension_done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from typing import assert_never
+
+from mgmt.agent.extensions import ExtensionRequest
+from mgmt.broker import extevents as xev
+from mgmt.broker.records import Result
+from mgmt.core.peertext import peer_text
+from mgmt.core.version import ProcessFacts
+
+log = logging.getLogger("mgmt.agent")
+
+#: ``zeek --version`` prints ``<argv0> version <version>``.
+_ZEEK_VERSION = re.compile(r" version (\S+)\s*$")
+
+
+class ExtensionActions:
+    """What the agent does for extension requests it cannot answer from its state.
+
+    Args:
+        facts: this agent's process (role, name, pid, start time, versions).
+        zeek: returns the Zeek binary the nodes run (a path, or a name on PATH).
+        timeout: seconds a helper program (``zeek --version``) may take; ``None``:
+            no limit.
+    """
+
+    def __init__(
+        self, facts: ProcessFacts, zeek: Callable[[], str], *, timeout: float | None = 10.0
+    ) -> None:
+        self.facts = facts
+        self._zeek = zeek
+        self._timeout = timeout
+        #: ``zeek --version`` by binary, once it answered.
+        self._zeek_versions: dict[str, str] = {}
+
+    async def answer(self, event: ExtensionRequest) -> tuple[Result, ...]:
+        """The results for one extension request.
+
+        Cancellation: safe; a helper program still running is killed.
+        """
+        match event:
+            case xev.AgentGetVersionRequest(reqid=reqid):
+                payload = self.facts.version_payload(await self.zeek_version())
+                return (xev.payload_result(reqid, payload, instance=self.facts.name),)
+            case _:
+                assert_never(event)
+
+    async def zeek_version(self) -> str | None:
+        """The version of the nodes' Zeek (``zeek --version``), cached once known;
+        ``None`` when it cannot be run or does not say."""
+        zeek = self._zeek()
+        known = self._zeek_versions.get(zeek)
+        if known is not None:
+            return known
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                zeek,
+                "--version",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            log.debug("cannot run %s --version: %s", zeek, exc)
+            return None
+        try:
+            async with asyncio.timeout(self._timeout):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            log.warning("%s --version did not answer within %s s", zeek, self._timeout)
+            return None
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        first = out.decode("utf-8", "replace").strip().splitlines()[:1]
+        if proc.returncode != 0 or not first:
+            log.debug("%s --version: exit %s, output %s", zeek, proc.returncode, peer_text(first))
+            return None
+        match = _ZEEK_VERSION.search(first[0])
+        version = match.group(1) if match else first[0][:100]
+        self._zeek_versions[zeek] = version
+        return version

@@ -1,0 +1,140 @@
+"""zeek-mgmt's extension API: events in our own namespace, ``ZeekMgmt::``.
+
+zeek-client's v1 API (``Management::...``, :mod:`mgmt.broker.events`) stays exactly as
+Zeek defines it. What it cannot carry travels in these events, registered in the same
+catalogue and shaped like Zeek's (README, "API"):
+
+* clients <-> controller: ``ZeekMgmt::Controller::API::<name>_request(reqid, ...)`` and
+  ``..._response(reqid, results)`` on ``zeek/management/controller`` (zeek-client skips
+  events it does not know);
+* controller <-> agents: ``ZeekMgmt::Agent::API::<name>_request(reqid, ...)`` on the
+  agent's topic, ``..._response(reqid, results)`` back on the same topic, as the v1
+  agent events travel.
+
+A response's ``results`` is a ``Management::ResultVec``. Extension payloads travel in
+``Result.data`` as a Broker ``string`` holding a compact JSON object with a ``"v"``
+(schema version) member: :func:`payload_result` writes one, :func:`payload_of` reads it
+and :class:`ExtensionResult` is a Result with its payload read.
+A peer that does not know an event of this namespace ignores it (a debug log line, no
+Broker error): see :func:`is_extension_event`.
+
+This module is pure: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mgmt.broker.events import RESULTS, STRING, _event
+from mgmt.broker.records import Result
+from mgmt.exceptions import DecodeError
+
+#: Every extension event's name starts with this.
+NAMESPACE = "ZeekMgmt::"
+CONTROLLER_EXT_API = NAMESPACE + "Controller::API::"
+AGENT_EXT_API = NAMESPACE + "Agent::API::"
+
+#: The ``"v"`` of the payloads this version writes.
+PAYLOAD_VERSION = 1
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+def is_extension_event(name: str) -> bool:
+    """Whether an event name is in zeek-mgmt's own namespace (unknown ones are ignored)."""
+    return name.startswith(NAMESPACE)
+
+
+def payload_result(
+    reqid: str,
+    payload: Mapping[str, Any],
+    *,
+    instance: str | None = None,
+    node: str | None = None,
+) -> Result:
+    """A successful Result whose ``data`` is ``payload`` as compact JSON, with ``"v"``."""
+    return Result(
+        reqid, True, instance=instance, node=node, data=_dumps({"v": PAYLOAD_VERSION, **payload})
+    )
+
+
+def payload_of(result: Result) -> dict[str, Any]:
+    """The JSON object a Result's ``data`` carries.
+
+    Raises:
+        DecodeError: ``data`` is not a string holding a JSON object.
+    """
+    data = result.data
+    if not isinstance(data, str):
+        raise DecodeError("data", "expected a string holding a JSON object")
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise DecodeError("data", f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DecodeError("data", "expected a JSON object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionResult:
+    """One Result of an extension response, with its JSON payload decoded.
+
+    Attributes:
+        instance, node: who answered (the controller's own Results name the controller).
+        success: whether it worked, and the payload was a JSON object.
+        error: why not (the Result's error, or why its payload could not be read).
+        payload: the payload (a dict with ``"v"``), ``None`` on failure.
+    """
+
+    instance: str | None
+    node: str | None
+    success: bool
+    error: str | None
+    payload: dict[str, Any] | None
+
+    @classmethod
+    def from_result(cls, result: Result) -> ExtensionResult:
+        """Decode one Result of an extension response."""
+        if not result.success:
+            return cls(result.instance, result.node, False, result.error or "failed", None)
+        try:
+            payload = payload_of(result)
+        except DecodeError as exc:
+            return cls(result.instance, result.node, False, f"invalid payload: {exc}", None)
+        return cls(result.instance, result.node, True, None, payload)
+
+
+# --------------------------------------------------------------------------------------
+# get_version (since 0.1.0): versions and process facts of the controller and each agent.
+# The controller answers with one Result for itself, then one per connected agent; the
+# payload is the dict of mgmt.core.version_payload (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "get_version_request", STRING)
+@dataclass(frozen=True, slots=True)
+class GetVersionRequest:
+    reqid: str
+
+
+@_event(CONTROLLER_EXT_API + "get_version_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class GetVersionResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "get_version_request", STRING)
+@dataclass(frozen=True, slots=True)
+class AgentGetVersionRequest:
+    reqid: str
+
+
+@_event(AGENT_EXT_API + "get_version_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentGetVersionResponse:
+    reqid: str
+    results: tuple[Result, ...]

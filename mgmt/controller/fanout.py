@@ -1,0 +1,81 @@
+"""Extension requests the controller answers by asking agents: one row per request.
+
+Rules / theory of operation
+---------------------------
+Most of zeek-mgmt's extension requests (README, "API") are "ask the agents, gather their
+results". None of them needs code of its own in the controller's state machine: a
+:class:`FanOut` row says
+
+* ``response`` -- the event that answers the client, ``(reqid, results)``;
+* ``agent_request`` -- the agent event that carries the request, with the same
+  arguments as the client's (the child request's id as ``reqid``);
+* ``scope`` -- which agents it concerns (:class:`Scope`);
+* ``local`` -- optionally, the controller's own results, which come first.
+
+The state machine (``Kind.FANOUT`` in :mod:`mgmt.controller.state`) sends one child
+request per agent concerned, waits for each with the request timeout, and answers with
+the concatenated results: its own, then each agent's in the order they answered, then
+one ``request timed out`` Result (``instance`` set) per agent that did not answer. An
+instance the request concerns that is not connected gets ``instance not connected`` at
+once. A feature adds its events to :mod:`mgmt.broker.extevents` and
+:mod:`mgmt.broker.directions`, a row here, and its client request class to the
+``_fan_out`` case of ``ControllerState.receive_client``.
+
+This module is pure: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from mgmt.broker import extevents as xev
+from mgmt.broker.directions import ControllerToAgent, ControllerToClient
+from mgmt.broker.records import Result
+from mgmt.core.requests import Respond
+
+if TYPE_CHECKING:
+    from mgmt.controller.state import ControllerState
+
+
+#: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
+FanOutRequest: TypeAlias = xev.GetVersionRequest
+
+
+class Scope(enum.Enum):
+    """Which agents a fan-out request concerns."""
+
+    #: Every agent connected now (that said hello), deployed or not.
+    CONNECTED = "connected"
+    #: The deployment's instances hosting the nodes the request's ``nodes`` argument
+    #: names (every instance of the deployment when it names none). Unknown node names
+    #: get ``unknown cluster node``; without a deployment: ``no active cluster deployment``.
+    NODES = "nodes"
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """How the controller answers one extension request (see the module docstring)."""
+
+    response: Respond[ControllerToClient]
+    agent_request: Callable[..., ControllerToAgent]
+    scope: Scope = Scope.CONNECTED
+    local: Callable[[ControllerState, str], tuple[Result, ...]] | None = None
+
+
+def controller_version(state: ControllerState, reqid: str) -> tuple[Result, ...]:
+    """The controller's own ``get_version`` Result (none if its facts are not known)."""
+    facts = state.facts
+    if facts is None:
+        return ()
+    return (xev.payload_result(reqid, facts.version_payload(None), instance=facts.name),)
+
+
+#: The fan-out extension requests, by client request class.
+FANOUTS: dict[type[Any], FanOut] = {
+    xev.GetVersionRequest: FanOut(
+        xev.GetVersionResponse, xev.AgentGetVersionRequest, local=controller_version
+    ),
+}
