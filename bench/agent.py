@@ -53,7 +53,9 @@ from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
-from tests.e2e_helpers import AGENT_NAME, Site, port_open, wait_until  # noqa: E402
+from tests.support.e2e_helpers import AGENT_NAME, Site  # noqa: E402
+from tests.support.ports import port_open  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 TOPIC = "zeek/management/controller"
 
@@ -214,7 +216,7 @@ def bench_run(args: argparse.Namespace, root: Path) -> None:
                         res = s.client("get-instances")
                         return res.returncode == 0 and AGENT_NAME in res.json()
 
-                    wait_until(listed, 30, interval=0.0)
+                    wait_until(listed, "agents listed", timeout=30, interval=0.0)
                     client_times.append(time.perf_counter() - start)
                     continue
                 listed_after = asyncio.run(_probe_listed(s.ws_port, start))

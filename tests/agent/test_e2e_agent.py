@@ -21,13 +21,13 @@ from tests.support.e2e_helpers import (
     TIMEOUT,
     Site,
     deploy,
-    free_ports,
     node_rows,
     one_process_per_node,
     pids,
     site,
-    wait_until,
 )
+from tests.support.ports import free_ports
+from tests.support.waiting import wait_until
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 

@@ -52,10 +52,10 @@ from tests.support.e2e_helpers import (
     TIMEOUT,
     Site,
     one_process_per_node,
-    port_open,
     site,
-    wait_until,
 )
+from tests.support.ports import port_open
+from tests.support.waiting import wait_until
 
 AGENT_TOPIC = f"zeek/management/agent/{AGENT_NAME}"
 REFUSED = "refused, nothing changed: it has nodes this agent cannot launch"

@@ -9,20 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import itertools
 import logging
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mgmt.agent.service import AgentConfig, AgentService
-from tests.support.node_helpers import double_cluster, mgmt_run, wait_for
+from tests.support.node_helpers import double_cluster, mgmt_run
+from tests.support.waiting import wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
 QUEUE_NAME = re.compile(
@@ -42,17 +41,6 @@ def archived_name(queue_name: str) -> str | None:
     return f"{m.group('path')}.{open_}-{close}.log.gz"
 
 
-async def poll(pred: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Poll an OS observation from async code until true; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    for _ in itertools.count():
-        if pred():
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {limit}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def queued(spool: Path) -> list[str]:
     queue = spool / "log-queue"
     return sorted(p.name for p in queue.iterdir()) if queue.is_dir() else []
@@ -66,7 +54,7 @@ def test_logger_rotates_into_the_queue_with_archiver_names(tmp_path: Path) -> No
     """Every interval the logger's logs move to <spool>/log-queue, archiver-named."""
     with double_cluster(tmp_path, {"manager": "MANAGER", "logger": "LOGGER"}) as cluster:
         node = cluster.start("logger", None, env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"})
-        wait_for(lambda: len(queued(cluster.spool)) >= 4, "two rotations of two logs")
+        wait_until(lambda: len(queued(cluster.spool)) >= 4, "two rotations of two logs")
         assert node.proc.poll() is None
     names = queued(cluster.spool)
     matches = [QUEUE_NAME.match(n) for n in names]
@@ -231,7 +219,9 @@ async def test_archive_loop_tries_again_after_failures(tmp_path: Path) -> None:
     )
     task = asyncio.create_task(service._archive_loop())
     try:
-        await poll(lambda: counter.exists() and len(counter.read_text().split()) >= 3, "3 runs")
+        await wait_until_async(
+            lambda: counter.exists() and len(counter.read_text().split()) >= 3, "3 runs"
+        )
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -274,13 +264,13 @@ def test_agent_archives_rotated_logs(tmp_path: Path) -> None:
         def archived() -> list[Path]:
             return sorted(archive.glob("*/*.log.gz"))
 
-        wait_for(lambda: len({p.name.split(".")[0] for p in archived()}) >= 2, "archived logs")
+        wait_until(lambda: len({p.name.split(".")[0] for p in archived()}) >= 2, "archived logs")
         files = archived()
         assert all(ARCHIVE_NAME.match(p.name) for p in files), files
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", p.parent.name) for p in files)
         assert gzip.decompress(files[0].read_bytes()).startswith(b"#separator")
         # Sources leave the queue once archived.
-        wait_for(
+        wait_until(
             lambda: not {archived_name(n) for n in queued(run.spool)} & {p.name for p in files},
             "archived sources gone from the queue",
         )
@@ -298,7 +288,7 @@ def test_agent_archives_once_more_at_shutdown(tmp_path: Path) -> None:
         res = run.deploy(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
         logger = run.node_dir("logger")
-        wait_for(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
+        wait_until(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
         assert queued(run.spool) == []  # nothing rotated yet (hourly rotation)
         run.stop()
         log = run.logtext()
@@ -340,9 +330,9 @@ def test_agent_reports_a_missing_archiver_and_retries(tmp_path: Path) -> None:
     ) as run:
         res = run.deploy(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
-        wait_for(lambda: any(n.startswith("conn__") for n in queued(run.spool)), "rotation")
+        wait_until(lambda: any(n.startswith("conn__") for n in queued(run.spool)), "rotation")
         failures = run.logtext().count("log archival failed with status 127")
-        wait_for(
+        wait_until(
             lambda: run.logtext().count("log archival failed with status 127") >= failures + 2,
             "two more failed archival runs",
             timeout=15,
@@ -361,7 +351,9 @@ async def test_cancelled_archival_kills_the_archiver_group(tmp_path: Path) -> No
     pidfile = tmp_path / "child.pid"
     service = _service(tmp_path, archive_cmd=f"sleep 30 & echo $! > '{pidfile}'; wait; :")
     task = asyncio.create_task(service.run_archiver())
-    await poll(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the child")
+    await wait_until_async(
+        lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the child"
+    )
     child = int(pidfile.read_text())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -373,4 +365,4 @@ async def test_cancelled_archival_kills_the_archiver_group(tmp_path: Path) -> No
         except psutil.NoSuchProcess:
             return True
 
-    await poll(gone, "the archiver's child killed")
+    await wait_until_async(gone, "the archiver's child killed")

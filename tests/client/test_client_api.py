@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.records import Configuration, State
 from mgmt.exceptions import HandshakeError, InvalidState, RequestTimeout, SessionClosedError
 from tests.support.client_fakes import CONFIGS, LOCAL_AGENT, running_controller
+from tests.support.ports import free_port
 
 
 def cluster_config() -> Configuration:
@@ -125,17 +125,10 @@ async def test_controller_going_away_fails_pending_requests(tmp_path: Path) -> N
         await ctl.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.asyncio
 async def test_unreachable_controller() -> None:
     """Refused connections are retried peering_attempts times, then HandshakeError."""
-    port = _free_port()
+    port = free_port()
     ctl = ControllerClient("127.0.0.1", port, peering_attempts=3, retry_delay=0.01)
     with pytest.raises(HandshakeError) as info:
         await ctl.connect()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from tests.support.client_fakes import (
     running_controller,
     zeek_client,
 )
+from tests.support.ports import free_port
 
 ZC = zeek_client()
 pytestmark = pytest.mark.skipif(ZC is None, reason="zeek-client 1.5.0 is not installed")
@@ -65,10 +65,7 @@ env = GREETING="hello world" ZEEK_DEBUG=1 EMPTY=
 @pytest.fixture
 def unused_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def norm(text: str) -> str:

@@ -26,8 +26,8 @@ from tests.support.controller_helpers import (
     reqid,
     run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.waiting import wait_until_async
 
 BAD_JSON = "failed to decode JSON object"
 BAD_EVENT = "failed to create Zeek event"
@@ -241,7 +241,7 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
                     topic="zeek/management/agent/agent-x",
                 )
             )
-            await wait_for(lambda: "incompatible API version" in caplog.text, what="log")
+            await wait_until_async(lambda: "incompatible API version" in caplog.text, what="log")
         finally:
             await ws.close()
         assert ctl._state.known == {} and ctl._state.deployed is None
@@ -325,7 +325,7 @@ async def test_500_idle_connections(tmp_path: Path) -> None:
             await client.close()
         finally:
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-        await wait_for(lambda: not ctl.client_server.connections, what="peers gone")  # type: ignore[union-attr]
+        await wait_until_async(lambda: not ctl.client_server.connections, what="peers gone")  # type: ignore[union-attr]
 
 
 @pytest.mark.asyncio
@@ -344,16 +344,16 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
             bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.DeployRequest(reqid())))
         )
         ws.transport.abort()
-        await wait_for(lambda: ctl._state.deployed is not None, what="deployed")
+        await wait_until_async(lambda: ctl._state.deployed is not None, what="deployed")
         assert ctl._state.deployed.id == config.id  # type: ignore[union-attr]
         # A get-nodes whose client vanished times out into the void.
         ws = await ws_open(port)
         await ws.send(
             bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.GetNodesRequest(reqid())))
         )
-        await wait_for(lambda: len(ctl._state.requests) >= 1, what="request pending")
+        await wait_until_async(lambda: len(ctl._state.requests) >= 1, what="request pending")
         ws.transport.abort()
-        await wait_for(lambda: not ctl._state.requests, what="request expired")
+        await wait_until_async(lambda: not ctl._state.requests, what="request expired")
         # A test-timeout request likewise.
         ws = await ws_open(port)
         await ws.send(
@@ -362,7 +362,7 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
             )
         )
         await ws.close()
-        await wait_for(lambda: not ctl._state.requests, what="request expired")
+        await wait_until_async(lambda: not ctl._state.requests, what="request expired")
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")
         assert (run.rc, run.json()["id"]) == (0, config.id)
         await client.close()

@@ -29,8 +29,8 @@ from tests.support.controller_helpers import (
     reqid,
     run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.waiting import wait_until_async
 
 
 def config_id(response: ev.GetConfigurationResponse) -> str:
@@ -73,7 +73,7 @@ async def test_configs_survive_restart(tmp_path: Path) -> None:
             assert before[()].json()["id"] == staged.id
             assert before[("--deployed",)].json()["id"] == deployed.id
             # The restarted controller redeploys DEPLOYED once the agent is back.
-            await wait_for(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
+            await wait_until_async(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
             last = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
             assert last.config.id == deployed.id
             # READY survived too: deploy without re-staging deploys the staged config.
@@ -143,7 +143,7 @@ async def test_kill_9_during_burst_leaves_one_complete_version(tmp_path: Path, r
                 if track.acked_deploy is not None:
                     assert config_id(shown) in track.deploy_candidates()
                     track.acked_deploy = config_id(shown)
-                await wait_for(lambda: agent.connected, what="agent reconnected")
+                await wait_until_async(lambda: agent.connected, what="agent reconnected")
 
                 before = track.acked_deploy
                 task = asyncio.create_task(burst(client, track))
@@ -219,7 +219,9 @@ async def test_shutdown_leaves_no_task_behind(tmp_path: Path) -> None:
             # A peer that upgraded but never sends its handshake, and one mid-request.
             idle = await websockets.connect(f"ws://127.0.0.1:{client_port(ctl)}/v1/messages/json")
             pending = client.send(ev.TestTimeoutRequest(reqid(), True))
-            await wait_for(lambda: len(ctl._state.requests) == 1, what="pending test request")
+            await wait_until_async(
+                lambda: len(ctl._state.requests) == 1, what="pending test request"
+            )
         # running_controller waited for run() to return (10 s cap).
         # The pending request's connection was closed by the shutdown.
         assert isinstance(pending.exception(), ConnectionError)

@@ -30,8 +30,8 @@ from tests.support.controller_helpers import (
     reqid,
     run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.waiting import wait_until_async
 
 BAD_INTERFACE_STDERR = (
     "fatal error: problem with interface not-a-valid-interface "
@@ -155,7 +155,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
     async with running_controller(tmp_path) as ctl, fake_agents(full_agent()) as (agent,):
         port = client_port(ctl)
         await agent.dial(agent_uri(ctl))
-        await wait_for(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
+        await wait_until_async(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
 
         assert_matches_reference(await run_zeek_client(port, "get-instances"), "get-instances")
         run = await run_zeek_client(port, "get-nodes")
@@ -243,7 +243,7 @@ async def test_deploy_with_failed_node_then_good_config(tmp_path: Path, cfgdir: 
     async with running_controller(tmp_path) as ctl, fake_agents(agent):
         port = client_port(ctl)
         await agent.dial(agent_uri(ctl))
-        await wait_for(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
+        await wait_until_async(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
 
         run = await run_zeek_client(port, "deploy-config", "bad-interface.cfg", cwd=cfgdir)
         ref = json.loads(normalise(reference_output("deploy-config_bad-interface.cfg").stdout))
@@ -304,7 +304,7 @@ async def test_restart_without_deployment(tmp_path: Path) -> None:
     """restart with an agent connected but nothing deployed: 'no active cluster deployment'."""
     async with running_controller(tmp_path) as ctl, fake_agents(FakeAgent("agent-x")) as (a,):
         await a.dial(agent_uri(ctl))
-        await wait_for(lambda: "agent-x" in ctl._state.known, what="hello")
+        await wait_until_async(lambda: "agent-x" in ctl._state.known, what="hello")
         run = await run_zeek_client(client_port(ctl), "restart")
         assert (run.rc, run.json()) == (
             1,
@@ -320,7 +320,7 @@ async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> Non
     async with running_controller(tmp_path) as ctl, fake_agents(a, b):
         await a.dial(agent_uri(ctl))
         await b.dial(agent_uri(ctl))
-        await wait_for(lambda: len(ctl._state.known) == 2, what="hellos")
+        await wait_until_async(lambda: len(ctl._state.known) == 2, what="hellos")
         client = await ApiClient.open(client_port(ctl))
         try:
             rid = reqid()
@@ -330,7 +330,7 @@ async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> Non
         finally:
             await client.close()
         await a.stop()
-        await wait_for(lambda: "agent-a" not in ctl._state.known, what="agent-a gone")
+        await wait_until_async(lambda: "agent-a" not in ctl._state.known, what="agent-a gone")
         run = await run_zeek_client(client_port(ctl), "restart")
         assert (run.rc, run.json()) == (
             1,
@@ -396,7 +396,7 @@ async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path)
             config = cluster_config("agent-late")
             await client.request(ev.StageConfigurationRequest(reqid(), config))
             pending = client.send(ev.DeployRequest(reqid()))
-            await wait_for(lambda: ctl._state.pending_deploy != "", what="deploy pending")
+            await wait_until_async(lambda: ctl._state.pending_deploy != "", what="deploy pending")
             assert not pending.done()
             await agent.dial(agent_uri(ctl))
             resp = await asyncio.wait_for(pending, 5)
@@ -434,8 +434,8 @@ async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> 
 
         agent.answer = recording_answer  # type: ignore[method-assign]
         await agent.drop_connection()
-        await wait_for(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
-        await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
+        await wait_until_async(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
+        await wait_until_async(lambda: ctl._state.pending_deploy == "", what="redeploy done")
         assert agent.hellos == 2 and agent.count(ev.AgentWelcomeRequest) == 2
         redeploy = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
         assert redeploy.config == deployed and redeploy.force is False
@@ -463,14 +463,16 @@ async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Pa
             assert ctl._state.known["agent-srv"].listen_port == config.instances[0].listen_port
 
             await agent.stop()  # the agent process "restarts" on the same port
-            await wait_for(lambda: "agent-srv" not in ctl._state.known, what="agent lost")
+            await wait_until_async(lambda: "agent-srv" not in ctl._state.known, what="agent lost")
             again = FakeAgent("agent-srv")
             async with fake_agents(again):
                 await again.serve(port)
-                await wait_for(
-                    lambda: again.count(ev.AgentDeployRequest) == 1, limit=10, what="redeploy"
+                await wait_until_async(
+                    lambda: again.count(ev.AgentDeployRequest) == 1, what="redeploy"
                 )
-                await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
+                await wait_until_async(
+                    lambda: ctl._state.pending_deploy == "", what="redeploy done"
+                )
                 assert again.config is not None and again.config.id == config.id
                 run = await run_zeek_client(client_port(ctl), "get-instances")
                 assert run.json() == {"agent-srv": {"host": "127.0.0.1", "port": port}}
@@ -484,11 +486,11 @@ async def test_duplicate_agent_connection_replaces_the_older(tmp_path: Path) -> 
     first, second = FakeAgent("agent-dup"), FakeAgent("agent-dup")
     async with running_controller(tmp_path) as ctl, fake_agents(first, second):
         await first.dial(agent_uri(ctl))
-        await wait_for(lambda: "agent-dup" in ctl._state.known, what="hello")
+        await wait_until_async(lambda: "agent-dup" in ctl._state.known, what="hello")
         link = ctl._links["agent-dup"]
         await second.dial(agent_uri(ctl))
-        await wait_for(lambda: ctl._links["agent-dup"] is not link, what="replacement")
-        await wait_for(lambda: not link.is_open, what="old link closed")
+        await wait_until_async(lambda: ctl._links["agent-dup"] is not link, what="replacement")
+        await wait_until_async(lambda: not link.is_open, what="old link closed")
         assert "agent-dup" in ctl._state.known
         run = await run_zeek_client(client_port(ctl), "get-instances")
         assert run.json() == {"agent-dup": {"host": "127.0.0.1"}}

@@ -30,8 +30,8 @@ from tests.support.e2e_helpers import (
     pids,
     proc_name,
     site,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 CPUS = sorted(os.sched_getaffinity(0))

@@ -18,7 +18,8 @@ import pytest
 
 from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
 from tests.paths import DATA
-from tests.support.node_helpers import MgmtRun, mgmt_run, wait_for
+from tests.support.node_helpers import MgmtRun, mgmt_run
+from tests.support.waiting import wait_until
 
 REFERENCE = DATA / "zeek-8.2.2"
 AGENT = "agent-test"
@@ -137,7 +138,7 @@ def test_restarted_node_answers_through_a_new_channel(cluster: MgmtRun) -> None:
     before = cluster.nodes()["worker-02"]["pid"]
     res = cluster.client("restart", "worker-02")
     assert res.code == 0, res.stdout
-    wait_for(
+    wait_until(
         lambda: (
             (row := cluster.nodes()["worker-02"])["pid"] != before and row["state"] == "RUNNING"
         ),
@@ -151,7 +152,7 @@ def test_killed_node_is_answered_again_after_revival(cluster: MgmtRun) -> None:
     """A node killed with SIGKILL is revived by the agent and answers again."""
     before = cluster.nodes()["worker-01"]["pid"]
     os.kill(before, signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: (
             (row := cluster.nodes()["worker-01"])["pid"] != before and row["state"] == "RUNNING"
         ),
@@ -213,7 +214,7 @@ def test_restarted_agent_reaches_adopted_nodes(cluster: MgmtRun) -> None:
             and all(now.get(n, {}).get("state") == "RUNNING" for n in node_pids)
         )
 
-    wait_for(readopted, "a new agent", timeout=20)
+    wait_until(readopted, "a new agent", timeout=20)
     res = cluster.client("get-id-value", "Cluster::node")
     assert (res.code, res.json()) == (
         0,

@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from tests.paths import REPO_ROOT
-from tests.support.e2e_helpers import ZEEK_CLIENT, wait_until
+from tests.support.e2e_helpers import ZEEK_CLIENT
+from tests.support.waiting import wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 pytestmark = pytest.mark.netns

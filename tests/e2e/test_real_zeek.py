@@ -42,7 +42,6 @@ from tests.support.e2e_helpers import (
     node_rows,
     pids,
     proc_name,
-    wait_until,
 )
 from tests.support.node_helpers import NODE_SCRIPT_TEXT
 from tests.support.real_zeek import (
@@ -54,6 +53,7 @@ from tests.support.real_zeek import (
     real_zeek,
     write_script,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.zeek
 
@@ -236,7 +236,7 @@ def test_killed_node_is_revived(cluster: Site) -> None:
         now = pids(cluster.nodes_of(AGENT_NAME))
         return now if now["worker-01"] not in (None, victim) else None
 
-    after = wait_until(revived, TIMEOUT, interval=0.2, what="worker-01 revived")
+    after = wait_until(revived, "worker-01 revived", timeout=TIMEOUT, interval=0.2)
     all_running(cluster)
     assert {n: p for n, p in after.items() if n != "worker-01"} == {
         n: p for n, p in before.items() if n != "worker-01"
@@ -253,7 +253,7 @@ def test_rotation_into_the_queue_and_both_archivers(cluster: Site, tmp_path: Pat
     def rotated() -> list[Path]:
         return sorted(p for p in queue.iterdir() if QUEUE_NAME.match(p.name))
 
-    files = wait_until(rotated, TIMEOUT, interval=0.2, what="rotated logs in the queue")
+    files = wait_until(rotated, "rotated logs in the queue", timeout=TIMEOUT, interval=0.2)
     assert all(QUEUE_NAME.match(p.name) for p in queue.iterdir()), sorted(queue.iterdir())
     trees = {}
     for which, argv in (
@@ -401,7 +401,7 @@ def test_print_then_block_shows_the_line_at_once(scratch: Site) -> None:
                 return int(pid)
             return None
 
-        pid = wait_until(printed, TIMEOUT, interval=0.1, what="the probe line in stdout")
+        pid = wait_until(printed, "the probe line in stdout", timeout=TIMEOUT, interval=0.1)
         assert psutil.Process(pid).is_running()  # not flushed by an exit
         assert (scratch.node_dir("manager") / ".status").read_text().startswith("INITIALIZING")
     finally:
@@ -426,7 +426,7 @@ def test_agent_archives_the_final_logs_when_it_stops(
         def logs() -> set[str]:
             return {p.name[: -len(".log")] for p in logger.glob("[a-z]*.log")}
 
-        written = wait_until(logs, TIMEOUT, interval=0.2, what="logs on the logger")
+        written = wait_until(logs, "logs on the logger", timeout=TIMEOUT, interval=0.2)
         (run,) = s.daemons
         assert run.stop(TIMEOUT) == 0
         log = run.log()

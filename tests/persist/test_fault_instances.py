@@ -23,11 +23,11 @@ import psutil
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.persist.lock import InstanceLock
+from tests.paths import REPO_ROOT
 from tests.support.e2e_helpers import (
     AGENT_NAME,
     CONTROLLER_NAME,
     QUICKSTART_CFG,
-    REPO_ROOT,
     TIMEOUT,
     Site,
     deploy,

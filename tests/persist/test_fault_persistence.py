@@ -27,8 +27,10 @@ from tests.support.controller_helpers import (
     fake_agents,
     run_zeek_client,
 )
-from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, port_open, site, wait_until
+from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, site
 from tests.support.faultfs import Tmpfs, mounted_tmpfs
+from tests.support.ports import port_open
+from tests.support.waiting import wait_until
 
 NO_SPACE = "No space left on device"
 

@@ -18,7 +18,8 @@ from mgmt.settings import AgentSettings, ControllerSettings, HostInfo, load_sett
 from mgmt.settings.tls import agent_tls, client_context, controller_tls, server_context
 from mgmt.transport import Server, connect
 from mgmt.transport.connection import describe_connect_error
-from tests.support.opsutil import daemon, daemon_env, free_port, zeek_client
+from tests.support.opsutil import daemon, daemon_env, zeek_client
+from tests.support.ports import free_port
 from tests.support.tlscerts import Pki, have_openssl, make_pki
 
 HOST = HostInfo("testhost", is_root=False, home="/nonexistent")

@@ -27,9 +27,9 @@ from mgmt.supervisor.backend import Handle, process_name, read_outputs, read_sta
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from tests.paths import REPO_ROOT
+from tests.support.waiting import TIMEOUT, wait_until_async
 
 S = ProcessState
-TIMEOUT = 10.0  # generous upper bound for any single wait on the OS
 
 NODE_SCRIPT = """\
 #!{python}
@@ -123,15 +123,6 @@ async def wait_for(sup: SupervisorService, pred: Callable[[dict[str, NodeInfo]],
         return by_name(await sup.wait_for(lambda infos: pred(by_name(infos))))
 
 
-async def poll_until(condition: Callable[[], bool]) -> None:
-    """Wait for a condition on the OS that no event reports (deadline: TIMEOUT)."""
-    async with asyncio.timeout(TIMEOUT):
-        for _ in iter(int, 1):
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-
-
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -183,7 +174,7 @@ async def test_pending_until_status_says_running(
     sup.deploy([make_spec("manager", mode="never_ready")])
     infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
     status_file = Path(infos["manager"].spec.cwd) / ".status"
-    await poll_until(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
+    await wait_until_async(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
     await asyncio.sleep(0.2)  # several poll intervals: readiness must not be invented
     assert sup.status()[0].state is S.PENDING
     # Writing RUNNING (as zeek would) makes it RUNNING.

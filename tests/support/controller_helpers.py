@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions, agent_topic
 from mgmt.transport import Connection, ReconnectingClient, Server, connect
 from tests.paths import DATA, REPO_ROOT
+from tests.support.ports import free_port
 
 #: Zeek 8.2.2 + zeek-client 1.5.0 captures the tests compare against (tests/data/README.md).
 REFERENCE = DATA / "zeek-8.2.2"
@@ -72,25 +73,6 @@ def find_zeek_client() -> str:
     if candidate.exists():
         return str(candidate)
     raise RuntimeError("zeek-client not found (pip install zeek-client==1.5.*)")
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (bind to 0, close; a tiny race is accepted)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_for(
-    predicate: Callable[[], bool], limit: float = 5.0, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until it is true, for at most ``limit`` seconds (for state that
-    can only be observed by looking)."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------------------

@@ -26,25 +26,24 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
 from tests.paths import DATA, REPO_ROOT
+from tests.support.ports import free_port_block, free_ports, port_open
+from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 #: The cluster configurations of the Zeek 8.2.2 reference captures (tests/data/README.md).
 CONFIGS = DATA / "zeek-8.2.2" / "configs"
 MARKER = "ZEEK_MGMT_E2E_SITE"
-#: Upper bound for any single wait on the OS (scaled by ZEEK_MGMT_TEST_TIMEOUT_SCALE).
-TIMEOUT = 20.0 * float(os.environ.get("ZEEK_MGMT_TEST_TIMEOUT_SCALE", "1"))
-
-T = TypeVar("T")
+#: Upper bound for one wait on a site (daemons, zeek-client runs, several nodes).
+TIMEOUT = 20_000 * MS
 
 
 def find_zeek_client() -> str:
@@ -76,54 +75,6 @@ interface = lo
 role = worker
 interface = lo
 """
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_until(
-    predicate: Callable[[], T | None],
-    timeout: float = TIMEOUT,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; return that.
-
-    Raises:
-        AssertionError: the deadline passed (with ``what`` and the last value).
-    """
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}: {last!r}")
-        time.sleep(interval)
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        try:
-            s.connect((host, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -224,7 +175,7 @@ class Site:
                 "ZEEK_MANAGEMENT_STATE_DIR": str(site.state_dir),
                 "ZEEK_MANAGEMENT_SPOOL_DIR": str(site.spool_dir),
                 "ZEEK_MGMT_CONFIG": str(site.root / "no-settings.toml"),
-                "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT": str(free_ports(1)[0]),
+                "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT": str(free_port_block(16)),
                 "ZEEK_DOUBLE_RECORD": str(site.record_dir),
                 MARKER: site.marker,
             }
@@ -370,8 +321,8 @@ class Site:
             out: dict[str, Any] = res.json()
             return out if all(n in out for n in names) else None
 
-        wait_until(lambda: port_open(self.ws_port), timeout, what="controller port")
-        return wait_until(listed, timeout, interval=0.1, what=f"agents {names} listed")
+        wait_until(lambda: port_open(self.ws_port), "controller port", timeout=timeout)
+        return wait_until(listed, f"agents {names} listed", timeout=timeout, interval=100 * MS)
 
     def wait_states(
         self,
@@ -388,7 +339,7 @@ class Site:
                 return rows
             return None
 
-        return wait_until(ok, timeout, interval=0.1, what=f"states {want}")
+        return wait_until(ok, f"states {want}", timeout=timeout, interval=100 * MS)
 
     def daemon_logs(self) -> str:
         """The output of every daemon started here (for assertion messages)."""

@@ -16,13 +16,10 @@ import contextlib
 import importlib.resources
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,8 @@ import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from tests.paths import REPO_ROOT
+from tests.support.ports import free_port, free_port_block
+from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 ZEEK_CLIENT = Path(sys.executable).with_name("zeek-client")
@@ -38,41 +37,6 @@ BACKEND = "policy/frameworks/cluster/backend/broker"
 NODE_SCRIPT_TEXT = (
     importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek").read_text()
 )
-
-
-def wait_for(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll ``pred`` (an OS observation) until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive ports that are free on 127.0.0.1 right now."""
-    rng = random.Random()
-    for _ in range(200):
-        start = rng.randrange(20000, 60000 - count)
-        if all(_bindable(p) for p in range(start, start + count)):
-            return start
-    raise RuntimeError("no block of free ports")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def layout_text(nodes: dict[str, str], manager_is_logger: bool = False) -> str:
@@ -111,7 +75,7 @@ class DoubleNode:
                 pytest.fail(f"{self.name} exited {self.proc.returncode}: {self.stderr()}")
             return self.status().startswith("RUNNING")
 
-        wait_for(running, f"{self.name} RUNNING", timeout)
+        wait_until(running, f"{self.name} RUNNING", timeout=timeout)
 
     def stderr(self) -> str:
         try:
@@ -292,7 +256,7 @@ class MgmtRun:
             self.proc = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(self._agent_connected, "controller with agent connected", 20.0)
+        wait_until(self._agent_connected, "controller with agent connected", timeout=2 * TIMEOUT)
 
     def _agent_connected(self) -> bool:
         assert self.proc is not None

@@ -25,9 +25,9 @@ from mgmt.broker.session import EventReceived
 from mgmt.exceptions import HandshakeError
 from mgmt.transport import ReconnectingClient, Server, connect
 from mgmt.transport.backoff import backoff, classify_exception
+from tests.support.waiting import TIMEOUT
 
 TOPIC = "zeek/management/controller"
-TIMEOUT = 10.0
 
 
 class Recorder:
