@@ -214,7 +214,7 @@ def bench_run(args: argparse.Namespace, root: Path) -> None:
 
                     def listed(s: Site = s) -> bool:
                         res = s.client("get-instances")
-                        return res.returncode == 0 and AGENT_NAME in res.json()
+                        return res.code == 0 and AGENT_NAME in res.json()
 
                     wait_until(listed, "agents listed", timeout=30, interval=0.0)
                     client_times.append(time.perf_counter() - start)

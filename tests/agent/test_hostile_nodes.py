@@ -38,12 +38,12 @@ from mgmt.broker.records import (
 from mgmt.controller.state import CONTROLLER_TOPIC
 from mgmt.persist.configtoml import config_to_table
 from mgmt.persist.statefile import save_toml
+from tests.support.cli import run_zeek_client
 from tests.support.controller_helpers import (
     ApiClient,
     client_port,
     cluster_config,
     reqid,
-    run_zeek_client,
     running_controller,
 )
 from tests.support.e2e_helpers import (
@@ -108,13 +108,13 @@ async def test_zeek_client_stage_and_deploy_of_hostile_configs_fail(tmp_path: Pa
     async with running_controller(tmp_path / "state") as ctl:
         port = client_port(ctl)
         run = await run_zeek_client(port, "stage-config", "good.cfg", cwd=cfgdir)
-        assert run.rc == 0, run.stderr
+        assert run.code == 0, run.stderr
         staged = (await run_zeek_client(port, "get-config", "--as-json")).json()
         for what, section, error in HOSTILE_CFGS:
             (cfgdir / "bad.cfg").write_text(f"{QUICKSTART_CFG}\n{section}")
             for command in ("stage-config", "deploy-config"):
                 run = await run_zeek_client(port, command, "bad.cfg", cwd=cfgdir)
-                assert (run.rc, run.json()) == (1, {"errors": [error], "results": {}}), (
+                assert (run.code, run.json()) == (1, {"errors": [error], "results": {}}), (
                     what,
                     command,
                     run,
@@ -181,7 +181,7 @@ async def test_raw_frame_with_a_lone_surrogate_is_refused_and_answered(tmp_path:
             await ws.send(json.dumps(frame))
             await next_event(ws, ev.GetInstancesResponse, "r-2")
         run = await run_zeek_client(client_port(ctl), "get-instances")
-        assert run.rc == 0, run.stderr
+        assert run.code == 0, run.stderr
 
 
 # --------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ def test_agent_starts_with_a_saved_config_it_cannot_launch(tmp_path: Path) -> No
 
         s.write_cfg(QUICKSTART_CFG)
         res = s.client("deploy-config", "cluster.cfg")
-        assert res.returncode == 0, f"{res}\n{s.daemon_logs()}"
+        assert res.code == 0, f"{res}\n{s.daemon_logs()}"
         rows = s.wait_states(AGENT_NAME, dict.fromkeys(["manager", "logger"], "RUNNING"))
         assert not BAD_NODES & set(rows)
         assert agent.alive()

@@ -14,8 +14,9 @@ from client.render import decode_instances, decode_node_statuses
 from mgmt.broker import events as ev
 from mgmt.broker.records import Configuration, State
 from mgmt.exceptions import HandshakeError, InvalidState, RequestTimeout, SessionClosedError
-from tests.support.client_fakes import CONFIGS, LOCAL_AGENT, running_controller
+from tests.support.client_fakes import running_controller
 from tests.support.ports import free_port
+from tests.support.reference import CONFIGS, LOCAL_AGENT
 
 
 def cluster_config() -> Configuration:

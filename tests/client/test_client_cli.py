@@ -14,16 +14,9 @@ import pytest
 
 from client.api import ControllerClient
 from mgmt.cli import SUBCOMMANDS, build_parser
-from tests.support.client_fakes import (
-    CONFIGS,
-    LOCAL_AGENT,
-    Cluster,
-    cli_env,
-    ours,
-    run_cmd,
-    running_controller,
-    zeek_client,
-)
+from tests.support.cli import cli_env, ours, run_cmd, zeek_client
+from tests.support.client_fakes import Cluster, running_controller
+from tests.support.reference import CONFIGS, LOCAL_AGENT
 
 CLUSTER_CFG = str(CONFIGS / "cluster.cfg")
 

@@ -18,7 +18,7 @@ from client.clusterconfig import parse_cluster_config
 from client.render import Diagnostic
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
-from tests.support.client_fakes import CONFIGS, config_files
+from tests.support.reference import CONFIGS, config_files
 
 HOST = socket.gethostname() or "localhost"
 AGENT = f"agent-{HOST}"
@@ -246,10 +246,8 @@ class _Records(logging.Handler):
 
 @pytest.mark.parametrize(
     "text",
-    [c[1] for c in CASES]
-    + [p.read_text() for p in config_files() if "duplicate" not in p.name],
-    ids=[c[0] for c in CASES]
-    + [p.name for p in config_files() if "duplicate" not in p.name],
+    [c[1] for c in CASES] + [p.read_text() for p in config_files() if "duplicate" not in p.name],
+    ids=[c[0] for c in CASES] + [p.name for p in config_files() if "duplicate" not in p.name],
 )
 def test_same_as_zeek_client(text: str) -> None:
     """Our parser and zeek-client's give the same messages and the same wire configuration."""

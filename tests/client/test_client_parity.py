@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client_fakes import (
-    CONFIGS,
-    LOCAL_AGENT,
-    Cluster,
-    Run,
-    config_files,
-    ours,
-    run_cmd,
-    running_controller,
-    zeek_client,
-)
+from tests.support.cli import Run, ours, run_cmd, zeek_client
+from tests.support.client_fakes import Cluster, running_controller
 from tests.support.ports import free_port
+from tests.support.reference import CONFIGS, LOCAL_AGENT, config_files
 
 ZC = zeek_client()
 pytestmark = pytest.mark.skipif(ZC is None, reason="zeek-client 1.5.0 is not installed")

@@ -16,6 +16,7 @@ from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
 from mgmt.broker.events import raw_event_to_json
 from mgmt.controller.state import CONTROLLER_TOPIC
+from tests.support.cli import run_zeek_client
 from tests.support.controller_helpers import (
     ApiClient,
     FakeAgent,
@@ -24,7 +25,6 @@ from tests.support.controller_helpers import (
     cluster_config,
     fake_agents,
     reqid,
-    run_zeek_client,
     running_controller,
 )
 from tests.support.waiting import wait_until_async
@@ -165,7 +165,7 @@ async def expect_error(ws: ClientConnection, context: str) -> None:
 async def assert_serves(port: int) -> None:
     """Prove the controller still answers a real zeek-client."""
     run = await run_zeek_client(port, "get-instances")
-    assert run.rc == 0, run.stderr
+    assert run.code == 0, run.stderr
 
 
 @pytest.mark.asyncio
@@ -364,5 +364,5 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
         await ws.close()
         await wait_until_async(lambda: not ctl._state.requests, what="request expired")
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")
-        assert (run.rc, run.json()["id"]) == (0, config.id)
+        assert (run.code, run.json()["id"]) == (0, config.id)
         await client.close()

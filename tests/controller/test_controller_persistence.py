@@ -18,6 +18,7 @@ from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import InvalidState
 from mgmt.persist.controllerstore import ConfigStore
+from tests.support.cli import run_zeek_client
 from tests.support.controller_helpers import (
     ApiClient,
     ControllerProcess,
@@ -27,7 +28,6 @@ from tests.support.controller_helpers import (
     cluster_config,
     fake_agents,
     reqid,
-    run_zeek_client,
     running_controller,
 )
 from tests.support.waiting import wait_until_async
@@ -69,7 +69,7 @@ async def test_configs_survive_restart(tmp_path: Path) -> None:
             await proc.wait_listening()
             for flag, run in before.items():
                 again = await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
-                assert (again.rc, again.json()) == (0, run.json())
+                assert (again.code, again.json()) == (0, run.json())
             assert before[()].json()["id"] == staged.id
             assert before[("--deployed",)].json()["id"] == deployed.id
             # The restarted controller redeploys DEPLOYED once the agent is back.
@@ -78,7 +78,7 @@ async def test_configs_survive_restart(tmp_path: Path) -> None:
             assert last.config.id == deployed.id
             # READY survived too: deploy without re-staging deploys the staged config.
             run = await run_zeek_client(proc.client_port, "deploy")
-            assert (run.rc, run.json()["results"]["id"]) == (0, staged.id)
+            assert (run.code, run.json()["results"]["id"]) == (0, staged.id)
     finally:
         proc.stop()
 

@@ -15,22 +15,18 @@ import pytest
 
 from mgmt.broker import events as ev
 from mgmt.broker.records import NodeOutputs
+from tests.support.cli import Run, run_zeek_client
 from tests.support.controller_helpers import (
-    LOCAL_AGENT,
-    REFERENCE_CONFIGS,
     ApiClient,
-    ClientRun,
     FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
     fake_agents,
-    normalise,
-    reference_output,
     reqid,
-    run_zeek_client,
     running_controller,
 )
+from tests.support.reference import CONFIGS, LOCAL_AGENT, normalise, reference_output
 from tests.support.waiting import wait_until_async
 
 BAD_INTERFACE_STDERR = (
@@ -44,8 +40,8 @@ def cfgdir(tmp_path: Path) -> Path:
     """The reference configs, with the capture host's agent name replaced by ours."""
     out = tmp_path / "cfg"
     out.mkdir()
-    configs = sorted(REFERENCE_CONFIGS.glob("*.cfg"))
-    assert configs, f"no reference configs in {REFERENCE_CONFIGS} (see tests/data/README.md)"
+    configs = sorted(CONFIGS.glob("*.cfg"))
+    assert configs, f"no reference configs in {CONFIGS} (see tests/data/README.md)"
     for cfg in configs:
         (out / cfg.name).write_text(cfg.read_text().replace("agent-vm", LOCAL_AGENT))
     return out
@@ -55,13 +51,13 @@ def test_a_missing_capture_fails_the_test() -> None:
     """Parity data lives in the repository; a missing capture is an error, never a skip."""
     with pytest.raises(AssertionError, match="reference capture missing: .*tests/data/zeek"):
         reference_output("no-such-command")
-    assert (REFERENCE_CONFIGS / "cluster.cfg").is_file()
+    assert (CONFIGS / "cluster.cfg").is_file()
 
 
-def assert_matches_reference(run: ClientRun, name: str) -> None:
+def assert_matches_reference(run: Run, name: str) -> None:
     """Exit code and stdout equal the Zeek 8.2.2 capture (ids normalised)."""
     ref = reference_output(name)
-    assert (run.rc, normalise(run.stdout)) == (ref.rc, normalise(ref.stdout)), run.stderr
+    assert (run.code, normalise(run.stdout)) == (ref.code, normalise(ref.stdout)), run.stderr
 
 
 def full_agent() -> FakeAgent:
@@ -83,7 +79,7 @@ async def test_nothing_staged_nothing_connected(tmp_path: Path, cfgdir: Path) ->
         port = client_port(ctl)
 
         run = await run_zeek_client(port, "get-instances")
-        assert (run.rc, json.loads(run.stdout)) == (0, {})
+        assert (run.code, json.loads(run.stdout)) == (0, {})
 
         assert_matches_reference(
             await run_zeek_client(port, "get-config"), "get-config_nothing_staged_yet"
@@ -95,22 +91,22 @@ async def test_nothing_staged_nothing_connected(tmp_path: Path, cfgdir: Path) ->
         assert run.stderr == "error: no deployed configuration available\n"
 
         run = await run_zeek_client(port, "deploy")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": ["no configuration available to deploy"], "results": {}},
         )
         run = await run_zeek_client(port, "get-nodes")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no instances connected", "source": None}], "results": {}},
         )
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no cluster deployed", "source": None}], "results": {}},
         )
         run = await run_zeek_client(port, "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no instances connected", "source": None}], "results": {}},
         )
@@ -122,14 +118,14 @@ async def test_stage_config_validation_matches_reference(tmp_path: Path, cfgdir:
     async with running_controller(tmp_path) as ctl:
         port = client_port(ctl)
 
-        async def stage(cfg: str) -> ClientRun:
+        async def stage(cfg: str) -> Run:
             return await run_zeek_client(port, "stage-config", cfg, cwd=cfgdir)
 
         for cfg in ("dup-port", "unknown-role", "undeclared-instance"):
             assert_matches_reference(await stage(f"{cfg}.cfg"), f"stage-config_{cfg}.cfg_invalid")
         # A rejected config changes nothing.
         run = await run_zeek_client(port, "get-config")
-        assert run.rc == 1 and "no staged configuration available" in run.stderr
+        assert run.code == 1 and "no staged configuration available" in run.stderr
 
         for cfg in ("unknown-instance", "name-collision", "agent-port-conflict"):
             assert_matches_reference(await stage(f"{cfg}.cfg"), f"stage-config_{cfg}.cfg_invalid")
@@ -138,10 +134,10 @@ async def test_stage_config_validation_matches_reference(tmp_path: Path, cfgdir:
             "stage-config_controller-port-conflict.cfg_invalid",
         )
         run = await stage("duplicate-section.cfg")
-        assert run.rc == 1 and "DuplicateSectionError" in run.stderr
+        assert run.code == 1 and "DuplicateSectionError" in run.stderr
         assert_matches_reference(await stage("empty.cfg"), "stage-config_empty.cfg_invalid")
         run = await stage("does-not-exist.cfg")
-        assert run.rc == 1
+        assert run.code == 1
         assert run.stderr == reference_output("stage-config_does-not-exist.cfg").stderr
         # The last good one (empty.cfg) is what get-config shows.
         assert_matches_reference(
@@ -159,7 +155,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
 
         assert_matches_reference(await run_zeek_client(port, "get-instances"), "get-instances")
         run = await run_zeek_client(port, "get-nodes")
-        assert run.rc == 0
+        assert run.code == 0
         assert run.json() == {
             "errors": [],
             "results": {
@@ -201,7 +197,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
             rows.pop("controller-vm", None)  # the fake agent has no co-located controller
             for row in rows.values():
                 row.pop("pid")
-        assert (run.rc, got) == (0, ref)
+        assert (run.code, got) == (0, ref)
 
         for args, name in (
             (("LogAscii::use_json",), "get-id-value_LogAscii__use_json"),
@@ -210,7 +206,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
         ):
             assert_matches_reference(await run_zeek_client(port, "get-id-value", *args), name)
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json", "manager", "nope")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {
                 "errors": [{"error": "unknown cluster node", "source": "nope"}],
@@ -229,7 +225,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
 
         # Redeploying the same config id restarts nothing: node-less agent results.
         run = await run_zeek_client(port, "deploy")
-        assert run.rc == 0
+        assert run.code == 0
         assert normalise(run.stdout) == normalise(
             json.dumps({"errors": [], "results": {"id": "x" * 36}}, indent=2) + "\n"
         ).replace("x" * 36, "<id>")
@@ -250,7 +246,7 @@ async def test_deploy_with_failed_node_then_good_config(tmp_path: Path, cfgdir: 
         # Zeek's agent also timed out waiting for worker-02 (behaviour Q2/§5.5); ours answers
         # as soon as the node failed, so only the per-node part is the same.
         ref["errors"] = []
-        assert (run.rc, json.loads(normalise(run.stdout))) == (1, ref)
+        assert (run.code, json.loads(normalise(run.stdout))) == (1, ref)
 
         # The failed attempt still counts as deployed (behaviour §4.6.4).
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")
@@ -282,18 +278,18 @@ async def test_missing_agent_times_out(tmp_path: Path, cfgdir: Path) -> None:
         port = client_port(ctl)
         await run_zeek_client(port, "stage-config", "cluster.cfg", cwd=cfgdir)
         run = await run_zeek_client(port, "deploy")
-        assert (run.rc, run.json()) == (1, {"errors": ["request timed out"], "results": {}})
+        assert (run.code, run.json()) == (1, {"errors": ["request timed out"], "results": {}})
         assert ctl._state.deployed is None  # a timed-out deploy is not DEPLOYED
 
         # The instance set switched already, nothing is deployed: naming nodes answers at
         # once (Zeek would time out, quirk Q7); asking all nodes times out.
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json", "manager")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "unknown cluster node", "source": "manager"}], "results": {}},
         )
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "request timed out", "source": None}], "results": {}},
         )
@@ -306,7 +302,7 @@ async def test_restart_without_deployment(tmp_path: Path) -> None:
         await a.dial(agent_uri(ctl))
         await wait_until_async(lambda: "agent-x" in ctl._state.known, what="hello")
         run = await run_zeek_client(client_port(ctl), "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no active cluster deployment", "source": None}], "results": {}},
         )
@@ -332,7 +328,7 @@ async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> Non
         await a.stop()
         await wait_until_async(lambda: "agent-a" not in ctl._state.known, what="agent-a gone")
         run = await run_zeek_client(client_port(ctl), "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "request timed out", "source": None}], "results": {}},
         )
@@ -348,7 +344,7 @@ async def test_test_timeout(tmp_path: Path) -> None:
             "test-timeout_--with-state",
         )
         run = await run_zeek_client(port, "--set", "client.request_timeout_secs=2", "test-timeout")
-        assert run.rc == 1
+        assert run.code == 1
         assert run.stdout == ""
         assert run.stderr == (
             f"error: no response received: websocket connection to 127.0.0.1:{port} timed out\n"
@@ -368,12 +364,12 @@ async def test_get_instances_with_dialed_agent(tmp_path: Path) -> None:
         )
         port = client_port(ctl)
         run = await run_zeek_client(port, "deploy-config", str(cfg))
-        assert run.rc == 0, run.stdout + run.stderr
+        assert run.code == 0, run.stdout + run.stderr
         assert run.json()["results"]["nodes"] == {
             "manager": {"instance": "agent-remote", "success": True}
         }
         run = await run_zeek_client(port, "get-instances")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             0,
             {"agent-remote": {"host": "127.0.0.1", "port": agent_port}},
         )
@@ -444,7 +440,7 @@ async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> 
         assert ctl._state.deployed == deployed
         # It still works from a client's point of view.
         run = await run_zeek_client(client_port(ctl), "get-nodes")
-        assert run.rc == 0 and "worker-02" in run.json()["results"]["agent-a"]
+        assert run.code == 0 and "worker-02" in run.json()["results"]["agent-a"]
 
 
 @pytest.mark.asyncio

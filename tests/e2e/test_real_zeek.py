@@ -88,7 +88,7 @@ def deploy(s: Site, text: str) -> tuple[int, dict[str, object]]:
     """``zeek-client deploy-config`` of ``text``: exit code and JSON output."""
     s.write_cfg(text)
     res = s.client("deploy-config", "cluster.cfg", timeout=TIMEOUT)
-    return res.returncode, res.json()
+    return res.code, res.json()
 
 
 def all_running(s: Site) -> dict[str, dict[str, object]]:
@@ -170,7 +170,7 @@ def test_get_id_value_on_every_node(cluster: Site) -> None:
     res = cluster.client("get-id-value", "Log::default_rotation_interval", "logger", check=True)
     assert res.json()["results"] == {"logger": "2.0 secs"}  # the logger's own script
     res = cluster.client("get-id-value", "No::such_id")
-    assert res.returncode == 1
+    assert res.code == 1
     assert res.json() == {
         "errors": [{"error": "unknown id", "source": n} for n in NODES],
         "results": {},

@@ -20,13 +20,8 @@ from typing import Any
 import pytest
 
 from mgmt.broker import events as ev
-from tests.support.controller_helpers import (
-    ControllerProcess,
-    FakeAgent,
-    agent_uri,
-    fake_agents,
-    run_zeek_client,
-)
+from tests.support.cli import run_zeek_client
+from tests.support.controller_helpers import ControllerProcess, FakeAgent, agent_uri, fake_agents
 from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, site
 from tests.support.faultfs import Tmpfs, mounted_tmpfs
 from tests.support.ports import port_open
@@ -62,7 +57,7 @@ def cluster_file(path: Path, workers: int, instance: str = "agent-a") -> Path:
 async def get_config(proc: ControllerProcess, *flags: str) -> Any:
     """``zeek-client get-config --as-json`` (asserting it worked)."""
     run = await run_zeek_client(proc.client_port, "get-config", "--as-json", *flags)
-    assert run.rc == 0, run
+    assert run.code == 0, run
     return run.json()
 
 
@@ -91,13 +86,13 @@ async def test_stage_on_a_full_disk_fails_and_keeps_the_previous(
         first = await run_zeek_client(
             proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
         )
-        assert first.rc == 0, first
+        assert first.code == 0, first
         before = await get_config(proc)
 
         tmpfs.fill()
         second = cluster_file(tmp_path / "b.cfg", 2)
         run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 1, run
+        assert run.code == 1, run
         assert run.json()["errors"] == [persist_error(proc, NO_SPACE)]
         assert await get_config(proc) == before
         await restart(proc)  # still full: it starts and serves what is on disk
@@ -105,7 +100,7 @@ async def test_stage_on_a_full_disk_fails_and_keeps_the_previous(
 
         tmpfs.free()
         run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
+        assert run.code == 0, run
         after = await get_config(proc)
         assert after["id"] == run.json()["results"]["id"] != before["id"]
         await restart(proc)
@@ -129,17 +124,17 @@ async def test_deploy_on_a_full_disk_changes_nothing(tmp_path: Path, tmpfs: Tmpf
             run = await run_zeek_client(
                 proc.client_port, "deploy-config", str(cluster_file(tmp_path / "a.cfg", 1))
             )
-            assert run.rc == 0, run
+            assert run.code == 0, run
             deployed = await get_config(proc, "--deployed")
             staged = await run_zeek_client(
                 proc.client_port, "stage-config", str(cluster_file(tmp_path / "b.cfg", 2))
             )
-            assert staged.rc == 0, staged
+            assert staged.code == 0, staged
             assert agent.count(ev.AgentDeployRequest) == 1
 
             tmpfs.fill()
             run = await run_zeek_client(proc.client_port, "deploy")
-            assert run.rc == 1, run
+            assert run.code == 1, run
             assert run.json()["errors"] == [persist_error(proc, NO_SPACE)]
             assert agent.count(ev.AgentDeployRequest) == 1  # the cluster was not touched
             assert await get_config(proc, "--deployed") == deployed
@@ -152,7 +147,7 @@ async def test_deploy_on_a_full_disk_changes_nothing(tmp_path: Path, tmpfs: Tmpf
 
             tmpfs.free()
             run = await run_zeek_client(proc.client_port, "deploy")
-            assert (run.rc, run.json()["results"]["id"]) == (0, staged.json()["results"]["id"])
+            assert (run.code, run.json()["results"]["id"]) == (0, staged.json()["results"]["id"])
             assert (await get_config(proc, "--deployed"))["id"] == staged.json()["results"]["id"]
     finally:
         proc.stop()
@@ -175,22 +170,28 @@ async def test_read_only_state_fails_stage_and_deploy(tmp_path: Path, tmpfs: Tmp
         ok = await run_zeek_client(
             proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
         )
-        assert ok.rc == 0, ok
+        assert ok.code == 0, ok
         before = await get_config(proc)
 
         tmpfs.read_only()
         second = cluster_file(tmp_path / "b.cfg", 2)
         run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Read-only file system")])
+        assert (run.code, run.json()["errors"]) == (
+            1,
+            [persist_error(proc, "Read-only file system")],
+        )
         run = await run_zeek_client(proc.client_port, "deploy")
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Read-only file system")])
+        assert (run.code, run.json()["errors"]) == (
+            1,
+            [persist_error(proc, "Read-only file system")],
+        )
         assert await get_config(proc) == before
         nothing = await run_zeek_client(proc.client_port, "get-config", "--deployed")
-        assert nothing.rc == 1  # still nothing deployed
+        assert nothing.code == 1  # still nothing deployed
 
         tmpfs.writable()
         run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
+        assert run.code == 0, run
         assert (await get_config(proc))["id"] != before["id"]
     finally:
         proc.stop()
@@ -217,7 +218,7 @@ async def test_stage_without_free_file_descriptors_fails_and_keeps_serving(
         ok = await run_zeek_client(
             proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
         )
-        assert ok.rc == 0, ok
+        assert ok.code == 0, ok
         before = await get_config(proc)
         assert proc.proc is not None
         pid = proc.proc.pid
@@ -229,10 +230,10 @@ async def test_stage_without_free_file_descriptors_fails_and_keeps_serving(
             run = await run_zeek_client(proc.client_port, "stage-config", str(second))
         finally:
             resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Too many open files")])
+        assert (run.code, run.json()["errors"]) == (1, [persist_error(proc, "Too many open files")])
         assert await get_config(proc) == before
         run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
+        assert run.code == 0, run
     finally:
         proc.stop()
 
@@ -295,7 +296,7 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
         state_file.mkdir(parents=True)  # a directory where the file must go
         s.write_cfg(QUICKSTART_CFG)
         run = s.client("deploy-config", "cluster.cfg")
-        assert run.returncode == 1, run
+        assert run.code == 1, run
         out = run.json()
         assert out["errors"] == [
             f"could not persist configuration: {state_file}: cannot write: Is a directory"

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,21 +36,7 @@ from mgmt.broker.session import EventReceived
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
 from mgmt.transport import Connection, connect
-from tests.paths import DATA, REPO_ROOT
-
-#: The cluster configurations used for the Zeek 8.2.2 reference captures.
-CONFIGS = DATA / "zeek-8.2.2" / "configs"
-
-
-def config_files() -> list[Path]:
-    """The reference configurations, sorted; an error (never an empty list) if missing."""
-    files = sorted(CONFIGS.glob("*.cfg"))
-    if not files:
-        raise FileNotFoundError(f"no reference configs in {CONFIGS} (see tests/data/README.md)")
-    return files
-
-#: The default agent name of instance-free cluster configurations.
-LOCAL_AGENT = f"agent-{socket.gethostname() or 'localhost'}"
+from tests.support.reference import LOCAL_AGENT
 
 
 @dataclass
@@ -276,49 +258,3 @@ async def running_controller(
             await agent.stop()
         svc.request_shutdown()
         await task
-
-
-def zeek_client() -> str | None:
-    """The real zeek-client 1.5.0 CLI, if installed."""
-    found = shutil.which("zeek-client")
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / "zeek-client"
-    return str(candidate) if candidate.exists() else None
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished CLI run."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.pop("ZEEK_CLIENT_CONFIG_FILE", None)
-    env.pop("ZEEK_CLIENT_CONFIG_SETTINGS", None)
-    return env
-
-
-async def run_cmd(argv: list[str], stdin: str | None = None, cwd: Path | None = None) -> Run:
-    """Run a command without blocking the event loop (the controller lives in it)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(),
-        cwd=cwd,
-    )
-    out, err = await proc.communicate(None if stdin is None else stdin.encode())
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
-
-
-def ours(*args: str) -> list[str]:
-    """Our CLI: ``python -m mgmt <args>``."""
-    return [sys.executable, "-m", "mgmt", *args]

@@ -19,12 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,28 +47,12 @@ from mgmt.broker.session import EventReceived
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions, agent_topic
 from mgmt.transport import Connection, ReconnectingClient, Server, connect
-from tests.paths import DATA, REPO_ROOT
+from tests.paths import REPO_ROOT
 from tests.support.ports import free_port
+from tests.support.reference import LOCAL_AGENT
 
-#: Zeek 8.2.2 + zeek-client 1.5.0 captures the tests compare against (tests/data/README.md).
-REFERENCE = DATA / "zeek-8.2.2"
-REFERENCE_CONFIGS = REFERENCE / "configs"
-#: zeek-client names the instance of a config without ``[instances]`` after this host.
-HOSTNAME = socket.gethostname() or "localhost"
-LOCAL_AGENT = f"agent-{HOSTNAME}"
 #: Request timeout of the controllers under test (seconds).
 REQUEST_TIMEOUT = 1.0
-
-
-def find_zeek_client() -> str:
-    """The real ``zeek-client`` executable: on PATH, else next to this Python."""
-    found = shutil.which("zeek-client")
-    if found:
-        return found
-    candidate = Path(sys.executable).with_name("zeek-client")
-    if candidate.exists():
-        return str(candidate)
-    raise RuntimeError("zeek-client not found (pip install zeek-client==1.5.*)")
 
 
 # --------------------------------------------------------------------------------------
@@ -139,76 +119,6 @@ def agent_uri(svc_or_port: ControllerService | int) -> str:
         assert svc_or_port.agent_server is not None
         port = svc_or_port.agent_server.port
     return f"ws://127.0.0.1:{port}/v1/messages/json"
-
-
-# --------------------------------------------------------------------------------------
-# The real zeek-client
-
-
-@dataclass(frozen=True)
-class ClientRun:
-    """What one zeek-client invocation produced."""
-
-    rc: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as JSON."""
-        return json.loads(self.stdout)
-
-
-async def run_zeek_client(
-    port: int, *args: str, cwd: Path | str | None = None, limit: float = 60.0
-) -> ClientRun:
-    """Run ``zeek-client --controller 127.0.0.1:<port> <args>``; returns (rc, stdout, stderr).
-
-    Runs as an asyncio subprocess so an in-process controller keeps serving meanwhile.
-    """
-    env = dict(os.environ)
-    env.pop("ZEEK_CLIENT_CONFIG_FILE", None)
-    env.pop("ZEEK_CLIENT_CONFIG_SETTINGS", None)
-    proc = await asyncio.create_subprocess_exec(
-        find_zeek_client(),
-        "--controller",
-        f"127.0.0.1:{port}",
-        *args,
-        cwd=None if cwd is None else str(cwd),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return ClientRun(proc.returncode, out.decode(), err.decode())
-
-
-def reference_output(name: str) -> ClientRun:
-    """Parse a reference capture ``zeek-client_<name>.txt`` (exit code, stdout, stderr)."""
-    path = REFERENCE / f"zeek-client_{name}.txt"
-    if not path.is_file():
-        raise AssertionError(f"reference capture missing: {path} (see tests/data/README.md)")
-    text = path.read_text()
-    rc = int(re.search(r"^# exit code: (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
-    body = text.split("## stdout\n", 1)[1]
-    stdout, stderr = body.split("## stderr\n", 1)
-    return ClientRun(rc, stdout, stderr)
-
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def normalise(text: str) -> str:
-    """Make outputs comparable: ids become ``<id>``, the capture host's agent name ours."""
-    text = _UUID.sub("<id>", text)
-    return text.replace("agent-vm", LOCAL_AGENT)
 
 
 # --------------------------------------------------------------------------------------

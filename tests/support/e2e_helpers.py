@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from typing import Any
 import psutil
 
 from tests.paths import DATA, REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT, Run, cli_env, run_cmd_sync, zeek_client_argv
 from tests.support.ports import free_port_block, free_ports, port_open
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
@@ -45,19 +45,6 @@ MARKER = "ZEEK_MGMT_E2E_SITE"
 #: Upper bound for one wait on a site (daemons, zeek-client runs, several nodes).
 TIMEOUT = 20_000 * MS
 
-
-def find_zeek_client() -> str:
-    """The ``zeek-client`` CLI: on PATH, or next to the running interpreter."""
-    beside = Path(sys.executable).parent / "zeek-client"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("zeek-client")
-    if found is None:
-        raise RuntimeError("zeek-client not found (pip install zeek-client)")
-    return found
-
-
-ZEEK_CLIENT = find_zeek_client()
 
 #: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``).
 QUICKSTART_CFG = """\
@@ -75,23 +62,6 @@ interface = lo
 role = worker
 interface = lo
 """
-
-
-@dataclass
-class ClientResult:
-    """What one ``zeek-client`` run printed."""
-
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as JSON."""
-        try:
-            return json.loads(self.stdout)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"not JSON from {self.argv}: {self}") from exc
 
 
 @dataclass
@@ -261,41 +231,26 @@ class Site:
         return daemon
 
     def client(
-        self, *args: str, port: int | None = None, timeout: float = 60.0, check: bool = False
-    ) -> ClientResult:
+        self, *args: str, port: int | None = None, timeout: float = RUN_TIMEOUT, check: bool = False
+    ) -> Run:
         """Run the real ``zeek-client --controller 127.0.0.1:<ws port> <args>``."""
-        argv = self.client_argv(*args, port=port)
-        proc = subprocess.run(
-            argv,
+        result = run_cmd_sync(
+            self.client_argv(*args, port=port),
             env=self.client_env(),
             cwd=self.cfg_dir,
-            capture_output=True,
-            text=True,
             timeout=timeout,
         )
-        result = ClientResult(argv, proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
+        if check and result.code != 0:
             raise AssertionError(f"zeek-client failed: {result}\n{self.daemon_logs()}")
         return result
 
     def client_argv(self, *args: str, port: int | None = None) -> list[str]:
         """The command line of :meth:`client` (run it in :attr:`cfg_dir`)."""
-        return [
-            ZEEK_CLIENT,
-            "--controller",
-            f"127.0.0.1:{port or self.ws_port}",
-            "--set",
-            "client.peering_attempts=20",
-            "--set",
-            "client.peering_retry_delay_secs=0.2",
-            *args,
-        ]
+        return zeek_client_argv(port or self.ws_port, *args, attempts=20)
 
     def client_env(self) -> dict[str, str]:
         """The environment of :meth:`client`: no ZEEK_* settings, no zeek-client.cfg."""
-        env = {k: v for k, v in self.env.items() if not k.startswith("ZEEK_")}
-        env["ZEEK_CLIENT_CONFIG_FILE"] = str(self.root / "no-zeek-client.cfg")
-        return env
+        return cli_env({k: v for k, v in self.env.items() if not k.startswith("ZEEK_")})
 
     def get_nodes(self) -> dict[str, dict[str, Any]]:
         """``get-nodes`` as ``{instance: {node: row}}`` (asserting success)."""
@@ -307,7 +262,7 @@ class Site:
         """get-nodes rows of one instance; empty if the instance did not answer (e.g. no
         agent connected right now)."""
         res = self.client("get-nodes")
-        if res.returncode != 0:
+        if res.code != 0:
             return {}
         return res.json()["results"].get(instance, {})  # type: ignore[no-any-return]
 
@@ -316,7 +271,7 @@ class Site:
 
         def listed() -> dict[str, Any] | None:
             res = self.client("get-instances", timeout=timeout)
-            if res.returncode != 0:
+            if res.code != 0:
                 return None
             out: dict[str, Any] = res.json()
             return out if all(n in out for n in names) else None
@@ -432,7 +387,7 @@ def deploy(s: Site, cfg_text: str, *, expect_rc: int = 0, name: str = "cluster.c
     """``zeek-client deploy-config`` of ``cfg_text``; checks the exit code, returns the JSON."""
     s.write_cfg(cfg_text, name)
     res = s.client("deploy-config", name)
-    assert res.returncode == expect_rc, f"{res}\n{s.daemon_logs()}"
+    assert res.code == expect_rc, f"{res}\n{s.daemon_logs()}"
     return res.json()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
-import json
 import os
 import signal
 import subprocess
@@ -28,11 +27,11 @@ import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from tests.paths import REPO_ROOT
+from tests.support.cli import Run, run_cmd_sync, zeek_client_argv
 from tests.support.ports import free_port, free_port_block
 from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
-ZEEK_CLIENT = Path(sys.executable).with_name("zeek-client")
 BACKEND = "policy/frameworks/cluster/backend/broker"
 NODE_SCRIPT_TEXT = (
     importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek").read_text()
@@ -169,19 +168,6 @@ def double_cluster(
 # zeek-mgmt run + zeek-client
 
 
-@dataclass
-class ClientRun:
-    """One zeek-client invocation."""
-
-    argv: list[str]
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
 class MgmtRun:
     """``python -m mgmt run`` on free ports, with the test-double zeek on PATH.
 
@@ -271,17 +257,11 @@ class MgmtRun:
         except OSError:
             return ""
 
-    def client(self, *args: str, check_alive: bool = True, timeout: float = 30.0) -> ClientRun:
+    def client(self, *args: str, check_alive: bool = True, timeout: float = 30.0) -> Run:
         """Run the real zeek-client against our controller."""
-        argv = [str(ZEEK_CLIENT), "--controller", f"127.0.0.1:{self.ws_port}", *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZEEK_CLIENT")}
-        env["HOME"] = str(self.root)  # no ~/.zeek-client.cfg
-        proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=self.root
-        )
-        return ClientRun(argv, proc.returncode, proc.stdout, proc.stderr)
+        return run_cmd_sync(zeek_client_argv(self.ws_port, *args), cwd=self.root, timeout=timeout)
 
-    def deploy(self, config: str) -> ClientRun:
+    def deploy(self, config: str) -> Run:
         path = self.root / "cluster.cfg"
         path.write_text(config)
         return self.client("deploy-config", str(path))

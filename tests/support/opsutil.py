@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -101,32 +100,3 @@ def daemon(role: str, args: list[str], log: Path, env: dict[str, str]) -> Iterat
         yield d
     finally:
         d.stop()
-
-
-def zeek_client_path() -> str:
-    """The zeek-client CLI next to our interpreter, else on PATH; skip the test without."""
-    beside = Path(sys.executable).parent / "zeek-client"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("zeek-client")
-    if found is None:
-        pytest.skip("zeek-client is not installed")
-    return found
-
-
-def zeek_client(
-    port: int, *args: str, settings: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``zeek-client --controller 127.0.0.1:<port> [--set k=v ...] args``."""
-    sets: list[str] = []
-    base = {"client.peering_attempts": "3", "client.peering_retry_delay_secs": "0.2"}
-    for key, value in {**base, **(settings or {})}.items():
-        sets += ["--set", f"{key}={value}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZEEK_CLIENT")}
-    return subprocess.run(
-        [zeek_client_path(), "--controller", f"127.0.0.1:{port}", *sets, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )

@@ -31,7 +31,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Configuration, Result
 from tests.paths import DATA
-from tests.support.opsutil import zeek_client
+from tests.support.cli import run_zeek_client_sync
 from tests.support.peerfaults import (
     AGENT_NAME,
     AGENT_TOPIC,
@@ -381,7 +381,7 @@ def test_fuzz_the_three_ports(tmp_path: Path) -> None:
             + ", ".join(f"RSS {baseline[p]:.0f} -> {peak[p]:.0f} MB" for p in peak)
         )
         check: dict[str, Callable[[], bool]] = {
-            "controller": lambda: zeek_client(ctl.port, "get-instances").returncode == 0,
+            "controller": lambda: run_zeek_client_sync(ctl.port, "get-instances").code == 0,
             "agent": lambda: agent_answers(ag.port),
         }
         for (name, answers), run in zip(check.items(), (ctl, ag), strict=True):

@@ -18,7 +18,7 @@ import pytest
 from mgmt.broker import events as ev
 from mgmt.core.peertext import peer_text
 from mgmt.transport.connection import DEFAULT_MAX_CONNECTIONS
-from tests.support.opsutil import zeek_client
+from tests.support.cli import run_zeek_client_sync
 from tests.support.peerfaults import (
     AGENT_TOPIC,
     CONTROLLER_TOPIC,
@@ -35,8 +35,8 @@ MB = 1 << 20
 
 def answers_zeek_client(port: int) -> None:
     """zeek-client get-instances succeeds against the controller's client port."""
-    run = zeek_client(port, "get-instances")
-    assert run.returncode == 0, run.stderr
+    run = run_zeek_client_sync(port, "get-instances")
+    assert run.code == 0, run.stderr
     assert json.loads(run.stdout) == {}
 
 
