@@ -39,7 +39,7 @@ from mgmt.controller.state import CONTROLLER_TOPIC
 from mgmt.persist.configtoml import config_to_table
 from mgmt.persist.statefile import save_toml
 from tests.support.cli import run_zeek_client
-from tests.support.controller_helpers import (
+from tests.support.controller_harness import (
     ApiClient,
     client_port,
     cluster_config,

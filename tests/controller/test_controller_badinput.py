@@ -17,16 +17,15 @@ from mgmt.broker import messages as bm
 from mgmt.broker.events import raw_event_to_json
 from mgmt.controller.state import CONTROLLER_TOPIC
 from tests.support.cli import run_zeek_client
-from tests.support.controller_helpers import (
+from tests.support.controller_harness import (
     ApiClient,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
     reqid,
     running_controller,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.waiting import wait_until_async
 
 BAD_JSON = "failed to decode JSON object"

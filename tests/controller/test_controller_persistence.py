@@ -19,17 +19,16 @@ from mgmt.broker.records import Configuration
 from mgmt.exceptions import InvalidState
 from mgmt.persist.controllerstore import ConfigStore
 from tests.support.cli import run_zeek_client
-from tests.support.controller_helpers import (
+from tests.support.controller_harness import (
     ApiClient,
     ControllerProcess,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
     reqid,
     running_controller,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.waiting import wait_until_async
 
 

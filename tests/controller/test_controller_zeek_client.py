@@ -16,16 +16,15 @@ import pytest
 from mgmt.broker import events as ev
 from mgmt.broker.records import NodeOutputs
 from tests.support.cli import Run, run_zeek_client
-from tests.support.controller_helpers import (
+from tests.support.controller_harness import (
     ApiClient,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
     reqid,
     running_controller,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.reference import CONFIGS, LOCAL_AGENT, normalise, reference_output
 from tests.support.waiting import wait_until_async
 

@@ -21,8 +21,9 @@ import pytest
 
 from mgmt.broker import events as ev
 from tests.support.cli import run_zeek_client
-from tests.support.controller_helpers import ControllerProcess, FakeAgent, agent_uri, fake_agents
+from tests.support.controller_harness import ControllerProcess, agent_uri
 from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, site
+from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.faultfs import Tmpfs, mounted_tmpfs
 from tests.support.ports import port_open
 from tests.support.waiting import wait_until
