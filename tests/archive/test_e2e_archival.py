@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.service import AgentConfig, AgentService
-from tests.support.node_helpers import double_cluster, mgmt_run
+from tests.support.e2e_helpers import mgmt_run
+from tests.support.node_helpers import double_cluster
 from tests.support.waiting import wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
@@ -258,7 +259,7 @@ def test_agent_archives_rotated_logs(tmp_path: Path) -> None:
         settings=["agent.archive_interval=1", f"agent.archive_dir={archive}", "agent.archive_cmd="],
         env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"},
     ) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
 
         def archived() -> list[Path]:
@@ -271,10 +272,10 @@ def test_agent_archives_rotated_logs(tmp_path: Path) -> None:
         assert gzip.decompress(files[0].read_bytes()).startswith(b"#separator")
         # Sources leave the queue once archived.
         wait_until(
-            lambda: not {archived_name(n) for n in queued(run.spool)} & {p.name for p in files},
+            lambda: not {archived_name(n) for n in queued(run.spool_dir)} & {p.name for p in files},
             "archived sources gone from the queue",
         )
-        log = run.logtext()
+        log = run.daemon_logs()
     assert "triggering log archival via" in log
     assert "-m mgmt archive -1" in log
 
@@ -285,14 +286,14 @@ def test_agent_archives_once_more_at_shutdown(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     settings = [f"agent.archive_dir={archive}", "agent.archive_cmd="]
     with mgmt_run(tmp_path, settings=settings) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
         logger = run.node_dir("logger")
         wait_until(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
-        assert queued(run.spool) == []  # nothing rotated yet (hourly rotation)
-        run.stop()
-        log = run.logtext()
-    assert queued(run.spool) == []
+        assert queued(run.spool_dir) == []  # nothing rotated yet (hourly rotation)
+        run.stop_daemons()
+        log = run.daemon_logs()
+    assert queued(run.spool_dir) == []
     names = sorted(p.name for p in archive.glob("*/*.log.gz"))
     assert {n.split(".")[0] for n in names} == {"conn", "dns"}, names
     assert all(ARCHIVE_NAME.match(n) for n in names)
@@ -306,13 +307,15 @@ def test_keep_nodes_stop_does_not_archive(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     settings = [f"agent.archive_dir={archive}", "agent.archive_cmd=", "agent.keep_nodes=true"]
     with mgmt_run(tmp_path, settings=settings) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
-        node_pids = [row["pid"] for row in run.nodes().values() if row.get("cluster_role")]
+        node_pids = [
+            row["pid"] for row in run.nodes_of("agent-test").values() if row.get("cluster_role")
+        ]
         try:
-            run.stop()
-            assert "agent agent-test stopped (nodes left running)" in run.logtext()
-            assert "triggering log archival" not in run.logtext()
+            run.stop_daemons()
+            assert "agent agent-test stopped (nodes left running)" in run.daemon_logs()
+            assert "triggering log archival" not in run.daemon_logs()
             assert not archive.exists()
         finally:
             for pid in node_pids:
@@ -328,18 +331,18 @@ def test_agent_reports_a_missing_archiver_and_retries(tmp_path: Path) -> None:
         settings=["agent.archive_interval=1", "agent.archive_cmd=/nonexistent/zeek-archiver"],
         env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"},
     ) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
-        wait_until(lambda: any(n.startswith("conn__") for n in queued(run.spool)), "rotation")
-        failures = run.logtext().count("log archival failed with status 127")
+        wait_until(lambda: any(n.startswith("conn__") for n in queued(run.spool_dir)), "rotation")
+        failures = run.daemon_logs().count("log archival failed with status 127")
         wait_until(
-            lambda: run.logtext().count("log archival failed with status 127") >= failures + 2,
+            lambda: run.daemon_logs().count("log archival failed with status 127") >= failures + 2,
             "two more failed archival runs",
             timeout=15,
         )
         # Nothing was archived: the rotated logs are all still queued.
-        assert any(n.startswith("conn__") for n in queued(run.spool))
-        assert "/nonexistent/zeek-archiver: not found" in run.logtext()
+        assert any(n.startswith("conn__") for n in queued(run.spool_dir))
+        assert "/nonexistent/zeek-archiver: not found" in run.daemon_logs()
 
 
 @pytest.mark.asyncio

@@ -17,7 +17,7 @@ import pytest
 
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
-from tests.support.opsutil import Daemon, daemon_env
+from tests.support.daemons import Daemon, daemon_env
 from tests.support.ports import free_port
 
 

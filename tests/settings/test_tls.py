@@ -19,7 +19,7 @@ from mgmt.settings.tls import agent_tls, client_context, controller_tls, server_
 from mgmt.transport import Server, connect
 from mgmt.transport.connection import describe_connect_error
 from tests.support.cli import run_zeek_client_sync
-from tests.support.opsutil import daemon, daemon_env
+from tests.support.daemons import daemon, daemon_env
 from tests.support.ports import free_port
 from tests.support.tlscerts import Pki, have_openssl, make_pki
 

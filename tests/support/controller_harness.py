@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -39,11 +36,12 @@ from mgmt.broker.session import EventReceived
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions
 from mgmt.transport import Connection, connect
-from tests.paths import REPO_ROOT
+from tests.support.cli import ours
+from tests.support.daemons import Daemon, daemon_env
 from tests.support.fake_agent import FakeAgent
-from tests.support.ports import free_port
+from tests.support.ports import free_port, port_open
 from tests.support.reference import LOCAL_AGENT
-from tests.support.waiting import TIMEOUT
+from tests.support.waiting import TIMEOUT, wait_until_async
 
 #: Request timeout of the controllers under test (seconds).
 REQUEST_TIMEOUT = 1.0
@@ -303,7 +301,8 @@ def multi_config(
 
 
 class ControllerProcess:
-    """``python -m mgmt controller`` in a child process on fixed ports."""
+    """``python -m mgmt controller`` as a child process on fixed ports; each :meth:`start`
+    runs a new :class:`~tests.support.daemons.Daemon` appending to :attr:`log`."""
 
     def __init__(
         self,
@@ -319,7 +318,7 @@ class ControllerProcess:
         self.agent_port = agent_port or free_port()
         self.name = name
         self.request_timeout = request_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.daemon: Daemon | None = None
         self.log = state_dir / f"{name}.log"
 
     @property
@@ -327,11 +326,23 @@ class ControllerProcess:
         """The controller's persisted configurations."""
         return self.state_dir / "nodes" / self.name / "controller.toml"
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The current child process."""
+        assert self.daemon is not None
+        return self.daemon.proc
+
+    def args(self) -> list[str]:
+        """Its command-line arguments."""
+        return ["--state-dir", str(self.state_dir), "--request-timeout", str(self.request_timeout)]
+
+    def argv(self) -> list[str]:
+        """Its whole command line (to run it to its end, e.g. when it must refuse to start)."""
+        return ours("controller", *self.args())
+
     def env(self) -> dict[str, str]:
-        """The child's environment (Zeek's variables)."""
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=str(REPO_ROOT),
+        """Its environment: Zeek's variables name its ports."""
+        return daemon_env(
             ZEEK_CONTROLLER_PORT=str(self.agent_port),
             ZEEK_CONTROLLER_WEBSOCKET_PORT=str(self.client_port),
             ZEEK_CONTROLLER_ADDR="127.0.0.1",
@@ -339,62 +350,29 @@ class ControllerProcess:
             ZEEK_MANAGEMENT_STATE_DIR=str(self.state_dir),
             ZEEK_CONTROLLER_NAME=self.name,
         )
-        return env
-
-    def argv(self) -> list[str]:
-        """The command line."""
-        return [
-            sys.executable,
-            "-m",
-            "mgmt",
-            "controller",
-            "--state-dir",
-            str(self.state_dir),
-            "--request-timeout",
-            str(self.request_timeout),
-        ]
 
     def start(self) -> None:
-        """Start the child (output appended to :attr:`log`)."""
+        """Start the controller."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.daemon = Daemon("controller", self.args(), self.log, self.env())
 
-    async def wait_listening(self, limit: float = 10.0) -> None:
-        """Wait until the client port accepts connections (or the child died)."""
-        deadline = time.monotonic() + limit
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"controller exited with {self.proc.returncode}: {self.log.read_text()}"
-                )
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.client_port)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("controller did not start listening") from None
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
+    async def wait_listening(self) -> None:
+        """Wait until the client port accepts connections (failing if the child died)."""
+
+        def listening() -> bool:
+            assert self.daemon is not None and self.daemon.alive(), (
+                f"controller exited with {self.proc.returncode}: {self.log.read_text()}"
+            )
+            return port_open(self.client_port)
+
+        await wait_until_async(listening, "the controller's client port")
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` and reap the child; returns its exit status."""
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(sig)
-        return self.proc.wait(10)
+        assert self.daemon is not None
+        return self.daemon.kill(sig)
 
     def stop(self) -> None:
         """Make sure the child is gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill(signal.SIGKILL)
+        if self.daemon is not None and self.daemon.alive():
+            self.daemon.kill()

@@ -21,20 +21,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from tests.paths import DATA, REPO_ROOT
+from tests.paths import DATA
 from tests.support.cli import RUN_TIMEOUT, Run, cli_env, run_cmd_sync, zeek_client_argv
+from tests.support.daemons import Daemon, daemon_env
 from tests.support.ports import free_port_block, free_ports, port_open
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
@@ -65,48 +63,6 @@ interface = lo
 
 
 @dataclass
-class Daemon:
-    """A ``python -m mgmt <role>`` subprocess."""
-
-    role: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
-
-    def log(self) -> str:
-        """Everything the daemon wrote to stdout/stderr so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        """Whether the process has not exited yet."""
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float = TIMEOUT) -> int:
-        """SIGTERM, wait; SIGKILL if it does not exit in ``timeout``. Returns the status."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait(TIMEOUT)
-
-    def kill(self) -> None:
-        """SIGKILL (no clean-up by the daemon) and reap."""
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        self.proc.wait(TIMEOUT)
-
-
-@dataclass
 class Site:
     """One isolated installation under ``root`` (see the module docstring)."""
 
@@ -127,15 +83,9 @@ class Site:
         for d in (site.state_dir, site.spool_dir, site.record_dir, site.cfg_dir):
             d.mkdir(parents=True, exist_ok=True)
         site.ws_port, site.controller_port, site.agent_port = free_ports(3)
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("ZEEK_", "PYTEST_", "PYTHON")) and k != "COVERAGE_PROCESS_START"
-        }
-        base.update(
-            {
+        base = daemon_env(
+            **{
                 "PATH": f"{site.bin_dir}:{os.environ.get('PATH', os.defpath)}",
-                "PYTHONPATH": str(REPO_ROOT),
                 "ZEEK_CONTROLLER_PORT": str(site.controller_port),
                 "ZEEK_CONTROLLER_WEBSOCKET_PORT": str(site.ws_port),
                 "ZEEK_CONTROLLER_ADDR": "127.0.0.1",
@@ -212,23 +162,17 @@ class Site:
         env: Mapping[str, str] | None = None,
         name: str | None = None,
     ) -> Daemon:
-        """Start ``python -m mgmt <role> <args>`` in its own session; output to a file."""
-        full_env = dict(self.env)
-        full_env.update(env or {})
-        log_path = self.root / f"{name or role}-{len(self.daemons)}.log"
-        with open(log_path, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mgmt", role, *args],
-                env=full_env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        daemon = Daemon(name or role, proc, log_path)
+        """Start ``python -m mgmt <role> <args>`` here (its output in ``<name>-<n>.log``)."""
+        log = self.root / f"{name or role}-{len(self.daemons)}.log"
+        daemon = Daemon(role, args, log, {**self.env, **(env or {})}, cwd=self.root, name=name)
         self.daemons.append(daemon)
         return daemon
+
+    def stop_daemons(self) -> None:
+        """Stop every daemon started here, the last first (SIGTERM, SIGKILL at the
+        deadline)."""
+        for daemon in reversed(self.daemons):
+            daemon.stop()
 
     def client(
         self, *args: str, port: int | None = None, timeout: float = RUN_TIMEOUT, check: bool = False
@@ -251,6 +195,11 @@ class Site:
     def client_env(self) -> dict[str, str]:
         """The environment of :meth:`client`: no ZEEK_* settings, no zeek-client.cfg."""
         return cli_env({k: v for k, v in self.env.items() if not k.startswith("ZEEK_")})
+
+    def deploy_config(self, text: str, name: str = "cluster.cfg") -> Run:
+        """``zeek-client deploy-config`` of the configuration ``text``."""
+        self.write_cfg(text, name)
+        return self.client("deploy-config", name)
 
     def get_nodes(self) -> dict[str, dict[str, Any]]:
         """``get-nodes`` as ``{instance: {node: row}}`` (asserting success)."""
@@ -298,7 +247,7 @@ class Site:
 
     def daemon_logs(self) -> str:
         """The output of every daemon started here (for assertion messages)."""
-        return "\n".join(f"--- {d.role} (pid {d.pid}) ---\n{d.log()}" for d in self.daemons)
+        return "\n".join(f"--- {d.name} (pid {d.pid}) ---\n{d.log()}" for d in self.daemons)
 
     def site_processes(self) -> list[psutil.Process]:
         """Every live process (not zombie) carrying this site's marker variable."""
@@ -330,8 +279,7 @@ class Site:
             Descriptions of processes that were still alive after the daemons stopped
             (an empty list after a clean shutdown).
         """
-        for daemon in reversed(self.daemons):
-            daemon.stop()
+        self.stop_daemons()
         leftovers = []
         for proc in self.site_processes():
             with contextlib.suppress(psutil.Error):
@@ -374,6 +322,33 @@ def site(root: Path, **env: str) -> Iterator[Site]:
             raise AssertionError(f"processes left behind: {leftovers}\n{s.daemon_logs()}")
 
 
+@contextlib.contextmanager
+def mgmt_run(
+    root: Path,
+    *,
+    agent: str = "agent-test",
+    settings: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    log_level: str = "debug",
+) -> Iterator[Site]:
+    """A :func:`site` running ``zeek-mgmt run`` (controller ``controller-test``, agent
+    ``agent``), yielded once the agent is listed.
+
+    Args:
+        settings: more ``--set`` entries, e.g. ``agent.archive_interval=1``.
+        env: more environment for the daemons (and so for the nodes).
+    """
+    flags = ["--log-level", log_level]
+    for entry in ("controller.name=controller-test", f"agent.name={agent}", "agent.stop_grace=5"):
+        flags += ["--set", entry]
+    for entry in settings:
+        flags += ["--set", entry]
+    with site(root, **(env or {})) as s:
+        s.start("run", *flags)
+        s.wait_agents(agent)
+        yield s
+
+
 AGENT_NAME = f"agent-{socket.gethostname() or 'localhost'}"
 CONTROLLER_NAME = f"controller-{socket.gethostname() or 'localhost'}"
 
@@ -385,8 +360,7 @@ def proc_name(name: str) -> str:
 
 def deploy(s: Site, cfg_text: str, *, expect_rc: int = 0, name: str = "cluster.cfg") -> Any:
     """``zeek-client deploy-config`` of ``cfg_text``; checks the exit code, returns the JSON."""
-    s.write_cfg(cfg_text, name)
-    res = s.client("deploy-config", name)
+    res = s.deploy_config(cfg_text, name)
     assert res.code == expect_rc, f"{res}\n{s.daemon_logs()}"
     return res.json()
 

@@ -17,7 +17,7 @@ import psutil
 
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
-from tests.support.opsutil import Daemon, daemon_env
+from tests.support.daemons import Daemon, daemon_env
 from tests.support.ports import free_port
 
 CONTROLLER_TOPIC = "zeek/management/controller"
