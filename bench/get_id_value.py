@@ -34,8 +34,8 @@ from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker.data import BrokerSet  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
-from tests.support.e2e_helpers import mgmt_run  # noqa: E402
 from tests.support.ports import free_port_block  # noqa: E402
+from tests.support.sites import mgmt_run  # noqa: E402
 
 CONTROLLER_TOPIC = "zeek/management/controller"
 

@@ -23,7 +23,7 @@ from mgmt.broker.data import BrokerSet, Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.broker.session import EventReceived
 from mgmt.transport import Connection, connect
-from tests.support.node_helpers import NODE_SCRIPT_TEXT, double_cluster
+from tests.support.double_nodes import NODE_SCRIPT_TEXT, double_cluster
 from tests.support.ports import free_port, free_port_block
 
 NODES = {"manager": "MANAGER", "logger": "LOGGER", "worker-01": "WORKER"}

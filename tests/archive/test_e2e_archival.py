@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.service import AgentConfig, AgentService
-from tests.support.e2e_helpers import mgmt_run
-from tests.support.node_helpers import double_cluster
+from tests.support.double_nodes import double_cluster
+from tests.support.sites import mgmt_run
 from tests.support.waiting import wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.

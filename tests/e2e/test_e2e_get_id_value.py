@@ -18,7 +18,7 @@ import pytest
 
 from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
 from tests.paths import DATA
-from tests.support.e2e_helpers import Site, mgmt_run
+from tests.support.sites import Site, mgmt_run
 from tests.support.waiting import wait_until
 
 REFERENCE = DATA / "zeek-8.2.2"

@@ -24,16 +24,8 @@ import psutil
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.persist.lock import InstanceLock
 from tests.paths import REPO_ROOT
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
-    CONTROLLER_NAME,
-    QUICKSTART_CFG,
-    TIMEOUT,
-    Site,
-    deploy,
-    pids,
-    site,
-)
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import CONTROLLER_NAME, QUICKSTART_CFG, TIMEOUT, Site, deploy, pids, site
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 
@@ -99,10 +91,10 @@ def deployed_site(tmp_path: Path, *, run: bool = False) -> Iterator[tuple[Site, 
         else:
             s.start("controller")
             s.start("agent")
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)
         out = deploy(s, QUICKSTART_CFG)
         assert out["errors"] == [], out
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         yield s, {n: p for n, p in pids(rows).items() if p is not None}
 
 
@@ -122,7 +114,7 @@ def test_second_agent_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path)
     pid; the nodes, their node table and agent.toml are untouched."""
     with deployed_site(tmp_path) as (s, node_pids):
         first = next(d for d in s.daemons if d.role == "agent")
-        work = s.node_dir(AGENT_NAME)
+        work = s.node_dir(LOCAL_AGENT)
         before = {f: (work / f).read_bytes() for f in ("nodes.toml", "agent.toml")}
         second = s.start("agent", name="agent-2")
         status = second.proc.wait(TIMEOUT)
@@ -134,7 +126,7 @@ def test_second_agent_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path)
             f"{s.state_dir}"
         ) in second.log()
         assert "adopted" not in second.log() and "Traceback" not in second.log()
-        assert pids(s.nodes_of(AGENT_NAME)) == node_pids
+        assert pids(s.nodes_of(LOCAL_AGENT)) == node_pids
 
 
 def test_second_controller_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path) -> None:
@@ -167,7 +159,7 @@ def test_second_run_on_the_state_dir_exits_and_leaves_the_cluster_alone(
         assert f") is using {s.state_dir}" in log
         assert "not restarting" in log and "restarting in" not in log
         assert alive(node_pids) == dict.fromkeys(NODES, True)
-        assert pids(s.nodes_of(AGENT_NAME)) == node_pids
+        assert pids(s.nodes_of(LOCAL_AGENT)) == node_pids
 
 
 @contextmanager
@@ -186,7 +178,7 @@ def test_agent_whose_port_is_taken_leaves_the_nodes_alone(tmp_path: Path) -> Non
     can bind adopts them unchanged."""
     with deployed_site(tmp_path) as (s, node_pids):
         first = next(d for d in s.daemons if d.role == "agent")
-        table = s.node_dir(AGENT_NAME) / "nodes.toml"
+        table = s.node_dir(LOCAL_AGENT) / "nodes.toml"
         first.kill()
         before = table.read_bytes()
         with port_taken(s.agent_port):
@@ -199,7 +191,7 @@ def test_agent_whose_port_is_taken_leaves_the_nodes_alone(tmp_path: Path) -> Non
         assert "adopted" not in blocked.log()
 
         s.start("agent", name="agent-3")
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         assert pids(rows) == node_pids
 
 

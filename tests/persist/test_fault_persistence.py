@@ -22,10 +22,11 @@ import pytest
 from mgmt.broker import events as ev
 from tests.support.cli import run_zeek_client
 from tests.support.controller_harness import ControllerProcess, agent_uri
-from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, site
 from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.faultfs import Tmpfs, mounted_tmpfs
 from tests.support.ports import port_open
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import QUICKSTART_CFG, site
 from tests.support.waiting import wait_until
 
 NO_SPACE = "No space left on device"
@@ -267,7 +268,7 @@ def test_agent_removes_leftover_temporary_files(tmp_path: Path) -> None:
     """An agent removes the temporary files of killed writes of agent.toml, the node
     table and the layout files at start-up, and nothing else."""
     with site(tmp_path) as s:
-        work = s.node_dir(AGENT_NAME)
+        work = s.node_dir(LOCAL_AGENT)
         (work / "layout").mkdir(parents=True)
         leftovers = [
             work / ".agent.toml.abc_123.tmp",
@@ -292,8 +293,8 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
     with site(tmp_path) as s:
         s.start("controller")
         s.start("agent")
-        s.wait_agents(AGENT_NAME)
-        state_file = s.node_dir(AGENT_NAME) / "agent.toml"
+        s.wait_agents(LOCAL_AGENT)
+        state_file = s.node_dir(LOCAL_AGENT) / "agent.toml"
         state_file.mkdir(parents=True)  # a directory where the file must go
         s.write_cfg(QUICKSTART_CFG)
         run = s.client("deploy-config", "cluster.cfg")
@@ -307,6 +308,6 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
         )
         controller_log = s.daemons[0].log()
         # The agent's message is peer text: logged quoted and shortened.
-        assert f"instance {AGENT_NAME} reports error: 'could not persist configuration" in (
+        assert f"instance {LOCAL_AGENT} reports error: 'could not persist configuration" in (
             controller_log
         )

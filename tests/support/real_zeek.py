@@ -6,7 +6,7 @@ one, the tests skip with the reason; with ``ZEEK_MGMT_REQUIRE_ZEEK=1`` (set by `
 after installing Zeek) that is a failure instead (see also ``tests/conftest.py``, which
 turns any skip of a ``zeek`` test into a failure then).
 
-:func:`real_site` is a :class:`tests.support.e2e_helpers.Site` (free ports, state and spool
+:func:`real_site` is a :class:`tests.support.sites.Site` (free ports, state and spool
 dirs, ``zeek-mgmt run`` and the real ``zeek-client``) whose agent starts the real
 ``zeek`` for its nodes, with ``-C`` (loopback traffic has no valid checksums) and
 settings from a TOML file. Real nodes take about a second of CPU each to start, more on
@@ -28,8 +28,9 @@ from typing import Any, NoReturn
 import pytest
 import tomli_w
 
-from tests.support.e2e_helpers import AGENT_NAME, Site, site
 from tests.support.ports import free_port_block
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import Site, site
 from tests.support.waiting import MS
 
 #: Set (to 1) by .ci/run once it installed Zeek: a missing Zeek is then a failure.
@@ -123,7 +124,7 @@ def real_site(root: Path, zeek: RealZeek, **sections: dict[str, Any]) -> Iterato
     settings.write_text(settings_toml(zeek, root, **sections))
     with site(root, ZEEK_MGMT_CONFIG=str(settings)) as s:
         s.start("run")
-        s.wait_agents(AGENT_NAME, timeout=TIMEOUT)
+        s.wait_agents(LOCAL_AGENT, timeout=TIMEOUT)
         yield s
 
 

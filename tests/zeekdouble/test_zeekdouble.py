@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
-from tests.support.node_helpers import NODE_SCRIPT_TEXT
+from tests.support.double_nodes import NODE_SCRIPT_TEXT
 from tests.support.waiting import wait_until
 from tests.zeekdouble import zeek as double
 from tests.zeekdouble.fixture import install_zeek_double, node_link

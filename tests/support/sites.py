@@ -1,19 +1,22 @@
-"""Helpers for end-to-end tests: real daemons, the real ``zeek-client``, the zeek double.
+"""Sites: throw-away installations for end-to-end tests (real daemons, the real
+``zeek-client``, the zeek test double).
 
-A :class:`Site` is one throw-away installation under a temporary directory:
+A :class:`Site` lives under a temporary directory:
 
-* ``bin/zeek`` is the test double (tests/zeekdouble), first on ``PATH``;
+* ``zeek-prefix/bin/zeek`` is the test double (tests/zeekdouble), first on ``PATH``;
 * ``state/`` and ``spool/`` are the management state and spool directories;
 * ``record/`` is the double's ``ZEEK_DOUBLE_RECORD`` directory;
-* free loopback ports for the controller (client and agent ports) and the agent.
+* free loopback ports for the controller (client and agent ports), the agent and the
+  nodes' channels, passed to the daemons in Zeek's environment variables.
 
-Daemons (``python -m mgmt run|controller|agent``) run as subprocesses of the test with
-``PYTHONPATH=<repo root>``, in their own process group, and carry a marker variable
-(``ZEEK_MGMT_E2E_SITE``) that every node inherits. :meth:`Site.close` stops them (SIGTERM,
-then SIGKILL), kills anything still carrying the marker, and reports what it had to kill,
-so a test that leaves a process behind fails.
+Daemons (``python -m mgmt run|controller|agent``, :class:`~tests.support.daemons.Daemon`)
+carry a marker variable (``ZEEK_MGMT_E2E_SITE``) that every node inherits.
+:meth:`Site.close` stops them (SIGTERM, then SIGKILL), kills anything still carrying the
+marker, and reports what it had to kill, so a test that leaves a process behind fails.
+:func:`mgmt_run` is a site running ``zeek-mgmt run``.
 
-Waiting is always polling with a deadline (:func:`wait_until`), never a fixed sleep.
+Waiting is polling with a deadline (:func:`~tests.support.waiting.wait_until`): a site's
+state is only seen through zeek-client and the OS.
 """
 
 from __future__ import annotations
@@ -30,15 +33,12 @@ from typing import Any
 
 import psutil
 
-from tests.paths import DATA
 from tests.support.cli import RUN_TIMEOUT, Run, cli_env, run_cmd_sync, zeek_client_argv
 from tests.support.daemons import Daemon, daemon_env
 from tests.support.ports import free_port_block, free_ports, port_open
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
-#: The cluster configurations of the Zeek 8.2.2 reference captures (tests/data/README.md).
-CONFIGS = DATA / "zeek-8.2.2" / "configs"
 MARKER = "ZEEK_MGMT_E2E_SITE"
 #: Upper bound for one wait on a site (daemons, zeek-client runs, several nodes).
 TIMEOUT = 20_000 * MS
@@ -349,7 +349,6 @@ def mgmt_run(
         yield s
 
 
-AGENT_NAME = f"agent-{socket.gethostname() or 'localhost'}"
 CONTROLLER_NAME = f"controller-{socket.gethostname() or 'localhost'}"
 
 

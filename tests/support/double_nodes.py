@@ -1,13 +1,11 @@
-"""Helpers for node-channel, get-id-value and archival tests.
+"""Test-double nodes started the way the agent starts a node, without an agent (for
+the node channel, the double's own behaviour and log rotation).
 
-* :func:`free_port_block` finds consecutive free loopback ports (node channel ports are
-  assigned consecutively from a start port).
-* :class:`DoubleNode` runs one test-double ``zeek`` the way the agent starts a node
-  (layout dir with ``cluster-layout.zeek``, ``zeek-mgmt-node.zeek`` and the settings it
-  loads on ``ZEEKPATH``,
-  ``CLUSTER_NODE``, cwd ``<nodes>/<name>``, ``-U .status``).
-* :class:`MgmtRun` runs ``python -m mgmt run`` (controller + agent) on free ports with
-  the double on ``PATH``, and runs the real ``zeek-client`` against it.
+* :class:`DoubleNode` is one double ``zeek`` process: layout dir with
+  ``cluster-layout.zeek``, ``zeek-mgmt-node.zeek`` and the settings it loads on
+  ``ZEEKPATH``, ``CLUSTER_NODE``, cwd ``<nodes>/<name>``, ``-U .status``.
+* :class:`DoubleCluster` (:func:`double_cluster`) starts such nodes sharing one layout
+  dir, spool and record dir, and kills them at the end.
 """
 
 from __future__ import annotations
