@@ -370,7 +370,9 @@ async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_waiting_ask_fails_fast_when_the_node_dies(tmp_path: Path) -> None:
+async def test_waiting_ask_fails_fast_when_the_node_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A node that dies with a request outstanding gets 'not in running state' at once."""
     with double_cluster(tmp_path, NODES) as cluster:
         port = free_port()
@@ -381,11 +383,21 @@ async def test_waiting_ask_fails_fast_when_the_node_dies(tmp_path: Path) -> None
             chan = channels.channel("worker-01")
             assert chan is not None
             await chan.client.connected.wait()
+            sent = asyncio.Event()
+            send = chan.client.send_event
+
+            def send_and_note(topic: str, event: object) -> bool:
+                ok = send(topic, event)
+                sent.set()
+                return ok
+
+            monkeypatch.setattr(chan.client, "send_event", send_and_note)
             node.proc.send_signal(signal.SIGSTOP)  # it will not answer now
             task = asyncio.create_task(
                 channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
             )
-            await asyncio.sleep(0)
+            async with asyncio.timeout(10):
+                await sent.wait()  # the request is outstanding
             node.proc.kill()
             async with asyncio.timeout(10):
                 (result,) = await task
@@ -435,15 +447,26 @@ async def test_closed_channels_open_no_new_ones() -> None:
 @pytest.mark.asyncio
 async def test_channel_close_fails_waiters() -> None:
     """Closing a channel's run task answers its waiters instead of leaving them hanging."""
-    chan = NodeChannel("worker-01", free_port())
+    dialed = asyncio.Event()
+
+    async def never_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        dialed.set()
+        await reader.read()  # hold the connection until the client drops it
+        writer.close()
+
+    server = await asyncio.start_server(never_upgrade, "127.0.0.1", 0)
+    chan = NodeChannel("worker-01", server.sockets[0].getsockname()[1])
     task = asyncio.create_task(chan.run())
     ask = asyncio.create_task(chan.ask("r", ("get_id_value", "x"), 30.0))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        await dialed.wait()  # run() is connecting; ask() waits for the channel
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     async with asyncio.timeout(5):
         result = await ask
+    server.close()
+    await server.wait_closed()
     assert result.error == "cluster node worker-01 not in running state"
 
 

@@ -23,7 +23,14 @@ import pytest_asyncio
 from mgmt.exceptions import NoSuchNode, SpawnError, StateStoreError
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor import backend as backend_mod
-from mgmt.supervisor.backend import Handle, process_name, read_outputs, read_status, tail_lines
+from mgmt.supervisor.backend import (
+    Handle,
+    OsBackend,
+    process_name,
+    read_outputs,
+    read_status,
+    tail_lines,
+)
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from tests.paths import REPO_ROOT
@@ -130,6 +137,31 @@ def alive(pid: int) -> bool:
         return False
 
 
+class ObservedBackend(OsBackend):
+    """The real backend, noting each readiness check (an intercepting subclass). The
+    driver checks a PENDING node at every step, so the checks are the steps a test
+    awaits to show that something did not happen."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        super().__init__(bin_dir)
+        self.declined: list[float] = []  # when a check found a node not ready
+        self._checked = asyncio.Event()
+
+    def is_ready(self, handle: Handle) -> bool:
+        ready = super().is_ready(handle)
+        if not ready:
+            self.declined.append(time.monotonic())
+        self._checked.set()
+        return ready
+
+    async def steps_after(self, moment: float, count: int) -> None:
+        """Wait for ``count`` driver steps that found a node not ready after ``moment``."""
+        async with asyncio.timeout(TIMEOUT):
+            while sum(1 for t in self.declined if t >= moment) < count:
+                self._checked.clear()
+                await self._checked.wait()
+
+
 # --------------------------------------------------------------------------------------
 # Starting, readiness, names, outputs
 
@@ -168,18 +200,21 @@ async def test_node_runs_with_zeek_name_cwd_env_and_outputs(
 
 @pytest.mark.asyncio
 async def test_pending_until_status_says_running(
-    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node whose .status never says RUNNING stays PENDING with a pid."""
-    sup.deploy([make_spec("manager", mode="never_ready")])
-    infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
-    status_file = Path(infos["manager"].spec.cwd) / ".status"
-    await wait_until_async(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
-    await asyncio.sleep(0.2)  # several poll intervals: readiness must not be invented
-    assert sup.status()[0].state is S.PENDING
-    # Writing RUNNING (as zeek would) makes it RUNNING.
-    status_file.write_text("RUNNING [run_loop]\n")
-    await wait_for(sup, lambda n: n["manager"].state is S.RUNNING)
+    backend = ObservedBackend(state_dir / "nodes" / ".bin")
+    async with SupervisorService(state_dir, backend=backend, **FAST) as sup:  # type: ignore[arg-type]
+        sup.deploy([make_spec("manager", mode="never_ready")])
+        infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
+        status_file = Path(infos["manager"].spec.cwd) / ".status"
+        await wait_until_async(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
+        # Steps that read INITIALIZING: readiness must not be invented.
+        await backend.steps_after(time.monotonic(), 2)
+        assert sup.status()[0].state is S.PENDING
+        # Writing RUNNING (as zeek would) makes it RUNNING.
+        status_file.write_text("RUNNING [run_loop]\n")
+        await wait_for(sup, lambda n: n["manager"].state is S.RUNNING)
 
 
 # --------------------------------------------------------------------------------------
@@ -257,27 +292,26 @@ async def test_stop_escalates_to_sigkill(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node ignoring SIGTERM is SIGKILLed after the grace period and stays STOPPED."""
-    async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.5}) as sup:  # type: ignore[arg-type]
-        await _stop_escalates_to_sigkill(sup, make_spec)
-
-
-async def _stop_escalates_to_sigkill(
-    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
-) -> None:
-    sup.deploy([make_spec("logger", mode="ignore_term")])
-    info = (await wait_for(sup, lambda n: n["logger"].state is S.RUNNING))["logger"]
-    started = time.monotonic()
-    sup.stop(["logger"])
-    assert sup.status()[0].state is S.STOPPING
-    async with asyncio.timeout(TIMEOUT):
-        (stopped,) = await sup.wait_settled(["logger"])
-    assert time.monotonic() - started >= 0.5  # stop_grace
-    assert stopped.state is S.STOPPED
-    assert stopped.exit_status == ExitStatus(signal=9)
-    assert stopped.pid is None
-    assert info.pid is not None and not alive(info.pid)
-    await asyncio.sleep(0.3)
-    assert sup.status()[0].state is S.STOPPED  # never revived
+    backend = ObservedBackend(state_dir / "nodes" / ".bin")
+    settings = {**FAST, "stop_grace": 0.5}
+    async with SupervisorService(state_dir, backend=backend, **settings) as sup:  # type: ignore[arg-type]
+        # A node that never gets ready keeps the driver stepping (it polls its status).
+        sup.deploy([make_spec("logger", mode="ignore_term"), make_spec("canary", "never_ready")])
+        info = (await wait_for(sup, lambda n: n["logger"].state is S.RUNNING))["logger"]
+        started = time.monotonic()
+        sup.stop(["logger"])
+        assert by_name(sup.status())["logger"].state is S.STOPPING
+        async with asyncio.timeout(TIMEOUT):
+            (stopped,) = await sup.wait_settled(["logger"])
+        assert time.monotonic() - started >= 0.5  # stop_grace
+        assert stopped.state is S.STOPPED
+        assert stopped.exit_status == ExitStatus(signal=9)
+        assert stopped.pid is None
+        assert info.pid is not None and not alive(info.pid)
+        # Steps past the moment a crashed node would have been revived (3: whatever the
+        # order in which one step visits the nodes, one began after that moment).
+        await backend.steps_after(time.monotonic() + settings["revival_delay"], 3)
+        assert by_name(sup.status())["logger"].state is S.STOPPED  # never revived
 
 
 @pytest.mark.asyncio
@@ -581,6 +615,8 @@ class FakeBackend:
         self.ready: set[int] = set()
         self.signals: list[tuple[int, int]] = []
         self.spawned: list[str] = []
+        self.polls: list[tuple[int, ExitStatus | None]] = []
+        self._polled = asyncio.Event()
 
     def spawn(self, spec: NodeSpec) -> Handle:
         if spec.argv[0] == "broken":
@@ -598,7 +634,23 @@ class FakeBackend:
         self.signals.append((handle.pid, sig))
 
     def poll(self, handle: Handle) -> ExitStatus | None:
-        return self.exits.get(handle.pid)
+        status = self.exits.get(handle.pid)
+        self.polls.append((handle.pid, status))
+        self._polled.set()
+        return status
+
+    async def polled_after_exit(self, exited: int, pid: int, count: int) -> None:
+        """Wait until the driver saw ``exited`` end and then polled ``pid`` ``count`` times
+        (one step each)."""
+
+        def seen() -> bool:
+            ends = [i for i, (p, status) in enumerate(self.polls) if p == exited and status]
+            return bool(ends) and sum(1 for p, _ in self.polls[ends[0] :] if p == pid) >= count
+
+        async with asyncio.timeout(TIMEOUT):
+            while not seen():
+                self._polled.clear()
+                await self._polled.wait()
 
     def is_ready(self, handle: Handle) -> bool:
         return handle.pid in self.ready
@@ -626,7 +678,7 @@ async def test_deploy_waits_for_old_processes(state_dir: Path) -> None:
     assert sorted(fake.signals) == [(pid_a, 15), (pid_b, 15)]
     assert {(i.name, i.state) for i in sup.status()} == {("b", S.PENDING), ("c", S.PENDING)}
     fake.exits[pid_b] = ExitStatus(code=0)
-    await asyncio.sleep(0.1)  # several driver steps
+    await fake.polled_after_exit(pid_b, pid_a, 2)  # steps that saw b gone, a still there
     assert fake.spawned == ["a", "b"]  # a is still stopping: nothing new yet
     fake.exits[pid_a] = ExitStatus(code=0)
     infos = await wait_for(sup, lambda n: all(i.pid is not None for i in n.values()))
