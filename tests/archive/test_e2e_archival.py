@@ -21,7 +21,7 @@ import pytest
 
 from mgmt.agent.service import AgentConfig, AgentService
 from tests.support.double_nodes import double_cluster
-from tests.support.sites import mgmt_run
+from tests.support.sites import QUICKSTART_CFG, mgmt_run, on_instance
 from tests.support.waiting import wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
@@ -232,22 +232,7 @@ async def test_archive_loop_tries_again_after_failures(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # End to end: zeek-mgmt run, a logger that rotates every second, archival every second
 
-CLUSTER = """\
-[instances]
-agent-test
-
-[manager]
-instance = agent-test
-role = manager
-
-[logger]
-instance = agent-test
-role = logger
-
-[worker-01]
-instance = agent-test
-role = worker
-"""
+CLUSTER = on_instance(QUICKSTART_CFG, "agent-test")
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import random
 import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,45 +40,36 @@ def config_id(response: ev.GetConfigurationResponse) -> str:
 @pytest.mark.asyncio
 async def test_configs_survive_restart(tmp_path: Path) -> None:
     """Staged and deployed configs survive a SIGTERM restart; deployed is redeployed at start."""
-    proc = ControllerProcess(tmp_path / "state")
     agent = FakeAgent("agent-a")
-    try:
-        proc.start()
-        await proc.wait_listening()
-        async with fake_agents(agent):
-            await agent.dial(agent_uri(proc.agent_port))
-            client = await ApiClient.open(proc.client_port)
-            deployed = cluster_config("agent-a")
-            staged = cluster_config("agent-a", workers=3)
-            try:
-                await client.request(ev.StageConfigurationRequest(reqid(), deployed))
-                resp = await client.request(ev.DeployRequest(reqid()))
-                assert all(r.success for r in resp.results)
-                await client.request(ev.StageConfigurationRequest(reqid(), staged))
-            finally:
-                await client.close()
-            before = {
-                flag: await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
-                for flag in ((), ("--deployed",))
-            }
-            assert proc.kill(signal.SIGTERM) == 0
+    async with ControllerProcess(tmp_path / "state") as proc, fake_agents(agent):
+        await agent.dial(agent_uri(proc.agent_port))
+        client = await ApiClient.open(proc.client_port)
+        deployed = cluster_config("agent-a")
+        staged = cluster_config("agent-a", workers=3)
+        try:
+            await client.request(ev.StageConfigurationRequest(reqid(), deployed))
+            resp = await client.request(ev.DeployRequest(reqid()))
+            assert all(r.success for r in resp.results)
+            await client.request(ev.StageConfigurationRequest(reqid(), staged))
+        finally:
+            await client.close()
+        before = {
+            flag: await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
+            for flag in ((), ("--deployed",))
+        }
 
-            proc.start()
-            await proc.wait_listening()
-            for flag, run in before.items():
-                again = await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
-                assert (again.code, again.json()) == (0, run.json())
-            assert before[()].json()["id"] == staged.id
-            assert before[("--deployed",)].json()["id"] == deployed.id
-            # The restarted controller redeploys DEPLOYED once the agent is back.
-            await wait_until_async(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
-            last = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
-            assert last.config.id == deployed.id
-            # READY survived too: deploy without re-staging deploys the staged config.
-            run = await run_zeek_client(proc.client_port, "deploy")
-            assert (run.code, run.json()["results"]["id"]) == (0, staged.id)
-    finally:
-        proc.stop()
+        await proc.restart()
+        for flag, run in before.items():
+            again = await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
+            assert (again.code, again.json()) == (0, run.json())
+        assert before[()].json()["id"] == staged.id
+        assert before[("--deployed",)].json()["id"] == deployed.id
+        # The restarted controller redeploys DEPLOYED once the agent is back.
+        last = await agent.wait_received(ev.AgentDeployRequest, 2)
+        assert last.config.id == deployed.id
+        # READY survived too: deploy without re-staging deploys the staged config.
+        run = await run_zeek_client(proc.client_port, "deploy")
+        assert (run.code, run.json()["results"]["id"]) == (0, staged.id)
 
 
 @dataclass
@@ -176,10 +166,8 @@ def test_corrupt_state_file_is_reported_and_left_alone(tmp_path: Path) -> None:
         b"\x00\xff garbage",
     ):
         proc.state_file.write_bytes(content)
-        result = subprocess.run(
-            proc.argv(), env=proc.env(), capture_output=True, timeout=30, text=True
-        )
-        assert result.returncode != 0
+        result = proc.run_to_end()
+        assert result.code != 0
         assert str(proc.state_file) in result.stderr
         assert "corrupt" in result.stderr
         assert proc.state_file.read_bytes() == content
@@ -194,8 +182,8 @@ def test_state_file_with_bad_config_is_reported(tmp_path: Path) -> None:
         b'[staged]\nid = "x"\nnodes = [{name = "m"}]\n'
     )
     proc.state_file.write_bytes(content)
-    result = subprocess.run(proc.argv(), env=proc.env(), capture_output=True, timeout=30, text=True)
-    assert result.returncode != 0
+    result = proc.run_to_end()
+    assert result.code != 0
     assert str(proc.state_file) in result.stderr and "[staged]" in result.stderr
     assert proc.state_file.read_bytes() == content
 

@@ -429,10 +429,9 @@ async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> 
 
         agent.answer = recording_answer  # type: ignore[method-assign]
         await agent.drop_connection()
-        await wait_until_async(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
+        redeploy = await agent.wait_received(ev.AgentDeployRequest, 2)
         await wait_until_async(lambda: ctl._state.pending_deploy == "", what="redeploy done")
         assert agent.hellos == 2 and agent.count(ev.AgentWelcomeRequest) == 2
-        redeploy = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
         assert redeploy.config == deployed and redeploy.force is False
         reply = [r for r in sent if isinstance(r, ev.AgentDeployResponse)][-1]
         assert [(r.success, r.node) for r in reply.results] == [(True, None)]
@@ -462,9 +461,7 @@ async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Pa
             again = FakeAgent("agent-srv")
             async with fake_agents(again):
                 await again.serve(port)
-                await wait_until_async(
-                    lambda: again.count(ev.AgentDeployRequest) == 1, what="redeploy"
-                )
+                await again.wait_received(ev.AgentDeployRequest)
                 await wait_until_async(
                     lambda: ctl._state.pending_deploy == "", what="redeploy done"
                 )

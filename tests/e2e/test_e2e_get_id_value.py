@@ -17,47 +17,20 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
-from tests.paths import DATA
-from tests.support.sites import Site, mgmt_run
+from tests.support.reference import reference_output
+from tests.support.sites import QUICKSTART_CFG, Site, mgmt_run, on_instance
 from tests.support.waiting import wait_until
 
-REFERENCE = DATA / "zeek-8.2.2"
 AGENT = "agent-test"
 
-#: The reference cluster (reference/zeek-8.2.2/configs/cluster.cfg) on our agent.
-CLUSTER = f"""\
-[instances]
-{AGENT}
-
-[manager]
-instance = {AGENT}
-role = manager
-
-[logger]
-instance = {AGENT}
-role = logger
-
-[worker-01]
-instance = {AGENT}
-role = worker
-interface = lo
-
-[worker-02]
-instance = {AGENT}
-role = worker
-interface = lo
-"""
+#: The reference cluster (tests/data/zeek-8.2.2/configs/cluster.cfg) on our agent.
+CLUSTER = on_instance(QUICKSTART_CFG, AGENT)
 
 
 def reference(name: str) -> tuple[int, str]:
-    """``(exit code, stdout)`` of a reference capture; fails the test when it is missing."""
-    path = REFERENCE / f"zeek-client_get-id-value_{name}.txt"
-    if not path.is_file():
-        raise AssertionError(f"reference capture missing: {path} (see tests/data/README.md)")
-    text = path.read_text()
-    code = int(text.split("# exit code: ", 1)[1].split("\n", 1)[0])
-    stdout = text.split("## stdout\n", 1)[1].split("## stderr", 1)[0]
-    return code, stdout
+    """``(exit code, stdout)`` of the capture of ``zeek-client get-id-value <name>``."""
+    ref = reference_output(f"get-id-value_{name}")
+    return ref.code, ref.stdout
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from mgmt.broker.session import EventReceived
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import CONTROLLER_TOPIC, ControllerOptions
 from mgmt.transport import Connection, connect
-from tests.support.cli import ours
+from tests.support.cli import Run, ours, run_cmd_sync
 from tests.support.daemons import Daemon, daemon_env
 from tests.support.fake_agent import FakeAgent
 from tests.support.ports import free_port, port_open
@@ -302,7 +302,8 @@ def multi_config(
 
 class ControllerProcess:
     """``python -m mgmt controller`` as a child process on fixed ports; each :meth:`start`
-    runs a new :class:`~tests.support.daemons.Daemon` appending to :attr:`log`."""
+    runs a new :class:`~tests.support.daemons.Daemon` appending to :attr:`log`. As an
+    async context manager: started and listening in the block, gone after it."""
 
     def __init__(
         self,
@@ -312,6 +313,7 @@ class ControllerProcess:
         agent_port: int | None = None,
         name: str = "controller-test",
         request_timeout: float = REQUEST_TIMEOUT,
+        log: Path | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.client_port = client_port or free_port()
@@ -319,7 +321,7 @@ class ControllerProcess:
         self.name = name
         self.request_timeout = request_timeout
         self.daemon: Daemon | None = None
-        self.log = state_dir / f"{name}.log"
+        self.log = log or state_dir / f"{name}.log"
 
     @property
     def state_file(self) -> Path:
@@ -366,6 +368,26 @@ class ControllerProcess:
             return port_open(self.client_port)
 
         await wait_until_async(listening, "the controller's client port")
+
+    async def restart(self) -> None:
+        """Stop it cleanly (SIGTERM, exit status 0), start it again, wait until it listens."""
+        assert self.kill(signal.SIGTERM) == 0, self.log.read_text()
+        self.start()
+        await self.wait_listening()
+
+    def run_to_end(self) -> Run:
+        """Run it in the foreground until it exits (for a controller that must refuse to
+        start)."""
+        return run_cmd_sync(self.argv(), env=self.env(), timeout=3 * TIMEOUT)
+
+    async def __aenter__(self) -> ControllerProcess:
+        """Start it and wait until it listens."""
+        self.start()
+        await self.wait_listening()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` and reap the child; returns its exit status."""

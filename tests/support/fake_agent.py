@@ -44,6 +44,7 @@ from mgmt.broker.records import (
 from mgmt.broker.session import EventReceived
 from mgmt.controller.state import agent_topic
 from mgmt.transport import Connection, ReconnectingClient, Server
+from tests.support.waiting import TIMEOUT
 
 #: Process ids of fake agents and their nodes: distinct, never a live process's own.
 _pids = itertools.count(40000)
@@ -164,6 +165,14 @@ class FakeAgent:
     def count(self, kind: type) -> int:
         """How many events of ``kind`` were received."""
         return sum(1 for e in self.received if isinstance(e, kind))
+
+    async def wait_received(self, kind: type, count: int = 1) -> Any:
+        """Wait until ``count`` events of ``kind`` were received; the last of them."""
+        async with asyncio.timeout(TIMEOUT):
+            while self.count(kind) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return [e for e in self.received if isinstance(e, kind)][-1]
 
     # -- protocol ------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import psutil
 from tests.support.cli import RUN_TIMEOUT, Run, cli_env, run_cmd_sync, zeek_client_argv
 from tests.support.daemons import Daemon, daemon_env
 from tests.support.ports import free_port_block, free_ports, port_open
+from tests.support.reference import CONFIGS
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
@@ -44,22 +45,20 @@ MARKER = "ZEEK_MGMT_E2E_SITE"
 TIMEOUT = 20_000 * MS
 
 
-#: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``).
-QUICKSTART_CFG = """\
-[manager]
-role = manager
+#: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``): the
+#: reference captures' cluster.cfg.
+QUICKSTART_CFG = (CONFIGS / "cluster.cfg").read_text()
 
-[logger]
-role = logger
 
-[worker-01]
-role = worker
-interface = lo
-
-[worker-02]
-role = worker
-interface = lo
-"""
+def on_instance(cfg: str, instance: str) -> str:
+    """The cluster configuration ``cfg`` with every node on ``instance`` (declared in
+    ``[instances]``)."""
+    lines = ["[instances]", instance, ""]
+    for line in cfg.splitlines():
+        lines.append(line)
+        if line.startswith("["):
+            lines.append(f"instance = {instance}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -33,8 +33,30 @@ TIMEOUT = 10_000 * MS
 INTERVAL = 20 * MS
 
 
-def _timed_out(what: str, timeout: float, last: object) -> AssertionError:
-    return AssertionError(f"timed out after {timeout:.1f} s waiting for {what}: {last!r}")
+class _Poll(Generic[T]):
+    """One poll of ``predicate`` with a deadline: :meth:`done` looks once."""
+
+    def __init__(self, predicate: Callable[[], T | None], what: str, timeout: float) -> None:
+        self.predicate = predicate
+        self.what = what
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.value: T | None = None
+
+    def done(self) -> bool:
+        """Whether the predicate holds now (its value in :attr:`value`).
+
+        Raises:
+            AssertionError: the deadline passed (naming ``what`` and the last value).
+        """
+        self.value = self.predicate()
+        if self.value:
+            return True
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(
+                f"timed out after {self.timeout:.1f} s waiting for {self.what}: {self.value!r}"
+            )
+        return False
 
 
 def wait_until(
@@ -49,14 +71,10 @@ def wait_until(
     Raises:
         AssertionError: ``timeout`` seconds passed (naming ``what`` and the last value).
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, last)
+    poll = _Poll(predicate, what, timeout)
+    while not poll.done():
         time.sleep(interval)
+    return poll.value  # type: ignore[return-value]
 
 
 async def wait_until_async(
@@ -67,11 +85,8 @@ async def wait_until_async(
     interval: float = INTERVAL,
 ) -> T:
     """:func:`wait_until` for coroutines: the event loop runs while it waits."""
-    deadline = time.monotonic() + timeout
+    poll = _Poll(predicate, what, timeout)
     while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, last)
+        if poll.done():
+            return poll.value  # type: ignore[return-value]
         await asyncio.sleep(interval)
