@@ -51,6 +51,19 @@ def good_config_json(role: str = "Supervisor::MANAGER") -> dict[str, Any]:
 CTL = "Management::Controller::API::"
 AGENT = "Management::Agent::API::"
 
+
+def hello_frame(api_version: int, topic: str = CONTROLLER_TOPIC) -> str:
+    """A raw ``notify_agent_hello`` of agent-x (connecting) speaking ``api_version``."""
+    return frame(
+        AGENT + "notify_agent_hello",
+        s("agent-x"),
+        s("id"),
+        {"@data-type": "boolean", "data": True},
+        {"@data-type": "count", "data": api_version},
+        topic=topic,
+    )
+
+
 #: (what, frame, expected context) for the client port, after the handshake.
 CLIENT_PORT_CASES = [
     ("not JSON", "{nope", BAD_JSON),
@@ -87,13 +100,7 @@ CLIENT_PORT_CASES = [
     ),
     (
         "agent event on the client port",
-        frame(
-            AGENT + "notify_agent_hello",
-            s("agent-x"),
-            s("id"),
-            {"@data-type": "boolean", "data": True},
-            {"@data-type": "count", "data": 1},
-        ),
+        hello_frame(1),
         BAD_EVENT,
     ),
     (
@@ -156,9 +163,13 @@ async def ws_open(port: int, topics: list[str] | None = None) -> ClientConnectio
     return ws
 
 
-async def expect_error(ws: ClientConnection, context: str) -> None:
-    msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
-    assert msg == {"type": "error", "code": "deserialization_failed", "context": context}
+async def expect_errors(ws: ClientConnection, cases: list[tuple[str, str, str]]) -> None:
+    """Send each case's text on ``ws``; each gets Broker's error with the case's context."""
+    for what, text, context in cases:
+        await ws.send(text)
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        expected = {"type": "error", "code": "deserialization_failed", "context": context}
+        assert msg == expected, what
 
 
 async def assert_serves(port: int) -> None:
@@ -177,12 +188,7 @@ async def test_bad_messages_on_client_port(tmp_path: Path) -> None:
         await client.request(ev.StageConfigurationRequest(reqid(), staged))
         ws = await ws_open(port, [])  # publish-only, so it hears no relayed traffic
         try:
-            for what, text, context in CLIENT_PORT_CASES:
-                await ws.send(text)
-                try:
-                    await expect_error(ws, context)
-                except AssertionError as exc:
-                    raise AssertionError(f"{what}: {exc}") from None
+            await expect_errors(ws, CLIENT_PORT_CASES)
             # Same connection, a good request still works.
             rid = reqid()
             await ws.send(
@@ -214,12 +220,7 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
         assert ctl.agent_server is not None
         ws = await ws_open(ctl.agent_server.port, ["zeek/management/agent/agent-x"])
         try:
-            for what, text, context in AGENT_PORT_CASES:
-                await ws.send(text)
-                try:
-                    await expect_error(ws, context)
-                except AssertionError as exc:
-                    raise AssertionError(f"{what}: {exc}") from None
+            await expect_errors(ws, AGENT_PORT_CASES)
             # Agent events before hello are ignored (not bound to an instance).
             await ws.send(
                 frame(
@@ -230,16 +231,7 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
                 )
             )
             # Hello with an incompatible API version is not accepted.
-            await ws.send(
-                frame(
-                    AGENT + "notify_agent_hello",
-                    s("agent-x"),
-                    s("id"),
-                    {"@data-type": "boolean", "data": True},
-                    {"@data-type": "count", "data": 2},
-                    topic="zeek/management/agent/agent-x",
-                )
-            )
+            await ws.send(hello_frame(2, topic="zeek/management/agent/agent-x"))
             await wait_until_async(lambda: "incompatible API version" in caplog.text, what="log")
         finally:
             await ws.close()

@@ -24,6 +24,7 @@ import psutil
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.persist.lock import InstanceLock
 from tests.paths import REPO_ROOT
+from tests.support.daemons import Daemon
 from tests.support.reference import LOCAL_AGENT
 from tests.support.sites import CONTROLLER_NAME, QUICKSTART_CFG, TIMEOUT, Site, deploy, pids, site
 
@@ -109,15 +110,21 @@ def alive(node_pids: dict[str, int]) -> dict[str, bool]:
     return out
 
 
+def start_second(s: Site, role: str) -> tuple[Daemon, Daemon, int]:
+    """Start a second ``role`` daemon on the site's state dir and wait for it to exit:
+    ``(the first, the second, its exit status)``."""
+    first = next(d for d in s.daemons if d.role == role)
+    second = s.start(role, name=f"{role}-2")
+    return first, second, second.proc.wait(TIMEOUT)
+
+
 def test_second_agent_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path) -> None:
     """A second agent on a state dir in use exits at once (78) naming the first one's
     pid; the nodes, their node table and agent.toml are untouched."""
     with deployed_site(tmp_path) as (s, node_pids):
-        first = next(d for d in s.daemons if d.role == "agent")
         work = s.node_dir(LOCAL_AGENT)
         before = {f: (work / f).read_bytes() for f in ("nodes.toml", "agent.toml")}
-        second = s.start("agent", name="agent-2")
-        status = second.proc.wait(TIMEOUT)
+        first, second, status = start_second(s, "agent")
         assert alive(node_pids) == dict.fromkeys(NODES, True)
         assert {f: (work / f).read_bytes() for f in before} == before
         assert status == EXIT_FATAL
@@ -133,11 +140,9 @@ def test_second_controller_on_the_state_dir_exits_and_touches_nothing(tmp_path: 
     """A second controller on a state dir in use exits at once (78) naming the first
     one; controller.toml and the pid file stay, and the first keeps serving."""
     with deployed_site(tmp_path) as (s, _):
-        first = next(d for d in s.daemons if d.role == "controller")
         work = s.node_dir(CONTROLLER_NAME)
         before = {f: (work / f).read_bytes() for f in ("controller.toml", ".pid")}
-        second = s.start("controller", name="controller-2")
-        status = second.proc.wait(TIMEOUT)
+        first, second, status = start_second(s, "controller")
         assert {f: (work / f).read_bytes() for f in before} == before
         assert status == EXIT_FATAL
         assert (
@@ -152,8 +157,8 @@ def test_second_run_on_the_state_dir_exits_and_leaves_the_cluster_alone(
     """A second ``zeek-mgmt run`` on the same state dir exits (78) without restarting
     its children; the first cluster's nodes keep their pids."""
     with deployed_site(tmp_path, run=True) as (s, node_pids):
-        second = s.start("run", name="run-2")
-        assert second.proc.wait(TIMEOUT) == EXIT_FATAL
+        _, second, status = start_second(s, "run")
+        assert status == EXIT_FATAL
         log = second.log()
         # The child that gets there first reports; run then stops the other one.
         assert f") is using {s.state_dir}" in log

@@ -121,6 +121,12 @@ async def sup(state_dir: Path) -> AsyncIterator[SupervisorService]:
     await service.close()
 
 
+async def deployed(sup: SupervisorService, *specs: NodeSpec) -> dict[str, NodeInfo]:
+    """Deploy ``specs`` and wait until every node runs; the nodes by name."""
+    sup.deploy(list(specs))
+    return await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+
+
 def by_name(infos: list[NodeInfo]) -> dict[str, NodeInfo]:
     return {info.name: info for info in infos}
 
@@ -334,8 +340,7 @@ async def test_restart_gives_new_process(
     sup: SupervisorService, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """restart() stops the node and starts it again with a new pid."""
-    sup.deploy([make_spec("manager"), make_spec("logger")])
-    before = await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+    before = await deployed(sup, make_spec("manager"), make_spec("logger"))
     sup.restart(["manager"])
     after = await wait_for(
         sup,
@@ -361,8 +366,7 @@ async def test_deploy_replaces_the_set(
     sup: SupervisorService, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """deploy() stops removed nodes, restarts kept names, starts new ones."""
-    sup.deploy([make_spec("a"), make_spec("b")])
-    first = await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+    first = await deployed(sup, make_spec("a"), make_spec("b"))
     sup.deploy([make_spec("b"), make_spec("c")])
     assert [i.name for i in sup.status()] == ["b", "c"]
     async with asyncio.timeout(TIMEOUT):
@@ -441,16 +445,22 @@ async def test_executable_found_on_path(
 # Adoption
 
 
+async def left_running(state_dir: Path, spec: NodeSpec) -> NodeInfo:
+    """Deploy ``spec`` with a supervisor that then closes with keep_nodes=True: the node
+    runs on (for a new supervisor to adopt); its info."""
+    async with SupervisorService(state_dir, **FAST) as sup:  # type: ignore[arg-type]
+        sup.deploy([spec])
+        info = (await wait_for(sup, lambda n: n[spec.name].state is S.RUNNING))[spec.name]
+        await sup.close(keep_nodes=True)
+    return info  # type: ignore[no-any-return]
+
+
 @pytest.mark.asyncio
 async def test_adoption_by_a_new_supervisor(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """close(keep_nodes=True) leaves nodes running; a new supervisor adopts and stops them."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
-    await a.start()
-    a.deploy([make_spec("manager")])
-    info = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"]
-    await a.close(keep_nodes=True)
+    info = await left_running(state_dir, make_spec("manager"))
     assert info.pid is not None and alive(info.pid)
 
     b = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
@@ -472,11 +482,7 @@ async def test_adopted_node_crash_is_detected(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """An adopted node that dies is noticed and revived by the new supervisor."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
-    await a.start()
-    a.deploy([make_spec("logger")])
-    old = (await wait_for(a, lambda n: n["logger"].state is S.RUNNING))["logger"].pid
-    await a.close(keep_nodes=True)
+    old = (await left_running(state_dir, make_spec("logger"))).pid
     async with SupervisorService(state_dir, **FAST) as b:  # type: ignore[arg-type]
         assert b.status()[0].pid == old
         assert old is not None
@@ -493,13 +499,9 @@ async def test_reused_pid_is_not_adopted(
     state_dir: Path, make_spec: Callable[..., NodeSpec], leftover_pids: list[int]
 ) -> None:
     """A stored pid whose start time differs is neither adopted nor signalled."""
-    a = SupervisorService(state_dir, **FAST)  # type: ignore[arg-type]
-    await a.start()
-    a.deploy([make_spec("manager")])
-    old = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"].pid
+    old = (await left_running(state_dir, make_spec("manager"))).pid
     assert old is not None
     leftover_pids.append(old)
-    await a.close(keep_nodes=True)
     table = state_dir / "supervisor-nodes.toml"
     text = table.read_text()
     ct = psutil.Process(old).create_time()
@@ -573,8 +575,7 @@ async def test_clean_close_stops_nodes_and_table_says_so(
 ) -> None:
     """close() stops every node; the next supervisor adopts nothing and starts nothing."""
     async with SupervisorService(state_dir, **{**FAST, "stop_grace": 0.3}) as a:  # type: ignore[arg-type]
-        a.deploy([make_spec("m"), make_spec("w", mode="ignore_term")])
-        infos = await wait_for(a, lambda n: all(i.state is S.RUNNING for i in n.values()))
+        infos = await deployed(a, make_spec("m"), make_spec("w", mode="ignore_term"))
     for info in infos.values():
         assert info.pid is not None and not alive(info.pid)
     stored = NodeTableStore(state_dir / "supervisor-nodes.toml").load()

@@ -31,16 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mgmt.broker import events as ev
-from mgmt.broker.records import (
-    ClusterRole,
-    Configuration,
-    Node,
-    NodeOutputs,
-    NodeStatus,
-    Result,
-    Role,
-    State,
-)
+from mgmt.broker import records
+from mgmt.broker.records import ClusterRole, NodeOutputs, NodeStatus, Result, Role, State
 from mgmt.broker.session import EventReceived
 from mgmt.controller.state import agent_topic
 from mgmt.transport import Connection, ReconnectingClient, Server
@@ -85,7 +77,7 @@ class FakeAgent:
     endpoint_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # What it recorded:
     received: list[Any] = field(default_factory=list)
-    config: Configuration | None = None
+    config: records.Configuration | None = None
     hellos: int = 0
     #: node -> pid of its current (pretend) process; a failed node has none.
     pids: dict[str, int] = field(default_factory=dict)
@@ -194,19 +186,19 @@ class FakeAgent:
         if reply is not None:
             conn.send_event(self.topic, reply)
 
-    def _my_nodes(self, wanted: Iterable[str] = ()) -> list[Node]:
+    def _my_nodes(self, wanted: Iterable[str] = ()) -> list[records.Node]:
         nodes = [] if self.config is None else self.config.nodes_of(self.name)
         chosen = set(wanted)
         return sorted((n for n in nodes if not chosen or n.name in chosen), key=lambda n: n.name)
 
-    def _start_failure(self, node: Node) -> NodeOutputs | None:
+    def _start_failure(self, node: records.Node) -> NodeOutputs | None:
         if node.name in self.failures:
             return self.failures[node.name]
         if node.interface is not None and node.interface in self.bad_interfaces:
             return pcap_failure(node.interface)
         return None
 
-    def _start(self, node: Node) -> NodeOutputs | None:
+    def _start(self, node: records.Node) -> NodeOutputs | None:
         """Start (or restart) ``node``: a new pid, or its failure's outputs."""
         self.polls[node.name] = 0
         outputs = self._start_failure(node)

@@ -157,21 +157,40 @@ class RawPeer:
             if self.fin:
                 return b"".join(parts).decode()
 
+    def _recv_some(self, timeout: float) -> bytes | None:
+        """What the server sent within ``timeout`` seconds (0: what is there now); ``b""``
+        once it closed the connection (or reset it), ``None`` when nothing came."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1 << 20)
+        except (TimeoutError, BlockingIOError):
+            return None
+        except OSError:
+            return b""
+
     def closed_by_server(self, timeout: float = 10.0) -> bool:
         """Read and discard until the server closes (True) or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout
         self._buf = bytearray()
         while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except TimeoutError:
+            chunk = self._recv_some(max(0.01, deadline - time.monotonic()))
+            if chunk is None:
                 return False
-            except OSError:
-                return True
             if not chunk:
                 return True
         return False
+
+    def drain(self) -> bool:
+        """Read and discard what the server sent so far, without waiting; False once it
+        closed the connection."""
+        timeout = self.sock.gettimeout()
+        try:
+            while (chunk := self._recv_some(0)) is not None:
+                if not chunk:
+                    return False
+            return True
+        finally:
+            self.sock.settimeout(timeout)
 
     def close(self) -> None:
         """Drop the connection (no closing handshake)."""

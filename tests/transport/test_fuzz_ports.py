@@ -30,12 +30,12 @@ from typing import Any
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Configuration, Result
+from mgmt.controller.state import CONTROLLER_TOPIC
 from tests.paths import DATA
 from tests.support.cli import run_zeek_client_sync
 from tests.support.peerfaults import (
     AGENT_NAME,
     AGENT_TOPIC,
-    CONTROLLER_TOPIC,
     agent,
     controller,
     log_size,
@@ -290,22 +290,6 @@ class PortFuzzer:
             return None
         return peer
 
-    def _drain(self, peer: RawPeer) -> bool:
-        """Read and discard what the daemon sent; False once it closed."""
-        peer.sock.setblocking(False)
-        try:
-            while True:
-                try:
-                    chunk = peer.sock.recv(1 << 16)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if not chunk:
-                    return False
-        finally:
-            peer.sock.settimeout(5.0)
-
     def feed(self) -> None:
         """Send one mutated input."""
         r = self.rng
@@ -325,7 +309,7 @@ class PortFuzzer:
         except OSError:
             self.close()
             return
-        if not self._drain(self.peer):
+        if not self.peer.drain():
             self.close()
 
     def close(self) -> None:

@@ -16,18 +16,11 @@ from pathlib import Path
 import pytest
 
 from mgmt.broker import events as ev
+from mgmt.controller.state import CONTROLLER_TOPIC
 from mgmt.core.peertext import peer_text
 from mgmt.transport.connection import DEFAULT_MAX_CONNECTIONS
 from tests.support.cli import run_zeek_client_sync
-from tests.support.peerfaults import (
-    AGENT_TOPIC,
-    CONTROLLER_TOPIC,
-    agent,
-    controller,
-    log_size,
-    request_text,
-    rss_mb,
-)
+from tests.support.peerfaults import AGENT_TOPIC, agent, controller, log_size, request_text, rss_mb
 from tests.support.rawws import RawPeer, UpgradeRefused
 
 MB = 1 << 20
