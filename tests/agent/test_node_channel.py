@@ -27,6 +27,7 @@ from mgmt.broker.session import EventReceived
 from mgmt.transport import Connection, connect
 from tests.support.double_nodes import NODE_SCRIPT_TEXT, DoubleCluster, DoubleNode, double_cluster
 from tests.support.ports import free_port, free_port_block
+from tests.support.waiting import MS, TIMEOUT
 
 NODES = {"manager": "MANAGER", "logger": "LOGGER", "worker-01": "WORKER"}
 
@@ -403,10 +404,10 @@ async def test_waiting_ask_fails_fast_when_the_node_dies(
         task = asyncio.create_task(
             channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
         )
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(TIMEOUT):
             await sent.wait()  # the request is outstanding
         node.proc.kill()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(TIMEOUT):
             (result,) = await task
         assert result.error == "cluster node worker-01 not in running state"
 
@@ -463,12 +464,12 @@ async def test_channel_close_fails_waiters() -> None:
     chan = NodeChannel("worker-01", server.sockets[0].getsockname()[1])
     task = asyncio.create_task(chan.run())
     ask = asyncio.create_task(chan.ask("r", ("get_id_value", "x"), 30.0))
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(TIMEOUT):
         await dialed.wait()  # run() is connecting; ask() waits for the channel
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(5000 * MS):
         result = await ask
     server.close()
     await server.wait_closed()

@@ -22,7 +22,7 @@ import pytest
 from mgmt.agent.service import AgentConfig, AgentService
 from tests.support.double_nodes import double_cluster
 from tests.support.sites import QUICKSTART_CFG, mgmt_run, on_instance
-from tests.support.waiting import wait_until, wait_until_async
+from tests.support.waiting import MS, wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
 QUEUE_NAME = re.compile(
@@ -323,7 +323,7 @@ def test_agent_reports_a_missing_archiver_and_retries(tmp_path: Path) -> None:
         wait_until(
             lambda: run.daemon_logs().count("log archival failed with status 127") >= failures + 2,
             "two more failed archival runs",
-            timeout=15,
+            timeout=15_000 * MS,
         )
         # Nothing was archived: the rotated logs are all still queued.
         assert any(n.startswith("conn__") for n in queued(run.spool_dir))

@@ -28,7 +28,7 @@ from tests.support.controller_harness import (
     running_controller,
 )
 from tests.support.fake_agent import FakeAgent, fake_agents
-from tests.support.waiting import wait_until_async
+from tests.support.waiting import MS, wait_until_async
 
 
 def config_id(response: ev.GetConfigurationResponse) -> str:
@@ -139,7 +139,7 @@ async def test_kill_9_during_burst_leaves_one_complete_version(tmp_path: Path, r
                 await asyncio.sleep(rng.uniform(0.05, 0.3))
                 proc.kill(signal.SIGKILL)
                 with pytest.raises((ConnectionError, InvalidState)):
-                    await asyncio.wait_for(task, 5)
+                    await asyncio.wait_for(task, 5000 * MS)
                 await client.close()
                 deploys_acked += track.acked_deploy != before
 

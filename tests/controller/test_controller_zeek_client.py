@@ -26,7 +26,7 @@ from tests.support.controller_harness import (
 )
 from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.reference import CONFIGS, LOCAL_AGENT, normalise, reference_output
-from tests.support.waiting import wait_until_async
+from tests.support.waiting import MS, wait_until_async
 
 BAD_INTERFACE_STDERR = (
     "fatal error: problem with interface not-a-valid-interface "
@@ -394,7 +394,7 @@ async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path)
             await wait_until_async(lambda: ctl._state.pending_deploy != "", what="deploy pending")
             assert not pending.done()
             await agent.dial(agent_uri(ctl))
-            resp = await asyncio.wait_for(pending, 5)
+            resp = await asyncio.wait_for(pending, 5000 * MS)
         finally:
             await client.close()
     assert agent.count(ev.AgentWelcomeRequest) == 1

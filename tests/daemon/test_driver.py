@@ -11,6 +11,7 @@ import pytest
 
 from mgmt.controller.service import ControllerConfig, ControllerService
 from mgmt.controller.state import ControllerOptions
+from tests.support.waiting import TIMEOUT
 
 
 @pytest.mark.asyncio
@@ -25,7 +26,7 @@ async def test_sigterm_stops_a_daemon_and_its_handler_is_removed(tmp_path: Path)
     task = asyncio.get_running_loop().create_task(service.run(install_signals=True))
     await service.started.wait()
     os.kill(os.getpid(), signal.SIGTERM)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(TIMEOUT):
         await task
     loop = asyncio.get_running_loop()
     assert loop.remove_signal_handler(signal.SIGTERM) is False  # nothing left installed

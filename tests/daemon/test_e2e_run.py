@@ -31,7 +31,7 @@ from tests.support.sites import (
     proc_name,
     site,
 )
-from tests.support.waiting import wait_until
+from tests.support.waiting import MS, TIMEOUT, wait_until
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 CPUS = sorted(os.sched_getaffinity(0))
@@ -208,7 +208,7 @@ def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
         os.kill(run.pid, signal.SIGKILL)
         run.proc.wait()
         # Shutdown writes state files with fsync, which a busy disk can make slow.
-        wait_until(lambda: not s.site_processes(), timeout=90, what="every process to end")
+        wait_until(lambda: not s.site_processes(), timeout=90_000 * MS, what="every process to end")
 
         def ended(proc: psutil.Process) -> bool:
             # A process leaves site_processes() when its memory is gone (its environ reads
@@ -217,7 +217,7 @@ def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
                 return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
             return True
 
-        wait_until(lambda: all(map(ended, children.values())), timeout=10, what="zombies")
+        wait_until(lambda: all(map(ended, children.values())), timeout=TIMEOUT, what="zombies")
 
 
 def test_bad_interface_fails_deploy_with_stderr(tmp_path: Path) -> None:
@@ -323,7 +323,7 @@ def test_crash_backoff_doubles_every_three_attempts(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         start_run(s, "--set", "agent.request_timeout=1")
         deploy(s, "[manager]\nrole = manager\nenv = ZEEK_DOUBLE_CRASH_AFTER=0.5\n")
-        wait_until(lambda: len(s.launches("manager")) >= 5, timeout=30, what="5 launches")
+        wait_until(lambda: len(s.launches("manager")) >= 5, timeout=30_000 * MS, what="5 launches")
         starts = [rec["started_at"] for rec in s.launches("manager")]
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         # Measured where the double starts, so each gap has some start-up jitter.
@@ -367,7 +367,7 @@ def test_killed_agent_comes_back_and_adopts(run_site: Site) -> None:
     agent = children[proc_name(f"zeek.{LOCAL_AGENT}")]
     controller = next(p for n, p in children.items() if n.startswith("zeek.controller"))
     agent.kill()
-    agent.wait(10)
+    agent.wait(TIMEOUT)
     assert all(p is not None and psutil.pid_exists(p) for p in node_pids.values())
 
     def new_agent() -> psutil.Process | None:

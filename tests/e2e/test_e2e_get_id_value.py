@@ -19,7 +19,7 @@ import pytest
 from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
 from tests.support.reference import reference_output
 from tests.support.sites import QUICKSTART_CFG, Site, mgmt_run, on_instance
-from tests.support.waiting import wait_until
+from tests.support.waiting import MS, wait_until
 
 AGENT = "agent-test"
 
@@ -132,7 +132,7 @@ def test_killed_node_is_answered_again_after_revival(cluster: Site) -> None:
             and row["state"] == "RUNNING"
         ),
         "worker-01 revived",
-        timeout=15,
+        timeout=15_000 * MS,
     )
     res = cluster.client("get-id-value", "Cluster::node", "worker-01")
     assert (res.code, res.json()) == (0, {"errors": [], "results": {"worker-01": "worker-01"}})
@@ -189,7 +189,7 @@ def test_restarted_agent_reaches_adopted_nodes(cluster: Site) -> None:
             and all(now.get(n, {}).get("state") == "RUNNING" for n in node_pids)
         )
 
-    wait_until(readopted, "a new agent", timeout=20)
+    wait_until(readopted, "a new agent", timeout=20_000 * MS)
     res = cluster.client("get-id-value", "Cluster::node")
     assert (res.code, res.json()) == (
         0,

@@ -21,7 +21,7 @@ import pytest
 
 from tests.paths import REPO_ROOT
 from tests.support.cli import zeek_client_path
-from tests.support.waiting import wait_until
+from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 pytestmark = pytest.mark.netns
@@ -150,7 +150,7 @@ def test_controller_and_two_agents_on_separate_hosts(
             rc, out = _client(hosts["controller"], "get-instances")
             return out if rc == 0 and set(AGENTS) <= set(out) else None
 
-        instances = wait_until(both_listed, timeout=60, interval=0.3, what="both agents")
+        instances = wait_until(both_listed, timeout=60_000 * MS, interval=0.3, what="both agents")
         for agent, addr in AGENTS.items():
             assert instances[agent] == {"host": addr}
 
@@ -180,7 +180,7 @@ def test_controller_and_two_agents_on_separate_hosts(
         hung = []
         for proc in procs:
             try:
-                proc.wait(timeout=40)
+                proc.wait(timeout=40_000 * MS)
             except subprocess.TimeoutExpired:
                 hung.append(proc.args)
                 proc.kill()

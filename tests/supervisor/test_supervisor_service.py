@@ -34,7 +34,7 @@ from mgmt.supervisor.backend import (
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, ProcessState
 from mgmt.supervisor.service import NodeInfo, SupervisorService
 from tests.paths import REPO_ROOT
-from tests.support.waiting import TIMEOUT, wait_until_async
+from tests.support.waiting import MS, TIMEOUT, wait_until_async
 
 S = ProcessState
 
@@ -549,7 +549,7 @@ async def test_adoption_of_a_non_child(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30_000 * MS):
         stdout, stderr = await proc.communicate()
     assert proc.returncode == 0, stderr.decode()
     state, pid_text = stdout.decode().split()

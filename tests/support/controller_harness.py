@@ -114,7 +114,7 @@ async def running_controller(
         yield svc
     finally:
         svc.request_shutdown()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, TIMEOUT)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
-from tests.support.waiting import wait_until
+from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 BACKEND = "policy/frameworks/cluster/backend/broker"
@@ -59,7 +59,7 @@ class DoubleNode:
         except OSError:
             return ""
 
-    def wait_running(self, timeout: float = 10.0) -> None:
+    def wait_running(self, timeout: float = TIMEOUT) -> None:
         """Wait until the status file says RUNNING (the channel is up by then)."""
 
         def running() -> bool:
@@ -75,7 +75,7 @@ class DoubleNode:
         except OSError:
             return ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)

@@ -36,7 +36,7 @@ from mgmt.broker.records import ClusterRole, NodeOutputs, NodeStatus, Result, Ro
 from mgmt.broker.session import EventReceived
 from mgmt.controller.state import agent_topic
 from mgmt.transport import Connection, ReconnectingClient, Server
-from tests.support.waiting import TIMEOUT
+from tests.support.waiting import MS, TIMEOUT
 
 #: Process ids of fake agents and their nodes: distinct, never a live process's own.
 _pids = itertools.count(40000)
@@ -109,7 +109,7 @@ class FakeAgent:
         )
         self._task = asyncio.create_task(self._client.run(), name=f"fake-agent-{self.name}")
         if wait:
-            await asyncio.wait_for(self._client.connected.wait(), 5)
+            await asyncio.wait_for(self._client.connected.wait(), 5000 * MS)
 
     async def serve(self, port: int = 0) -> int:
         """Listen on 127.0.0.1 for the controller to dial us; returns the port."""

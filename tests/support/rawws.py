@@ -15,6 +15,8 @@ import socket
 import struct
 import time
 
+from tests.support.waiting import TIMEOUT
+
 API_PATH = "/v1/messages/json"
 
 OP_CONT = 0x0
@@ -60,7 +62,7 @@ class RawPeer:
         timeout: socket timeout for connect and every read.
     """
 
-    def __init__(self, port: int, *, rcvbuf: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, *, rcvbuf: int | None = None, timeout: float = TIMEOUT) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -168,7 +170,7 @@ class RawPeer:
         except OSError:
             return b""
 
-    def closed_by_server(self, timeout: float = 10.0) -> bool:
+    def closed_by_server(self, timeout: float = TIMEOUT) -> bool:
         """Read and discard until the server closes (True) or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout
         self._buf = bytearray()

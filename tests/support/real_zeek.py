@@ -70,10 +70,18 @@ def find_real_zeek() -> RealZeek | str:
         return f"{zeek} has no zeek-config and zeek-archiver beside it (not a Zeek install)"
     try:
         prefix = subprocess.run(
-            [str(config), "--prefix"], capture_output=True, text=True, timeout=30, check=True
+            [str(config), "--prefix"],
+            capture_output=True,
+            text=True,
+            timeout=30_000 * MS,
+            check=True,
         ).stdout.strip()
         version = subprocess.run(
-            [str(zeek), "--version"], capture_output=True, text=True, timeout=30, check=True
+            [str(zeek), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30_000 * MS,
+            check=True,
         ).stdout.split()[-1]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return f"{zeek} does not run: {exc}"

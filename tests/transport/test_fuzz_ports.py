@@ -52,6 +52,7 @@ from tests.support.rawws import (
     UpgradeRefused,
     encode_frame,
 )
+from tests.support.waiting import MS
 
 SEED = 10_2026
 #: Inputs per port (three ports).
@@ -277,7 +278,7 @@ class PortFuzzer:
         self.connections = 0
 
     def _connect(self, first: bytes | None = None) -> RawPeer | None:
-        peer = RawPeer(self.port, timeout=5.0)
+        peer = RawPeer(self.port, timeout=5000 * MS)
         self.connections += 1
         try:
             peer.upgrade()

@@ -43,7 +43,7 @@ from mgmt.transport.connection import (
 )
 from tests.paths import REPO_ROOT
 from tests.support.rawws import RawPeer
-from tests.support.waiting import wait_until_async
+from tests.support.waiting import MS, wait_until_async
 
 TOPIC = "zeek/management/controller"
 HOST = HostInfo("testhost", is_root=False, home="/nonexistent")
@@ -188,7 +188,7 @@ async def serving(**kw: Any) -> AsyncIterator[tuple[Server, asyncio.Event]]:
     )
     await server.start()
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30_000 * MS):
             yield server, closed
     finally:
         await server.close()

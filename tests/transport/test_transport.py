@@ -25,7 +25,7 @@ from mgmt.broker.session import EventReceived
 from mgmt.exceptions import HandshakeError
 from mgmt.transport import ReconnectingClient, Server, connect
 from mgmt.transport.backoff import backoff, classify_exception
-from tests.support.waiting import TIMEOUT
+from tests.support.waiting import MS, TIMEOUT
 
 TOPIC = "zeek/management/controller"
 
@@ -581,6 +581,6 @@ async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
     task = asyncio.get_running_loop().create_task(client.run())
     await entered.wait()
     task.cancel()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(5000 * MS):
         with pytest.raises(asyncio.CancelledError):
             await task

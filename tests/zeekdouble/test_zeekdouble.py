@@ -21,7 +21,7 @@ import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
 from tests.support.double_nodes import NODE_SCRIPT_TEXT
-from tests.support.waiting import wait_until
+from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble import zeek as double
 from tests.zeekdouble.fixture import install_zeek_double, node_link
 
@@ -136,7 +136,7 @@ class Cluster:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-            proc.wait(10)
+            proc.wait(TIMEOUT)
 
 
 @pytest.fixture
