@@ -44,6 +44,7 @@ from mgmt.archive.names import (
 )
 from mgmt.exceptions import ArchiveError, ConfigError
 from tests.paths import REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT
 from tests.support.waiting import MS, TIMEOUT, wait_until
 
 # -- helpers ------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ def cli(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
         **kwargs,  # type: ignore[call-overload]
     )
 
@@ -701,7 +702,7 @@ def test_same_tree_as_real_zeek_archiver(tmp_path: Path) -> None:
     real = subprocess.run(
         ["zeek-archiver", "-1", str(tmp_path / "theirs/q"), str(tmp_path / "theirs/a")],
         capture_output=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
     )
     assert real.returncode == 0
     assert tree(tmp_path / "ours/a") == tree(tmp_path / "theirs/a")

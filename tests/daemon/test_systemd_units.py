@@ -10,6 +10,7 @@ import pytest
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from tests.paths import REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT
 
 UNITS = ("zeek-mgmt-controller.service", "zeek-mgmt-agent.service")
 
@@ -46,7 +47,7 @@ def _verify(name: str, tmp_path: Path, extra: str = "") -> subprocess.CompletedP
         [analyze, "verify", "--man=no", str(tmp_path / name)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
     )
 
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from tests.paths import REPO_ROOT
-from tests.support.cli import zeek_client_path
+from tests.support.cli import RUN_TIMEOUT, zeek_client_path
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
@@ -115,7 +115,7 @@ def _in(ns: str, argv: list[str], env: dict[str, str], log: Path) -> subprocess.
 def _client(ns: str, *args: str) -> tuple[int, dict[str, object]]:
     out = subprocess.run(
         ["ip", "netns", "exec", ns, zeek_client_path(), "--controller", "127.0.0.1:2149", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=RUN_TIMEOUT,
     )
     try:
         parsed: dict[str, object] = json.loads(out.stdout) if out.stdout.strip() else {}

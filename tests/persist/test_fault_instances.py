@@ -27,6 +27,7 @@ from tests.paths import REPO_ROOT
 from tests.support.daemons import Daemon
 from tests.support.reference import LOCAL_AGENT
 from tests.support.sites import CONTROLLER_NAME, QUICKSTART_CFG, TIMEOUT, Site, deploy, pids, site
+from tests.support.waiting import MS
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 
@@ -48,7 +49,7 @@ def try_lock(state_dir: Path, role: str) -> subprocess.CompletedProcess[str]:
     )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30_000 * MS
     )
 
 

@@ -27,6 +27,7 @@ from mgmt.settings import (
     settings_from_args,
 )
 from tests.paths import REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT
 
 HOST = HostInfo(hostname="testhost", is_root=False, home="/home/tester")
 #: An empty PATH: no zeek or zeek-archiver is found, whatever is installed here.
@@ -702,7 +703,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
         env={**clean, "PYTHONPATH": str(REPO_ROOT), **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
 

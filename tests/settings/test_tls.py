@@ -22,6 +22,7 @@ from tests.support.cli import run_zeek_client_sync
 from tests.support.daemons import daemon, daemon_env
 from tests.support.ports import free_port
 from tests.support.tlscerts import Pki, have_openssl, make_pki
+from tests.support.waiting import MS
 
 HOST = HostInfo("testhost", is_root=False, home="/nonexistent")
 
@@ -202,7 +203,7 @@ def test_daemon_refuses_to_start_with_a_missing_file(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mgmt", "controller", "--state-dir", str(tmp_path),
          "--set", "tls_cert=/nonexistent/c.pem"],
-        capture_output=True, text=True, timeout=30, env=daemon_env(),
+        capture_output=True, text=True, timeout=30_000 * MS, env=daemon_env(),
     )  # fmt: skip
     assert proc.returncode == EXIT_FATAL
     assert (
