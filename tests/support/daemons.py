@@ -96,16 +96,14 @@ class Daemon:
         return self.proc.poll() is None
 
     def wait_log(self, text: str, timeout: float = 3 * TIMEOUT) -> None:
-        """Wait until ``text`` is in the log; fail (showing the log) at the deadline or
+        """Wait until ``text`` is in the log; fail, showing the log, at the deadline or
         when the daemon exits first."""
-
-        def logged() -> bool:
-            if text in self.log():
-                return True
-            assert self.alive(), f"{self.name} exited before logging {text!r}:\n{self.log()}"
-            return False
-
-        wait_until(logged, f"{text!r} in the log of {self.name}:\n{self.log()}", timeout=timeout)
+        with contextlib.suppress(AssertionError):  # the deadline: said below, with the log
+            wait_until(lambda: text in self.log() or not self.alive(), timeout=timeout)
+        if text not in self.log():
+            status = self.proc.poll()
+            state = "still running" if status is None else f"exit status {status}"
+            raise AssertionError(f"{text!r} not logged by {self.name} ({state}):\n{self.log()}")
 
     def terminate(self) -> None:
         """Send SIGTERM once (a second one could hit the default handler while the daemon
