@@ -68,21 +68,15 @@ def find_real_zeek() -> RealZeek | str:
     config, archiver = zeek.with_name("zeek-config"), zeek.with_name("zeek-archiver")
     if not config.exists() or not archiver.exists():
         return f"{zeek} has no zeek-config and zeek-archiver beside it (not a Zeek install)"
+
+    def output(*argv: str) -> str:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=30_000 * MS, check=True
+        ).stdout
+
     try:
-        prefix = subprocess.run(
-            [str(config), "--prefix"],
-            capture_output=True,
-            text=True,
-            timeout=30_000 * MS,
-            check=True,
-        ).stdout.strip()
-        version = subprocess.run(
-            [str(zeek), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30_000 * MS,
-            check=True,
-        ).stdout.split()[-1]
+        prefix = output(str(config), "--prefix").strip()
+        version = output(str(zeek), "--version").split()[-1]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return f"{zeek} does not run: {exc}"
     return RealZeek(zeek, archiver, Path(prefix), version)

@@ -106,30 +106,15 @@ class Site:
 
     # -- layout --------------------------------------------------------------------------
 
-    @property
-    def bin_dir(self) -> Path:
-        """Holds the double ``zeek`` (first on PATH)."""
-        return self.root / "zeek-prefix" / "bin"
-
-    @property
-    def state_dir(self) -> Path:
-        """ZEEK_MANAGEMENT_STATE_DIR."""
-        return self.root / "state"
-
-    @property
-    def spool_dir(self) -> Path:
-        """ZEEK_MANAGEMENT_SPOOL_DIR."""
-        return self.root / "spool"
-
-    @property
-    def record_dir(self) -> Path:
-        """ZEEK_DOUBLE_RECORD."""
-        return self.root / "record"
-
-    @property
-    def cfg_dir(self) -> Path:
-        """Where cluster configurations for zeek-client are written."""
-        return self.root / "cfg"
+    def __post_init__(self) -> None:
+        #: Holds the double ``zeek`` (first on PATH).
+        self.bin_dir = self.root / "zeek-prefix" / "bin"
+        #: ZEEK_MANAGEMENT_STATE_DIR and ZEEK_MANAGEMENT_SPOOL_DIR.
+        self.state_dir, self.spool_dir = self.root / "state", self.root / "spool"
+        #: ZEEK_DOUBLE_RECORD.
+        self.record_dir = self.root / "record"
+        #: Where cluster configurations for zeek-client are written.
+        self.cfg_dir = self.root / "cfg"
 
     def node_dir(self, name: str) -> Path:
         """``<state>/nodes/<name>``."""
