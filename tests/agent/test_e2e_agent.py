@@ -15,7 +15,6 @@ from pathlib import Path
 import psutil
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
-from tests.support.ports import free_ports
 from tests.support.reference import LOCAL_AGENT
 from tests.support.sites import (
     QUICKSTART_CFG,
@@ -90,20 +89,7 @@ def test_two_agents_on_one_host_serve_one_config(tmp_path: Path) -> None:
     """Two agents with their own names, ports and state dirs run one configuration."""
     with site(tmp_path) as s:
         s.start("controller")
-        port_a, port_b = free_ports(2)
-        dirs = {name: tmp_path / f"state-{name}" for name in ("agent-a", "agent-b")}
-        for (name, state), port in zip(dirs.items(), (port_a, port_b), strict=True):
-            s.start(
-                "agent",
-                env={
-                    "ZEEK_AGENT_NAME": name,
-                    "ZEEK_AGENT_PORT": str(port),
-                    "ZEEK_MANAGEMENT_STATE_DIR": str(state),
-                    "ZEEK_MANAGEMENT_SPOOL_DIR": str(state / "spool"),
-                },
-                name=name,
-            )
-        s.wait_agents("agent-a", "agent-b")
+        dirs = s.start_agents("agent-a", "agent-b")
         cfg = (
             "[instances]\nagent-a\nagent-b\n\n"
             "[manager]\ninstance = agent-a\nrole = manager\n\n"

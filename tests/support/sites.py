@@ -152,6 +152,22 @@ class Site:
         self.daemons.append(daemon)
         return daemon
 
+    def start_agents(self, *names: str) -> dict[str, Path]:
+        """Start agents of their own (name, port, state and spool dir under
+        ``<root>/state-<name>``) and wait until the controller lists them; their state
+        directories by name."""
+        dirs = {name: self.root / f"state-{name}" for name in names}
+        for (name, state), port in zip(dirs.items(), free_ports(len(names)), strict=True):
+            env = {
+                "ZEEK_AGENT_NAME": name,
+                "ZEEK_AGENT_PORT": str(port),
+                "ZEEK_MANAGEMENT_STATE_DIR": str(state),
+                "ZEEK_MANAGEMENT_SPOOL_DIR": str(state / "spool"),
+            }
+            self.start("agent", env=env, name=name)
+        self.wait_agents(*names)
+        return dirs
+
     def stop_daemons(self) -> None:
         """Stop every daemon started here, the last first (SIGTERM, SIGKILL at the
         deadline)."""
