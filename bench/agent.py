@@ -53,7 +53,10 @@ from mgmt.broker import events as ev  # noqa: E402
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
-from tests.support.e2e_helpers import AGENT_NAME, Site, port_open, wait_until  # noqa: E402
+from tests.support.ports import port_open  # noqa: E402
+from tests.support.reference import LOCAL_AGENT  # noqa: E402
+from tests.support.sites import Site  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 TOPIC = "zeek/management/controller"
 
@@ -111,8 +114,8 @@ def config(nodes: int) -> Configuration:
     """``nodes`` workers on the local instance (no interface: the double needs none)."""
     return Configuration(
         rid(),
-        (Instance(AGENT_NAME),),
-        tuple(Node(f"w{i:03d}", AGENT_NAME, ClusterRole.WORKER) for i in range(nodes)),
+        (Instance(LOCAL_AGENT),),
+        tuple(Node(f"w{i:03d}", LOCAL_AGENT, ClusterRole.WORKER) for i in range(nodes)),
     )
 
 
@@ -144,7 +147,7 @@ def bench_deploy(args: argparse.Namespace, root: Path, label: str, zeek_sh: bool
         s.start("controller", "--log-level", "warning", "--request-timeout", "120")
         # A long agent timeout, so that a slow deploy is measured instead of cut at 5 s.
         agent = s.start("agent", "--log-level", "warning", "--request-timeout", "120")
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)
 
         async def runs() -> list[float]:
             client = Client(s.ws_port)
@@ -152,7 +155,7 @@ def bench_deploy(args: argparse.Namespace, root: Path, label: str, zeek_sh: bool
             times = []
             try:
                 for _ in range(args.runs):
-                    await deploy(client, Configuration(rid(), (Instance(AGENT_NAME),), ()))
+                    await deploy(client, Configuration(rid(), (Instance(LOCAL_AGENT),), ()))
                     times.append(await deploy(client, config(args.nodes)))
             finally:
                 await client.close()
@@ -212,9 +215,9 @@ def bench_run(args: argparse.Namespace, root: Path) -> None:
 
                     def listed(s: Site = s) -> bool:
                         res = s.client("get-instances")
-                        return res.returncode == 0 and AGENT_NAME in res.json()
+                        return res.code == 0 and LOCAL_AGENT in res.json()
 
-                    wait_until(listed, 30, interval=0.0)
+                    wait_until(listed, "agents listed", timeout=30, interval=0.0)
                     client_times.append(time.perf_counter() - start)
                     continue
                 listed_after = asyncio.run(_probe_listed(s.ws_port, start))
@@ -265,7 +268,7 @@ async def _probe_listed(port: int, start: float) -> float:
                     resp = await client.ask(ev.GetInstancesRequest(rid()), limit=10)
                     assert isinstance(resp, ev.GetInstancesResponse)
                     data = resp.result.data or ()
-                    if any(_instance_name(i) == AGENT_NAME for i in data):
+                    if any(_instance_name(i) == LOCAL_AGENT for i in data):
                         return time.perf_counter() - start
                     await asyncio.sleep(0.01)
             except (OSError, TimeoutError):

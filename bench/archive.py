@@ -103,6 +103,11 @@ class _Pools:
     def uid(self) -> str:
         return "C" + "".join(self.rng.choices(_B62, k=17))
 
+    def originator(self) -> str:
+        """``\\t<uid>\\t<orig_h>\\t<orig_p>``: how every line of these logs goes on."""
+        uid, host = self.uid(), self.pick(self.inside, self.iw)
+        return f"\t{uid}\t{host}\t{self.rng.randrange(32768, 61000)}"
+
     def conn(self) -> str:
         rng = self.rng
         proto, port, service = rng.choice(
@@ -116,8 +121,7 @@ class _Pools:
         ob = int(rng.lognormvariate(5, 1.5)) if state != "S0" else 0
         rb = int(rng.lognormvariate(6, 2)) if state != "S0" else 0
         opk, rpk = 1 + ob // 1400, rb // 1400 + (state != "S0")
-        return (
-            f"\t{self.uid()}\t{self.pick(self.inside, self.iw)}\t{rng.randrange(32768, 61000)}"
+        return self.originator() + (
             f"\t{self.pick(self.outside, self.ow)}\t{port}\t{proto}\t{service}"
             f"\t{rng.expovariate(4):.6f}\t{ob}\t{rb}\t{state}\tT\tF\t0\t{history}\t{opk}"
             f"\t{ob + 52 * opk}\t{rpk}\t{rb + 52 * rpk}\t-\t{6 if proto == 'tcp' else 17}\n"
@@ -128,8 +132,7 @@ class _Pools:
         q = self.pick(self.domains, self.dw)
         qtype, qname = rng.choice([(1, "A"), (1, "A"), (28, "AAAA"), (65, "HTTPS")])
         answers = ",".join(self.pick(self.outside, self.ow) for _ in range(rng.randrange(1, 3)))
-        return (
-            f"\t{self.uid()}\t{self.pick(self.inside, self.iw)}\t{rng.randrange(32768, 61000)}"
+        return self.originator() + (
             f"\t10.1.0.1\t53\tudp\t{rng.randrange(65536)}\t{rng.expovariate(50):.6f}\t{q}\t1"
             f"\tC_INTERNET\t{qtype}\t{qname}\t0\tNOERROR\tF\tF\tT\tT\t0\t{answers}"
             f"\t{rng.choice(['60.000000', '300.000000', '3600.000000'])}\tF\n"
@@ -145,8 +148,7 @@ class _Pools:
             [(200, "OK"), (200, "OK"), (304, "Not Modified"), (404, "Not Found")]
         )
         mime = rng.choice(["text/html", "application/javascript", "image/png", "text/css"])
-        return (
-            f"\t{self.uid()}\t{self.pick(self.inside, self.iw)}\t{rng.randrange(32768, 61000)}"
+        return self.originator() + (
             f"\t{self.pick(self.outside, self.ow)}\t80\t1\tGET\t{host}\t{uri}\t-\t1.1"
             f"\t{rng.choice(self.agents)}\t-\t0\t{int(rng.lognormvariate(8, 1.5))}\t{status}"
             f"\t{msg}\t-\t-\t(empty)\t-\t-\t-\t-\t-\t-\tF{self.uid()[1:]}\t-\t{mime}\n"

@@ -43,7 +43,7 @@ from mgmt.broker import messages as bm  # noqa: E402
 from mgmt.broker.data import Port  # noqa: E402
 from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State  # noqa: E402
 from mgmt.core.topics import CONTROLLER_TOPIC, agent_topic  # noqa: E402
-from tests.support.controller_helpers import (  # noqa: E402
+from tests.support.controller_harness import (  # noqa: E402
     ApiClient,
     ControllerProcess,
     agent_uri,

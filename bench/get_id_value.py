@@ -36,7 +36,8 @@ from mgmt.broker.data import BrokerSet  # noqa: E402
 from mgmt.broker.session import EventReceived  # noqa: E402
 from mgmt.core.topics import CONTROLLER_TOPIC  # noqa: E402
 from mgmt.transport import Connection, connect  # noqa: E402
-from tests.support.node_helpers import MgmtRun, free_port_block  # noqa: E402
+from tests.support.ports import free_port_block  # noqa: E402
+from tests.support.sites import mgmt_run  # noqa: E402
 
 
 def cluster_config(agent: str, nodes: int) -> str:
@@ -103,11 +104,13 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-gidv-") as tmp:
-        run = MgmtRun(Path(tmp), node_ports=free_port_block(args.nodes), log_level="info")
-        run.settings.append("agent.request_timeout=10")
-        run.start()
-        try:
-            res = run.deploy(cluster_config(run.agent, args.nodes))
+        settings = [
+            f"agent.node_websocket_start_port={free_port_block(args.nodes)}",
+            "agent.request_timeout=10",
+        ]
+        agent = "agent-test"
+        with mgmt_run(Path(tmp), agent=agent, settings=settings, log_level="info") as run:
+            res = run.deploy_config(cluster_config(agent, args.nodes))
             if res.code != 0:
                 print(res.stdout, res.stderr, file=sys.stderr)
                 return 1
@@ -120,8 +123,6 @@ def main() -> int:
                 if out.code != 0:
                     print(out.stdout, out.stderr, file=sys.stderr)
                     return 1
-        finally:
-            run.stop()
 
     ms = [t * 1000 for t in times]
     print(f"get-id-value LogAscii::use_json on {args.nodes} nodes, {len(ms)} requests")

@@ -35,6 +35,7 @@ from mgmt.broker.records import (
     State,
 )
 from mgmt.core.requests import TIMED_OUT
+from tests.support.fake_clock import FakeClock
 from tests.support.settings import agent_settings
 
 AGENT = "agent-test"
@@ -43,17 +44,6 @@ SETTINGS = agent_settings(Path("/nonexistent"), name=AGENT, request_timeout=5.0)
 #: An agent the controller dials.
 LISTENING = dataclasses.replace(SETTINGS, controller=None)
 R = State.RUNNING
-
-
-class Clock:
-    """A fake monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 def node(name: str, role: ClusterRole = ClusterRole.WORKER, instance: str = AGENT, **kw) -> Node:
@@ -93,9 +83,18 @@ def views(state: State = R, **overrides: State) -> list[NodeView]:
     ]
 
 
+def one_down(name: str, state: State, stderr: str) -> tuple[list[NodeView], NodeOutputs]:
+    """A snapshot of RUNNING nodes but ``name``, which is ``state`` without a process and
+    left ``stderr``; and those outputs."""
+    outputs = NodeOutputs("", stderr)
+    return [
+        v if v.name != name else NodeView(name, state, None, outputs) for v in views(R)
+    ], outputs
+
+
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -103,7 +102,7 @@ def agent() -> AgentState:
     return AgentState(SETTINGS, agent_pid=42, endpoint_id="eid")
 
 
-def deploy(agent: AgentState, clock: Clock, config: Configuration, reqid: str = "d1") -> list:
+def deploy(agent: AgentState, clock: FakeClock, config: Configuration, reqid: str = "d1") -> list:
     agent.receive(ev.AgentDeployRequest(reqid, config, False), clock.now)
     return agent.actions()
 
@@ -111,7 +110,7 @@ def deploy(agent: AgentState, clock: Clock, config: Configuration, reqid: str = 
 # -- welcome, hello, standby ---------------------------------------------------------------
 
 
-def test_welcome_is_answered_with_success(agent: AgentState, clock: Clock) -> None:
+def test_welcome_is_answered_with_success(agent: AgentState, clock: FakeClock) -> None:
     """agent_welcome_request gets a success Result naming the instance (§5.12)."""
     agent.receive(ev.AgentWelcomeRequest("w1"), clock.now)
     assert only_send(agent.actions()) == ev.AgentWelcomeResponse(
@@ -127,7 +126,7 @@ def test_hello_names_agent_and_connecting_flag() -> None:
     assert listening.hello() == ev.NotifyAgentHello(AGENT, "e2", False, 1)
 
 
-def test_standby_launches_empty_config_and_answers(agent: AgentState, clock: Clock) -> None:
+def test_standby_launches_empty_config_and_answers(agent: AgentState, clock: FakeClock) -> None:
     """Standby stops every node (empty Launch), persists it, and answers at once."""
     deploy(agent, clock, quickstart())
     agent.receive(ev.AgentStandbyRequest(""), clock.now)
@@ -139,7 +138,7 @@ def test_standby_launches_empty_config_and_answers(agent: AgentState, clock: Clo
     assert agent.my_nodes() == []
 
 
-def test_event_of_another_direction_is_a_bug(agent: AgentState, clock: Clock) -> None:
+def test_event_of_another_direction_is_a_bug(agent: AgentState, clock: FakeClock) -> None:
     """receive() takes controller -> agent events only (the port's accept filter refuses
     the others): any other event is a programming error, and nothing is sent."""
     with pytest.raises(AssertionError):
@@ -150,7 +149,9 @@ def test_event_of_another_direction_is_a_bug(agent: AgentState, clock: Clock) ->
 # -- deploy ---------------------------------------------------------------------------------
 
 
-def test_deploy_launches_persists_then_waits_for_running(agent: AgentState, clock: Clock) -> None:
+def test_deploy_launches_persists_then_waits_for_running(
+    agent: AgentState, clock: FakeClock
+) -> None:
     """A deploy persists and launches the config, and answers once all nodes run (§5.5)."""
     config = quickstart()
     actions = deploy(agent, clock, config)
@@ -173,7 +174,7 @@ def test_deploy_launches_persists_then_waits_for_running(agent: AgentState, cloc
 
 
 def test_deploy_response_reports_state_that_cannot_be_persisted(
-    agent: AgentState, clock: Clock
+    agent: AgentState, clock: FakeClock
 ) -> None:
     """While the service reports persistence errors, a deploy's response carries each as
     an instance-level failure after the node results; once written again, none."""
@@ -193,7 +194,7 @@ def test_deploy_response_reports_state_that_cannot_be_persisted(
     assert all(r.success for r in only_send(agent.actions()).results)
 
 
-def test_deploy_of_running_config_id_is_noop(agent: AgentState, clock: Clock) -> None:
+def test_deploy_of_running_config_id_is_noop(agent: AgentState, clock: FakeClock) -> None:
     """Redeploying the running config id answers node-less success, launches nothing (Q3)."""
     config = quickstart()
     deploy(agent, clock, config)
@@ -204,7 +205,7 @@ def test_deploy_of_running_config_id_is_noop(agent: AgentState, clock: Clock) ->
     assert only_send(actions) == ev.AgentDeployResponse("d2", (Result("d2", True, instance=AGENT),))
 
 
-def test_forced_deploy_of_same_id_launches_again(agent: AgentState, clock: Clock) -> None:
+def test_forced_deploy_of_same_id_launches_again(agent: AgentState, clock: FakeClock) -> None:
     """force=T redeploys even the running configuration id."""
     config = quickstart()
     deploy(agent, clock, config)
@@ -212,7 +213,7 @@ def test_forced_deploy_of_same_id_launches_again(agent: AgentState, clock: Clock
     assert any(isinstance(a, Launch) for a in agent.actions())
 
 
-def test_restored_config_is_recognised_after_restart(clock: Clock) -> None:
+def test_restored_config_is_recognised_after_restart(clock: FakeClock) -> None:
     """An agent restored with its saved config treats a redeploy of it as already running."""
     config = quickstart()
     agent = AgentState(SETTINGS, config=config)
@@ -221,7 +222,7 @@ def test_restored_config_is_recognised_after_restart(clock: Clock) -> None:
     assert only_send(actions) == ev.AgentDeployResponse("d1", (Result("d1", True, instance=AGENT),))
 
 
-def test_deploy_without_local_nodes_answers_at_once(agent: AgentState, clock: Clock) -> None:
+def test_deploy_without_local_nodes_answers_at_once(agent: AgentState, clock: FakeClock) -> None:
     """Nodes only on other instances: immediate node-less success, no 5 s timeout (Q2)."""
     actions = deploy(agent, clock, quickstart(instance="agent-other"))
     assert any(isinstance(a, Launch) for a in actions)
@@ -229,7 +230,9 @@ def test_deploy_without_local_nodes_answers_at_once(agent: AgentState, clock: Cl
     assert agent.requests == {}
 
 
-def test_empty_config_answers_once_without_stray_timeout(agent: AgentState, clock: Clock) -> None:
+def test_empty_config_answers_once_without_stray_timeout(
+    agent: AgentState, clock: FakeClock
+) -> None:
     """A zero-node config is answered once; no second 'timed out' response follows (Q9)."""
     actions = deploy(agent, clock, Configuration("empty"))
     assert len(sends(actions)) == 1
@@ -237,12 +240,14 @@ def test_empty_config_answers_once_without_stray_timeout(agent: AgentState, cloc
     assert sends(agent.actions()) == []
 
 
-def test_deploy_timeout_reports_failed_nodes_with_outputs(agent: AgentState, clock: Clock) -> None:
+def test_deploy_timeout_reports_failed_nodes_with_outputs(
+    agent: AgentState, clock: FakeClock
+) -> None:
     """At the deadline: a 'request timed out' Result, then per-node results with outputs."""
     deploy(agent, clock, quickstart())
-    outputs = NodeOutputs("", "fatal error: problem with interface lo")
-    snapshot = views(R)
-    snapshot[3] = NodeView("worker-02", State.CRASHED, None, outputs)
+    snapshot, outputs = one_down(
+        "worker-02", State.CRASHED, "fatal error: problem with interface lo"
+    )
     agent.nodes_changed(snapshot, clock.advance(1))
     agent.tick(clock.advance(3.9))  # 4.9 s: not yet
     assert sends(agent.actions()) == []
@@ -259,12 +264,11 @@ def test_deploy_timeout_reports_failed_nodes_with_outputs(agent: AgentState, clo
     assert agent.requests == {} and agent.pending_deploy == ""
 
 
-def test_failed_node_completes_deploy_before_timeout(agent: AgentState, clock: Clock) -> None:
+def test_failed_node_completes_deploy_before_timeout(agent: AgentState, clock: FakeClock) -> None:
     """A FAILED node (the supervisor gave up) ends the deploy at once with its outputs."""
     deploy(agent, clock, quickstart())
-    outputs = NodeOutputs("", "cannot start node worker-01: cannot create directory")
-    snapshot = views(R)
-    snapshot[2] = NodeView("worker-01", State.FAILED, None, outputs)
+    stderr = "cannot start node worker-01: cannot create directory"
+    snapshot, outputs = one_down("worker-01", State.FAILED, stderr)
     agent.nodes_changed(snapshot, clock.advance(0.5))
     response = only_send(agent.actions())
     assert isinstance(response, ev.AgentDeployResponse)
@@ -273,7 +277,7 @@ def test_failed_node_completes_deploy_before_timeout(agent: AgentState, clock: C
     assert failed == [Result("d1", False, instance=AGENT, node="worker-01", data=outputs)]
 
 
-def test_crashed_node_keeps_deploy_pending(agent: AgentState, clock: Clock) -> None:
+def test_crashed_node_keeps_deploy_pending(agent: AgentState, clock: FakeClock) -> None:
     """A CRASHED node may still come up after revival: the deploy keeps waiting."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed(views(R, manager=State.CRASHED), clock.advance(0.5))
@@ -284,7 +288,9 @@ def test_crashed_node_keeps_deploy_pending(agent: AgentState, clock: Clock) -> N
     assert all(r.success for r in response.results)
 
 
-def test_new_deploy_ignores_views_of_previous_generation(agent: AgentState, clock: Clock) -> None:
+def test_new_deploy_ignores_views_of_previous_generation(
+    agent: AgentState, clock: FakeClock
+) -> None:
     """After a new deploy, RUNNING views from before do not count until re-reported."""
     deploy(agent, clock, quickstart("a"))
     agent.nodes_changed(views(R), clock.now)
@@ -295,7 +301,7 @@ def test_new_deploy_ignores_views_of_previous_generation(agent: AgentState, cloc
     assert sends(agent.actions()) == []
 
 
-def test_views_of_unknown_nodes_are_ignored(agent: AgentState, clock: Clock) -> None:
+def test_views_of_unknown_nodes_are_ignored(agent: AgentState, clock: FakeClock) -> None:
     """Snapshots only count for nodes of this agent in the current configuration."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed([*views(R), NodeView("stranger", R, 7)], clock.now)
@@ -304,7 +310,7 @@ def test_views_of_unknown_nodes_are_ignored(agent: AgentState, clock: Clock) -> 
 
 
 def test_deploy_that_cannot_be_launched_is_refused_and_changes_nothing(
-    agent: AgentState, clock: Clock
+    agent: AgentState, clock: FakeClock
 ) -> None:
     """A deployment with nodes no process can be made of is answered at once, per node,
     with the reason (also as the node's stderr); the running configuration stays."""
@@ -347,7 +353,7 @@ def test_deploy_that_cannot_be_launched_is_refused_and_changes_nothing(
 # -- get-nodes ------------------------------------------------------------------------------
 
 
-def test_get_nodes_lists_management_processes_and_live_states(clock: Clock) -> None:
+def test_get_nodes_lists_management_processes_and_live_states(clock: FakeClock) -> None:
     """get-nodes: controller (with the agent's port, Q1), agent, then nodes with pids/ports."""
     agent = AgentState(SETTINGS, agent_pid=42)
     agent.management_changed([ManagementProcess("controller-x", Role.CONTROLLER, 41)], clock.now)
@@ -384,7 +390,7 @@ def test_get_nodes_lists_management_processes_and_live_states(clock: Clock) -> N
     assert rows["worker-01"].metrics_port == Port(9002)
 
 
-def test_listening_agent_shows_its_port(clock: Clock) -> None:
+def test_listening_agent_shows_its_port(clock: FakeClock) -> None:
     """An agent the controller dials reports its own listening port in get-nodes."""
     agent = AgentState(LISTENING)
     (row,) = agent.node_statuses()
@@ -394,7 +400,7 @@ def test_listening_agent_shows_its_port(clock: Clock) -> None:
 # -- restart --------------------------------------------------------------------------------
 
 
-def test_restart_all_asks_supervisor_and_reports(agent: AgentState, clock: Clock) -> None:
+def test_restart_all_asks_supervisor_and_reports(agent: AgentState, clock: FakeClock) -> None:
     """restart with no names restarts every local node; outcomes become Results (§5.11)."""
     deploy(agent, clock, quickstart())
     agent.actions()
@@ -416,7 +422,7 @@ def test_restart_all_asks_supervisor_and_reports(agent: AgentState, clock: Clock
     assert sends(agent.actions()) == []
 
 
-def test_restart_of_foreign_nodes_answers_empty(agent: AgentState, clock: Clock) -> None:
+def test_restart_of_foreign_nodes_answers_empty(agent: AgentState, clock: FakeClock) -> None:
     """Naming only nodes this agent does not run gives an empty restart_response."""
     deploy(agent, clock, quickstart())
     agent.actions()
@@ -426,7 +432,7 @@ def test_restart_of_foreign_nodes_answers_empty(agent: AgentState, clock: Clock)
     assert only_send(actions) == ev.AgentRestartResponse("r1", ())
 
 
-def test_restart_selects_named_nodes_only(agent: AgentState, clock: Clock) -> None:
+def test_restart_selects_named_nodes_only(agent: AgentState, clock: FakeClock) -> None:
     """restart manager only restarts the manager."""
     deploy(agent, clock, quickstart())
     agent.actions()
@@ -434,7 +440,7 @@ def test_restart_selects_named_nodes_only(agent: AgentState, clock: Clock) -> No
     assert RestartNodes("r1", ("manager",)) in agent.actions()
 
 
-def test_restart_timeout_appends_timeout_result(agent: AgentState, clock: Clock) -> None:
+def test_restart_timeout_appends_timeout_result(agent: AgentState, clock: FakeClock) -> None:
     """A restart not done by the deadline answers with a 'request timed out' Result."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed(views(R), clock.now)
@@ -450,7 +456,7 @@ def test_restart_timeout_appends_timeout_result(agent: AgentState, clock: Clock)
 # -- dispatch -------------------------------------------------------------------------------
 
 
-def test_dispatch_to_non_running_nodes_fails_per_node(agent: AgentState, clock: Clock) -> None:
+def test_dispatch_to_non_running_nodes_fails_per_node(agent: AgentState, clock: FakeClock) -> None:
     """Nodes not RUNNING get 'cluster node <n> not in running state' at once (§5.10)."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed(views(State.PENDING), clock.now)
@@ -473,7 +479,7 @@ def test_dispatch_to_non_running_nodes_fails_per_node(agent: AgentState, clock: 
     )
 
 
-def test_dispatch_collects_node_answers(agent: AgentState, clock: Clock) -> None:
+def test_dispatch_collects_node_answers(agent: AgentState, clock: FakeClock) -> None:
     """Running nodes are asked; answers are stamped with the instance; duplicates ignored."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed(views(R, logger=State.CRASHED), clock.now)
@@ -500,7 +506,7 @@ def test_dispatch_collects_node_answers(agent: AgentState, clock: Clock) -> None
     assert response.results[1].data == "1"
 
 
-def test_dispatch_times_out_per_silent_node(agent: AgentState, clock: Clock) -> None:
+def test_dispatch_times_out_per_silent_node(agent: AgentState, clock: FakeClock) -> None:
     """Nodes that do not answer by the deadline get 'request timed out' each."""
     deploy(agent, clock, quickstart())
     agent.nodes_changed(views(R), clock.now)
@@ -519,7 +525,7 @@ def test_dispatch_times_out_per_silent_node(agent: AgentState, clock: Clock) -> 
     )
 
 
-def test_dispatch_to_no_node_of_ours_answers_empty(agent: AgentState, clock: Clock) -> None:
+def test_dispatch_to_no_node_of_ours_answers_empty(agent: AgentState, clock: FakeClock) -> None:
     """A dispatch naming no node of this agent answers an empty vector."""
     agent.receive(ev.AgentNodeDispatchRequest("q1", ("get_id_value", "x"), BrokerSet()), clock.now)
     assert only_send(agent.actions()) == ev.AgentNodeDispatchResponse("q1", ())
@@ -528,7 +534,7 @@ def test_dispatch_to_no_node_of_ours_answers_empty(agent: AgentState, clock: Clo
 # -- timers ---------------------------------------------------------------------------------
 
 
-def test_next_deadline_is_earliest_request(agent: AgentState, clock: Clock) -> None:
+def test_next_deadline_is_earliest_request(agent: AgentState, clock: FakeClock) -> None:
     """next_deadline is the earliest outstanding request's deadline, None when idle."""
     assert agent.next_deadline() is None
     deploy(agent, clock, quickstart())
@@ -543,7 +549,9 @@ def test_next_deadline_is_earliest_request(agent: AgentState, clock: Clock) -> N
 # -- extension requests (mgmt.agent.extensions) ---------------------------------------------
 
 
-def test_extension_request_is_answered_through_the_service(agent: AgentState, clock: Clock) -> None:
+def test_extension_request_is_answered_through_the_service(
+    agent: AgentState, clock: FakeClock
+) -> None:
     """get_version asks the service (RunExtension) and answers with its results, naming
     this agent where a Result does not."""
     agent.receive(xev.AgentGetVersionRequest("x1"), clock.now)
@@ -557,7 +565,7 @@ def test_extension_request_is_answered_through_the_service(agent: AgentState, cl
     assert agent.requests == {}
 
 
-def test_extension_request_times_out(agent: AgentState, clock: Clock) -> None:
+def test_extension_request_times_out(agent: AgentState, clock: FakeClock) -> None:
     """An extension the service does not answer in time gets 'request timed out'; a late
     answer is dropped."""
     agent.receive(xev.AgentGetVersionRequest("x1"), clock.now)
@@ -573,7 +581,7 @@ def test_extension_request_times_out(agent: AgentState, clock: Clock) -> None:
 
 
 def test_pure_extension_rows_answer_at_once(
-    agent: AgentState, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    agent: AgentState, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A row with a pure answer is answered by the state machine itself, at once."""
 

@@ -1,7 +1,7 @@
 """End to end: the real ``zeek-client`` against separate controller and agent processes
 (``python -m mgmt controller`` / ``agent``) with the zeek double on PATH.
 
-Each test gets its own installation (tests.support.e2e_helpers.Site) and fails if a process is
+Each test gets its own installation (tests.support.sites.Site) and fails if a process is
 left behind.
 """
 
@@ -15,19 +15,18 @@ from pathlib import Path
 import psutil
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import (
     QUICKSTART_CFG,
     TIMEOUT,
     Site,
     deploy,
-    free_ports,
     node_rows,
     one_process_per_node,
     pids,
     site,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 
@@ -36,7 +35,7 @@ def start_pair(s: Site, *agent_args: str) -> None:
     """Start a controller and an agent, and wait until the agent is listed."""
     s.start("controller")
     s.start("agent", *agent_args)
-    s.wait_agents(AGENT_NAME)
+    s.wait_agents(LOCAL_AGENT)
 
 
 def agent_daemon(s: Site, index: int = -1):  # type: ignore[no-untyped-def]
@@ -49,7 +48,7 @@ def test_kill9_agent_nodes_survive_and_new_agent_adopts(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         start_pair(s)
         deploy(s, QUICKSTART_CFG)
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         node_pids = pids(rows)
         assert one_process_per_node(s, NODES) == node_pids
 
@@ -63,10 +62,10 @@ def test_kill9_agent_nodes_survive_and_new_agent_adopts(tmp_path: Path) -> None:
         s.start("agent")
         new = agent_daemon(s)
         rows = wait_until(
-            lambda: (r := s.nodes_of(AGENT_NAME)).get(AGENT_NAME, {}).get("pid") == new.pid and r,
+            lambda: (r := s.nodes_of(LOCAL_AGENT)).get(LOCAL_AGENT, {}).get("pid") == new.pid and r,
             what="new agent answering",
         )
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         assert pids(rows) == node_pids
         assert one_process_per_node(s, NODES) == node_pids
         assert all(len(s.launches(n)) == 1 for n in NODES)
@@ -76,7 +75,7 @@ def test_kill9_agent_nodes_survive_and_new_agent_adopts(tmp_path: Path) -> None:
         # restart through the new agent works on adopted processes.
         res = s.client("restart", "worker-01", check=True).json()
         assert res == {"errors": [], "results": {"worker-01": True}}
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         assert pids(rows)["worker-01"] != node_pids["worker-01"]
 
         assert new.stop() == 0
@@ -90,20 +89,7 @@ def test_two_agents_on_one_host_serve_one_config(tmp_path: Path) -> None:
     """Two agents with their own names, ports and state dirs run one configuration."""
     with site(tmp_path) as s:
         s.start("controller")
-        port_a, port_b = free_ports(2)
-        dirs = {name: tmp_path / f"state-{name}" for name in ("agent-a", "agent-b")}
-        for (name, state), port in zip(dirs.items(), (port_a, port_b), strict=True):
-            s.start(
-                "agent",
-                env={
-                    "ZEEK_AGENT_NAME": name,
-                    "ZEEK_AGENT_PORT": str(port),
-                    "ZEEK_MANAGEMENT_STATE_DIR": str(state),
-                    "ZEEK_MANAGEMENT_SPOOL_DIR": str(state / "spool"),
-                },
-                name=name,
-            )
-        s.wait_agents("agent-a", "agent-b")
+        dirs = s.start_agents("agent-a", "agent-b")
         cfg = (
             "[instances]\nagent-a\nagent-b\n\n"
             "[manager]\ninstance = agent-a\nrole = manager\n\n"
@@ -162,7 +148,7 @@ def test_shell_metacharacters_are_passed_literally(tmp_path: Path) -> None:
         env_line = " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
         cfg = f"[manager]\nrole = manager\nenv = {env_line}\nscripts = {shlex.quote(str(script))}\n"
         deploy(s, cfg)
-        s.wait_states(AGENT_NAME, {"manager": "RUNNING"})
+        s.wait_states(LOCAL_AGENT, {"manager": "RUNNING"})
         rec = s.record("manager")
         assert {k: rec["env"][k] for k in values} == values
         assert str(script) in rec["argv"]
@@ -189,7 +175,7 @@ def test_unusable_node_directory_is_a_per_node_error(tmp_path: Path) -> None:
         err = nodes["worker-02"]["stderr"]
         assert "cannot create directory" in err and str(blocker) in err
         rows = s.wait_states(
-            AGENT_NAME, {"worker-02": "FAILED", "manager": "RUNNING", "worker-01": "RUNNING"}
+            LOCAL_AGENT, {"worker-02": "FAILED", "manager": "RUNNING", "worker-01": "RUNNING"}
         )
         assert "pid" not in rows["worker-02"]
         assert agent_daemon(s).alive()
@@ -210,7 +196,7 @@ def test_unwritable_spool_is_a_per_node_error(tmp_path: Path) -> None:
             assert result["success"] is False
             assert "cannot prepare node" in result["stderr"]
             assert "Not a directory" in result["stderr"]
-        rows = s.nodes_of(AGENT_NAME)
+        rows = s.nodes_of(LOCAL_AGENT)
         assert {n: r["state"] for n, r in node_rows(rows).items()} == dict.fromkeys(NODES, "FAILED")
         assert agent_daemon(s).alive()
 
@@ -235,10 +221,10 @@ def test_zeek_by_name_gets_zeeks_default_script_path(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         s.start("controller")
         s.start("agent", "--zeek", "zeek", env={"ZEEK_DOUBLE_STRICT_ZEEKPATH": "1"})
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)
         out = deploy(s, QUICKSTART_CFG)
         assert out["errors"] == [], out
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         assert sorted(node_rows(rows)) == NODES
 
 
@@ -250,4 +236,4 @@ def test_sigusr1_dumps_stacks_and_the_daemon_lives_on(tmp_path: Path) -> None:
         os.kill(agent.pid, signal.SIGUSR1)
         wait_until(lambda: "Current thread" in agent.log(), what="a stack dump")
         assert agent.alive()
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)

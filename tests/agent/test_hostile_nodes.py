@@ -38,26 +38,20 @@ from mgmt.broker.records import (
 from mgmt.core.topics import CONTROLLER_TOPIC
 from mgmt.persist.configtoml import config_to_table
 from mgmt.persist.statefile import save_toml
-from tests.support.controller_helpers import (
+from tests.support.cli import run_zeek_client
+from tests.support.controller_harness import (
     ApiClient,
     client_port,
     cluster_config,
     reqid,
-    run_zeek_client,
     running_controller,
 )
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
-    QUICKSTART_CFG,
-    TIMEOUT,
-    Site,
-    one_process_per_node,
-    port_open,
-    site,
-    wait_until,
-)
+from tests.support.ports import port_open
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import QUICKSTART_CFG, TIMEOUT, Site, one_process_per_node, site
+from tests.support.waiting import wait_until
 
-AGENT_TOPIC = f"zeek/management/agent/{AGENT_NAME}"
+AGENT_TOPIC = f"zeek/management/agent/{LOCAL_AGENT}"
 REFUSED = "refused, nothing changed: it has nodes this agent cannot launch"
 
 
@@ -108,13 +102,13 @@ async def test_zeek_client_stage_and_deploy_of_hostile_configs_fail(tmp_path: Pa
     async with running_controller(tmp_path / "state") as ctl:
         port = client_port(ctl)
         run = await run_zeek_client(port, "stage-config", "good.cfg", cwd=cfgdir)
-        assert run.rc == 0, run.stderr
+        assert run.code == 0, run.stderr
         staged = (await run_zeek_client(port, "get-config", "--as-json")).json()
         for what, section, error in HOSTILE_CFGS:
             (cfgdir / "bad.cfg").write_text(f"{QUICKSTART_CFG}\n{section}")
             for command in ("stage-config", "deploy-config"):
                 run = await run_zeek_client(port, command, "bad.cfg", cwd=cfgdir)
-                assert (run.rc, run.json()) == (1, {"errors": [error], "results": {}}), (
+                assert (run.code, run.json()) == (1, {"errors": [error], "results": {}}), (
                     what,
                     command,
                     run,
@@ -123,7 +117,7 @@ async def test_zeek_client_stage_and_deploy_of_hostile_configs_fail(tmp_path: Pa
 
 
 def node(name: str, **fields: Any) -> Node:
-    return Node(name, AGENT_NAME, ClusterRole.WORKER, **fields)
+    return Node(name, LOCAL_AGENT, ClusterRole.WORKER, **fields)
 
 
 def with_nodes(base: Configuration, *nodes: Node) -> Configuration:
@@ -134,7 +128,7 @@ def with_nodes(base: Configuration, *nodes: Node) -> Configuration:
 async def test_api_stage_of_values_zeek_client_cannot_send_fails(tmp_path: Path) -> None:
     """Through the API (as a hostile peer would): '=' in an env variable name, a NUL byte
     in an instance name, a control character in the configuration id are refused."""
-    base = cluster_config(AGENT_NAME)
+    base = cluster_config(LOCAL_AGENT)
     bad_instance = Configuration("c-inst", (*base.instances, Instance("x\x00")), base.nodes)
     cases = [
         (
@@ -165,7 +159,7 @@ async def test_raw_frame_with_a_lone_surrogate_is_refused_and_answered(tmp_path:
     """A stage request holding a string that is not valid Unicode (a JSON "\\ud800"
     escape, which could never be echoed back as UTF-8) gets Broker's decode error, as
     Zeek's JSON parser refuses it; the connection and the controller keep serving."""
-    config = with_nodes(cluster_config(AGENT_NAME), node("worker-09", scripts=("x",)))
+    config = with_nodes(cluster_config(LOCAL_AGENT), node("worker-09", scripts=("x",)))
     payload = ev.event_to_json(ev.StageConfigurationRequest("r-\ud800", config))
     text = json.dumps({"type": "data-message", "topic": CONTROLLER_TOPIC, **payload})
     async with running_controller(tmp_path) as ctl:
@@ -181,7 +175,7 @@ async def test_raw_frame_with_a_lone_surrogate_is_refused_and_answered(tmp_path:
             await ws.send(json.dumps(frame))
             await next_event(ws, ev.GetInstancesResponse, "r-2")
         run = await run_zeek_client(client_port(ctl), "get-instances")
-        assert run.rc == 0, run.stderr
+        assert run.code == 0, run.stderr
 
 
 # --------------------------------------------------------------------------------------
@@ -235,10 +229,10 @@ class AgentPeer:
 
 
 def good_config(*workers: str) -> Configuration:
-    nodes = [Node("manager", AGENT_NAME, ClusterRole.MANAGER), *(node(w) for w in workers)]
+    nodes = [Node("manager", LOCAL_AGENT, ClusterRole.MANAGER), *(node(w) for w in workers)]
     return Configuration(
         str(uuid.uuid4()),
-        (Instance(AGENT_NAME, ipaddress.IPv4Address("127.0.0.1")),),
+        (Instance(LOCAL_AGENT, ipaddress.IPv4Address("127.0.0.1")),),
         tuple(nodes),
     )
 
@@ -264,7 +258,7 @@ def assert_refused(results: Iterable[Result], name: str, error: str) -> None:
     mine = [r for r in rest if r.node == name]
     assert mine and all(not r.success for r in rest), rest
     assert mine[0].error is not None and mine[0].error.startswith(error), mine
-    assert mine[0].instance == AGENT_NAME
+    assert mine[0].instance == LOCAL_AGENT
 
 
 async def deploy_and_wait(peer: AgentPeer, config: Configuration) -> None:
@@ -325,7 +319,7 @@ def write_hostile_state(s: Site, good: Configuration) -> Configuration:
         node("worker-nul", env={"A": "x\x00y"}),
         node("worker-eq", env={"A=B": "1"}),
     )
-    work = s.state_dir / "nodes" / AGENT_NAME
+    work = s.state_dir / "nodes" / LOCAL_AGENT
     save_toml(work / "agent.toml", STATE_KIND, STATE_SCHEMA, {"config": config_to_table(saved)})
     (work / "nodes.toml").write_text(
         "schema_version = 1\n"
@@ -346,17 +340,17 @@ def test_agent_starts_with_a_saved_config_it_cannot_launch(tmp_path: Path) -> No
         write_hostile_state(s, good_config("worker-01"))
         s.start("controller")
         agent = s.start("agent")
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)
         want = {"manager": "RUNNING", "worker-01": "RUNNING"} | dict.fromkeys(BAD_NODES, "FAILED")
-        s.wait_states(AGENT_NAME, want)
+        s.wait_states(LOCAL_AGENT, want)
         log = agent.log()
         assert "node 'worker-eq' not launched: node 'worker-eq' has an invalid env variable" in log
         assert "dropping node '.hidden'" in log
 
         s.write_cfg(QUICKSTART_CFG)
         res = s.client("deploy-config", "cluster.cfg")
-        assert res.returncode == 0, f"{res}\n{s.daemon_logs()}"
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(["manager", "logger"], "RUNNING"))
+        assert res.code == 0, f"{res}\n{s.daemon_logs()}"
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(["manager", "logger"], "RUNNING"))
         assert not BAD_NODES & set(rows)
         assert agent.alive()
 
@@ -400,7 +394,7 @@ def test_real_zeek_nodes_survive_hostile_deploys_and_state(tmp_path: Path) -> No
         saved = with_nodes(
             good, node("worker-nul", env={"A": "\x00"}), node("worker-eq", env={"A=B": "1"})
         )
-        work = s.state_dir / "nodes" / AGENT_NAME
+        work = s.state_dir / "nodes" / LOCAL_AGENT
         save_toml(work / "agent.toml", STATE_KIND, STATE_SCHEMA, {"config": config_to_table(saved)})
         agent = s.start("agent")
         wait_until(lambda: port_open(s.agent_port), what="agent port again")

@@ -8,10 +8,12 @@ WebSocket server on 127.0.0.1, real processes, real ports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,9 @@ from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.broker.session import EventReceived
 from mgmt.core.topics import node_response_topic as response_topic
 from mgmt.transport import Connection, connect
-from tests.support.node_helpers import NODE_SCRIPT_TEXT, double_cluster, free_port, free_port_block
+from tests.support.double_nodes import NODE_SCRIPT_TEXT, DoubleCluster, DoubleNode, double_cluster
+from tests.support.ports import free_port, free_port_block
+from tests.support.waiting import MS, TIMEOUT
 
 NODES = {"manager": "MANAGER", "logger": "LOGGER", "worker-01": "WORKER"}
 
@@ -341,26 +345,36 @@ async def test_channels_ask_every_node_once_over_one_connection(tmp_path: Path) 
         assert all(r.reqid != "req" for r in first + second)
 
 
-@pytest.mark.asyncio
-async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
-    """A node restarted on the same port (new pid) is reached through a new channel."""
+@contextlib.asynccontextmanager
+async def worker_channel(
+    tmp_path: Path, request_timeout: float
+) -> AsyncIterator[tuple[DoubleCluster, int, DoubleNode, NodeChannels]]:
+    """A double worker-01 on a free port and the channels that reach it, with that request
+    timeout (closed at the end): ``(cluster, port, node, channels)``."""
     with double_cluster(tmp_path, NODES) as cluster:
         port = free_port()
         node = cluster.start("worker-01", port)
-        channels = NodeChannels(timeout=5.0)
+        channels = NodeChannels(timeout=request_timeout)
         channels.update({"worker-01": NodeProcess(port, node.pid)})
         try:
-            before = await channels.ask("a", ("get_id_value", "Cluster::node"), ["worker-01"])
-            old = channels.channel("worker-01")
-            await asyncio.to_thread(node.stop)
-            channels.update({})  # the supervisor saw it stop
-            down = await channels.ask("b", ("get_id_value", "Cluster::node"), ["worker-01"])
-            again = cluster.start("worker-01", port)
-            channels.update({"worker-01": NodeProcess(port, again.pid)})
-            after = await channels.ask("c", ("get_id_value", "Cluster::node"), ["worker-01"])
-            assert channels.channel("worker-01") is not old
+            yield cluster, port, node, channels
         finally:
             await channels.close()
+
+
+@pytest.mark.asyncio
+async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
+    """A node restarted on the same port (new pid) is reached through a new channel."""
+    async with worker_channel(tmp_path, 5.0) as (cluster, port, node, channels):
+        before = await channels.ask("a", ("get_id_value", "Cluster::node"), ["worker-01"])
+        old = channels.channel("worker-01")
+        await asyncio.to_thread(node.stop)
+        channels.update({})  # the supervisor saw it stop
+        down = await channels.ask("b", ("get_id_value", "Cluster::node"), ["worker-01"])
+        again = cluster.start("worker-01", port)
+        channels.update({"worker-01": NodeProcess(port, again.pid)})
+        after = await channels.ask("c", ("get_id_value", "Cluster::node"), ["worker-01"])
+        assert channels.channel("worker-01") is not old
         assert before[0].success and after[0].success
         assert (down[0].success, down[0].error, down[0].reqid) == (
             False,
@@ -370,27 +384,32 @@ async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_waiting_ask_fails_fast_when_the_node_dies(tmp_path: Path) -> None:
+async def test_waiting_ask_fails_fast_when_the_node_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A node that dies with a request outstanding gets 'not in running state' at once."""
-    with double_cluster(tmp_path, NODES) as cluster:
-        port = free_port()
-        node = cluster.start("worker-01", port)
-        channels = NodeChannels(timeout=30.0)
-        channels.update({"worker-01": NodeProcess(port, node.pid)})
-        try:
-            chan = channels.channel("worker-01")
-            assert chan is not None
-            await chan.client.connected.wait()
-            node.proc.send_signal(signal.SIGSTOP)  # it will not answer now
-            task = asyncio.create_task(
-                channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
-            )
-            await asyncio.sleep(0)
-            node.proc.kill()
-            async with asyncio.timeout(10):
-                (result,) = await task
-        finally:
-            await channels.close()
+    async with worker_channel(tmp_path, 30.0) as (_, _, node, channels):
+        chan = channels.channel("worker-01")
+        assert chan is not None
+        await chan.client.connected.wait()
+        sent = asyncio.Event()
+        send = chan.client.send_event
+
+        def send_and_note(topic: str, event: object) -> bool:
+            ok = send(topic, event)
+            sent.set()
+            return ok
+
+        monkeypatch.setattr(chan.client, "send_event", send_and_note)
+        node.proc.send_signal(signal.SIGSTOP)  # it will not answer now
+        task = asyncio.create_task(
+            channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
+        )
+        async with asyncio.timeout(TIMEOUT):
+            await sent.wait()  # the request is outstanding
+        node.proc.kill()
+        async with asyncio.timeout(TIMEOUT):
+            (result,) = await task
         assert result.error == "cluster node worker-01 not in running state"
 
 
@@ -435,15 +454,26 @@ async def test_closed_channels_open_no_new_ones() -> None:
 @pytest.mark.asyncio
 async def test_channel_close_fails_waiters() -> None:
     """Closing a channel's run task answers its waiters instead of leaving them hanging."""
-    chan = NodeChannel("worker-01", free_port())
+    dialed = asyncio.Event()
+
+    async def never_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        dialed.set()
+        await reader.read()  # hold the connection until the client drops it
+        writer.close()
+
+    server = await asyncio.start_server(never_upgrade, "127.0.0.1", 0)
+    chan = NodeChannel("worker-01", server.sockets[0].getsockname()[1])
     task = asyncio.create_task(chan.run())
     ask = asyncio.create_task(chan.ask("r", ("get_id_value", "x"), 30.0))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(TIMEOUT):
+        await dialed.wait()  # run() is connecting; ask() waits for the channel
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(5000 * MS):
         result = await ask
+    server.close()
+    await server.wait_closed()
     assert result.error == "cluster node worker-01 not in running state"
 
 

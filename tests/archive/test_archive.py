@@ -20,8 +20,6 @@ import stat
 import struct
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,20 +43,10 @@ from mgmt.archive.names import (
 )
 from mgmt.exceptions import ArchiveError, ConfigError
 from tests.paths import REPO_ROOT
-
-DEADLINE = 10.0 * float(os.environ.get("MGMT_TEST_TIME_SCALE", "1"))
-
+from tests.support.cli import RUN_TIMEOUT
+from tests.support.waiting import MS, TIMEOUT, wait_until
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll an OS-level condition with a deadline (there is no event to await)."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 def size_of(path: Path) -> int:
@@ -76,7 +64,7 @@ def cli(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
         **kwargs,  # type: ignore[call-overload]
     )
 
@@ -625,11 +613,11 @@ def test_cli_loop_mode_and_sigterm(tmp_path: Path) -> None:
     try:
         put(queue, f"test__{D}__{D}__.log", b"hello\n")
         out = archive / "2020-07-16/test.09:43:10-09:43:10.log.gz"
-        wait_for(out.exists, "the first archived file")
+        wait_until(out.exists, "the first archived file")
         put(queue, f"test__{D}__2020-07-16-10-00-00__.log", b"again\n")
-        wait_for((archive / "2020-07-16/test.09:43:10-10:00:00.log.gz").exists, "a later file")
+        wait_until((archive / "2020-07-16/test.09:43:10-10:00:00.log.gz").exists, "a later file")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=DEADLINE) == 131
+        assert proc.wait(timeout=TIMEOUT) == 131
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -658,7 +646,7 @@ def test_kill_9_mid_file_loses_nothing(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: size_of(tmp) > 0, "a non-empty temp file")
+        wait_until(lambda: size_of(tmp) > 0, "a non-empty temp file", interval=2 * MS)
         proc.kill()
     finally:
         proc.wait()
@@ -713,7 +701,7 @@ def test_same_tree_as_real_zeek_archiver(tmp_path: Path) -> None:
     real = subprocess.run(
         ["zeek-archiver", "-1", str(tmp_path / "theirs/q"), str(tmp_path / "theirs/a")],
         capture_output=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
     )
     assert real.returncode == 0
     assert tree(tmp_path / "ours/a") == tree(tmp_path / "theirs/a")

@@ -9,22 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import itertools
 import logging
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from mgmt.agent.archival import ARCHIVE_TIMEOUT, Archival
 from mgmt.supervisor.backend import CommandResult, CommandRunner, OsBackend
-from tests.support.node_helpers import double_cluster, mgmt_run, wait_for
+from tests.support.double_nodes import double_cluster
 from tests.support.settings import agent_settings
+from tests.support.sites import QUICKSTART_CFG, mgmt_run, on_instance
+from tests.support.waiting import MS, wait_until, wait_until_async
 
 #: ``<path>__<open>__<close>__[<meta>__].log`` with Zeek's default date format.
 QUEUE_NAME = re.compile(
@@ -44,17 +45,6 @@ def archived_name(queue_name: str) -> str | None:
     return f"{m.group('path')}.{open_}-{close}.log.gz"
 
 
-async def poll(pred: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Poll an OS observation from async code until true; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    for _ in itertools.count():
-        if pred():
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {limit}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def queued(spool: Path) -> list[str]:
     queue = spool / "log-queue"
     return sorted(p.name for p in queue.iterdir()) if queue.is_dir() else []
@@ -68,7 +58,7 @@ def test_logger_rotates_into_the_queue_with_archiver_names(tmp_path: Path) -> No
     """Every interval the logger's logs move to <spool>/log-queue, archiver-named."""
     with double_cluster(tmp_path, {"manager": "MANAGER", "logger": "LOGGER"}) as cluster:
         node = cluster.start("logger", None, env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"})
-        wait_for(lambda: len(queued(cluster.spool)) >= 4, "two rotations of two logs")
+        wait_until(lambda: len(queued(cluster.spool)) >= 4, "two rotations of two logs")
         assert node.proc.poll() is None
     names = queued(cluster.spool)
     matches = [QUEUE_NAME.match(n) for n in names]
@@ -266,7 +256,9 @@ async def test_archive_loop_tries_again_after_failures(tmp_path: Path) -> None:
     )
     task = asyncio.create_task(archival.loop())
     try:
-        await poll(lambda: counter.exists() and len(counter.read_text().split()) >= 3, "3 runs")
+        await wait_until_async(
+            lambda: counter.exists() and len(counter.read_text().split()) >= 3, "3 runs"
+        )
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -276,22 +268,7 @@ async def test_archive_loop_tries_again_after_failures(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # End to end: zeek-mgmt run, a logger that rotates every second, archival every second
 
-CLUSTER = """\
-[instances]
-agent-test
-
-[manager]
-instance = agent-test
-role = manager
-
-[logger]
-instance = agent-test
-role = logger
-
-[worker-01]
-instance = agent-test
-role = worker
-"""
+CLUSTER = on_instance(QUICKSTART_CFG, "agent-test")
 
 
 @pytest.mark.slow
@@ -303,23 +280,23 @@ def test_agent_archives_rotated_logs(tmp_path: Path) -> None:
         settings=["agent.archive_interval=1", f"agent.archive_dir={archive}", "agent.archive_cmd="],
         env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"},
     ) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
 
         def archived() -> list[Path]:
             return sorted(archive.glob("*/*.log.gz"))
 
-        wait_for(lambda: len({p.name.split(".")[0] for p in archived()}) >= 2, "archived logs")
+        wait_until(lambda: len({p.name.split(".")[0] for p in archived()}) >= 2, "archived logs")
         files = archived()
         assert all(ARCHIVE_NAME.match(p.name) for p in files), files
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", p.parent.name) for p in files)
         assert gzip.decompress(files[0].read_bytes()).startswith(b"#separator")
         # Sources leave the queue once archived.
-        wait_for(
-            lambda: not {archived_name(n) for n in queued(run.spool)} & {p.name for p in files},
+        wait_until(
+            lambda: not {archived_name(n) for n in queued(run.spool_dir)} & {p.name for p in files},
             "archived sources gone from the queue",
         )
-        log = run.logtext()
+        log = run.daemon_logs()
     assert "triggering log archival via" in log
     assert "-m mgmt archive -1" in log
 
@@ -330,14 +307,14 @@ def test_agent_archives_once_more_at_shutdown(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     settings = [f"agent.archive_dir={archive}", "agent.archive_cmd="]
     with mgmt_run(tmp_path, settings=settings) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
         logger = run.node_dir("logger")
-        wait_for(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
-        assert queued(run.spool) == []  # nothing rotated yet (hourly rotation)
-        run.stop()
-        log = run.logtext()
-    assert queued(run.spool) == []
+        wait_until(lambda: (logger / "conn.log").exists(), "the logger's conn.log")
+        assert queued(run.spool_dir) == []  # nothing rotated yet (hourly rotation)
+        run.stop_daemons()
+        log = run.daemon_logs()
+    assert queued(run.spool_dir) == []
     names = sorted(p.name for p in archive.glob("*/*.log.gz"))
     assert {n.split(".")[0] for n in names} == {"conn", "dns"}, names
     assert all(ARCHIVE_NAME.match(n) for n in names)
@@ -351,13 +328,15 @@ def test_keep_nodes_stop_does_not_archive(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     settings = [f"agent.archive_dir={archive}", "agent.archive_cmd=", "agent.keep_nodes=true"]
     with mgmt_run(tmp_path, settings=settings) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
-        node_pids = [row["pid"] for row in run.nodes().values() if row.get("cluster_role")]
+        node_pids = [
+            row["pid"] for row in run.nodes_of("agent-test").values() if row.get("cluster_role")
+        ]
         try:
-            run.stop()
-            assert "agent agent-test stopped (nodes left running)" in run.logtext()
-            assert "triggering log archival" not in run.logtext()
+            run.stop_daemons()
+            assert "agent agent-test stopped (nodes left running)" in run.daemon_logs()
+            assert "triggering log archival" not in run.daemon_logs()
             assert not archive.exists()
         finally:
             for pid in node_pids:
@@ -373,18 +352,18 @@ def test_agent_reports_a_missing_archiver_and_retries(tmp_path: Path) -> None:
         settings=["agent.archive_interval=1", "agent.archive_cmd=/nonexistent/zeek-archiver"],
         env={"ZEEK_DOUBLE_ROTATE_INTERVAL": "1"},
     ) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
-        wait_for(lambda: any(n.startswith("conn__") for n in queued(run.spool)), "rotation")
-        failures = run.logtext().count("log archival failed with status 127")
-        wait_for(
-            lambda: run.logtext().count("log archival failed with status 127") >= failures + 2,
+        wait_until(lambda: any(n.startswith("conn__") for n in queued(run.spool_dir)), "rotation")
+        failures = run.daemon_logs().count("log archival failed with status 127")
+        wait_until(
+            lambda: run.daemon_logs().count("log archival failed with status 127") >= failures + 2,
             "two more failed archival runs",
-            timeout=15,
+            timeout=15_000 * MS,
         )
         # Nothing was archived: the rotated logs are all still queued.
-        assert any(n.startswith("conn__") for n in queued(run.spool))
-        assert "/nonexistent/zeek-archiver: not found" in run.logtext()
+        assert any(n.startswith("conn__") for n in queued(run.spool_dir))
+        assert "/nonexistent/zeek-archiver: not found" in run.daemon_logs()
 
 
 @pytest.mark.asyncio
@@ -396,7 +375,9 @@ async def test_cancelled_archival_kills_the_archiver_group(tmp_path: Path) -> No
     pidfile = tmp_path / "child.pid"
     archival = _archival(tmp_path, archive_cmd=f"sleep 30 & echo $! > '{pidfile}'; wait; :")
     task = asyncio.create_task(archival.run_once())
-    await poll(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the child")
+    await wait_until_async(
+        lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the child"
+    )
     child = int(pidfile.read_text())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -408,4 +389,4 @@ async def test_cancelled_archival_kills_the_archiver_group(tmp_path: Path) -> No
         except psutil.NoSuchProcess:
             return True
 
-    await poll(gone, "the archiver's child killed")
+    await wait_until_async(gone, "the archiver's child killed")

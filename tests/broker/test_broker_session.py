@@ -54,6 +54,11 @@ def opened_server(**kw: Any) -> bs.ServerSession:
     return server
 
 
+def broker_error(context: str) -> dict[str, str]:
+    """Zeek's error message for input it cannot deserialize, as JSON."""
+    return {"type": "error", "code": "deserialization_failed", "context": context}
+
+
 def data_text(payload: Any, topic: str | None = TOPIC) -> str:
     msg: dict[str, Any] = {"type": "data-message", **payload}
     if topic is not None:
@@ -121,11 +126,7 @@ def test_bad_handshake(text: str, context: str) -> None:
     server = bs.ServerSession(endpoint="e", version="v")
     server.receive_text(text)
     (out,) = server.messages_to_send()
-    assert json.loads(out) == {
-        "type": "error",
-        "code": "deserialization_failed",
-        "context": context,
-    }
+    assert json.loads(out) == broker_error(context)
     assert server.close_requested == (1008, context)
     assert server.state is bs.SessionState.CLOSED
     (event,) = server.events_received()
@@ -171,11 +172,7 @@ def test_errors_after_ack(text: str, context: str) -> None:
     server = opened_server()
     server.receive_text(text)
     (out,) = server.messages_to_send()
-    assert json.loads(out) == {
-        "type": "error",
-        "code": "deserialization_failed",
-        "context": context,
-    }
+    assert json.loads(out) == broker_error(context)
     assert server.state is bs.SessionState.OPEN
     assert server.close_requested is None
     (event,) = server.events_received()

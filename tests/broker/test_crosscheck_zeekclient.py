@@ -111,38 +111,29 @@ def zkey_instance(i: Any) -> tuple[Any, ...]:
     return (i.name, str(i.host), None if i.port is None else int(i.port))
 
 
-def key_node(n: br.Node) -> tuple[Any, ...]:
+def _node_key(n: Any, port: int | None, metrics_port: int | None) -> tuple[Any, ...]:
     options = frozenset((o.name, o.value) for o in n.options or ()) or None
     return (
         n.name,
         n.instance,
         n.role.name,
         n.state.name,
-        port_no(n.p),
+        port,
         None if n.scripts is None else tuple(n.scripts),
         options,
         n.interface,
         n.cpu_affinity,
         tuple(sorted(n.env.items())),
-        port_no(n.metrics_port),
+        metrics_port,
     )
+
+
+def key_node(n: br.Node) -> tuple[Any, ...]:
+    return _node_key(n, port_no(n.p), port_no(n.metrics_port))
 
 
 def zkey_node(n: Any) -> tuple[Any, ...]:
-    options = frozenset((o.name, o.value) for o in n.options or ()) or None
-    return (
-        n.name,
-        n.instance,
-        n.role.name,
-        n.state.name,
-        n.port,
-        None if n.scripts is None else tuple(n.scripts),
-        options,
-        n.interface,
-        n.cpu_affinity,
-        tuple(sorted(n.env.items())),
-        n.metrics_port,
-    )
+    return _node_key(n, n.port, n.metrics_port)
 
 
 def key_config(c: br.Configuration) -> tuple[Any, ...]:
@@ -161,28 +152,16 @@ def zkey_config(c: Any) -> tuple[Any, ...]:
     )
 
 
+def _status_key(s: Any, port: int | None, metrics_port: int | None) -> tuple[Any, ...]:
+    return (s.node, s.state.name, s.mgmt_role.name, s.cluster_role.name, s.pid, port, metrics_port)
+
+
 def key_status(s: br.NodeStatus) -> tuple[Any, ...]:
-    return (
-        s.node,
-        s.state.name,
-        s.mgmt_role.name,
-        s.cluster_role.name,
-        s.pid,
-        port_no(s.p),
-        port_no(s.metrics_port),
-    )
+    return _status_key(s, port_no(s.p), port_no(s.metrics_port))
 
 
 def zkey_status(s: Any) -> tuple[Any, ...]:
-    return (
-        s.node,
-        s.state.name,
-        s.mgmt_role.name,
-        s.cluster_role.name,
-        s.pid,
-        s.port,
-        s.metrics_port,
-    )
+    return _status_key(s, s.port, s.metrics_port)
 
 
 def key_result(r: br.Result) -> tuple[Any, ...]:

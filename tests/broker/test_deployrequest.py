@@ -7,7 +7,7 @@ from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
 from mgmt.broker.deployrequest import DeployRequestEncoder
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
-from tests.support.controller_helpers import cluster_config
+from tests.support.controller_harness import cluster_config
 
 
 def test_deploy_request_encoder_is_byte_identical() -> None:

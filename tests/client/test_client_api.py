@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,9 @@ from client.render import decode_instances, decode_node_statuses
 from mgmt.broker import events as ev
 from mgmt.broker.records import Configuration, State
 from mgmt.exceptions import HandshakeError, InvalidState, RequestTimeout, SessionClosedError
-from tests.support.client_fakes import CONFIGS, LOCAL_AGENT, running_controller
+from tests.support.controller_harness import running_cluster
+from tests.support.ports import free_port
+from tests.support.reference import CONFIGS, LOCAL_AGENT
 
 
 def cluster_config() -> Configuration:
@@ -31,7 +32,7 @@ def cluster_config() -> Configuration:
 @pytest.mark.asyncio
 async def test_requests_return_typed_results(tmp_path: Path) -> None:
     """Each coroutine returns the decoded results of its response."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent()
         async with ControllerClient("127.0.0.1", cluster.port, timeout=5) as ctl:
             result = await ctl.get_instances()
@@ -57,7 +58,7 @@ async def test_requests_return_typed_results(tmp_path: Path) -> None:
 async def test_concurrent_requests_and_other_clients(tmp_path: Path) -> None:
     """Responses are matched by request id: concurrent requests on one connection, and
     other clients' relayed traffic, do not mix."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent()
         async with (
             ControllerClient("127.0.0.1", cluster.port, timeout=5) as a,
@@ -75,7 +76,7 @@ async def test_concurrent_requests_and_other_clients(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_timeout_without_answer(tmp_path: Path) -> None:
     """No response within the timeout raises RequestTimeout with zeek-client's text."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         async with ControllerClient("127.0.0.1", cluster.port, timeout=0.3) as ctl:
             with pytest.raises(RequestTimeout) as info:
                 await ctl.test_timeout(with_state=False)
@@ -87,7 +88,7 @@ async def test_timeout_without_answer(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_any_inbound_message_restarts_the_timeout(tmp_path: Path) -> None:
     """Like zeek-client's per-read timeout, traffic from other clients extends the wait."""
-    async with running_controller(tmp_path, request_timeout=1.0) as cluster:
+    async with running_cluster(tmp_path, request_timeout=1.0) as cluster:
         async with (
             ControllerClient("127.0.0.1", cluster.port, timeout=0.6) as waiting,
             ControllerClient("127.0.0.1", cluster.port, timeout=5) as chatty,
@@ -110,7 +111,7 @@ async def test_any_inbound_message_restarts_the_timeout(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_controller_going_away_fails_pending_requests(tmp_path: Path) -> None:
     """A closed connection fails the pending request with SessionClosedError."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         ctl = ControllerClient("127.0.0.1", cluster.port, timeout=None)
         await ctl.connect()
         pending = asyncio.create_task(ctl.test_timeout(with_state=True))
@@ -125,18 +126,11 @@ async def test_controller_going_away_fails_pending_requests(tmp_path: Path) -> N
         await ctl.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.asyncio
 async def test_unreachable_controller() -> None:
     """With retry_refused, refused connections are retried peering_attempts times, then
     HandshakeError with zeek-client's message."""
-    port = _free_port()
+    port = free_port()
     ctl = ControllerClient(
         "127.0.0.1", port, peering_attempts=3, retry_delay=0.01, retry_refused=True
     )
@@ -164,7 +158,7 @@ async def test_server_without_ack() -> None:
 @pytest.mark.asyncio
 async def test_receive_sees_all_controller_traffic(tmp_path: Path) -> None:
     """receive() (monitor) yields other clients' requests and the responses."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         async with (
             ControllerClient("127.0.0.1", cluster.port, timeout=5) as watcher,
             ControllerClient("127.0.0.1", cluster.port, timeout=5) as other,

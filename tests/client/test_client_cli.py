@@ -14,16 +14,9 @@ import pytest
 
 from client.api import ControllerClient
 from mgmt.cli import SUBCOMMANDS, build_parser
-from tests.support.client_fakes import (
-    CONFIGS,
-    LOCAL_AGENT,
-    Cluster,
-    cli_env,
-    ours,
-    run_cmd,
-    running_controller,
-    zeek_client,
-)
+from tests.support.cli import cli_env, ours, run_cmd, zeek_client
+from tests.support.controller_harness import Cluster, running_cluster
+from tests.support.reference import CONFIGS, LOCAL_AGENT
 
 CLUSTER_CFG = str(CONFIGS / "cluster.cfg")
 
@@ -59,7 +52,7 @@ def test_every_client_command_is_registered() -> None:
 @pytest.mark.asyncio
 async def test_status_table_and_exit_codes(tmp_path: Path) -> None:
     """status: a table of every node; exit 0 when all RUNNING, 1 otherwise."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         agent = await cluster.add_agent()
         staged = await run_cmd(ours("deploy-config", CLUSTER_CFG, *at(cluster)))
         assert staged.code == 0, staged
@@ -93,7 +86,7 @@ async def test_status_table_and_exit_codes(tmp_path: Path) -> None:
 async def test_status_errors(tmp_path: Path) -> None:
     """status exits 1 with the controller's error when no agent is connected, and when
     the controller cannot be reached."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         run = await run_cmd(ours("status", *at(cluster)))
         assert run.code == 1
         assert run.stderr == "error: controller: no instances connected\n"
@@ -115,7 +108,7 @@ async def test_status_errors(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_deploy_config_wait_until_running(tmp_path: Path) -> None:
     """--wait prints a line per node state change on stderr and exits 0 once all run."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent(pending_polls=2)
         run = await run_cmd(
             ours("deploy-config", CLUSTER_CFG, "--wait", "--wait-interval", "0.05", *at(cluster))
@@ -138,7 +131,7 @@ async def test_deploy_config_wait_until_running(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_deploy_config_wait_failures(tmp_path: Path) -> None:
     """--wait exits 1 when a node crashes, or when the wait times out; -q hides progress."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         agent = await cluster.add_agent(pending_polls=1, crashed={"worker-02"})
         run = await run_cmd(
             ours("deploy-config", CLUSTER_CFG, "--wait", "--wait-interval", "0.05", *at(cluster))
@@ -169,7 +162,7 @@ async def test_deploy_config_wait_failures(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_deploy_config_wait_skipped_when_deploy_fails(tmp_path: Path) -> None:
     """A failed deploy is reported as usual and not waited for."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent(bad_interfaces=frozenset({"not-a-valid-interface"}))
         run = await run_cmd(
             ours("deploy-config", str(CONFIGS / "bad-interface.cfg"), "--wait", *at(cluster))
@@ -198,7 +191,7 @@ async def test_monitor_lines_match_zeek_client(tmp_path: Path) -> None:
     zc = zeek_client()
     if zc is None:
         pytest.skip("zeek-client 1.5.0 is not installed")
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         # zeek-client takes its options before the command, we take them after it.
         procs = [
             await _start_monitor([zc, "-vv", *at(cluster), "monitor"]),

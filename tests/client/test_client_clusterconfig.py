@@ -18,7 +18,7 @@ from client.clusterconfig import parse_cluster_config
 from client.render import Diagnostic
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
-from tests.support.client_fakes import CONFIGS, config_files
+from tests.support.reference import CONFIGS, config_files
 
 HOST = socket.gethostname() or "localhost"
 AGENT = f"agent-{HOST}"

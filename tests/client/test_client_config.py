@@ -12,7 +12,7 @@ import pytest
 from client.config import ClientSettings, parse_controller
 from mgmt.exceptions import ConfigError
 from tests.paths import REPO_ROOT
-from tests.support.client_fakes import zeek_client
+from tests.support.cli import zeek_client
 
 FILE_TEXT = """\
 [client]

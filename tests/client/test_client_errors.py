@@ -19,7 +19,7 @@ import pytest
 from client.api import ControllerClient, ControllerRefused
 from mgmt.settings.tls import server_context
 from mgmt.transport import Server
-from tests.support.client_fakes import Run, ours, run_cmd
+from tests.support.cli import Run, ours, run_cmd
 from tests.support.tlscerts import Pki, have_openssl, make_pki
 
 needs_openssl = pytest.mark.skipif(not have_openssl(), reason="openssl tool not installed")

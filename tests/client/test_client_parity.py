@@ -7,7 +7,7 @@ test_client_errors.py) and a cluster file that cannot be read; their stdout and 
 still match.
 
 Both CLIs run as child processes against the same in-process controller (with a fake
-agent, tests/client_fakes.py), one right after the other or side by side when the command
+agent, tests/support/fake_agent.py), one right after the other or side by side when the command
 does not change the controller's state. Request and configuration ids (uuid1) differ
 between runs and are normalised before comparing.
 """
@@ -16,22 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.support.client_fakes import (
-    CONFIGS,
-    LOCAL_AGENT,
-    Cluster,
-    Run,
-    config_files,
-    ours,
-    run_cmd,
-    running_controller,
-    zeek_client,
-)
+from tests.support.cli import Run, ours, run_cmd, zeek_client
+from tests.support.controller_harness import Cluster, running_cluster
+from tests.support.ports import free_port
+from tests.support.reference import CONFIGS, LOCAL_AGENT, config_files
 
 ZC = zeek_client()
 pytestmark = pytest.mark.skipif(ZC is None, reason="zeek-client 1.5.0 is not installed")
@@ -71,10 +63,7 @@ env = GREETING="hello world" ZEEK_DEBUG=1 EMPTY=
 @pytest.fixture
 def unused_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def norm(text: str) -> str:
@@ -155,7 +144,7 @@ async def test_no_controller_same_exit_clearer_error(unused_port: int) -> None:
 @pytest.mark.asyncio
 async def test_one_peering_attempt_fails_in_handshake(tmp_path: Path) -> None:
     """peering_attempts=1 leaves no attempt for the ack: both fail 'in handshake'."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         theirs, _ = await check(
             cluster, "get-instances", sets=("client.peering_attempts=1",), stderr=True
         )
@@ -165,7 +154,7 @@ async def test_one_peering_attempt_fails_in_handshake(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_empty_controller(tmp_path: Path) -> None:
     """Without agents or configurations every command answers like zeek-client."""
-    async with running_controller(tmp_path, request_timeout=1.0) as cluster:
+    async with running_cluster(tmp_path, request_timeout=1.0) as cluster:
         runs = await asyncio.gather(
             check(cluster, "get-instances", concurrent=True),
             check(cluster, "get-nodes", concurrent=True),
@@ -198,7 +187,7 @@ async def check_all(cluster: Cluster, *commands: tuple[str, ...]) -> list[tuple[
 @pytest.mark.asyncio
 async def test_stage_config_reference_files(tmp_path: Path) -> None:
     """Every reference configuration, valid or not, stages with the same outcome."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent()
         # Staging answers do not depend on what was staged before: run them all at once.
         # Compare stderr too, except where zeek-client crashes with a traceback.
@@ -231,7 +220,7 @@ async def test_every_config_key_round_trips(tmp_path: Path) -> None:
     """A configuration with every key stages and reads back identically (INI, JSON)."""
     cfg = tmp_path / "rich.cfg"
     cfg.write_text(RICH_CONFIG)
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent()
         await check(cluster, "stage-config", str(cfg))
         await check_all(cluster, ("get-config",), ("get-config", "--staged", "--as-json"))
@@ -249,7 +238,7 @@ async def test_every_config_key_round_trips(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_deployment_lifecycle(tmp_path: Path) -> None:
     """Deploy, query, restart and redeploy: zeek-client and we print the same."""
-    async with running_controller(tmp_path, request_timeout=1.0) as cluster:
+    async with running_cluster(tmp_path, request_timeout=1.0) as cluster:
         await cluster.add_agent(bad_interfaces=frozenset({"not-a-valid-interface"}))
         cfg = str(CONFIGS / "cluster.cfg")
         await check(cluster, "stage-config", cfg)
@@ -285,7 +274,7 @@ async def test_deployment_lifecycle(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_stdin_config_and_output_file(tmp_path: Path) -> None:
     """``-`` reads the configuration from stdin; ``-f`` writes get-config to a file."""
-    async with running_controller(tmp_path) as cluster:
+    async with running_cluster(tmp_path) as cluster:
         await cluster.add_agent()
         text = (CONFIGS / "cluster.cfg").read_text()
         assert ZC is not None

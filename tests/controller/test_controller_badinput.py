@@ -16,18 +16,17 @@ from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
 from mgmt.broker.events import raw_event_to_json
 from mgmt.core.topics import CONTROLLER_TOPIC
-from tests.support.controller_helpers import (
+from tests.support.cli import run_zeek_client
+from tests.support.controller_harness import (
     ApiClient,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
     reqid,
-    run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
+from tests.support.waiting import wait_until_async
 
 BAD_JSON = "failed to decode JSON object"
 BAD_EVENT = "failed to create Zeek event"
@@ -51,6 +50,19 @@ def good_config_json(role: str = "Supervisor::MANAGER") -> dict[str, Any]:
 
 CTL = "Management::Controller::API::"
 AGENT = "Management::Agent::API::"
+
+
+def hello_frame(api_version: int, topic: str = CONTROLLER_TOPIC) -> str:
+    """A raw ``notify_agent_hello`` of agent-x (connecting) speaking ``api_version``."""
+    return frame(
+        AGENT + "notify_agent_hello",
+        s("agent-x"),
+        s("id"),
+        {"@data-type": "boolean", "data": True},
+        {"@data-type": "count", "data": api_version},
+        topic=topic,
+    )
+
 
 #: (what, frame, expected context) for the client port, after the handshake.
 CLIENT_PORT_CASES = [
@@ -88,13 +100,7 @@ CLIENT_PORT_CASES = [
     ),
     (
         "agent event on the client port",
-        frame(
-            AGENT + "notify_agent_hello",
-            s("agent-x"),
-            s("id"),
-            {"@data-type": "boolean", "data": True},
-            {"@data-type": "count", "data": 1},
-        ),
+        hello_frame(1),
         BAD_EVENT,
     ),
     (
@@ -157,15 +163,19 @@ async def ws_open(port: int, topics: list[str] | None = None) -> ClientConnectio
     return ws
 
 
-async def expect_error(ws: ClientConnection, context: str) -> None:
-    msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
-    assert msg == {"type": "error", "code": "deserialization_failed", "context": context}
+async def expect_errors(ws: ClientConnection, cases: list[tuple[str, str, str]]) -> None:
+    """Send each case's text on ``ws``; each gets Broker's error with the case's context."""
+    for what, text, context in cases:
+        await ws.send(text)
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        expected = {"type": "error", "code": "deserialization_failed", "context": context}
+        assert msg == expected, what
 
 
 async def assert_serves(port: int) -> None:
     """Prove the controller still answers a real zeek-client."""
     run = await run_zeek_client(port, "get-instances")
-    assert run.rc == 0, run.stderr
+    assert run.code == 0, run.stderr
 
 
 @pytest.mark.asyncio
@@ -178,12 +188,7 @@ async def test_bad_messages_on_client_port(tmp_path: Path) -> None:
         await client.request(ev.StageConfigurationRequest(reqid(), staged))
         ws = await ws_open(port, [])  # publish-only, so it hears no relayed traffic
         try:
-            for what, text, context in CLIENT_PORT_CASES:
-                await ws.send(text)
-                try:
-                    await expect_error(ws, context)
-                except AssertionError as exc:
-                    raise AssertionError(f"{what}: {exc}") from None
+            await expect_errors(ws, CLIENT_PORT_CASES)
             # Same connection, a good request still works.
             rid = reqid()
             await ws.send(
@@ -215,12 +220,7 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
         assert ctl.agent_server is not None
         ws = await ws_open(ctl.agent_server.port, ["zeek/management/agent/agent-x"])
         try:
-            for what, text, context in AGENT_PORT_CASES:
-                await ws.send(text)
-                try:
-                    await expect_error(ws, context)
-                except AssertionError as exc:
-                    raise AssertionError(f"{what}: {exc}") from None
+            await expect_errors(ws, AGENT_PORT_CASES)
             # Agent events before hello are ignored (not bound to an instance).
             await ws.send(
                 frame(
@@ -231,17 +231,8 @@ async def test_bad_messages_on_agent_port(tmp_path: Path, caplog: pytest.LogCapt
                 )
             )
             # Hello with an incompatible API version is not accepted.
-            await ws.send(
-                frame(
-                    AGENT + "notify_agent_hello",
-                    s("agent-x"),
-                    s("id"),
-                    {"@data-type": "boolean", "data": True},
-                    {"@data-type": "count", "data": 2},
-                    topic="zeek/management/agent/agent-x",
-                )
-            )
-            await wait_for(lambda: "incompatible API version" in caplog.text, what="log")
+            await ws.send(hello_frame(2, topic="zeek/management/agent/agent-x"))
+            await wait_until_async(lambda: "incompatible API version" in caplog.text, what="log")
         finally:
             await ws.close()
         assert ctl._state.known == {} and ctl._state.deployed is None
@@ -325,7 +316,7 @@ async def test_500_idle_connections(tmp_path: Path) -> None:
             await client.close()
         finally:
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-        await wait_for(lambda: not ctl.client_server.connections, what="peers gone")  # type: ignore[union-attr]
+        await wait_until_async(lambda: not ctl.client_server.connections, what="peers gone")  # type: ignore[union-attr]
 
 
 @pytest.mark.asyncio
@@ -344,16 +335,16 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
             bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.DeployRequest(reqid())))
         )
         ws.transport.abort()
-        await wait_for(lambda: ctl._state.deployed is not None, what="deployed")
+        await wait_until_async(lambda: ctl._state.deployed is not None, what="deployed")
         assert ctl._state.deployed.id == config.id  # type: ignore[union-attr]
         # A get-nodes whose client vanished times out into the void.
         ws = await ws_open(port)
         await ws.send(
             bm.data_message_text(CONTROLLER_TOPIC, ev.event_to_json(ev.GetNodesRequest(reqid())))
         )
-        await wait_for(lambda: len(ctl._state.requests) >= 1, what="request pending")
+        await wait_until_async(lambda: len(ctl._state.requests) >= 1, what="request pending")
         ws.transport.abort()
-        await wait_for(lambda: not ctl._state.requests, what="request expired")
+        await wait_until_async(lambda: not ctl._state.requests, what="request expired")
         # A test-timeout request likewise.
         ws = await ws_open(port)
         await ws.send(
@@ -362,7 +353,7 @@ async def test_clients_vanishing_mid_request(tmp_path: Path) -> None:
             )
         )
         await ws.close()
-        await wait_for(lambda: not ctl._state.requests, what="request expired")
+        await wait_until_async(lambda: not ctl._state.requests, what="request expired")
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")
-        assert (run.rc, run.json()["id"]) == (0, config.id)
+        assert (run.code, run.json()["id"]) == (0, config.id)
         await client.close()

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import random
 import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,19 +17,18 @@ from mgmt.broker.data import Port
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import InvalidState
 from mgmt.persist.controllerstore import ConfigStore
-from tests.support.controller_helpers import (
+from tests.support.cli import run_zeek_client
+from tests.support.controller_harness import (
     ApiClient,
     ControllerProcess,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
     reqid,
-    run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
+from tests.support.waiting import MS, wait_until_async
 
 
 def config_id(response: ev.GetConfigurationResponse) -> str:
@@ -42,45 +40,36 @@ def config_id(response: ev.GetConfigurationResponse) -> str:
 @pytest.mark.asyncio
 async def test_configs_survive_restart(tmp_path: Path) -> None:
     """Staged and deployed configs survive a SIGTERM restart; deployed is redeployed at start."""
-    proc = ControllerProcess(tmp_path / "state")
     agent = FakeAgent("agent-a")
-    try:
-        proc.start()
-        await proc.wait_listening()
-        async with fake_agents(agent):
-            await agent.dial(agent_uri(proc.agent_port))
-            client = await ApiClient.open(proc.client_port)
-            deployed = cluster_config("agent-a")
-            staged = cluster_config("agent-a", workers=3)
-            try:
-                await client.request(ev.StageConfigurationRequest(reqid(), deployed))
-                resp = await client.request(ev.DeployRequest(reqid()))
-                assert all(r.success for r in resp.results)
-                await client.request(ev.StageConfigurationRequest(reqid(), staged))
-            finally:
-                await client.close()
-            before = {
-                flag: await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
-                for flag in ((), ("--deployed",))
-            }
-            assert proc.kill(signal.SIGTERM) == 0
+    async with ControllerProcess(tmp_path / "state") as proc, fake_agents(agent):
+        await agent.dial(agent_uri(proc.agent_port))
+        client = await ApiClient.open(proc.client_port)
+        deployed = cluster_config("agent-a")
+        staged = cluster_config("agent-a", workers=3)
+        try:
+            await client.request(ev.StageConfigurationRequest(reqid(), deployed))
+            resp = await client.request(ev.DeployRequest(reqid()))
+            assert all(r.success for r in resp.results)
+            await client.request(ev.StageConfigurationRequest(reqid(), staged))
+        finally:
+            await client.close()
+        before = {
+            flag: await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
+            for flag in ((), ("--deployed",))
+        }
 
-            proc.start()
-            await proc.wait_listening()
-            for flag, run in before.items():
-                again = await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
-                assert (again.rc, again.json()) == (0, run.json())
-            assert before[()].json()["id"] == staged.id
-            assert before[("--deployed",)].json()["id"] == deployed.id
-            # The restarted controller redeploys DEPLOYED once the agent is back.
-            await wait_for(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
-            last = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
-            assert last.config.id == deployed.id
-            # READY survived too: deploy without re-staging deploys the staged config.
-            run = await run_zeek_client(proc.client_port, "deploy")
-            assert (run.rc, run.json()["results"]["id"]) == (0, staged.id)
-    finally:
-        proc.stop()
+        await proc.restart()
+        for flag, run in before.items():
+            again = await run_zeek_client(proc.client_port, "get-config", *flag, "--as-json")
+            assert (again.code, again.json()) == (0, run.json())
+        assert before[()].json()["id"] == staged.id
+        assert before[("--deployed",)].json()["id"] == deployed.id
+        # The restarted controller redeploys DEPLOYED once the agent is back.
+        last = await agent.wait_received(ev.AgentDeployRequest, 2)
+        assert last.config.id == deployed.id
+        # READY survived too: deploy without re-staging deploys the staged config.
+        run = await run_zeek_client(proc.client_port, "deploy")
+        assert (run.code, run.json()["results"]["id"]) == (0, staged.id)
 
 
 @dataclass
@@ -143,14 +132,14 @@ async def test_kill_9_during_burst_leaves_one_complete_version(tmp_path: Path, r
                 if track.acked_deploy is not None:
                     assert config_id(shown) in track.deploy_candidates()
                     track.acked_deploy = config_id(shown)
-                await wait_for(lambda: agent.connected, what="agent reconnected")
+                await wait_until_async(lambda: agent.connected, what="agent reconnected")
 
                 before = track.acked_deploy
                 task = asyncio.create_task(burst(client, track))
                 await asyncio.sleep(rng.uniform(0.05, 0.3))
                 proc.kill(signal.SIGKILL)
                 with pytest.raises((ConnectionError, InvalidState)):
-                    await asyncio.wait_for(task, 5)
+                    await asyncio.wait_for(task, 5000 * MS)
                 await client.close()
                 deploys_acked += track.acked_deploy != before
 
@@ -177,10 +166,8 @@ def test_corrupt_state_file_is_reported_and_left_alone(tmp_path: Path) -> None:
         b"\x00\xff garbage",
     ):
         proc.state_file.write_bytes(content)
-        result = subprocess.run(
-            proc.argv(), env=proc.env(), capture_output=True, timeout=30, text=True
-        )
-        assert result.returncode != 0
+        result = proc.run_to_end()
+        assert result.code != 0
         assert str(proc.state_file) in result.stderr
         assert "corrupt" in result.stderr
         assert proc.state_file.read_bytes() == content
@@ -195,8 +182,8 @@ def test_state_file_with_bad_config_is_reported(tmp_path: Path) -> None:
         b'[staged]\nid = "x"\nnodes = [{name = "m"}]\n'
     )
     proc.state_file.write_bytes(content)
-    result = subprocess.run(proc.argv(), env=proc.env(), capture_output=True, timeout=30, text=True)
-    assert result.returncode != 0
+    result = proc.run_to_end()
+    assert result.code != 0
     assert str(proc.state_file) in result.stderr and "[staged]" in result.stderr
     assert proc.state_file.read_bytes() == content
 
@@ -219,7 +206,9 @@ async def test_shutdown_leaves_no_task_behind(tmp_path: Path) -> None:
             # A peer that upgraded but never sends its handshake, and one mid-request.
             idle = await websockets.connect(f"ws://127.0.0.1:{client_port(ctl)}/v1/messages/json")
             pending = client.send(ev.TestTimeoutRequest(reqid(), True))
-            await wait_for(lambda: len(ctl._state.requests) == 1, what="pending test request")
+            await wait_until_async(
+                lambda: len(ctl._state.requests) == 1, what="pending test request"
+            )
         # running_controller waited for run() to return (10 s cap).
         # The pending request's connection was closed by the shutdown.
         assert isinstance(pending.exception(), ConnectionError)

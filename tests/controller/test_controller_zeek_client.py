@@ -15,23 +15,18 @@ import pytest
 
 from mgmt.broker import events as ev
 from mgmt.broker.records import NodeOutputs
-from tests.support.controller_helpers import (
-    LOCAL_AGENT,
-    REFERENCE_CONFIGS,
+from tests.support.cli import Run, run_zeek_client
+from tests.support.controller_harness import (
     ApiClient,
-    ClientRun,
-    FakeAgent,
     agent_uri,
     client_port,
     cluster_config,
-    fake_agents,
-    normalise,
-    reference_output,
     reqid,
-    run_zeek_client,
     running_controller,
-    wait_for,
 )
+from tests.support.fake_agent import FakeAgent, fake_agents
+from tests.support.reference import CONFIGS, LOCAL_AGENT, normalise, reference_output
+from tests.support.waiting import MS, wait_until_async
 
 BAD_INTERFACE_STDERR = (
     "fatal error: problem with interface not-a-valid-interface "
@@ -44,8 +39,8 @@ def cfgdir(tmp_path: Path) -> Path:
     """The reference configs, with the capture host's agent name replaced by ours."""
     out = tmp_path / "cfg"
     out.mkdir()
-    configs = sorted(REFERENCE_CONFIGS.glob("*.cfg"))
-    assert configs, f"no reference configs in {REFERENCE_CONFIGS} (see tests/data/README.md)"
+    configs = sorted(CONFIGS.glob("*.cfg"))
+    assert configs, f"no reference configs in {CONFIGS} (see tests/data/README.md)"
     for cfg in configs:
         (out / cfg.name).write_text(cfg.read_text().replace("agent-vm", LOCAL_AGENT))
     return out
@@ -55,13 +50,13 @@ def test_a_missing_capture_fails_the_test() -> None:
     """Parity data lives in the repository; a missing capture is an error, never a skip."""
     with pytest.raises(AssertionError, match="reference capture missing: .*tests/data/zeek"):
         reference_output("no-such-command")
-    assert (REFERENCE_CONFIGS / "cluster.cfg").is_file()
+    assert (CONFIGS / "cluster.cfg").is_file()
 
 
-def assert_matches_reference(run: ClientRun, name: str) -> None:
+def assert_matches_reference(run: Run, name: str) -> None:
     """Exit code and stdout equal the Zeek 8.2.2 capture (ids normalised)."""
     ref = reference_output(name)
-    assert (run.rc, normalise(run.stdout)) == (ref.rc, normalise(ref.stdout)), run.stderr
+    assert (run.code, normalise(run.stdout)) == (ref.code, normalise(ref.stdout)), run.stderr
 
 
 def full_agent() -> FakeAgent:
@@ -83,7 +78,7 @@ async def test_nothing_staged_nothing_connected(tmp_path: Path, cfgdir: Path) ->
         port = client_port(ctl)
 
         run = await run_zeek_client(port, "get-instances")
-        assert (run.rc, json.loads(run.stdout)) == (0, {})
+        assert (run.code, json.loads(run.stdout)) == (0, {})
 
         assert_matches_reference(
             await run_zeek_client(port, "get-config"), "get-config_nothing_staged_yet"
@@ -95,22 +90,22 @@ async def test_nothing_staged_nothing_connected(tmp_path: Path, cfgdir: Path) ->
         assert run.stderr == "error: no deployed configuration available\n"
 
         run = await run_zeek_client(port, "deploy")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": ["no configuration available to deploy"], "results": {}},
         )
         run = await run_zeek_client(port, "get-nodes")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no instances connected", "source": None}], "results": {}},
         )
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no cluster deployed", "source": None}], "results": {}},
         )
         run = await run_zeek_client(port, "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no instances connected", "source": None}], "results": {}},
         )
@@ -122,14 +117,14 @@ async def test_stage_config_validation_matches_reference(tmp_path: Path, cfgdir:
     async with running_controller(tmp_path) as ctl:
         port = client_port(ctl)
 
-        async def stage(cfg: str) -> ClientRun:
+        async def stage(cfg: str) -> Run:
             return await run_zeek_client(port, "stage-config", cfg, cwd=cfgdir)
 
         for cfg in ("dup-port", "unknown-role", "undeclared-instance"):
             assert_matches_reference(await stage(f"{cfg}.cfg"), f"stage-config_{cfg}.cfg_invalid")
         # A rejected config changes nothing.
         run = await run_zeek_client(port, "get-config")
-        assert run.rc == 1 and "no staged configuration available" in run.stderr
+        assert run.code == 1 and "no staged configuration available" in run.stderr
 
         for cfg in ("unknown-instance", "name-collision", "agent-port-conflict"):
             assert_matches_reference(await stage(f"{cfg}.cfg"), f"stage-config_{cfg}.cfg_invalid")
@@ -138,10 +133,10 @@ async def test_stage_config_validation_matches_reference(tmp_path: Path, cfgdir:
             "stage-config_controller-port-conflict.cfg_invalid",
         )
         run = await stage("duplicate-section.cfg")
-        assert run.rc == 1 and "DuplicateSectionError" in run.stderr
+        assert run.code == 1 and "DuplicateSectionError" in run.stderr
         assert_matches_reference(await stage("empty.cfg"), "stage-config_empty.cfg_invalid")
         run = await stage("does-not-exist.cfg")
-        assert run.rc == 1
+        assert run.code == 1
         assert run.stderr == reference_output("stage-config_does-not-exist.cfg").stderr
         # The last good one (empty.cfg) is what get-config shows.
         assert_matches_reference(
@@ -155,11 +150,11 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
     async with running_controller(tmp_path) as ctl, fake_agents(full_agent()) as (agent,):
         port = client_port(ctl)
         await agent.dial(agent_uri(ctl))
-        await wait_for(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
+        await wait_until_async(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
 
         assert_matches_reference(await run_zeek_client(port, "get-instances"), "get-instances")
         run = await run_zeek_client(port, "get-nodes")
-        assert run.rc == 0
+        assert run.code == 0
         assert run.json() == {
             "errors": [],
             "results": {
@@ -201,7 +196,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
             rows.pop("controller-vm", None)  # the fake agent has no co-located controller
             for row in rows.values():
                 row.pop("pid")
-        assert (run.rc, got) == (0, ref)
+        assert (run.code, got) == (0, ref)
 
         for args, name in (
             (("LogAscii::use_json",), "get-id-value_LogAscii__use_json"),
@@ -210,7 +205,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
         ):
             assert_matches_reference(await run_zeek_client(port, "get-id-value", *args), name)
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json", "manager", "nope")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {
                 "errors": [{"error": "unknown cluster node", "source": "nope"}],
@@ -229,7 +224,7 @@ async def test_full_session_with_one_agent(tmp_path: Path, cfgdir: Path) -> None
 
         # Redeploying the same config id restarts nothing: node-less agent results.
         run = await run_zeek_client(port, "deploy")
-        assert run.rc == 0
+        assert run.code == 0
         assert normalise(run.stdout) == normalise(
             json.dumps({"errors": [], "results": {"id": "x" * 36}}, indent=2) + "\n"
         ).replace("x" * 36, "<id>")
@@ -243,14 +238,14 @@ async def test_deploy_with_failed_node_then_good_config(tmp_path: Path, cfgdir: 
     async with running_controller(tmp_path) as ctl, fake_agents(agent):
         port = client_port(ctl)
         await agent.dial(agent_uri(ctl))
-        await wait_for(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
+        await wait_until_async(lambda: LOCAL_AGENT in ctl._state.known, what="hello")
 
         run = await run_zeek_client(port, "deploy-config", "bad-interface.cfg", cwd=cfgdir)
         ref = json.loads(normalise(reference_output("deploy-config_bad-interface.cfg").stdout))
         # Zeek's agent also timed out waiting for worker-02 (behaviour Q2/§5.5); ours answers
         # as soon as the node failed, so only the per-node part is the same.
         ref["errors"] = []
-        assert (run.rc, json.loads(normalise(run.stdout))) == (1, ref)
+        assert (run.code, json.loads(normalise(run.stdout))) == (1, ref)
 
         # The failed attempt still counts as deployed (behaviour §4.6.4).
         run = await run_zeek_client(port, "get-config", "--deployed", "--as-json")
@@ -282,18 +277,18 @@ async def test_missing_agent_times_out(tmp_path: Path, cfgdir: Path) -> None:
         port = client_port(ctl)
         await run_zeek_client(port, "stage-config", "cluster.cfg", cwd=cfgdir)
         run = await run_zeek_client(port, "deploy")
-        assert (run.rc, run.json()) == (1, {"errors": ["request timed out"], "results": {}})
+        assert (run.code, run.json()) == (1, {"errors": ["request timed out"], "results": {}})
         assert ctl._state.deployed is None  # a timed-out deploy is not DEPLOYED
 
         # The instance set switched already, nothing is deployed: naming nodes answers at
         # once (Zeek would time out, quirk Q7); asking all nodes times out.
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json", "manager")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "unknown cluster node", "source": "manager"}], "results": {}},
         )
         run = await run_zeek_client(port, "get-id-value", "LogAscii::use_json")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "request timed out", "source": None}], "results": {}},
         )
@@ -304,9 +299,9 @@ async def test_restart_without_deployment(tmp_path: Path) -> None:
     """restart with an agent connected but nothing deployed: 'no active cluster deployment'."""
     async with running_controller(tmp_path) as ctl, fake_agents(FakeAgent("agent-x")) as (a,):
         await a.dial(agent_uri(ctl))
-        await wait_for(lambda: "agent-x" in ctl._state.known, what="hello")
+        await wait_until_async(lambda: "agent-x" in ctl._state.known, what="hello")
         run = await run_zeek_client(client_port(ctl), "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "no active cluster deployment", "source": None}], "results": {}},
         )
@@ -320,7 +315,7 @@ async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> Non
     async with running_controller(tmp_path) as ctl, fake_agents(a, b):
         await a.dial(agent_uri(ctl))
         await b.dial(agent_uri(ctl))
-        await wait_for(lambda: len(ctl._state.known) == 2, what="hellos")
+        await wait_until_async(lambda: len(ctl._state.known) == 2, what="hellos")
         client = await ApiClient.open(client_port(ctl))
         try:
             rid = reqid()
@@ -330,9 +325,9 @@ async def test_restart_with_deployed_agent_gone_times_out(tmp_path: Path) -> Non
         finally:
             await client.close()
         await a.stop()
-        await wait_for(lambda: "agent-a" not in ctl._state.known, what="agent-a gone")
+        await wait_until_async(lambda: "agent-a" not in ctl._state.known, what="agent-a gone")
         run = await run_zeek_client(client_port(ctl), "restart")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             1,
             {"errors": [{"error": "request timed out", "source": None}], "results": {}},
         )
@@ -348,7 +343,7 @@ async def test_test_timeout(tmp_path: Path) -> None:
             "test-timeout_--with-state",
         )
         run = await run_zeek_client(port, "--set", "client.request_timeout_secs=2", "test-timeout")
-        assert run.rc == 1
+        assert run.code == 1
         assert run.stdout == ""
         assert run.stderr == (
             f"error: no response received: websocket connection to 127.0.0.1:{port} timed out\n"
@@ -368,12 +363,12 @@ async def test_get_instances_with_dialed_agent(tmp_path: Path) -> None:
         )
         port = client_port(ctl)
         run = await run_zeek_client(port, "deploy-config", str(cfg))
-        assert run.rc == 0, run.stdout + run.stderr
+        assert run.code == 0, run.stdout + run.stderr
         assert run.json()["results"]["nodes"] == {
             "manager": {"instance": "agent-remote", "success": True}
         }
         run = await run_zeek_client(port, "get-instances")
-        assert (run.rc, run.json()) == (
+        assert (run.code, run.json()) == (
             0,
             {"agent-remote": {"host": "127.0.0.1", "port": agent_port}},
         )
@@ -396,10 +391,10 @@ async def test_agent_connecting_after_deploy_request_is_welcomed(tmp_path: Path)
             config = cluster_config("agent-late")
             await client.request(ev.StageConfigurationRequest(reqid(), config))
             pending = client.send(ev.DeployRequest(reqid()))
-            await wait_for(lambda: ctl._state.pending_deploy != "", what="deploy pending")
+            await wait_until_async(lambda: ctl._state.pending_deploy != "", what="deploy pending")
             assert not pending.done()
             await agent.dial(agent_uri(ctl))
-            resp = await asyncio.wait_for(pending, 5)
+            resp = await asyncio.wait_for(pending, 5000 * MS)
         finally:
             await client.close()
     assert agent.count(ev.AgentWelcomeRequest) == 1
@@ -434,17 +429,16 @@ async def test_reconnecting_agent_gets_deployed_config_again(tmp_path: Path) -> 
 
         agent.answer = recording_answer  # type: ignore[method-assign]
         await agent.drop_connection()
-        await wait_for(lambda: agent.count(ev.AgentDeployRequest) == 2, what="redeploy")
-        await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
+        redeploy = await agent.wait_received(ev.AgentDeployRequest, 2)
+        await wait_until_async(lambda: ctl._state.pending_deploy == "", what="redeploy done")
         assert agent.hellos == 2 and agent.count(ev.AgentWelcomeRequest) == 2
-        redeploy = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
         assert redeploy.config == deployed and redeploy.force is False
         reply = [r for r in sent if isinstance(r, ev.AgentDeployResponse)][-1]
         assert [(r.success, r.node) for r in reply.results] == [(True, None)]
         assert ctl._state.deployed == deployed
         # It still works from a client's point of view.
         run = await run_zeek_client(client_port(ctl), "get-nodes")
-        assert run.rc == 0 and "worker-02" in run.json()["results"]["agent-a"]
+        assert run.code == 0 and "worker-02" in run.json()["results"]["agent-a"]
 
 
 @pytest.mark.asyncio
@@ -463,14 +457,14 @@ async def test_listening_agent_is_dialed_and_redialed_after_restart(tmp_path: Pa
             assert ctl._state.known["agent-srv"].listen_port == config.instances[0].listen_port
 
             await agent.stop()  # the agent process "restarts" on the same port
-            await wait_for(lambda: "agent-srv" not in ctl._state.known, what="agent lost")
+            await wait_until_async(lambda: "agent-srv" not in ctl._state.known, what="agent lost")
             again = FakeAgent("agent-srv")
             async with fake_agents(again):
                 await again.serve(port)
-                await wait_for(
-                    lambda: again.count(ev.AgentDeployRequest) == 1, limit=10, what="redeploy"
+                await again.wait_received(ev.AgentDeployRequest)
+                await wait_until_async(
+                    lambda: ctl._state.pending_deploy == "", what="redeploy done"
                 )
-                await wait_for(lambda: ctl._state.pending_deploy == "", what="redeploy done")
                 assert again.config is not None and again.config.id == config.id
                 run = await run_zeek_client(client_port(ctl), "get-instances")
                 assert run.json() == {"agent-srv": {"host": "127.0.0.1", "port": port}}
@@ -484,11 +478,11 @@ async def test_duplicate_agent_connection_replaces_the_older(tmp_path: Path) -> 
     first, second = FakeAgent("agent-dup"), FakeAgent("agent-dup")
     async with running_controller(tmp_path) as ctl, fake_agents(first, second):
         await first.dial(agent_uri(ctl))
-        await wait_for(lambda: "agent-dup" in ctl._state.known, what="hello")
+        await wait_until_async(lambda: "agent-dup" in ctl._state.known, what="hello")
         link = ctl._links["agent-dup"]
         await second.dial(agent_uri(ctl))
-        await wait_for(lambda: ctl._links["agent-dup"] is not link, what="replacement")
-        await wait_for(lambda: not link.is_open, what="old link closed")
+        await wait_until_async(lambda: ctl._links["agent-dup"] is not link, what="replacement")
+        await wait_until_async(lambda: not link.is_open, what="old link closed")
         assert "agent-dup" in ctl._state.known
         run = await run_zeek_client(client_port(ctl), "get-instances")
         assert run.json() == {"agent-dup": {"host": "127.0.0.1"}}

@@ -12,6 +12,7 @@ import pytest
 from mgmt.controller.service import ControllerService
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
 from tests.support.settings import controller_settings
+from tests.support.waiting import TIMEOUT
 
 
 class RecordingNotifier(Notifier):
@@ -40,7 +41,7 @@ async def test_sigterm_stops_a_daemon_and_its_handler_is_removed(tmp_path: Path)
     task = asyncio.get_running_loop().create_task(serve_notifying(service, notifier, lambda: "up"))
     await service.started.wait()
     os.kill(os.getpid(), signal.SIGTERM)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(TIMEOUT):
         await task
     assert ("STOPPING=1", "STATUS=stopping") in notifier.sent
     loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """End to end: the real ``zeek-client`` against ``zeek-mgmt run`` with the zeek double.
 
-Each test gets its own installation (tests.support.e2e_helpers.Site: free ports, state dir, the
+Each test gets its own installation (tests.support.sites.Site: free ports, state dir, the
 double first on PATH) and fails if any process is left behind after a clean stop.
 """
 
@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from mgmt.agent.layout import BACKEND_SCRIPT, NODE_SCRIPT
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import (
     CONTROLLER_NAME,
     MARKER,
     QUICKSTART_CFG,
@@ -30,8 +30,8 @@ from tests.support.e2e_helpers import (
     pids,
     proc_name,
     site,
-    wait_until,
 )
+from tests.support.waiting import MS, TIMEOUT, wait_until
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 CPUS = sorted(os.sched_getaffinity(0))
@@ -45,7 +45,7 @@ CFG = (
 def start_run(s: Site, *args: str) -> None:
     """Start ``zeek-mgmt run`` and wait until get-instances lists the agent."""
     s.start("run", *args)
-    s.wait_agents(AGENT_NAME)
+    s.wait_agents(LOCAL_AGENT)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture
 def run_site(shared_run: Site) -> Site:
     """The shared ``zeek-mgmt run``, once all its nodes are RUNNING."""
-    shared_run.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+    shared_run.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
     return shared_run
 
 
@@ -84,7 +84,7 @@ def run_children(s: Site) -> dict[str, psutil.Process]:
 def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
     """deploy-config of the Quickstart: 4 nodes RUNNING with real pids, ports, dirs, argv."""
     s = run_site
-    rows = s.nodes_of(AGENT_NAME)
+    rows = s.nodes_of(LOCAL_AGENT)
     nodes = node_rows(rows)
     assert sorted(nodes) == NODES
     assert {n: r["state"] for n, r in nodes.items()} == dict.fromkeys(NODES, "RUNNING")
@@ -100,9 +100,9 @@ def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
         "worker-02": "WORKER",
     }
 
-    agent_proc = run_children(s)[proc_name(f"zeek.{AGENT_NAME}")]
-    assert rows[AGENT_NAME]["mgmt_role"] == "AGENT"
-    assert rows[AGENT_NAME]["pid"] == agent_proc.pid
+    agent_proc = run_children(s)[proc_name(f"zeek.{LOCAL_AGENT}")]
+    assert rows[LOCAL_AGENT]["mgmt_role"] == "AGENT"
+    assert rows[LOCAL_AGENT]["pid"] == agent_proc.pid
     for name, row in nodes.items():
         proc = psutil.Process(row["pid"])
         assert proc.name() == proc_name(f"zeek.{name}")
@@ -114,7 +114,7 @@ def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
     assert psutil.Process(nodes["worker-02"]["pid"]).cpu_affinity() == [CPUS[-1]]
     assert one_process_per_node(s, NODES) == pids(rows)
 
-    layout_dir = s.node_dir(AGENT_NAME) / "layout"
+    layout_dir = s.node_dir(LOCAL_AGENT) / "layout"
     layout = (layout_dir / "cluster-layout.zeek").read_text()
     assert "redef Cluster::manager_is_logger = F;" in layout
     assert (
@@ -147,10 +147,10 @@ def test_quickstart_deploy_runs_four_nodes(run_site: Site) -> None:
 def test_process_names(run_site: Site) -> None:
     """ps c shows zeek, zeek.<controller>, zeek.<agent> and zeek.<node> (Zeek's tree)."""
     s = run_site
-    rows = s.nodes_of(AGENT_NAME)
+    rows = s.nodes_of(LOCAL_AGENT)
     names = run_children(s)
     controller = proc_name(f"zeek.{CONTROLLER_NAME}")
-    assert sorted(names) == sorted(["zeek", controller, proc_name(f"zeek.{AGENT_NAME}")])
+    assert sorted(names) == sorted(["zeek", controller, proc_name(f"zeek.{LOCAL_AGENT}")])
     for name, proc in names.items():
         assert comm(proc.pid) == name
     for node, pid in pids(rows).items():
@@ -163,7 +163,7 @@ def test_command_lines_begin_with_zeek_names(run_site: Site) -> None:
     s = run_site
     expected = {"zeek": ["zeek", "zeek-mgmt", "run"]} | {
         proc_name(f"zeek.{name}"): [f"zeek.{name}", "zeek-mgmt", role]
-        for name, role in ((CONTROLLER_NAME, "controller"), (AGENT_NAME, "agent"))
+        for name, role in ((CONTROLLER_NAME, "controller"), (LOCAL_AGENT, "agent"))
     }
     procs = run_children(s)
     assert sorted(procs) == sorted(expected)
@@ -186,7 +186,7 @@ def test_clean_stop_leaves_nothing(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         start_run(s)
         deploy(s, QUICKSTART_CFG)
-        s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         (run,) = s.daemons
         assert run.stop() == 0
         assert s.site_processes() == []
@@ -202,13 +202,13 @@ def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         start_run(s)
         deploy(s, QUICKSTART_CFG)
-        s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         (run,) = s.daemons
         children = run_children(s)
         os.kill(run.pid, signal.SIGKILL)
         run.proc.wait()
         # Shutdown writes state files with fsync, which a busy disk can make slow.
-        wait_until(lambda: not s.site_processes(), timeout=90, what="every process to end")
+        wait_until(lambda: not s.site_processes(), timeout=90_000 * MS, what="every process to end")
 
         def ended(proc: psutil.Process) -> bool:
             # A process leaves site_processes() when its memory is gone (its environ reads
@@ -217,7 +217,7 @@ def test_run_killed_hard_takes_its_daemons_along(tmp_path: Path) -> None:
                 return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
             return True
 
-        wait_until(lambda: all(map(ended, children.values())), timeout=10, what="zombies")
+        wait_until(lambda: all(map(ended, children.values())), timeout=TIMEOUT, what="zombies")
 
 
 def test_bad_interface_fails_deploy_with_stderr(tmp_path: Path) -> None:
@@ -237,17 +237,17 @@ def test_bad_interface_fails_deploy_with_stderr(tmp_path: Path) -> None:
             "worker-01": True,
             "worker-02": False,
         }
-        assert results["worker-02"]["instance"] == AGENT_NAME
+        assert results["worker-02"]["instance"] == LOCAL_AGENT
         assert (
             "fatal error: problem with interface not-a-valid-interface "
             "(pcap_error: No such device exists (pcap_activate))"
         ) in results["worker-02"]["stderr"]
         seen = set()
         for _ in range(4):
-            state = s.nodes_of(AGENT_NAME)["worker-02"]["state"]
+            state = s.nodes_of(LOCAL_AGENT)["worker-02"]["state"]
             assert state != "RUNNING"
             seen.add(state)
-        s.wait_states(AGENT_NAME, {"worker-02": "CRASHED"})
+        s.wait_states(LOCAL_AGENT, {"worker-02": "CRASHED"})
         assert seen <= {"CRASHED", "PENDING", "FAILED"}
         assert len(s.launches("worker-02")) >= 2  # revived, and failing again
 
@@ -255,10 +255,10 @@ def test_bad_interface_fails_deploy_with_stderr(tmp_path: Path) -> None:
 def test_restart_manager_then_all(run_site: Site) -> None:
     """restart manager changes only the manager's pid; restart changes every pid."""
     s = run_site
-    before = pids(s.nodes_of(AGENT_NAME))
+    before = pids(s.nodes_of(LOCAL_AGENT))
     res = s.client("restart", "manager", check=True).json()
     assert res == {"errors": [], "results": {"manager": True}}
-    rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+    rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
     after = pids(rows)
     assert after["manager"] != before["manager"]
     assert not psutil.pid_exists(before["manager"]) or (
@@ -271,7 +271,7 @@ def test_restart_manager_then_all(run_site: Site) -> None:
 
     res = s.client("restart", check=True).json()
     assert res == {"errors": [], "results": dict.fromkeys(NODES, True)}
-    rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+    rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
     final = pids(rows)
     assert all(final[n] != after[n] for n in NODES)
     assert one_process_per_node(s, NODES) == final
@@ -280,17 +280,17 @@ def test_restart_manager_then_all(run_site: Site) -> None:
 def test_killed_node_is_revived(run_site: Site) -> None:
     """A node killed with SIGKILL comes back as a new process; the others are untouched."""
     s = run_site
-    before = pids(s.nodes_of(AGENT_NAME))
+    before = pids(s.nodes_of(LOCAL_AGENT))
     launches = len(s.launches("worker-01"))
     assert before["worker-01"] is not None
     os.kill(before["worker-01"], signal.SIGKILL)
 
     def revived() -> dict[str, int] | None:
-        now = pids(s.nodes_of(AGENT_NAME))
+        now = pids(s.nodes_of(LOCAL_AGENT))
         return now if now["worker-01"] not in (None, before["worker-01"]) else None
 
     after = wait_until(revived, what="worker-01 revived")
-    s.wait_states(AGENT_NAME, {"worker-01": "RUNNING"})
+    s.wait_states(LOCAL_AGENT, {"worker-01": "RUNNING"})
     assert {n: p for n, p in after.items() if n != "worker-01"} == {
         n: p for n, p in before.items() if n != "worker-01"
     }
@@ -304,14 +304,14 @@ def test_crashing_node_shows_crashed_and_backs_off(tmp_path: Path) -> None:
         start_run(s, "--set", "agent.request_timeout=1")
         cfg = "[manager]\nrole = manager\nenv = ZEEK_DOUBLE_CRASH_AFTER=0.5\n"
         deploy(s, cfg, expect_rc=0)  # it reaches RUNNING before it crashes
-        rows = s.wait_states(AGENT_NAME, {"manager": "CRASHED"})
+        rows = s.wait_states(LOCAL_AGENT, {"manager": "CRASHED"})
         assert "pid" not in rows["manager"]  # no process while CRASHED (Zeek shows the old)
         first = s.launches("manager")[0]["pid"]
         wait_until(lambda: len(s.launches("manager")) >= 3, what="3 launches")
         starts = [rec["started_at"] for rec in s.launches("manager")]
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         assert all(gap >= 0.8 for gap in gaps), gaps
-        rows = s.wait_states(AGENT_NAME, {"manager": ("PENDING", "RUNNING")})
+        rows = s.wait_states(LOCAL_AGENT, {"manager": ("PENDING", "RUNNING")})
         assert rows["manager"]["pid"] != first
         err = (s.node_dir("manager") / "stderr").read_text()
         assert "simulated crash" in err or err == ""  # truncated at each start
@@ -323,7 +323,7 @@ def test_crash_backoff_doubles_every_three_attempts(tmp_path: Path) -> None:
     with site(tmp_path) as s:
         start_run(s, "--set", "agent.request_timeout=1")
         deploy(s, "[manager]\nrole = manager\nenv = ZEEK_DOUBLE_CRASH_AFTER=0.5\n")
-        wait_until(lambda: len(s.launches("manager")) >= 5, timeout=30, what="5 launches")
+        wait_until(lambda: len(s.launches("manager")) >= 5, timeout=30_000 * MS, what="5 launches")
         starts = [rec["started_at"] for rec in s.launches("manager")]
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         # Measured where the double starts, so each gap has some start-up jitter.
@@ -334,12 +334,12 @@ def test_crash_backoff_doubles_every_three_attempts(tmp_path: Path) -> None:
 def test_killed_controller_comes_back_alone(run_site: Site) -> None:
     """kill -9 of the controller: it is restarted; agent, nodes and deployed config stay."""
     s = run_site
-    rows = s.nodes_of(AGENT_NAME)
+    rows = s.nodes_of(LOCAL_AGENT)
     node_pids = pids(rows)
     deployed = s.client("get-config", "--deployed", "--as-json", check=True).json()
     children = run_children(s)
     controller = next(p for n, p in children.items() if n.startswith("zeek.controller"))
-    agent = children[proc_name(f"zeek.{AGENT_NAME}")]
+    agent = children[proc_name(f"zeek.{LOCAL_AGENT}")]
     controller.kill()
 
     def new_controller() -> psutil.Process | None:
@@ -349,10 +349,10 @@ def test_killed_controller_comes_back_alone(run_site: Site) -> None:
         return None
 
     replacement = wait_until(new_controller, what="controller restarted")
-    s.wait_agents(AGENT_NAME)
-    rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+    s.wait_agents(LOCAL_AGENT)
+    rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
     assert pids(rows) == node_pids
-    assert rows[AGENT_NAME]["pid"] == agent.pid and agent.is_running()
+    assert rows[LOCAL_AGENT]["pid"] == agent.pid and agent.is_running()
     assert rows[CONTROLLER_NAME]["pid"] == replacement.pid
     assert s.client("get-config", "--deployed", "--as-json", check=True).json() == deployed
     assert one_process_per_node(s, NODES) == node_pids
@@ -361,27 +361,27 @@ def test_killed_controller_comes_back_alone(run_site: Site) -> None:
 def test_killed_agent_comes_back_and_adopts(run_site: Site) -> None:
     """kill -9 of the agent: it is restarted and adopts the nodes (same pids, no doubles)."""
     s = run_site
-    node_pids = pids(s.nodes_of(AGENT_NAME))
+    node_pids = pids(s.nodes_of(LOCAL_AGENT))
     launches = {n: len(s.launches(n)) for n in NODES}
     children = run_children(s)
-    agent = children[proc_name(f"zeek.{AGENT_NAME}")]
+    agent = children[proc_name(f"zeek.{LOCAL_AGENT}")]
     controller = next(p for n, p in children.items() if n.startswith("zeek.controller"))
     agent.kill()
-    agent.wait(10)
+    agent.wait(TIMEOUT)
     assert all(p is not None and psutil.pid_exists(p) for p in node_pids.values())
 
     def new_agent() -> psutil.Process | None:
-        proc = run_children(s).get(proc_name(f"zeek.{AGENT_NAME}"))
+        proc = run_children(s).get(proc_name(f"zeek.{LOCAL_AGENT}"))
         return proc if proc is not None and proc.pid != agent.pid else None
 
     replacement = wait_until(new_agent, what="agent restarted")
 
     def adopted() -> dict[str, dict[str, object]] | None:
-        rows = s.nodes_of(AGENT_NAME)
-        return rows if rows.get(AGENT_NAME, {}).get("pid") == replacement.pid else None
+        rows = s.nodes_of(LOCAL_AGENT)
+        return rows if rows.get(LOCAL_AGENT, {}).get("pid") == replacement.pid else None
 
     rows = wait_until(adopted, what="new agent answering")
-    rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+    rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
     assert pids(rows) == node_pids
     assert one_process_per_node(s, NODES) == node_pids
     assert {n: len(s.launches(n)) for n in NODES} == launches  # nothing was restarted
@@ -398,6 +398,6 @@ def test_node_output_is_line_buffered(tmp_path: Path) -> None:
         assert out["errors"] == ["request timed out"]
         stdout = s.node_dir("manager") / "stdout"
         wait_until(lambda: stdout.read_text() == "probe-line\n", what="the line in stdout")
-        rows = s.nodes_of(AGENT_NAME)
+        rows = s.nodes_of(LOCAL_AGENT)
         assert rows["manager"]["state"] == "PENDING"
         assert psutil.Process(rows["manager"]["pid"]).is_running()

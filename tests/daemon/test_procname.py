@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.paths import REPO_ROOT
+from tests.support.waiting import MS
 
 _SHOW = """
 import json, os
@@ -30,7 +31,7 @@ def show_title(args: list[str]) -> dict[str, object]:
         capture_output=True,
         text=True,
         check=True,
-        timeout=30,
+        timeout=30_000 * MS,
     ).stdout
     result: dict[str, object] = json.loads(out)
     return result

@@ -11,6 +11,7 @@ from pathlib import Path
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.daemon.run import RUN_POLICY, Child, RunSupervisor
 from mgmt.supervisor.policy import PolicySettings, ProcessState
+from tests.support.waiting import wait_until
 
 EXIT_1 = ["/bin/sh", "-c", "exit 1"]
 
@@ -85,10 +86,7 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     policy = PolicySettings(stop_grace=0.3, term_interval=0.3)
     child = Child("agent", [sys.executable, "-c", code], {}, policy)
     child.start(time.monotonic())
-    deadline = time.monotonic() + 10
-    while not ready.exists():
-        assert time.monotonic() < deadline, "the child did not start"
-        time.sleep(0.01)
+    wait_until(ready.exists, "the child started")
     proc = child.proc
     assert proc is not None
     child.stop()

@@ -17,8 +17,10 @@ import pytest
 
 from mgmt.controller.service import ControllerService
 from mgmt.daemon.sdnotify import Notifier, serve_notifying
-from tests.support.opsutil import Daemon, daemon_env, free_port
+from tests.support.daemons import Daemon, daemon_env
+from tests.support.ports import free_port
 from tests.support.settings import controller_settings
+from tests.support.waiting import MS, TIMEOUT
 
 
 class NotifySocket:
@@ -30,7 +32,7 @@ class NotifySocket:
         self.env_value = env_value
         self.received: list[dict[str, str]] = []
 
-    def recv(self, timeout: float = 10.0) -> dict[str, str]:
+    def recv(self, timeout: float = TIMEOUT) -> dict[str, str]:
         """The next message as a dict of assignments (fails the test at the timeout)."""
         self.sock.settimeout(timeout)
         try:
@@ -41,7 +43,7 @@ class NotifySocket:
         self.received.append(msg)
         return msg
 
-    def recv_until(self, key: str, timeout: float = 10.0) -> dict[str, str]:
+    def recv_until(self, key: str, timeout: float = TIMEOUT) -> dict[str, str]:
         """Receive until a message carries ``key``; return that message."""
         deadline = time.monotonic() + timeout
         while True:
@@ -233,13 +235,13 @@ def _run_and_check(
     env = daemon_env(NOTIFY_SOCKET=ns.env_value, WATCHDOG_USEC="200000")
     d = Daemon(role, args, tmp_path / f"{role}.log", env)
     try:
-        ready = ns.recv_until("READY", timeout=20)
+        ready = ns.recv_until("READY", timeout=20_000 * MS)
         # Right when READY arrives, every port must already accept connections.
         assert all(_connects(p) for p in ports), d.log()
-        assert ns.recv_until("WATCHDOG", timeout=5) == {"WATCHDOG": "1"}
-        assert ns.recv_until("WATCHDOG", timeout=5) == {"WATCHDOG": "1"}
+        assert ns.recv_until("WATCHDOG", timeout=5000 * MS) == {"WATCHDOG": "1"}
+        assert ns.recv_until("WATCHDOG", timeout=5000 * MS) == {"WATCHDOG": "1"}
         d.terminate()
-        assert ns.recv_until("STOPPING", timeout=5)["STOPPING"] == "1"
+        assert ns.recv_until("STOPPING", timeout=5000 * MS)["STOPPING"] == "1"
         assert d.stop() == 0, d.log()
     finally:
         d.stop()

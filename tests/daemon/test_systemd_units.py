@@ -17,6 +17,7 @@ import pytest
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.install.systemd import Installation, render, under_home
 from tests.paths import REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT
 
 UNITS = ("zeek-mgmt-controller.service", "zeek-mgmt-agent.service")
 TEMPLATES = REPO_ROOT / "mgmt" / "install" / "units"
@@ -55,7 +56,7 @@ def _verify_file(path: Path) -> subprocess.CompletedProcess[str]:
         [_analyze(), "verify", "--man=no", str(path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
     )
 
 

@@ -12,14 +12,8 @@ from pathlib import Path
 
 from client.api import ControllerClient
 from mgmt.broker.extevents import ExtensionResult
-from tests.support.e2e_helpers import (
-    CONTROLLER_NAME,
-    TIMEOUT,
-    Site,
-    free_ports,
-    site,
-    wait_until,
-)
+from tests.support.sites import CONTROLLER_NAME, TIMEOUT, Site, site
+from tests.support.waiting import wait_until
 from tests.zeekdouble.zeek import ZEEK_VERSION
 
 AGENTS = ("agent-a", "agent-b")
@@ -28,19 +22,7 @@ AGENTS = ("agent-a", "agent-b")
 def start_cluster(s: Site, tmp_path: Path, *controller_args: str) -> None:
     """A controller and two agents (own names, ports and state), both listed."""
     s.start("controller", *controller_args)
-    for name, port in zip(AGENTS, free_ports(len(AGENTS)), strict=True):
-        state = tmp_path / f"state-{name}"
-        s.start(
-            "agent",
-            env={
-                "ZEEK_AGENT_NAME": name,
-                "ZEEK_AGENT_PORT": str(port),
-                "ZEEK_MANAGEMENT_STATE_DIR": str(state),
-                "ZEEK_MANAGEMENT_SPOOL_DIR": str(state / "spool"),
-            },
-            name=name,
-        )
-    s.wait_agents(*AGENTS)
+    s.start_agents(*AGENTS)
 
 
 def get_versions(s: Site) -> subprocess.CompletedProcess[str]:
@@ -69,7 +51,7 @@ def test_get_versions_names_the_controller_and_every_agent(tmp_path: Path) -> No
         out = json.loads(run.stdout)
         assert out["errors"] == []
         assert sorted(out["results"]) == sorted([CONTROLLER_NAME, *AGENTS])
-        pids = {d.role: d.pid for d in s.daemons}
+        pids = {d.name: d.pid for d in s.daemons}
         for name, entry in out["results"].items():
             role = "controller" if name == CONTROLLER_NAME else "agent"
             assert entry["v"] == 1 and entry["role"] == role and entry["name"] == name
@@ -86,11 +68,13 @@ def test_zeek_client_ignores_extension_traffic(tmp_path: Path) -> None:
         watched = tmp_path / "monitor.out", tmp_path / "monitor.err"
         with open(watched[0], "w") as out, open(watched[1], "w") as err:
             monitor = subprocess.Popen(
-                s.client_argv("-v", "monitor"),
+                s.client_argv("-vv", "monitor"),
                 env={**s.client_env(), "PYTHONUNBUFFERED": "1"},  # lines as they come
                 stdout=out,
                 stderr=err,
             )
+        # The monitor must be subscribed before any extension event is published.
+        wait_until(lambda: "info: peered with controller" in watched[1].read_text(), what="monitor")
         waiting = subprocess.Popen(
             s.client_argv("-v", "test-timeout", "--with-state"),
             env=s.client_env(),

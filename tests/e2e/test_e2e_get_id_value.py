@@ -17,54 +17,28 @@ from pathlib import Path
 import pytest
 
 from mgmt.agent.layout import MANAGEMENT_SCRIPTS, SETTINGS_FILE
-from tests.paths import DATA
-from tests.support.node_helpers import MgmtRun, mgmt_run, wait_for
+from tests.support.reference import reference_output
+from tests.support.sites import QUICKSTART_CFG, Site, mgmt_run, on_instance
+from tests.support.waiting import MS, wait_until
 
-REFERENCE = DATA / "zeek-8.2.2"
 AGENT = "agent-test"
 
-#: The reference cluster (reference/zeek-8.2.2/configs/cluster.cfg) on our agent.
-CLUSTER = f"""\
-[instances]
-{AGENT}
-
-[manager]
-instance = {AGENT}
-role = manager
-
-[logger]
-instance = {AGENT}
-role = logger
-
-[worker-01]
-instance = {AGENT}
-role = worker
-interface = lo
-
-[worker-02]
-instance = {AGENT}
-role = worker
-interface = lo
-"""
+#: The reference cluster (tests/data/zeek-8.2.2/configs/cluster.cfg) on our agent.
+CLUSTER = on_instance(QUICKSTART_CFG, AGENT)
 
 
 def reference(name: str) -> tuple[int, str]:
-    """``(exit code, stdout)`` of a reference capture; fails the test when it is missing."""
-    path = REFERENCE / f"zeek-client_get-id-value_{name}.txt"
-    if not path.is_file():
-        raise AssertionError(f"reference capture missing: {path} (see tests/data/README.md)")
-    text = path.read_text()
-    code = int(text.split("# exit code: ", 1)[1].split("\n", 1)[0])
-    stdout = text.split("## stdout\n", 1)[1].split("## stderr", 1)[0]
-    return code, stdout
+    """``(exit code, stdout)`` of the capture of ``zeek-client get-id-value <name>``."""
+    ref = reference_output(f"get-id-value_{name}")
+    return ref.code, ref.stdout
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MgmtRun]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The reference cluster deployed once for the module's tests."""
     with mgmt_run(tmp_path_factory.mktemp("e2e-id"), agent=AGENT) as run:
-        res = run.deploy(CLUSTER)
-        assert res.code == 0, (res.stdout, res.stderr, run.logtext())
+        res = run.deploy_config(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr, run.daemon_logs())
         yield run
 
 
@@ -76,7 +50,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MgmtRun]:
         (("No::such_id",), "No__such_id"),
     ],
 )
-def test_output_matches_zeek(cluster: MgmtRun, args: tuple[str, ...], capture: str) -> None:
+def test_output_matches_zeek(cluster: Site, args: tuple[str, ...], capture: str) -> None:
     """Exit code and stdout are byte-for-byte those of Zeek 8.2.2 for the same cluster."""
     res = cluster.client("get-id-value", *args)
     expected = reference(capture)
@@ -84,7 +58,7 @@ def test_output_matches_zeek(cluster: MgmtRun, args: tuple[str, ...], capture: s
     assert res.stderr == ""
 
 
-def test_record_table_value_is_a_json_object(cluster: MgmtRun) -> None:
+def test_record_table_value_is_a_json_object(cluster: Site) -> None:
     """Log::all_streams of one node renders as an object keyed by stream, like Zeek's."""
     res = cluster.client("get-id-value", "Log::all_streams", "worker-01")
     assert res.code == 0, res.stderr
@@ -100,7 +74,7 @@ def test_record_table_value_is_a_json_object(cluster: MgmtRun) -> None:
         assert info == zeek_streams[name], name
 
 
-def test_unknown_node(cluster: MgmtRun) -> None:
+def test_unknown_node(cluster: Site) -> None:
     """A node not in the deployment is 'unknown cluster node'; the others still answer."""
     res = cluster.client("get-id-value", "LogAscii::use_json", "worker-99", "worker-01")
     assert res.code == 1
@@ -110,7 +84,7 @@ def test_unknown_node(cluster: MgmtRun) -> None:
     }
 
 
-def test_only_unknown_nodes(cluster: MgmtRun) -> None:
+def test_only_unknown_nodes(cluster: Site) -> None:
     """Naming only unknown nodes gives only their errors (wire spec §5.7)."""
     res = cluster.client("get-id-value", "LogAscii::use_json", "worker-99")
     assert res.code == 1
@@ -120,7 +94,7 @@ def test_only_unknown_nodes(cluster: MgmtRun) -> None:
     }
 
 
-def test_interval_value(cluster: MgmtRun) -> None:
+def test_interval_value(cluster: Site) -> None:
     """Intervals render as Zeek describes them (per node role here)."""
     res = cluster.client("get-id-value", "Log::default_rotation_interval")
     assert res.code == 0, res.stderr
@@ -132,14 +106,15 @@ def test_interval_value(cluster: MgmtRun) -> None:
     }
 
 
-def test_restarted_node_answers_through_a_new_channel(cluster: MgmtRun) -> None:
+def test_restarted_node_answers_through_a_new_channel(cluster: Site) -> None:
     """After a node restarts (new process), get-id-value reaches the new process."""
-    before = cluster.nodes()["worker-02"]["pid"]
+    before = cluster.nodes_of(AGENT)["worker-02"]["pid"]
     res = cluster.client("restart", "worker-02")
     assert res.code == 0, res.stdout
-    wait_for(
+    wait_until(
         lambda: (
-            (row := cluster.nodes()["worker-02"])["pid"] != before and row["state"] == "RUNNING"
+            (row := cluster.nodes_of(AGENT)["worker-02"])["pid"] != before
+            and row["state"] == "RUNNING"
         ),
         "worker-02 running again",
     )
@@ -147,16 +122,17 @@ def test_restarted_node_answers_through_a_new_channel(cluster: MgmtRun) -> None:
     assert (res.code, res.json()) == (0, {"errors": [], "results": {"worker-02": "worker-02"}})
 
 
-def test_killed_node_is_answered_again_after_revival(cluster: MgmtRun) -> None:
+def test_killed_node_is_answered_again_after_revival(cluster: Site) -> None:
     """A node killed with SIGKILL is revived by the agent and answers again."""
-    before = cluster.nodes()["worker-01"]["pid"]
+    before = cluster.nodes_of(AGENT)["worker-01"]["pid"]
     os.kill(before, signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: (
-            (row := cluster.nodes()["worker-01"])["pid"] != before and row["state"] == "RUNNING"
+            (row := cluster.nodes_of(AGENT)["worker-01"])["pid"] != before
+            and row["state"] == "RUNNING"
         ),
         "worker-01 revived",
-        timeout=15,
+        timeout=15_000 * MS,
     )
     res = cluster.client("get-id-value", "Cluster::node", "worker-01")
     assert (res.code, res.json()) == (0, {"errors": [], "results": {"worker-01": "worker-01"}})
@@ -169,7 +145,7 @@ def test_down_node_is_not_in_running_state(tmp_path: Path) -> None:
     config = CLUSTER.rsplit("interface = lo", 1)[0] + "interface = nosuchif0\n"
     # A short agent timeout: the deployment waits that long for worker-02.
     with mgmt_run(tmp_path, agent=AGENT, settings=["agent.request_timeout=2"]) as run:
-        deployed = run.deploy(config)
+        deployed = run.deploy_config(config)
         assert deployed.code == 1  # worker-02 failed
         res = run.client("get-id-value", "Cluster::node")
         assert res.code == 1
@@ -195,9 +171,9 @@ def test_nothing_deployed(tmp_path: Path) -> None:
     }
 
 
-def test_restarted_agent_reaches_adopted_nodes(cluster: MgmtRun) -> None:
+def test_restarted_agent_reaches_adopted_nodes(cluster: Site) -> None:
     """After the agent is killed and restarted, it adopts the nodes and reaches them."""
-    rows = cluster.nodes()
+    rows = cluster.nodes_of(AGENT)
     agent_pid = rows[AGENT]["pid"]
     node_pids = {n: rows[n]["pid"] for n in ("manager", "logger", "worker-01", "worker-02")}
     os.kill(agent_pid, signal.SIGKILL)
@@ -213,13 +189,13 @@ def test_restarted_agent_reaches_adopted_nodes(cluster: MgmtRun) -> None:
             and all(now.get(n, {}).get("state") == "RUNNING" for n in node_pids)
         )
 
-    wait_for(readopted, "a new agent", timeout=20)
+    wait_until(readopted, "a new agent", timeout=20_000 * MS)
     res = cluster.client("get-id-value", "Cluster::node")
     assert (res.code, res.json()) == (
         0,
         {"errors": [], "results": {n: n for n in node_pids}},
     )
-    after = cluster.nodes()
+    after = cluster.nodes_of(AGENT)
     assert {n: after[n]["pid"] for n in node_pids} == node_pids  # adopted, not restarted
 
 
@@ -238,9 +214,9 @@ def test_management_settings_answer_with_the_values_in_effect(tmp_path: Path) ->
     fake_management_scripts(tmp_path / "zeek-prefix")
     settings = ["controller.auto_assign_metrics_start_port=9300", "agent.archive_interval=1800"]
     with mgmt_run(tmp_path, agent=AGENT, settings=settings) as run:
-        res = run.deploy(CLUSTER)
-        assert res.code == 0, (res.stdout, res.stderr, run.logtext())
-        metrics = {n: row.get("metrics_port") for n, row in run.nodes().items()}
+        res = run.deploy_config(CLUSTER)
+        assert res.code == 0, (res.stdout, res.stderr, run.daemon_logs())
+        metrics = {n: row.get("metrics_port") for n, row in run.nodes_of(AGENT).items()}
 
         def value(ident: str, node: str = "manager") -> object:
             out = run.client("get-id-value", ident, node)
@@ -256,10 +232,10 @@ def test_management_settings_answer_with_the_values_in_effect(tmp_path: Path) ->
         assert value("Management::Controller::name") == "controller-test"
         assert value("Management::Agent::name") == AGENT
         assert value("Management::Agent::archive_interval") == "30.0 mins"
-        assert value("Management::spool_dir") == str(run.spool)
+        assert value("Management::spool_dir") == str(run.spool_dir)
         assert value("Management::Agent::controller") == {
             "address": "127.0.0.1",
-            "bound_port": {"port": run.agent_port, "proto": "tcp"},
+            "bound_port": {"port": run.controller_port, "proto": "tcp"},
         }
         assert value("Management::Controller::topic") == "zeek/management/controller"
 
@@ -267,7 +243,7 @@ def test_management_settings_answer_with_the_values_in_effect(tmp_path: Path) ->
 def test_management_settings_unknown_without_the_scripts(tmp_path: Path) -> None:
     """A Zeek without the Management scripts: nothing is loaded, the ids are unknown."""
     with mgmt_run(tmp_path, agent=AGENT) as run:
-        res = run.deploy(CLUSTER)
+        res = run.deploy_config(CLUSTER)
         assert res.code == 0, (res.stdout, res.stderr)
         settings = (run.node_dir(AGENT) / "layout" / SETTINGS_FILE).read_text()
         assert "@load" not in settings and "redef" not in settings

@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from tests.paths import REPO_ROOT
-from tests.support.e2e_helpers import ZEEK_CLIENT, wait_until
+from tests.support.cli import RUN_TIMEOUT, zeek_client_path
+from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
 pytestmark = pytest.mark.netns
@@ -116,10 +117,10 @@ def _in(ns: str, argv: list[str], env: dict[str, str], log: Path) -> subprocess.
 
 def _client(ns: str, *args: str) -> tuple[int, dict[str, object]]:
     out = subprocess.run(
-        ["ip", "netns", "exec", ns, ZEEK_CLIENT, "--controller", "127.0.0.1:2149", *args],
+        ["ip", "netns", "exec", ns, zeek_client_path(), "--controller", "127.0.0.1:2149", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
     )
     try:
         parsed: dict[str, object] = json.loads(out.stdout) if out.stdout.strip() else {}
@@ -170,7 +171,7 @@ def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_
             rc, out = _client(hosts["controller"], "get-instances")
             return out if rc == 0 and set(AGENTS) <= set(out) else None
 
-        instances = wait_until(both_listed, timeout=60, interval=0.3, what="both agents")
+        instances = wait_until(both_listed, timeout=60_000 * MS, interval=0.3, what="both agents")
         for agent, addr in AGENTS.items():
             assert instances[agent] == {"host": addr}
 
@@ -204,7 +205,7 @@ def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_
         hung = []
         for proc in procs:
             try:
-                proc.wait(timeout=40)
+                proc.wait(timeout=40_000 * MS)
             except subprocess.TimeoutExpired:
                 hung.append(proc.args)
                 proc.kill()

@@ -33,17 +33,7 @@ from mgmt.agent.layout import (
     ManagementSettings,
     settings_text,
 )
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
-    CONTROLLER_NAME,
-    Site,
-    comm,
-    node_rows,
-    pids,
-    proc_name,
-    wait_until,
-)
-from tests.support.node_helpers import NODE_SCRIPT_TEXT
+from tests.support.double_nodes import NODE_SCRIPT_TEXT
 from tests.support.real_zeek import (
     NODES,
     TIMEOUT,
@@ -53,7 +43,10 @@ from tests.support.real_zeek import (
     real_zeek,
     write_script,
 )
+from tests.support.reference import LOCAL_AGENT
 from tests.support.settings import agent_settings, controller_settings
+from tests.support.sites import CONTROLLER_NAME, Site, comm, node_rows, pids, proc_name
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.zeek
 
@@ -88,12 +81,12 @@ def deploy(s: Site, text: str) -> tuple[int, dict[str, object]]:
     """``zeek-client deploy-config`` of ``text``: exit code and JSON output."""
     s.write_cfg(text)
     res = s.client("deploy-config", "cluster.cfg", timeout=TIMEOUT)
-    return res.returncode, res.json()
+    return res.code, res.json()
 
 
 def all_running(s: Site) -> dict[str, dict[str, object]]:
     """Wait until every node of the shared cluster is RUNNING; its get-nodes rows."""
-    return s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"), timeout=TIMEOUT)
+    return s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"), timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +128,7 @@ def test_quickstart_deploy_runs_five_real_nodes(
     assert out["errors"] == []
     results = out["results"]
     assert isinstance(results, dict)
-    assert results["nodes"] == {n: {"instance": AGENT_NAME, "success": True} for n in NODES}
+    assert results["nodes"] == {n: {"instance": LOCAL_AGENT, "success": True} for n in NODES}
     rows = all_running(s)
     nodes = node_rows(rows)
     assert sorted(nodes) == NODES
@@ -170,7 +163,7 @@ def test_get_id_value_on_every_node(cluster: Site) -> None:
     res = cluster.client("get-id-value", "Log::default_rotation_interval", "logger", check=True)
     assert res.json()["results"] == {"logger": "2.0 secs"}  # the logger's own script
     res = cluster.client("get-id-value", "No::such_id")
-    assert res.returncode == 1
+    assert res.code == 1
     assert res.json() == {
         "errors": [{"error": "unknown id", "source": n} for n in NODES],
         "results": {},
@@ -191,7 +184,7 @@ def test_management_ids_have_the_values_in_effect(cluster: Site) -> None:
     assert port == {"port": METRICS_START, "proto": "tcp"}
     assert everywhere("Management::Controller::name") == CONTROLLER_NAME
     assert everywhere("Management::Controller::listen_port") == f"{cluster.controller_port}/tcp"
-    assert everywhere("Management::Agent::name") == AGENT_NAME
+    assert everywhere("Management::Agent::name") == LOCAL_AGENT
     assert everywhere("Management::Agent::controller") == {
         "address": "127.0.0.1",
         "bound_port": {"port": cluster.controller_port, "proto": "tcp"},
@@ -207,7 +200,7 @@ def test_restart_named_then_all(cluster: Site) -> None:
     """restart logger gives the logger a new process; restart gives every node one.
     The agent does not dial the stopping nodes (no connection warnings)."""
     log_start = len(cluster.daemon_logs())
-    before = pids(cluster.nodes_of(AGENT_NAME))
+    before = pids(cluster.nodes_of(LOCAL_AGENT))
     res = cluster.client("restart", "logger", check=True, timeout=TIMEOUT)
     assert res.json() == {"errors": [], "results": {"logger": True}}
     after = pids(all_running(cluster))
@@ -227,16 +220,16 @@ def test_restart_named_then_all(cluster: Site) -> None:
 
 def test_killed_node_is_revived(cluster: Site) -> None:
     """kill -9 of a worker: the agent starts a new process, RUNNING again; others untouched."""
-    before = pids(cluster.nodes_of(AGENT_NAME))
+    before = pids(cluster.nodes_of(LOCAL_AGENT))
     victim = before["worker-01"]
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
 
     def revived() -> dict[str, int | None] | None:
-        now = pids(cluster.nodes_of(AGENT_NAME))
+        now = pids(cluster.nodes_of(LOCAL_AGENT))
         return now if now["worker-01"] not in (None, victim) else None
 
-    after = wait_until(revived, TIMEOUT, interval=0.2, what="worker-01 revived")
+    after = wait_until(revived, "worker-01 revived", timeout=TIMEOUT, interval=0.2)
     all_running(cluster)
     assert {n: p for n, p in after.items() if n != "worker-01"} == {
         n: p for n, p in before.items() if n != "worker-01"
@@ -253,7 +246,7 @@ def test_rotation_into_the_queue_and_both_archivers(cluster: Site, tmp_path: Pat
     def rotated() -> list[Path]:
         return sorted(p for p in queue.iterdir() if QUEUE_NAME.match(p.name))
 
-    files = wait_until(rotated, TIMEOUT, interval=0.2, what="rotated logs in the queue")
+    files = wait_until(rotated, "rotated logs in the queue", timeout=TIMEOUT, interval=0.2)
     assert all(QUEUE_NAME.match(p.name) for p in queue.iterdir()), sorted(queue.iterdir())
     trees = {}
     for which, argv in (
@@ -352,14 +345,14 @@ def test_bad_interface_fails_the_deploy_with_zeeks_pcap_error(scratch: Site) -> 
     assert code == 1, out
     assert out["errors"] == ["request timed out"]
     nodes = out["results"]["nodes"]  # type: ignore[index]
-    assert nodes["manager"] == {"instance": AGENT_NAME, "success": True}
+    assert nodes["manager"] == {"instance": LOCAL_AGENT, "success": True}
     assert nodes["worker-01"] == {
-        "instance": AGENT_NAME,
+        "instance": LOCAL_AGENT,
         "stderr": PCAP_ERROR,
         "stdout": "",
         "success": False,
     }
-    rows = scratch.nodes_of(AGENT_NAME)
+    rows = scratch.nodes_of(LOCAL_AGENT)
     assert rows["worker-01"]["state"] != "RUNNING"
 
 
@@ -375,7 +368,7 @@ def test_script_syntax_error_fails_the_deploy(scratch: Site) -> None:
     manager = out["results"]["nodes"]["manager"]  # type: ignore[index]
     assert manager["success"] is False
     assert f'error in {broken}, line 4: syntax error, at or near "}}"' in manager["stderr"]
-    assert scratch.nodes_of(AGENT_NAME)["manager"]["state"] != "RUNNING"
+    assert scratch.nodes_of(LOCAL_AGENT)["manager"]["state"] != "RUNNING"
 
 
 def test_print_then_block_shows_the_line_at_once(scratch: Site) -> None:
@@ -399,13 +392,13 @@ def test_print_then_block_shows_the_line_at_once(scratch: Site) -> None:
     try:
 
         def printed() -> int | None:
-            rows = scratch.nodes_of(AGENT_NAME)
+            rows = scratch.nodes_of(LOCAL_AGENT)
             pid = rows.get("manager", {}).get("pid")
             if pid and stdout.exists() and stdout.read_text() == "zeek-mgmt probe line\n":
                 return int(pid)
             return None
 
-        pid = wait_until(printed, TIMEOUT, interval=0.1, what="the probe line in stdout")
+        pid = wait_until(printed, "the probe line in stdout", timeout=TIMEOUT, interval=0.1)
         assert psutil.Process(pid).is_running()  # not flushed by an exit
         assert (scratch.node_dir("manager") / ".status").read_text().startswith("INITIALIZING")
     finally:
@@ -430,7 +423,7 @@ def test_agent_archives_the_final_logs_when_it_stops(
         def logs() -> set[str]:
             return {p.name[: -len(".log")] for p in logger.glob("[a-z]*.log")}
 
-        written = wait_until(logs, TIMEOUT, interval=0.2, what="logs on the logger")
+        written = wait_until(logs, "logs on the logger", timeout=TIMEOUT, interval=0.2)
         (run,) = s.daemons
         assert run.stop(TIMEOUT) == 0
         log = run.log()

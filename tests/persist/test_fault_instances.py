@@ -23,17 +23,11 @@ import psutil
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.persist.lock import InstanceLock
-from tests.support.e2e_helpers import (
-    AGENT_NAME,
-    CONTROLLER_NAME,
-    QUICKSTART_CFG,
-    REPO_ROOT,
-    TIMEOUT,
-    Site,
-    deploy,
-    pids,
-    site,
-)
+from tests.paths import REPO_ROOT
+from tests.support.daemons import Daemon
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import CONTROLLER_NAME, QUICKSTART_CFG, TIMEOUT, Site, deploy, pids, site
+from tests.support.waiting import MS
 
 NODES = ["logger", "manager", "worker-01", "worker-02"]
 
@@ -55,7 +49,7 @@ def try_lock(state_dir: Path, role: str) -> subprocess.CompletedProcess[str]:
     )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30_000 * MS
     )
 
 
@@ -99,10 +93,10 @@ def deployed_site(tmp_path: Path, *, run: bool = False) -> Iterator[tuple[Site, 
         else:
             s.start("controller")
             s.start("agent")
-        s.wait_agents(AGENT_NAME)
+        s.wait_agents(LOCAL_AGENT)
         out = deploy(s, QUICKSTART_CFG)
         assert out["errors"] == [], out
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         yield s, {n: p for n, p in pids(rows).items() if p is not None}
 
 
@@ -117,15 +111,21 @@ def alive(node_pids: dict[str, int]) -> dict[str, bool]:
     return out
 
 
+def start_second(s: Site, role: str) -> tuple[Daemon, Daemon, int]:
+    """Start a second ``role`` daemon on the site's state dir and wait for it to exit:
+    ``(the first, the second, its exit status)``."""
+    first = next(d for d in s.daemons if d.role == role)
+    second = s.start(role, name=f"{role}-2")
+    return first, second, second.proc.wait(TIMEOUT)
+
+
 def test_second_agent_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path) -> None:
     """A second agent on a state dir in use exits at once (78) naming the first one's
     pid; the nodes, their node table and agent.toml are untouched."""
     with deployed_site(tmp_path) as (s, node_pids):
-        first = next(d for d in s.daemons if d.role == "agent")
-        work = s.node_dir(AGENT_NAME)
+        work = s.node_dir(LOCAL_AGENT)
         before = {f: (work / f).read_bytes() for f in ("nodes.toml", "agent.toml")}
-        second = s.start("agent", name="agent-2")
-        status = second.proc.wait(TIMEOUT)
+        first, second, status = start_second(s, "agent")
         assert alive(node_pids) == dict.fromkeys(NODES, True)
         assert {f: (work / f).read_bytes() for f in before} == before
         assert status == EXIT_FATAL
@@ -134,24 +134,22 @@ def test_second_agent_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path)
             f"{s.state_dir}"
         ) in second.log()
         assert "adopted" not in second.log() and "Traceback" not in second.log()
-        assert pids(s.nodes_of(AGENT_NAME)) == node_pids
+        assert pids(s.nodes_of(LOCAL_AGENT)) == node_pids
 
 
 def test_second_controller_on_the_state_dir_exits_and_touches_nothing(tmp_path: Path) -> None:
     """A second controller on a state dir in use exits at once (78) naming the first
     one; controller.toml and the pid file stay, and the first keeps serving."""
     with deployed_site(tmp_path) as (s, _):
-        first = next(d for d in s.daemons if d.role == "controller")
         work = s.node_dir(CONTROLLER_NAME)
         before = {f: (work / f).read_bytes() for f in ("controller.toml", ".pid")}
-        second = s.start("controller", name="controller-2")
-        status = second.proc.wait(TIMEOUT)
+        first, second, status = start_second(s, "controller")
         assert {f: (work / f).read_bytes() for f in before} == before
         assert status == EXIT_FATAL
         assert (
             f"another zeek-mgmt controller (pid {first.pid}) is using {s.state_dir}"
         ) in second.log()
-        assert s.client("get-config", "--deployed").returncode == 0
+        assert s.client("get-config", "--deployed").code == 0
 
 
 def test_second_run_on_the_state_dir_exits_and_leaves_the_cluster_alone(
@@ -160,14 +158,14 @@ def test_second_run_on_the_state_dir_exits_and_leaves_the_cluster_alone(
     """A second ``zeek-mgmt run`` on the same state dir exits (78) without restarting
     its children; the first cluster's nodes keep their pids."""
     with deployed_site(tmp_path, run=True) as (s, node_pids):
-        second = s.start("run", name="run-2")
-        assert second.proc.wait(TIMEOUT) == EXIT_FATAL
+        _, second, status = start_second(s, "run")
+        assert status == EXIT_FATAL
         log = second.log()
         # The child that gets there first reports; run then stops the other one.
         assert f") is using {s.state_dir}" in log
         assert "not restarting" in log and "restarting in" not in log
         assert alive(node_pids) == dict.fromkeys(NODES, True)
-        assert pids(s.nodes_of(AGENT_NAME)) == node_pids
+        assert pids(s.nodes_of(LOCAL_AGENT)) == node_pids
 
 
 @contextmanager
@@ -186,7 +184,7 @@ def test_agent_whose_port_is_taken_leaves_the_nodes_alone(tmp_path: Path) -> Non
     can bind adopts them unchanged."""
     with deployed_site(tmp_path) as (s, node_pids):
         first = next(d for d in s.daemons if d.role == "agent")
-        table = s.node_dir(AGENT_NAME) / "nodes.toml"
+        table = s.node_dir(LOCAL_AGENT) / "nodes.toml"
         first.kill()
         before = table.read_bytes()
         with port_taken(s.agent_port):
@@ -199,7 +197,7 @@ def test_agent_whose_port_is_taken_leaves_the_nodes_alone(tmp_path: Path) -> Non
         assert "adopted" not in blocked.log()
 
         s.start("agent", name="agent-3")
-        rows = s.wait_states(AGENT_NAME, dict.fromkeys(NODES, "RUNNING"))
+        rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"))
         assert pids(rows) == node_pids
 
 

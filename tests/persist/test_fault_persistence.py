@@ -10,9 +10,7 @@ start-up, and an agent reports its own persistence failures in the deploy result
 
 from __future__ import annotations
 
-import asyncio
 import resource
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +18,14 @@ from typing import Any
 import pytest
 
 from mgmt.broker import events as ev
-from tests.support.controller_helpers import (
-    ControllerProcess,
-    FakeAgent,
-    agent_uri,
-    fake_agents,
-    run_zeek_client,
-)
-from tests.support.e2e_helpers import AGENT_NAME, QUICKSTART_CFG, port_open, site, wait_until
+from tests.support.cli import Run, run_zeek_client
+from tests.support.controller_harness import ControllerProcess, agent_uri
+from tests.support.fake_agent import FakeAgent, fake_agents
 from tests.support.faultfs import Tmpfs, mounted_tmpfs
+from tests.support.ports import port_open
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import QUICKSTART_CFG, site
+from tests.support.waiting import wait_until
 
 NO_SPACE = "No space left on device"
 
@@ -40,12 +37,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
         yield fs
 
 
-def controller(state_dir: Path, log_dir: Path) -> ControllerProcess:
-    """A controller daemon on ``state_dir`` whose output goes to ``log_dir`` (so that no
-    file on the state file system stays open for writing)."""
-    proc = ControllerProcess(state_dir)
-    proc.log = log_dir / "controller.log"
-    return proc
+def controller(root: Path, tmp_path: Path) -> ControllerProcess:
+    """A controller daemon with its state under ``root`` and its log in ``tmp_path`` (so
+    that no file on a test file system stays open for writing)."""
+    return ControllerProcess(root / "state", log=tmp_path / "controller.log")
 
 
 def cluster_file(path: Path, workers: int, instance: str = "agent-a") -> Path:
@@ -60,15 +55,20 @@ def cluster_file(path: Path, workers: int, instance: str = "agent-a") -> Path:
 async def get_config(proc: ControllerProcess, *flags: str) -> Any:
     """``zeek-client get-config --as-json`` (asserting it worked)."""
     run = await run_zeek_client(proc.client_port, "get-config", "--as-json", *flags)
-    assert run.rc == 0, run
+    assert run.code == 0, run
     return run.json()
 
 
-async def restart(proc: ControllerProcess) -> None:
-    """SIGTERM (clean exit), start again, wait until it listens."""
-    assert proc.kill(signal.SIGTERM) == 0
-    proc.start()
-    await proc.wait_listening()
+async def stage(proc: ControllerProcess, config: Path) -> Run:
+    """``zeek-client stage-config <config>``."""
+    return await run_zeek_client(proc.client_port, "stage-config", str(config))
+
+
+async def staged_first(proc: ControllerProcess, tmp_path: Path) -> Any:
+    """Stage a first configuration (asserting it worked); what get-config shows then."""
+    first = await stage(proc, cluster_file(tmp_path / "a.cfg", 1))
+    assert first.code == 0, first
+    return await get_config(proc)
 
 
 def persist_error(proc: ControllerProcess, reason: str) -> str:
@@ -82,34 +82,25 @@ async def test_stage_on_a_full_disk_fails_and_keeps_the_previous(
 ) -> None:
     """Disk full: stage-config exits 1 with the reason, get-config shows the previous
     staged configuration (also after a restart); with space back, staging works again."""
-    proc = controller(tmpfs.path / "state", tmp_path)
-    try:
-        proc.start()
-        await proc.wait_listening()
-        first = await run_zeek_client(
-            proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
-        )
-        assert first.rc == 0, first
-        before = await get_config(proc)
+    async with controller(tmpfs.path, tmp_path) as proc:
+        before = await staged_first(proc, tmp_path)
 
         tmpfs.fill()
         second = cluster_file(tmp_path / "b.cfg", 2)
-        run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 1, run
+        run = await stage(proc, second)
+        assert run.code == 1, run
         assert run.json()["errors"] == [persist_error(proc, NO_SPACE)]
         assert await get_config(proc) == before
-        await restart(proc)  # still full: it starts and serves what is on disk
+        await proc.restart()  # still full: it starts and serves what is on disk
         assert await get_config(proc) == before
 
         tmpfs.free()
-        run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
+        run = await stage(proc, second)
+        assert run.code == 0, run
         after = await get_config(proc)
         assert after["id"] == run.json()["results"]["id"] != before["id"]
-        await restart(proc)
+        await proc.restart()
         assert await get_config(proc) == after
-    finally:
-        proc.stop()
 
 
 @pytest.mark.asyncio
@@ -117,81 +108,58 @@ async def test_deploy_on_a_full_disk_changes_nothing(tmp_path: Path, tmpfs: Tmpf
     """Disk full: deploy exits 1 with the reason before any agent is told anything; the
     deployed configuration stays the previous one, also after a restart (which redeploys
     that one); with space back, the same deploy works."""
-    proc = controller(tmpfs.path / "state", tmp_path)
     agent = FakeAgent("agent-a")
-    try:
-        proc.start()
-        await proc.wait_listening()
-        async with fake_agents(agent):
-            await agent.dial(agent_uri(proc.agent_port))
-            run = await run_zeek_client(
-                proc.client_port, "deploy-config", str(cluster_file(tmp_path / "a.cfg", 1))
-            )
-            assert run.rc == 0, run
-            deployed = await get_config(proc, "--deployed")
-            staged = await run_zeek_client(
-                proc.client_port, "stage-config", str(cluster_file(tmp_path / "b.cfg", 2))
-            )
-            assert staged.rc == 0, staged
-            assert agent.count(ev.AgentDeployRequest) == 1
+    async with controller(tmpfs.path, tmp_path) as proc, fake_agents(agent):
+        await agent.dial(agent_uri(proc.agent_port))
+        run = await run_zeek_client(
+            proc.client_port, "deploy-config", str(cluster_file(tmp_path / "a.cfg", 1))
+        )
+        assert run.code == 0, run
+        deployed = await get_config(proc, "--deployed")
+        staged = await stage(proc, cluster_file(tmp_path / "b.cfg", 2))
+        assert staged.code == 0, staged
+        assert agent.count(ev.AgentDeployRequest) == 1
 
-            tmpfs.fill()
-            run = await run_zeek_client(proc.client_port, "deploy")
-            assert run.rc == 1, run
-            assert run.json()["errors"] == [persist_error(proc, NO_SPACE)]
-            assert agent.count(ev.AgentDeployRequest) == 1  # the cluster was not touched
-            assert await get_config(proc, "--deployed") == deployed
+        tmpfs.fill()
+        run = await run_zeek_client(proc.client_port, "deploy")
+        assert run.code == 1, run
+        assert run.json()["errors"] == [persist_error(proc, NO_SPACE)]
+        assert agent.count(ev.AgentDeployRequest) == 1  # the cluster was not touched
+        assert await get_config(proc, "--deployed") == deployed
 
-            await restart(proc)
-            assert await get_config(proc, "--deployed") == deployed
-            await asyncio.wait_for(_deploys(agent, 2), 10)  # the redeploy after restart
-            last = [e for e in agent.received if isinstance(e, ev.AgentDeployRequest)][-1]
-            assert last.config.id == deployed["id"]
+        await proc.restart()
+        assert await get_config(proc, "--deployed") == deployed
+        last = await agent.wait_received(ev.AgentDeployRequest, 2)  # the redeploy after restart
+        assert last.config.id == deployed["id"]
 
-            tmpfs.free()
-            run = await run_zeek_client(proc.client_port, "deploy")
-            assert (run.rc, run.json()["results"]["id"]) == (0, staged.json()["results"]["id"])
-            assert (await get_config(proc, "--deployed"))["id"] == staged.json()["results"]["id"]
-    finally:
-        proc.stop()
-
-
-async def _deploys(agent: FakeAgent, count: int) -> None:
-    while agent.count(ev.AgentDeployRequest) < count:
-        agent.changed.clear()
-        await agent.changed.wait()
+        tmpfs.free()
+        run = await run_zeek_client(proc.client_port, "deploy")
+        assert (run.code, run.json()["results"]["id"]) == (0, staged.json()["results"]["id"])
+        assert (await get_config(proc, "--deployed"))["id"] == staged.json()["results"]["id"]
 
 
 @pytest.mark.asyncio
 async def test_read_only_state_fails_stage_and_deploy(tmp_path: Path, tmpfs: Tmpfs) -> None:
     """Read-only state file system: stage-config and deploy exit 1 naming it, get-config
     still shows the previous one; once writable again, staging works."""
-    proc = controller(tmpfs.path / "state", tmp_path)
-    try:
-        proc.start()
-        await proc.wait_listening()
-        ok = await run_zeek_client(
-            proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
-        )
-        assert ok.rc == 0, ok
-        before = await get_config(proc)
+    async with controller(tmpfs.path, tmp_path) as proc:
+        before = await staged_first(proc, tmp_path)
 
         tmpfs.read_only()
         second = cluster_file(tmp_path / "b.cfg", 2)
-        run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Read-only file system")])
-        run = await run_zeek_client(proc.client_port, "deploy")
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Read-only file system")])
+        for run in (await stage(proc, second), await run_zeek_client(proc.client_port, "deploy")):
+            assert (run.code, run.json()["errors"]) == (
+                1,
+                [persist_error(proc, "Read-only file system")],
+            )
         assert await get_config(proc) == before
         nothing = await run_zeek_client(proc.client_port, "get-config", "--deployed")
-        assert nothing.rc == 1  # still nothing deployed
+        assert nothing.code == 1  # still nothing deployed
 
         tmpfs.writable()
-        run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
+        run = await stage(proc, second)
+        assert run.code == 0, run
         assert (await get_config(proc))["id"] != before["id"]
-    finally:
-        proc.stop()
 
 
 def _lowest_free_fd(pid: int) -> int:
@@ -208,38 +176,28 @@ async def test_stage_without_free_file_descriptors_fails_and_keeps_serving(
 ) -> None:
     """Out of file descriptors: stage-config exits 1 with 'Too many open files' and
     changes nothing; with the limit raised again the controller serves as before."""
-    proc = controller(tmp_path / "state", tmp_path)
-    try:
-        proc.start()
-        await proc.wait_listening()
-        ok = await run_zeek_client(
-            proc.client_port, "stage-config", str(cluster_file(tmp_path / "a.cfg", 1))
-        )
-        assert ok.rc == 0, ok
-        before = await get_config(proc)
-        assert proc.proc is not None
+    async with controller(tmp_path, tmp_path) as proc:
+        before = await staged_first(proc, tmp_path)
         pid = proc.proc.pid
         limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
         # One descriptor left: the client's connection gets it, the state file does not.
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (_lowest_free_fd(pid) + 1, limits[1]))
         try:
             second = cluster_file(tmp_path / "b.cfg", 2)
-            run = await run_zeek_client(proc.client_port, "stage-config", str(second))
+            run = await stage(proc, second)
         finally:
             resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
-        assert (run.rc, run.json()["errors"]) == (1, [persist_error(proc, "Too many open files")])
+        assert (run.code, run.json()["errors"]) == (1, [persist_error(proc, "Too many open files")])
         assert await get_config(proc) == before
-        run = await run_zeek_client(proc.client_port, "stage-config", str(second))
-        assert run.rc == 0, run
-    finally:
-        proc.stop()
+        run = await stage(proc, second)
+        assert run.code == 0, run
 
 
 @pytest.mark.asyncio
 async def test_controller_removes_leftover_temporary_files(tmp_path: Path) -> None:
     """Temporary files of writes killed midway (``.controller.toml.*.tmp``) are removed at
     start-up and the removal is logged; other files are left alone."""
-    proc = controller(tmp_path / "state", tmp_path)
+    proc = controller(tmp_path, tmp_path)
     work = proc.state_file.parent
     work.mkdir(parents=True)
     leftovers = [work / ".controller.toml.k1ll3d_x.tmp", work / ".controller.toml.4242.tmp"]
@@ -248,22 +206,18 @@ async def test_controller_removes_leftover_temporary_files(tmp_path: Path) -> No
     others = [work / ".controller.toml.tmp", work / ".other.toml.x.tmp", work / "notes.tmp"]
     for path in others:
         path.write_text("keep me")
-    try:
-        proc.start()
-        await proc.wait_listening()
+    async with proc:
         assert not any(p.exists() for p in leftovers)
         assert all(p.read_text() == "keep me" for p in others)
         log = proc.log.read_text()
         assert all(f"removed {p}, left over from an interrupted write" in log for p in leftovers)
-    finally:
-        proc.stop()
 
 
 def test_agent_removes_leftover_temporary_files(tmp_path: Path) -> None:
     """An agent removes the temporary files of killed writes of agent.toml, the node
     table and the layout files at start-up, and nothing else."""
     with site(tmp_path) as s:
-        work = s.node_dir(AGENT_NAME)
+        work = s.node_dir(LOCAL_AGENT)
         (work / "layout").mkdir(parents=True)
         leftovers = [
             work / ".agent.toml.abc_123.tmp",
@@ -288,12 +242,12 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
     with site(tmp_path) as s:
         s.start("controller")
         s.start("agent")
-        s.wait_agents(AGENT_NAME)
-        state_file = s.node_dir(AGENT_NAME) / "agent.toml"
+        s.wait_agents(LOCAL_AGENT)
+        state_file = s.node_dir(LOCAL_AGENT) / "agent.toml"
         state_file.mkdir(parents=True)  # a directory where the file must go
         s.write_cfg(QUICKSTART_CFG)
         run = s.client("deploy-config", "cluster.cfg")
-        assert run.returncode == 1, run
+        assert run.code == 1, run
         out = run.json()
         assert out["errors"] == [
             f"could not persist configuration: {state_file}: cannot write: Is a directory"
@@ -303,6 +257,6 @@ def test_agent_reports_a_configuration_it_cannot_persist(tmp_path: Path) -> None
         )
         controller_log = s.daemons[0].log()
         # The agent's message is peer text: logged quoted and shortened.
-        assert f"instance {AGENT_NAME} reports error: 'could not persist configuration" in (
+        assert f"instance {LOCAL_AGENT} reports error: 'could not persist configuration" in (
             controller_log
         )

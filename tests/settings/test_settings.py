@@ -21,6 +21,7 @@ from mgmt.settings.schema import HostInfo
 from mgmt.settings.show import render_settings
 from mgmt.settings.sources import load_settings
 from tests.paths import REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT
 
 HOST = HostInfo(hostname="testhost", is_root=False, home="/home/tester")
 #: An empty PATH: no zeek or zeek-archiver is found, whatever is installed here.
@@ -696,7 +697,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
         env={**clean, "PYTHONPATH": str(REPO_ROOT), **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=RUN_TIMEOUT,
         check=False,
     )
 

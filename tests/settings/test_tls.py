@@ -20,8 +20,11 @@ from mgmt.settings.sources import load_settings
 from mgmt.settings.tls import agent_tls, client_context, controller_tls, server_context
 from mgmt.transport import Server, connect
 from mgmt.transport.client import describe_connect_error
-from tests.support.opsutil import daemon, daemon_env, free_port, zeek_client
+from tests.support.cli import run_zeek_client_sync
+from tests.support.daemons import daemon, daemon_env
+from tests.support.ports import free_port
 from tests.support.tlscerts import Pki, have_openssl, make_pki
+from tests.support.waiting import MS
 
 HOST = HostInfo("testhost", is_root=False, home="/nonexistent")
 
@@ -205,7 +208,7 @@ def test_daemon_refuses_to_start_with_a_missing_file(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mgmt", "controller", "--state-dir", str(tmp_path),
          "--set", "tls_cert=/nonexistent/c.pem"],
-        capture_output=True, text=True, timeout=30, env=daemon_env(),
+        capture_output=True, text=True, timeout=30_000 * MS, env=daemon_env(),
     )  # fmt: skip
     assert proc.returncode == EXIT_FATAL
     assert (
@@ -337,8 +340,8 @@ def test_only_agents_with_a_ca_certificate_register(tmp_path: Path, pki: Pki) ->
             ctl.wait_log(f"{failed}: the peer does not speak TLS")
 
             # The client port is not part of the agent channel: plaintext zeek-client.
-            result = zeek_client(client_port, "get-instances")
-            assert result.returncode == 0, result.stderr
+            result = run_zeek_client_sync(client_port, "get-instances")
+            assert result.code == 0, result.stderr
             assert '"good"' in result.stdout
             assert "rogue" not in result.stdout and "plain" not in result.stdout
 
@@ -363,15 +366,15 @@ def test_tls_for_clients_only(tmp_path: Path, pki: Pki) -> None:
         ctl.wait_log("rx notify_agent_hello plain")
         # zeek-client verifies only when it also has a certificate; its TLS 1.2 cipher list
         # is anonymous-only, so this checks that TLS 1.3 with our certificate works for it.
-        result = zeek_client(
+        result = run_zeek_client_sync(
             client_port, "get-instances",
             settings={"ssl.enable": "true", "ssl.cafile": str(pki.ca)},
         )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        assert result.code == 0, result.stderr
         assert '"plain"' in result.stdout
 
-        plain_client = zeek_client(client_port, "get-instances")
-        assert plain_client.returncode == 1
+        plain_client = run_zeek_client_sync(client_port, "get-instances")
+        assert plain_client.code == 1
         assert "Connection to remote host was lost" in plain_client.stderr
         ctl.wait_log("client port: TLS handshake with a peer failed: the peer does not")
 
@@ -392,21 +395,23 @@ def test_zeek_client_with_certificate_on_mutual_tls_client_port(tmp_path: Path, 
             "ssl.keyfile": str(pki.agent.key),
             "ssl.cafile": str(pki.ca),
         }
-        ok = zeek_client(client_port, "get-instances", settings=with_cert)
-        assert ok.returncode == 0, ok.stderr
+        ok = run_zeek_client_sync(client_port, "get-instances", settings=with_cert)
+        assert ok.code == 0, ok.stderr
         assert ok.stdout.strip() == "{}"
 
-        no_cert = zeek_client(client_port, "get-instances", settings={"ssl.enable": "true"})
-        assert no_cert.returncode == 1
+        no_cert = run_zeek_client_sync(
+            client_port, "get-instances", settings={"ssl.enable": "true"}
+        )
+        assert no_cert.code == 1
         ctl.wait_log(
             "client port: TLS handshake with a peer failed: client certificate refused "
             "(peer did not return a certificate): one signed by websocket_tls_ca is required"
         )
 
-        distrust = zeek_client(
+        distrust = run_zeek_client_sync(
             client_port, "get-instances", settings={**with_cert, "ssl.cafile": str(pki.other_ca)}
         )
-        assert distrust.returncode == 1
+        assert distrust.code == 1
         assert "CERTIFICATE_VERIFY_FAILED" in distrust.stderr
 
 
@@ -433,9 +438,9 @@ def test_controller_dials_a_tls_agent(tmp_path: Path, pki: Pki) -> None:
     ):
         ctl.wait_log("is live")
         agent.wait_log("is live")
-        deployed = zeek_client(client_port, "deploy-config", str(config))
-        assert deployed.returncode == 0, deployed.stderr + ctl.log()
+        deployed = run_zeek_client_sync(client_port, "deploy-config", str(config))
+        assert deployed.code == 0, deployed.stderr + ctl.log()
         ctl.wait_log(f"connected to wss://127.0.0.1:{agent_listen}/")
-        instances = zeek_client(client_port, "get-instances")
-        assert instances.returncode == 0, instances.stderr
+        instances = run_zeek_client_sync(client_port, "get-instances")
+        assert instances.code == 0, instances.stderr
         assert '"dialed"' in instances.stdout

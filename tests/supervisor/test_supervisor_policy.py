@@ -20,28 +20,18 @@ from mgmt.supervisor.policy import (
     Signal,
     Spawn,
 )
+from tests.support.fake_clock import FakeClock
 
 S = ProcessState
 CRASH = ExitStatus(code=1)
-
-
-class Clock:
-    """A fake monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 #: Zeek's timing (behaviour.md §6.4): 26 s from the first SIGTERM to SIGKILL.
 ZEEK = PolicySettings(stop_grace=26.0)
 
 
-def running(settings: PolicySettings = ZEEK, pid: int = 100) -> tuple[NodePolicy, Clock]:
-    clock = Clock()
+def running(settings: PolicySettings = ZEEK, pid: int = 100) -> tuple[NodePolicy, FakeClock]:
+    clock = FakeClock()
     policy = NodePolicy("worker-01", settings)
     assert policy.start(clock.now) == [Spawn("start")]
     policy.on_spawned(pid, clock.now)
@@ -63,7 +53,7 @@ def test_pure_module_imports_no_io() -> None:
 
 def test_start_ready_lifecycle() -> None:
     """start -> PENDING without pid, spawned -> pid, ready -> RUNNING."""
-    clock = Clock()
+    clock = FakeClock()
     policy = NodePolicy("manager", ZEEK)
     assert policy.state is S.STOPPED
     assert policy.start(clock.now) == [Spawn("start")]
@@ -77,7 +67,7 @@ def test_start_ready_lifecycle() -> None:
 
 def test_spawn_failure_is_failed_state() -> None:
     """A failed spawn makes the node FAILED with the reason, and it is not retried."""
-    clock = Clock()
+    clock = FakeClock()
     policy = NodePolicy("manager", ZEEK)
     policy.start(clock.now)
     assert policy.on_spawn_failed("no such executable: /x", clock.now) == []
@@ -292,7 +282,7 @@ def test_restart_without_process_starts(state: ProcessState) -> None:
 
 def test_adopt() -> None:
     """An adopted live process is RUNNING if ready, with its own spawn time."""
-    clock = Clock()
+    clock = FakeClock()
     policy = NodePolicy("logger", ZEEK)
     assert policy.adopt(321, spawn_time=clock.now - 100, ready=True, now=clock.now) == []
     assert (policy.state, policy.pid, policy.spawn_time) == (S.RUNNING, 321, clock.now - 100)
@@ -308,7 +298,7 @@ def test_adopt() -> None:
 
 def test_illegal_inputs_raise_and_leave_state() -> None:
     """Misuse raises InvalidState and the state stays what it was."""
-    clock = Clock()
+    clock = FakeClock()
     policy = NodePolicy("w", ZEEK)
     with pytest.raises(InvalidState):
         policy.on_exit(CRASH, clock.now)  # no process
@@ -347,7 +337,7 @@ def test_set_state_validates_against_table() -> None:
 
 def test_late_ready_is_ignored_while_stopping() -> None:
     """A readiness observation that arrives during a stop changes nothing."""
-    clock = Clock()
+    clock = FakeClock()
     policy = NodePolicy("w", ZEEK)
     policy.start(clock.now)
     policy.on_spawned(5, clock.now)

@@ -24,15 +24,15 @@ import pytest_asyncio
 from mgmt.exceptions import NoSuchNode, SpawnError, StateStoreError
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor import nodefiles
-from mgmt.supervisor.backend import Handle, process_name
+from mgmt.supervisor.backend import Handle, OsBackend, process_name
 from mgmt.supervisor.node import NodeInfo
 from mgmt.supervisor.nodefiles import read_outputs, read_status, tail_lines
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, PolicySettings, ProcessState
 from mgmt.supervisor.service import SupervisorService
 from tests.paths import REPO_ROOT
+from tests.support.waiting import MS, TIMEOUT, wait_until_async
 
 S = ProcessState
-TIMEOUT = 10.0  # generous upper bound for any single wait on the OS
 
 NODE_SCRIPT = """\
 #!{python}
@@ -119,6 +119,12 @@ async def sup(state_dir: Path) -> AsyncIterator[SupervisorService]:
     await service.close()
 
 
+async def deployed(sup: SupervisorService, *specs: NodeSpec) -> dict[str, NodeInfo]:
+    """Deploy ``specs`` and wait until every node runs; the nodes by name."""
+    sup.deploy(list(specs))
+    return await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+
+
 def by_name(infos: list[NodeInfo]) -> dict[str, NodeInfo]:
     return {info.name: info for info in infos}
 
@@ -128,20 +134,36 @@ async def wait_for(sup: SupervisorService, pred: Callable[[dict[str, NodeInfo]],
         return by_name(await sup.wait_for(lambda infos: pred(by_name(infos))))
 
 
-async def poll_until(condition: Callable[[], bool]) -> None:
-    """Wait for a condition on the OS that no event reports (deadline: TIMEOUT)."""
-    async with asyncio.timeout(TIMEOUT):
-        for _ in iter(int, 1):
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-
-
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+class ObservedBackend(OsBackend):
+    """The real backend, noting each readiness check (an intercepting subclass). The
+    driver checks a PENDING node at every step, so the checks are the steps a test
+    awaits to show that something did not happen."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        super().__init__(bin_dir)
+        self.declined: list[float] = []  # when a check found a node not ready
+        self._checked = asyncio.Event()
+
+    def is_ready(self, handle: Handle) -> bool:
+        ready = super().is_ready(handle)
+        if not ready:
+            self.declined.append(time.monotonic())
+        self._checked.set()
+        return ready
+
+    async def steps_after(self, moment: float, count: int) -> None:
+        """Wait for ``count`` driver steps that found a node not ready after ``moment``."""
+        async with asyncio.timeout(TIMEOUT):
+            while sum(1 for t in self.declined if t >= moment) < count:
+                self._checked.clear()
+                await self._checked.wait()
 
 
 # --------------------------------------------------------------------------------------
@@ -182,18 +204,23 @@ async def test_node_runs_with_zeek_name_cwd_env_and_outputs(
 
 @pytest.mark.asyncio
 async def test_pending_until_status_says_running(
-    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node whose .status never says RUNNING stays PENDING with a pid."""
-    sup.deploy([make_spec("manager", mode="never_ready")])
-    infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
-    status_file = Path(infos["manager"].spec.cwd) / ".status"
-    await poll_until(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
-    await asyncio.sleep(0.2)  # several poll intervals: readiness must not be invented
-    assert sup.status()[0].state is S.PENDING
-    # Writing RUNNING (as zeek would) makes it RUNNING.
-    status_file.write_text("RUNNING [run_loop]\n")
-    await wait_for(sup, lambda n: n["manager"].state is S.RUNNING)
+    backend = ObservedBackend(state_dir / "nodes" / ".bin")
+    async with SupervisorService(
+        state_dir, backend=backend, policy=FAST, poll_interval=POLL
+    ) as sup:
+        sup.deploy([make_spec("manager", mode="never_ready")])
+        infos = await wait_for(sup, lambda n: n["manager"].pid is not None)
+        status_file = Path(infos["manager"].spec.cwd) / ".status"
+        await wait_until_async(lambda: read_status(status_file.parent) == "INITIALIZING [main]")
+        # Steps that read INITIALIZING: readiness must not be invented.
+        await backend.steps_after(time.monotonic(), 2)
+        assert sup.status()[0].state is S.PENDING
+        # Writing RUNNING (as zeek would) makes it RUNNING.
+        status_file.write_text("RUNNING [run_loop]\n")
+        await wait_for(sup, lambda n: n["manager"].state is S.RUNNING)
 
 
 # --------------------------------------------------------------------------------------
@@ -272,29 +299,28 @@ async def test_stop_escalates_to_sigkill(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """A node ignoring SIGTERM is SIGKILLed after the grace period and stays STOPPED."""
+    backend = ObservedBackend(state_dir / "nodes" / ".bin")
+    policy = dataclasses.replace(FAST, stop_grace=0.5)
     async with SupervisorService(
-        state_dir, policy=dataclasses.replace(FAST, stop_grace=0.5), poll_interval=POLL
+        state_dir, backend=backend, policy=policy, poll_interval=POLL
     ) as sup:
-        await _stop_escalates_to_sigkill(sup, make_spec)
-
-
-async def _stop_escalates_to_sigkill(
-    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
-) -> None:
-    sup.deploy([make_spec("logger", mode="ignore_term")])
-    info = (await wait_for(sup, lambda n: n["logger"].state is S.RUNNING))["logger"]
-    started = time.monotonic()
-    sup.stop(["logger"])
-    assert sup.status()[0].state is S.STOPPING
-    async with asyncio.timeout(TIMEOUT):
-        (stopped,) = await sup.wait_settled(["logger"])
-    assert time.monotonic() - started >= 0.5  # stop_grace
-    assert stopped.state is S.STOPPED
-    assert stopped.exit_status == ExitStatus(signal=9)
-    assert stopped.pid is None
-    assert info.pid is not None and not alive(info.pid)
-    await asyncio.sleep(0.3)
-    assert sup.status()[0].state is S.STOPPED  # never revived
+        # A node that never gets ready keeps the driver stepping (it polls its status).
+        sup.deploy([make_spec("logger", mode="ignore_term"), make_spec("canary", "never_ready")])
+        info = (await wait_for(sup, lambda n: n["logger"].state is S.RUNNING))["logger"]
+        started = time.monotonic()
+        sup.stop(["logger"])
+        assert by_name(sup.status())["logger"].state is S.STOPPING
+        async with asyncio.timeout(TIMEOUT):
+            (stopped,) = await sup.wait_settled(["logger"])
+        assert time.monotonic() - started >= 0.5  # stop_grace
+        assert stopped.state is S.STOPPED
+        assert stopped.exit_status == ExitStatus(signal=9)
+        assert stopped.pid is None
+        assert info.pid is not None and not alive(info.pid)
+        # Steps past the moment a crashed node would have been revived (3: whatever the
+        # order in which one step visits the nodes, one began after that moment).
+        await backend.steps_after(time.monotonic() + policy.revival_delay, 3)
+        assert by_name(sup.status())["logger"].state is S.STOPPED  # never revived
 
 
 @pytest.mark.asyncio
@@ -317,8 +343,7 @@ async def test_restart_gives_new_process(
     sup: SupervisorService, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """restart() stops the node and starts it again with a new pid."""
-    sup.deploy([make_spec("manager"), make_spec("logger")])
-    before = await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+    before = await deployed(sup, make_spec("manager"), make_spec("logger"))
     sup.restart(["manager"])
     after = await wait_for(
         sup,
@@ -344,8 +369,7 @@ async def test_deploy_replaces_the_set(
     sup: SupervisorService, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """deploy() stops removed nodes, restarts kept names, starts new ones."""
-    sup.deploy([make_spec("a"), make_spec("b")])
-    first = await wait_for(sup, lambda n: all(i.state is S.RUNNING for i in n.values()))
+    first = await deployed(sup, make_spec("a"), make_spec("b"))
     sup.deploy([make_spec("b"), make_spec("c")])
     assert [i.name for i in sup.status()] == ["b", "c"]
     async with asyncio.timeout(TIMEOUT):
@@ -424,16 +448,22 @@ async def test_executable_found_on_path(
 # Adoption
 
 
+async def left_running(state_dir: Path, spec: NodeSpec) -> NodeInfo:
+    """Deploy ``spec`` with a supervisor that then closes with keep_nodes=True: the node
+    runs on (for a new supervisor to adopt); its info."""
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as sup:
+        sup.deploy([spec])
+        info = (await wait_for(sup, lambda n: n[spec.name].state is S.RUNNING))[spec.name]
+        await sup.close(keep_nodes=True)
+    return info  # type: ignore[no-any-return]
+
+
 @pytest.mark.asyncio
 async def test_adoption_by_a_new_supervisor(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """close(keep_nodes=True) leaves nodes running; a new supervisor adopts and stops them."""
-    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
-    await a.start()
-    a.deploy([make_spec("manager")])
-    info = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"]
-    await a.close(keep_nodes=True)
+    info = await left_running(state_dir, make_spec("manager"))
     assert info.pid is not None and alive(info.pid)
 
     b = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
@@ -455,11 +485,7 @@ async def test_adopted_node_crash_is_detected(
     state_dir: Path, make_spec: Callable[..., NodeSpec]
 ) -> None:
     """An adopted node that dies is noticed and revived by the new supervisor."""
-    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
-    await a.start()
-    a.deploy([make_spec("logger")])
-    old = (await wait_for(a, lambda n: n["logger"].state is S.RUNNING))["logger"].pid
-    await a.close(keep_nodes=True)
+    old = (await left_running(state_dir, make_spec("logger"))).pid
     async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
         assert b.status()[0].pid == old
         assert old is not None
@@ -476,13 +502,9 @@ async def test_reused_pid_is_not_adopted(
     state_dir: Path, make_spec: Callable[..., NodeSpec], leftover_pids: list[int]
 ) -> None:
     """A stored pid whose start time differs is neither adopted nor signalled."""
-    a = SupervisorService(state_dir, policy=FAST, poll_interval=POLL)
-    await a.start()
-    a.deploy([make_spec("manager")])
-    old = (await wait_for(a, lambda n: n["manager"].state is S.RUNNING))["manager"].pid
+    old = (await left_running(state_dir, make_spec("manager"))).pid
     assert old is not None
     leftover_pids.append(old)
-    await a.close(keep_nodes=True)
     table = state_dir / "supervisor-nodes.toml"
     text = table.read_text()
     ct = psutil.Process(old).create_time()
@@ -532,7 +554,7 @@ async def test_adoption_of_a_non_child(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(30_000 * MS):
         stdout, stderr = await proc.communicate()
     assert proc.returncode == 0, stderr.decode()
     state, pid_text = stdout.decode().split()
@@ -560,8 +582,7 @@ async def test_clean_close_stops_nodes_and_table_says_so(
     async with SupervisorService(
         state_dir, policy=dataclasses.replace(FAST, stop_grace=0.3), poll_interval=POLL
     ) as a:
-        a.deploy([make_spec("m"), make_spec("w", mode="ignore_term")])
-        infos = await wait_for(a, lambda n: all(i.state is S.RUNNING for i in n.values()))
+        infos = await deployed(a, make_spec("m"), make_spec("w", mode="ignore_term"))
     for info in infos.values():
         assert info.pid is not None and not alive(info.pid)
     stored = NodeTableStore(state_dir / "supervisor-nodes.toml").load()
@@ -602,6 +623,8 @@ class FakeBackend:
         self.ready: set[int] = set()
         self.signals: list[tuple[int, int]] = []
         self.spawned: list[str] = []
+        self.polls: list[tuple[int, ExitStatus | None]] = []
+        self._polled = asyncio.Event()
 
     def spawn(self, spec: NodeSpec) -> Handle:
         if spec.argv[0] == "broken":
@@ -619,7 +642,23 @@ class FakeBackend:
         self.signals.append((handle.pid, sig))
 
     def poll(self, handle: Handle) -> ExitStatus | None:
-        return self.exits.get(handle.pid)
+        status = self.exits.get(handle.pid)
+        self.polls.append((handle.pid, status))
+        self._polled.set()
+        return status
+
+    async def polled_after_exit(self, exited: int, pid: int, count: int) -> None:
+        """Wait until the driver saw ``exited`` end and then polled ``pid`` ``count`` times
+        (one step each)."""
+
+        def seen() -> bool:
+            ends = [i for i, (p, status) in enumerate(self.polls) if p == exited and status]
+            return bool(ends) and sum(1 for p, _ in self.polls[ends[0] :] if p == pid) >= count
+
+        async with asyncio.timeout(TIMEOUT):
+            while not seen():
+                self._polled.clear()
+                await self._polled.wait()
 
     def is_ready(self, handle: Handle) -> bool:
         return handle.pid in self.ready
@@ -647,7 +686,7 @@ async def test_deploy_waits_for_old_processes(state_dir: Path) -> None:
     assert sorted(fake.signals) == [(pid_a, 15), (pid_b, 15)]
     assert {(i.name, i.state) for i in sup.status()} == {("b", S.PENDING), ("c", S.PENDING)}
     fake.exits[pid_b] = ExitStatus(code=0)
-    await asyncio.sleep(0.1)  # several driver steps
+    await fake.polled_after_exit(pid_b, pid_a, 2)  # steps that saw b gone, a still there
     assert fake.spawned == ["a", "b"]  # a is still stopping: nothing new yet
     fake.exits[pid_a] = ExitStatus(code=0)
     infos = await wait_for(sup, lambda n: all(i.pid is not None for i in n.values()))

@@ -17,11 +17,12 @@ import psutil
 
 from mgmt.broker import events as ev
 from mgmt.broker import messages as bm
-from tests.support.opsutil import Daemon, daemon_env, free_port
+from mgmt.core.topics import CONTROLLER_TOPIC, agent_topic
+from tests.support.daemons import Daemon, daemon_env
+from tests.support.ports import free_port
 
-CONTROLLER_TOPIC = "zeek/management/controller"
 AGENT_NAME = "agent-fault"
-AGENT_TOPIC = f"zeek/management/agent/{AGENT_NAME}"
+AGENT_TOPIC = agent_topic(AGENT_NAME)
 
 
 @dataclass

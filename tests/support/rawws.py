@@ -15,6 +15,8 @@ import socket
 import struct
 import time
 
+from tests.support.waiting import TIMEOUT
+
 API_PATH = "/v1/messages/json"
 
 OP_CONT = 0x0
@@ -60,7 +62,7 @@ class RawPeer:
         timeout: socket timeout for connect and every read.
     """
 
-    def __init__(self, port: int, *, rcvbuf: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, *, rcvbuf: int | None = None, timeout: float = TIMEOUT) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -157,21 +159,40 @@ class RawPeer:
             if self.fin:
                 return b"".join(parts).decode()
 
-    def closed_by_server(self, timeout: float = 10.0) -> bool:
+    def _recv_some(self, timeout: float) -> bytes | None:
+        """What the server sent within ``timeout`` seconds (0: what is there now); ``b""``
+        once it closed the connection (or reset it), ``None`` when nothing came."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1 << 20)
+        except (TimeoutError, BlockingIOError):
+            return None
+        except OSError:
+            return b""
+
+    def closed_by_server(self, timeout: float = TIMEOUT) -> bool:
         """Read and discard until the server closes (True) or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout
         self._buf = bytearray()
         while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except TimeoutError:
+            chunk = self._recv_some(max(0.01, deadline - time.monotonic()))
+            if chunk is None:
                 return False
-            except OSError:
-                return True
             if not chunk:
                 return True
         return False
+
+    def drain(self) -> bool:
+        """Read and discard what the server sent so far, without waiting; False once it
+        closed the connection."""
+        timeout = self.sock.gettimeout()
+        try:
+            while (chunk := self._recv_some(0)) is not None:
+                if not chunk:
+                    return False
+            return True
+        finally:
+            self.sock.settimeout(timeout)
 
     def close(self) -> None:
         """Drop the connection (no closing handshake)."""

@@ -6,7 +6,7 @@ one, the tests skip with the reason; with ``ZEEK_MGMT_REQUIRE_ZEEK=1`` (set by `
 after installing Zeek) that is a failure instead (see also ``tests/conftest.py``, which
 turns any skip of a ``zeek`` test into a failure then).
 
-:func:`real_site` is a :class:`tests.support.e2e_helpers.Site` (free ports, state and spool
+:func:`real_site` is a :class:`tests.support.sites.Site` (free ports, state and spool
 dirs, ``zeek-mgmt run`` and the real ``zeek-client``) whose agent starts the real
 ``zeek`` for its nodes, with ``-C`` (loopback traffic has no valid checksums) and
 settings from a TOML file. Real nodes take about a second of CPU each to start, more on
@@ -28,13 +28,15 @@ from typing import Any, NoReturn
 import pytest
 import tomli_w
 
-from tests.support.e2e_helpers import AGENT_NAME, Site, site
-from tests.support.node_helpers import free_port_block
+from tests.support.ports import free_port_block
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import Site, site
+from tests.support.waiting import MS
 
 #: Set (to 1) by .ci/run once it installed Zeek: a missing Zeek is then a failure.
 REQUIRE_ENV = "ZEEK_MGMT_REQUIRE_ZEEK"
-#: Upper bound for waits on real Zeek nodes (scaled like e2e_helpers.TIMEOUT).
-TIMEOUT = 60.0 * float(os.environ.get("ZEEK_MGMT_TEST_TIMEOUT_SCALE", "1"))
+#: Upper bound for one wait on real Zeek nodes (each takes about a second of CPU to start).
+TIMEOUT = 60_000 * MS
 
 #: Zeek's Quickstart cluster plus a proxy: manager, logger, proxy, two workers on ``lo``.
 NODES = ["logger", "manager", "proxy", "worker-01", "worker-02"]
@@ -66,13 +68,15 @@ def find_real_zeek() -> RealZeek | str:
     config, archiver = zeek.with_name("zeek-config"), zeek.with_name("zeek-archiver")
     if not config.exists() or not archiver.exists():
         return f"{zeek} has no zeek-config and zeek-archiver beside it (not a Zeek install)"
+
+    def output(*argv: str) -> str:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=30_000 * MS, check=True
+        ).stdout
+
     try:
-        prefix = subprocess.run(
-            [str(config), "--prefix"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        version = subprocess.run(
-            [str(zeek), "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.split()[-1]
+        prefix = output(str(config), "--prefix").strip()
+        version = output(str(zeek), "--version").split()[-1]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return f"{zeek} does not run: {exc}"
     return RealZeek(zeek, archiver, Path(prefix), version)
@@ -122,7 +126,7 @@ def real_site(root: Path, zeek: RealZeek, **sections: dict[str, Any]) -> Iterato
     settings.write_text(settings_toml(zeek, root, **sections))
     with site(root, ZEEK_MGMT_CONFIG=str(settings)) as s:
         s.start("run")
-        s.wait_agents(AGENT_NAME, timeout=TIMEOUT)
+        s.wait_agents(LOCAL_AGENT, timeout=TIMEOUT)
         yield s
 
 

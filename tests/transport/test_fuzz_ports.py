@@ -30,12 +30,12 @@ from typing import Any
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Configuration, Result
+from mgmt.core.topics import CONTROLLER_TOPIC
 from tests.paths import DATA
-from tests.support.opsutil import zeek_client
+from tests.support.cli import run_zeek_client_sync
 from tests.support.peerfaults import (
     AGENT_NAME,
     AGENT_TOPIC,
-    CONTROLLER_TOPIC,
     agent,
     controller,
     log_size,
@@ -52,6 +52,7 @@ from tests.support.rawws import (
     UpgradeRefused,
     encode_frame,
 )
+from tests.support.waiting import MS
 
 SEED = 10_2026
 #: Inputs per port (three ports).
@@ -277,7 +278,7 @@ class PortFuzzer:
         self.connections = 0
 
     def _connect(self, first: bytes | None = None) -> RawPeer | None:
-        peer = RawPeer(self.port, timeout=5.0)
+        peer = RawPeer(self.port, timeout=5000 * MS)
         self.connections += 1
         try:
             peer.upgrade()
@@ -289,22 +290,6 @@ class PortFuzzer:
             peer.close()
             return None
         return peer
-
-    def _drain(self, peer: RawPeer) -> bool:
-        """Read and discard what the daemon sent; False once it closed."""
-        peer.sock.setblocking(False)
-        try:
-            while True:
-                try:
-                    chunk = peer.sock.recv(1 << 16)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if not chunk:
-                    return False
-        finally:
-            peer.sock.settimeout(5.0)
 
     def feed(self) -> None:
         """Send one mutated input."""
@@ -325,7 +310,7 @@ class PortFuzzer:
         except OSError:
             self.close()
             return
-        if not self._drain(self.peer):
+        if not self.peer.drain():
             self.close()
 
     def close(self) -> None:
@@ -381,7 +366,7 @@ def test_fuzz_the_three_ports(tmp_path: Path) -> None:
             + ", ".join(f"RSS {baseline[p]:.0f} -> {peak[p]:.0f} MB" for p in peak)
         )
         check: dict[str, Callable[[], bool]] = {
-            "controller": lambda: zeek_client(ctl.port, "get-instances").returncode == 0,
+            "controller": lambda: run_zeek_client_sync(ctl.port, "get-instances").code == 0,
             "agent": lambda: agent_answers(ag.port),
         }
         for (name, answers), run in zip(check.items(), (ctl, ag), strict=True):

@@ -17,26 +17,20 @@ import pytest
 
 from mgmt.broker import events as ev
 from mgmt.core.peertext import peer_text
+from mgmt.core.topics import CONTROLLER_TOPIC
 from mgmt.transport.limits import DEFAULT_MAX_CONNECTIONS
-from tests.support.opsutil import zeek_client
-from tests.support.peerfaults import (
-    AGENT_TOPIC,
-    CONTROLLER_TOPIC,
-    agent,
-    controller,
-    log_size,
-    request_text,
-    rss_mb,
-)
+from tests.support.cli import run_zeek_client_sync
+from tests.support.peerfaults import AGENT_TOPIC, agent, controller, log_size, request_text, rss_mb
 from tests.support.rawws import RawPeer, UpgradeRefused
+from tests.support.waiting import MS, TIMEOUT
 
 MB = 1 << 20
 
 
 def answers_zeek_client(port: int) -> None:
     """zeek-client get-instances succeeds against the controller's client port."""
-    run = zeek_client(port, "get-instances")
-    assert run.returncode == 0, run.stderr
+    run = run_zeek_client_sync(port, "get-instances")
+    assert run.code == 0, run.stderr
     assert json.loads(run.stdout) == {}
 
 
@@ -76,7 +70,7 @@ def test_subscriber_that_never_reads_is_disconnected(tmp_path: Path) -> None:
             fast.send_text(request_text(ev.GetInstancesRequest(f"{i}-" + "x" * (4 * MB))))
             assert next_response(fast).startswith(f"{i}-")
             peak = max(peak, rss_mb(ctl.pid))
-        assert slow.closed_by_server(timeout=10), "the slow subscriber is still connected"
+        assert slow.closed_by_server(timeout=TIMEOUT), "the slow subscriber is still connected"
         slow.close()
         fast.close()
         print(f"controller RSS {before:.0f} MB before, {peak:.0f} MB at most")
@@ -106,7 +100,7 @@ def test_connection_flood_is_refused_cleanly(tmp_path: Path) -> None:
         assert refused >= extra and len(upgraded) <= DEFAULT_MAX_CONNECTIONS
         subscribed(ctl.agent_port, "zeek/management/agent").close()
         # The controller closes what sent no subscriptions within handshake_timeout.
-        assert all(peer.closed_by_server(timeout=30) for peer in upgraded)
+        assert all(peer.closed_by_server(timeout=30_000 * MS) for peer in upgraded)
         for peer in upgraded:
             peer.close()
         answers_zeek_client(ctl.port)
@@ -126,7 +120,7 @@ def test_out_of_file_descriptors(tmp_path: Path) -> None:
         ctl.daemon.wait_log("cannot accept connections: Too many open files")
         # Seconds without descriptors: asyncio used to log a traceback for every one of
         # thousands of attempts per second. A new connection waits in the backlog.
-        with RawPeer(ctl.agent_port, timeout=3.0) as probe, pytest.raises(OSError):
+        with RawPeer(ctl.agent_port, timeout=3000 * MS) as probe, pytest.raises(OSError):
             probe.upgrade()
         log = ctl.daemon.log()
         assert log_size(ctl) < 10_000 and "Traceback" not in log, log[-3000:]

@@ -41,8 +41,8 @@ from mgmt.transport.limits import (
     LogThrottle,
 )
 from tests.paths import REPO_ROOT
-from tests.support.controller_helpers import wait_for
 from tests.support.rawws import RawPeer
+from tests.support.waiting import MS, wait_until_async
 
 TOPIC = "zeek/management/controller"
 HOST = HostInfo("testhost", is_root=False, home="/nonexistent")
@@ -186,7 +186,7 @@ async def serving(**kw: Any) -> AsyncIterator[tuple[Server, asyncio.Event]]:
     )
     await server.start()
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30_000 * MS):
             yield server, closed
     finally:
         await server.close()
@@ -206,7 +206,7 @@ async def test_peer_that_does_not_read_is_dropped(caplog: pytest.LogCaptureFixtu
         async with ws_connect(uri(server), max_size=None) as reader:
             await reader.send(json.dumps([TOPIC]))
             await reader.recv()
-            await wait_for(lambda: len(server.connections) == 2)
+            await wait_until_async(lambda: len(server.connections) == 2)
             got = 0
             for i in range(2000):
                 server.publish(TOPIC, be.GetNodesRequest(f"{i}-" + "x" * 10_000))
@@ -241,13 +241,13 @@ async def test_connections_over_the_limit_are_refused(caplog: pytest.LogCaptureF
         if isinstance(info.value, InvalidStatus):
             assert info.value.response.status_code == 503
         await first.close()
-        await wait_for(lambda: server.open_connections == 1)
+        await wait_until_async(lambda: server.open_connections == 1)
         third = await ws_connect(uri(server))
         await third.send(json.dumps([TOPIC]))
         assert json.loads(await third.recv())["type"] == "ack"
         await second.close()
         await third.close()
-        await wait_for(lambda: server.open_connections == 0)
+        await wait_until_async(lambda: server.open_connections == 0)
     assert "2 connections open, the limit (max_connections)" in caplog.text
 
 
@@ -263,7 +263,7 @@ async def test_silent_connections_are_closed_after_the_handshake_timeout() -> No
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         assert await reader.read() == b""
         writer.close()
-        await wait_for(lambda: server.open_connections == 0)
+        await wait_until_async(lambda: server.open_connections == 0)
 
 
 @pytest.mark.asyncio

@@ -25,9 +25,9 @@ from mgmt.broker.session import EventReceived
 from mgmt.exceptions import HandshakeError, SessionClosedError
 from mgmt.transport import ReconnectingClient, Server, connect
 from mgmt.transport.backoff import backoff, classify_exception
+from tests.support.waiting import MS, TIMEOUT
 
 TOPIC = "zeek/management/controller"
-TIMEOUT = 10.0
 
 
 class Recorder:
@@ -54,6 +54,25 @@ class Recorder:
     def on_close(self, conn: Any) -> None:
         self.closed_count += 1
         self.closed.set()
+
+
+class Inbox:
+    """A client's on_event that keeps what arrives; :meth:`wait` awaits it."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self._got = asyncio.Event()
+
+    def on_event(self, conn: Any, ev: EventReceived) -> None:
+        self.events.append(ev.event)
+        self._got.set()
+
+    async def wait(self, count: int) -> list[Any]:
+        """The events, once ``count`` of them arrived."""
+        while len(self.events) < count:
+            self._got.clear()
+            await self._got.wait()
+        return self.events
 
 
 @contextlib.asynccontextmanager
@@ -398,19 +417,12 @@ async def test_server_close_says_going_away() -> None:
 @pytest.mark.asyncio
 async def test_connect_round_trip() -> None:
     """connect() handshakes; events flow both ways; the reader ends when the server goes."""
-    received: list[Any] = []
-    got = asyncio.Event()
-
-    def on_event(conn: Any, ev: EventReceived) -> None:
-        received.append(ev.event)
-        got.set()
-
+    inbox = Inbox()
     async with running_server() as (server, _):
-        conn, reader = await connect(uri(server), (TOPIC,), on_event=on_event)
+        conn, reader = await connect(uri(server), (TOPIC,), on_event=inbox.on_event)
         assert conn.is_open
         conn.send_event(TOPIC, be.GetNodesRequest("c1"))
-        await got.wait()
-        assert received == [be.GetNodesResponse("c1", ())]
+        assert await inbox.wait(1) == [be.GetNodesResponse("c1", ())]
         await server.close()
         await reader
         assert not conn.is_open
@@ -508,14 +520,7 @@ async def test_fragmented_message_received_intact() -> None:
     """A message queued as fragments arrives whole, in order with the frames around it."""
     from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 
-    received: list[Any] = []
-    got_all = asyncio.Event()
-
-    def on_event(conn: Any, ev: EventReceived) -> None:
-        received.append(ev.event)
-        if len(received) == 3:
-            got_all.set()
-
+    inbox = Inbox()
     nodes = tuple(Node(f"n-ü-{i}", "a", ClusterRole.WORKER) for i in range(2000))
     big = be.AgentDeployRequest("big", Configuration("c", (Instance("a"),), nodes), False)
     data = bm.data_message_text(TOPIC, be.event_to_json(big)).encode()
@@ -523,12 +528,12 @@ async def test_fragmented_message_received_intact() -> None:
     view = memoryview(data)
     parts = (view[:10], view[10:100_000], view[100_000:], b"")
     async with running_server() as (server, _):
-        conn, reader = await connect(uri(server), (TOPIC,), on_event=on_event)
+        conn, reader = await connect(uri(server), (TOPIC,), on_event=inbox.on_event)
         (peer,) = server.connections
         peer.send_event(TOPIC, be.GetNodesRequest("before"))
         peer.send_fragments(parts)
         peer.send_event(TOPIC, be.GetNodesRequest("after"))
-        await got_all.wait()
+        received = await inbox.wait(3)
         assert received == [be.GetNodesRequest("before"), big, be.GetNodesRequest("after")]
         await conn.close()
         await reader
@@ -576,7 +581,7 @@ async def test_reconnecting_client_ends_when_cancel_surfaces_as_timeout(
     task = asyncio.get_running_loop().create_task(client.run())
     await entered.wait()
     task.cancel()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(5000 * MS):
         with pytest.raises(asyncio.CancelledError):
             await task
 

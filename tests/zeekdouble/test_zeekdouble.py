@@ -11,8 +11,7 @@ import json
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import psutil
 import pytest
 
 from mgmt.agent.layout import SETTINGS_FILE, settings_text
-from tests.support.node_helpers import NODE_SCRIPT_TEXT
+from tests.support.double_nodes import NODE_SCRIPT_TEXT
+from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble import zeek as double
 from tests.zeekdouble.fixture import install_zeek_double, node_link
 
@@ -40,15 +40,6 @@ redef Cluster::nodes = {
 };
 """
 OVERRIDE = 'redef Log::default_rotation_postprocessor_cmd = "";\n'
-
-
-def wait_for(pred: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll ``pred`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -71,7 +62,7 @@ class Node:
         return (self.cwd / "stdout").read_text()
 
     def wait_status(self, prefix: str) -> None:
-        wait_for(
+        wait_until(
             lambda: self.status().startswith(prefix) or self.proc.poll() is not None,
             f".status {prefix}",
         )
@@ -145,7 +136,7 @@ class Cluster:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-            proc.wait(10)
+            proc.wait(TIMEOUT)
 
 
 @pytest.fixture
@@ -231,7 +222,7 @@ def test_layout_found_in_cwd_through_dot(cluster: Cluster) -> None:
     env = cluster.env("manager", ZEEKPATH=".")
     node = cluster.start("manager", ["-U", ".status", BACKEND], env=env)
     node.wait_status("RUNNING")
-    wait_for(lambda: _record(cluster, "manager")["phase"] == "running", "running")
+    wait_until(lambda: _record(cluster, "manager")["phase"] == "running", "running")
     layout = _record(cluster, "manager")["layout"]
     assert layout["abspath"] == str(cwd / "cluster-layout.zeek")
 
@@ -394,7 +385,7 @@ def test_ignore_sigterm_knob(cluster: Cluster) -> None:
     node.proc.send_signal(signal.SIGTERM)
     node.wait_status("TERMINATING [sig_handler]")
     node.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: _record(cluster, "manager")["signals"] == ["SIGTERM"] * 2, "2 signals")
+    wait_until(lambda: _record(cluster, "manager")["signals"] == ["SIGTERM"] * 2, "2 signals")
     assert node.proc.poll() is None
     node.proc.kill()
     assert node.wait() == -signal.SIGKILL
@@ -404,7 +395,7 @@ def test_stdout_lines_knob_fully_buffered_without_node_script(cluster: Cluster) 
     """ZEEK_DOUBLE_STDOUT_LINES prints lines that, as with C stdio on a file, reach the
     stdout file only when the process exits."""
     node = cluster.start("manager", env=cluster.env("manager", ZEEK_DOUBLE_STDOUT_LINES="3"))
-    wait_for(lambda: _record(cluster, "manager").get("printed") is True, "lines printed")
+    wait_until(lambda: _record(cluster, "manager").get("printed") is True, "lines printed")
     assert node.stdout() == ""
     node.proc.terminate()
     assert node.wait() == 0
@@ -417,7 +408,7 @@ def test_stdout_line_buffered_with_node_script(cluster: Cluster) -> None:
     args = ["-U", ".status", BACKEND, "zeek-mgmt-node"]
     env = cluster.env("manager", ZEEK_DOUBLE_STDOUT_LINES="3")
     node = cluster.start("manager", args, env)
-    wait_for(lambda: node.stdout().count("\n") == 3, "3 stdout lines")
+    wait_until(lambda: node.stdout().count("\n") == 3, "3 stdout lines")
     assert node.stdout().splitlines() == [f"zeek-double stdout line {i}" for i in (1, 2, 3)]
     node.proc.terminate()
     assert node.wait() == 0
@@ -433,7 +424,7 @@ def test_block_in_init_knob(cluster: Cluster, node_script: bool) -> None:
         args.append("zeek-mgmt-node")
     env = cluster.env("manager", ZEEK_DOUBLE_BLOCK_IN_INIT="probe line")
     node = cluster.start("manager", args, env)
-    wait_for(lambda: _record(cluster, "manager").get("phase") == "blocked_in_zeek_init", "block")
+    wait_until(lambda: _record(cluster, "manager").get("phase") == "blocked_in_zeek_init", "block")
     assert node.status().startswith("INITIALIZING")
     assert node.stdout() == ("probe line\n" if node_script else "")
     node.proc.send_signal(signal.SIGTERM)
@@ -449,7 +440,7 @@ def test_record_file(cluster: Cluster) -> None:
     args = ["-i", "lo", "-U", ".status", "-C", BACKEND, "mgmt-unsupervised", "Site::x=1"]
     node = cluster.start("worker-01", args)
     node.wait_status("RUNNING")
-    wait_for(lambda: _record(cluster, "worker-01").get("phase") == "running", "phase running")
+    wait_until(lambda: _record(cluster, "worker-01").get("phase") == "running", "phase running")
     rec = _record(cluster, "worker-01")
     assert rec["argv"] == [str(cluster.zeek.parent / "zeek.worker-01"), *args]
     assert rec["cwd"] == str(node.cwd)

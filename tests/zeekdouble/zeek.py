@@ -483,6 +483,17 @@ def _match_long(name: str) -> tuple[str, bool | None] | None:
     return matches[0] if name and len({m[0] for m in matches}) == 1 else None
 
 
+#: Options without a value, and the Options field each one sets.
+_SWITCHES = {
+    "a": "parse_only",
+    "b": "bare_mode",
+    "C": "ignore_checksums",
+    "h": "print_usage",
+    "j": "supervisor_mode",
+    "v": "print_version",
+}
+
+
 def _apply_option(opts: Options, key: str, value: str | None, argv0: str) -> None:
     help_hint = f"Try '{argv0} --help' for more information."
     if key == "i":
@@ -497,25 +508,15 @@ def _apply_option(opts: Options, key: str, value: str | None, argv0: str) -> Non
         if opts.interface is not None:
             raise UsageError("Using -r is not allowed when reading a live interface.", help_hint)
         opts.readfile = value
+    elif key in _SWITCHES:
+        setattr(opts, _SWITCHES[key], True)
     elif key == "U":
         opts.status_file = value
-    elif key == "b":
-        opts.bare_mode = True
-    elif key == "a":
-        opts.parse_only = True
-    elif key == "C":
-        opts.ignore_checksums = True
-    elif key == "v":
-        opts.print_version = True
-    elif key == "h":
-        opts.print_usage = True
     elif key == "e":
         opts.exec_code = value
     elif key == "p":
         assert value is not None
         opts.prefixes.append(value)
-    elif key == "j":
-        opts.supervisor_mode = True
     elif key == "test":
         raise UsageError("ERROR: --test only allowed as first argument.", help_hint)
     else:

@@ -1,19 +1,22 @@
-"""Helpers for end-to-end tests: real daemons, the real ``zeek-client``, the zeek double.
+"""Sites: throw-away installations for end-to-end tests (real daemons, the real
+``zeek-client``, the zeek test double).
 
-A :class:`Site` is one throw-away installation under a temporary directory:
+A :class:`Site` lives under a temporary directory:
 
-* ``bin/zeek`` is the test double (tests/zeekdouble), first on ``PATH``;
+* ``zeek-prefix/bin/zeek`` is the test double (tests/zeekdouble), first on ``PATH``;
 * ``state/`` and ``spool/`` are the management state and spool directories;
 * ``record/`` is the double's ``ZEEK_DOUBLE_RECORD`` directory;
-* free loopback ports for the controller (client and agent ports) and the agent.
+* free loopback ports for the controller (client and agent ports), the agent and the
+  nodes' channels, passed to the daemons in Zeek's environment variables.
 
-Daemons (``python -m mgmt run|controller|agent``) run as subprocesses of the test with
-``PYTHONPATH=<repo root>``, in their own process group, and carry a marker variable
-(``ZEEK_MGMT_E2E_SITE``) that every node inherits. :meth:`Site.close` stops them (SIGTERM,
-then SIGKILL), kills anything still carrying the marker, and reports what it had to kill,
-so a test that leaves a process behind fails.
+Daemons (``python -m mgmt run|controller|agent``, :class:`~tests.support.daemons.Daemon`)
+carry a marker variable (``ZEEK_MGMT_E2E_SITE``) that every node inherits.
+:meth:`Site.close` stops them (SIGTERM, then SIGKILL), kills anything still carrying the
+marker, and reports what it had to kill, so a test that leaves a process behind fails.
+:func:`mgmt_run` is a site running ``zeek-mgmt run``.
 
-Waiting is always polling with a deadline (:func:`wait_until`), never a fixed sleep.
+Waiting is polling with a deadline (:func:`~tests.support.waiting.wait_until`): a site's
+state is only seen through zeek-client and the OS.
 """
 
 from __future__ import annotations
@@ -21,168 +24,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
-from tests.paths import DATA, REPO_ROOT
+from tests.support.cli import RUN_TIMEOUT, Run, cli_env, run_cmd_sync, zeek_client_argv
+from tests.support.daemons import Daemon, daemon_env
+from tests.support.ports import free_port_block, free_ports, port_open
+from tests.support.reference import CONFIGS
+from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
-#: The cluster configurations of the Zeek 8.2.2 reference captures (tests/data/README.md).
-CONFIGS = DATA / "zeek-8.2.2" / "configs"
 MARKER = "ZEEK_MGMT_E2E_SITE"
-#: Upper bound for any single wait on the OS (scaled by ZEEK_MGMT_TEST_TIMEOUT_SCALE).
-TIMEOUT = 20.0 * float(os.environ.get("ZEEK_MGMT_TEST_TIMEOUT_SCALE", "1"))
-
-T = TypeVar("T")
+#: Upper bound for one wait on a site (daemons, zeek-client runs, several nodes).
+TIMEOUT = 20_000 * MS
 
 
-def find_zeek_client() -> str:
-    """The ``zeek-client`` CLI: on PATH, or next to the running interpreter."""
-    beside = Path(sys.executable).parent / "zeek-client"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("zeek-client")
-    if found is None:
-        raise RuntimeError("zeek-client not found (pip install zeek-client)")
-    return found
+#: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``): the
+#: reference captures' cluster.cfg.
+QUICKSTART_CFG = (CONFIGS / "cluster.cfg").read_text()
 
 
-ZEEK_CLIENT = find_zeek_client()
-
-#: The cluster of Zeek's Quickstart (manager, logger, two workers on ``lo``).
-QUICKSTART_CFG = """\
-[manager]
-role = manager
-
-[logger]
-role = logger
-
-[worker-01]
-role = worker
-interface = lo
-
-[worker-02]
-role = worker
-interface = lo
-"""
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_until(
-    predicate: Callable[[], T | None],
-    timeout: float = TIMEOUT,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; return that.
-
-    Raises:
-        AssertionError: the deadline passed (with ``what`` and the last value).
-    """
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}: {last!r}")
-        time.sleep(interval)
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        try:
-            s.connect((host, port))
-        except OSError:
-            return False
-    return True
-
-
-@dataclass
-class ClientResult:
-    """What one ``zeek-client`` run printed."""
-
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as JSON."""
-        try:
-            return json.loads(self.stdout)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"not JSON from {self.argv}: {self}") from exc
-
-
-@dataclass
-class Daemon:
-    """A ``python -m mgmt <role>`` subprocess."""
-
-    role: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
-
-    def log(self) -> str:
-        """Everything the daemon wrote to stdout/stderr so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        """Whether the process has not exited yet."""
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float = TIMEOUT) -> int:
-        """SIGTERM, wait; SIGKILL if it does not exit in ``timeout``. Returns the status."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait(TIMEOUT)
-
-    def kill(self) -> None:
-        """SIGKILL (no clean-up by the daemon) and reap."""
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        self.proc.wait(TIMEOUT)
+def on_instance(cfg: str, instance: str) -> str:
+    """The cluster configuration ``cfg`` with every node on ``instance`` (declared in
+    ``[instances]``)."""
+    lines = ["[instances]", instance, ""]
+    for line in cfg.splitlines():
+        lines.append(line)
+        if line.startswith("["):
+            lines.append(f"instance = {instance}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -206,15 +82,9 @@ class Site:
         for d in (site.state_dir, site.spool_dir, site.record_dir, site.cfg_dir):
             d.mkdir(parents=True, exist_ok=True)
         site.ws_port, site.controller_port, site.agent_port = free_ports(3)
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("ZEEK_", "PYTEST_", "PYTHON")) and k != "COVERAGE_PROCESS_START"
-        }
-        base.update(
-            {
+        base = daemon_env(
+            **{
                 "PATH": f"{site.bin_dir}:{os.environ.get('PATH', os.defpath)}",
-                "PYTHONPATH": str(REPO_ROOT),
                 "ZEEK_CONTROLLER_PORT": str(site.controller_port),
                 "ZEEK_CONTROLLER_WEBSOCKET_PORT": str(site.ws_port),
                 "ZEEK_CONTROLLER_ADDR": "127.0.0.1",
@@ -224,7 +94,7 @@ class Site:
                 "ZEEK_MANAGEMENT_STATE_DIR": str(site.state_dir),
                 "ZEEK_MANAGEMENT_SPOOL_DIR": str(site.spool_dir),
                 "ZEEK_MGMT_CONFIG": str(site.root / "no-settings.toml"),
-                "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT": str(free_ports(1)[0]),
+                "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT": str(free_port_block(16)),
                 "ZEEK_DOUBLE_RECORD": str(site.record_dir),
                 MARKER: site.marker,
             }
@@ -236,30 +106,15 @@ class Site:
 
     # -- layout --------------------------------------------------------------------------
 
-    @property
-    def bin_dir(self) -> Path:
-        """Holds the double ``zeek`` (first on PATH)."""
-        return self.root / "zeek-prefix" / "bin"
-
-    @property
-    def state_dir(self) -> Path:
-        """ZEEK_MANAGEMENT_STATE_DIR."""
-        return self.root / "state"
-
-    @property
-    def spool_dir(self) -> Path:
-        """ZEEK_MANAGEMENT_SPOOL_DIR."""
-        return self.root / "spool"
-
-    @property
-    def record_dir(self) -> Path:
-        """ZEEK_DOUBLE_RECORD."""
-        return self.root / "record"
-
-    @property
-    def cfg_dir(self) -> Path:
-        """Where cluster configurations for zeek-client are written."""
-        return self.root / "cfg"
+    def __post_init__(self) -> None:
+        #: Holds the double ``zeek`` (first on PATH).
+        self.bin_dir = self.root / "zeek-prefix" / "bin"
+        #: ZEEK_MANAGEMENT_STATE_DIR and ZEEK_MANAGEMENT_SPOOL_DIR.
+        self.state_dir, self.spool_dir = self.root / "state", self.root / "spool"
+        #: ZEEK_DOUBLE_RECORD.
+        self.record_dir = self.root / "record"
+        #: Where cluster configurations for zeek-client are written.
+        self.cfg_dir = self.root / "cfg"
 
     def node_dir(self, name: str) -> Path:
         """``<state>/nodes/<name>``."""
@@ -291,60 +146,60 @@ class Site:
         env: Mapping[str, str] | None = None,
         name: str | None = None,
     ) -> Daemon:
-        """Start ``python -m mgmt <role> <args>`` in its own session; output to a file."""
-        full_env = dict(self.env)
-        full_env.update(env or {})
-        log_path = self.root / f"{name or role}-{len(self.daemons)}.log"
-        with open(log_path, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mgmt", role, *args],
-                env=full_env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        daemon = Daemon(name or role, proc, log_path)
+        """Start ``python -m mgmt <role> <args>`` here (its output in ``<name>-<n>.log``)."""
+        log = self.root / f"{name or role}-{len(self.daemons)}.log"
+        daemon = Daemon(role, args, log, {**self.env, **(env or {})}, cwd=self.root, name=name)
         self.daemons.append(daemon)
         return daemon
 
+    def start_agents(self, *names: str) -> dict[str, Path]:
+        """Start agents of their own (name, port, state and spool dir under
+        ``<root>/state-<name>``) and wait until the controller lists them; their state
+        directories by name."""
+        dirs = {name: self.root / f"state-{name}" for name in names}
+        for (name, state), port in zip(dirs.items(), free_ports(len(names)), strict=True):
+            env = {
+                "ZEEK_AGENT_NAME": name,
+                "ZEEK_AGENT_PORT": str(port),
+                "ZEEK_MANAGEMENT_STATE_DIR": str(state),
+                "ZEEK_MANAGEMENT_SPOOL_DIR": str(state / "spool"),
+            }
+            self.start("agent", env=env, name=name)
+        self.wait_agents(*names)
+        return dirs
+
+    def stop_daemons(self) -> None:
+        """Stop every daemon started here, the last first (SIGTERM, SIGKILL at the
+        deadline)."""
+        for daemon in reversed(self.daemons):
+            daemon.stop()
+
     def client(
-        self, *args: str, port: int | None = None, timeout: float = 60.0, check: bool = False
-    ) -> ClientResult:
+        self, *args: str, port: int | None = None, timeout: float = RUN_TIMEOUT, check: bool = False
+    ) -> Run:
         """Run the real ``zeek-client --controller 127.0.0.1:<ws port> <args>``."""
-        argv = self.client_argv(*args, port=port)
-        proc = subprocess.run(
-            argv,
+        result = run_cmd_sync(
+            self.client_argv(*args, port=port),
             env=self.client_env(),
             cwd=self.cfg_dir,
-            capture_output=True,
-            text=True,
             timeout=timeout,
         )
-        result = ClientResult(argv, proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
+        if check and result.code != 0:
             raise AssertionError(f"zeek-client failed: {result}\n{self.daemon_logs()}")
         return result
 
     def client_argv(self, *args: str, port: int | None = None) -> list[str]:
         """The command line of :meth:`client` (run it in :attr:`cfg_dir`)."""
-        return [
-            ZEEK_CLIENT,
-            "--controller",
-            f"127.0.0.1:{port or self.ws_port}",
-            "--set",
-            "client.peering_attempts=20",
-            "--set",
-            "client.peering_retry_delay_secs=0.2",
-            *args,
-        ]
+        return zeek_client_argv(port or self.ws_port, *args, attempts=20)
 
     def client_env(self) -> dict[str, str]:
         """The environment of :meth:`client`: no ZEEK_* settings, no zeek-client.cfg."""
-        env = {k: v for k, v in self.env.items() if not k.startswith("ZEEK_")}
-        env["ZEEK_CLIENT_CONFIG_FILE"] = str(self.root / "no-zeek-client.cfg")
-        return env
+        return cli_env({k: v for k, v in self.env.items() if not k.startswith("ZEEK_")})
+
+    def deploy_config(self, text: str, name: str = "cluster.cfg") -> Run:
+        """``zeek-client deploy-config`` of the configuration ``text``."""
+        self.write_cfg(text, name)
+        return self.client("deploy-config", name)
 
     def get_nodes(self) -> dict[str, dict[str, Any]]:
         """``get-nodes`` as ``{instance: {node: row}}`` (asserting success)."""
@@ -356,7 +211,7 @@ class Site:
         """get-nodes rows of one instance; empty if the instance did not answer (e.g. no
         agent connected right now)."""
         res = self.client("get-nodes")
-        if res.returncode != 0:
+        if res.code != 0:
             return {}
         return res.json()["results"].get(instance, {})  # type: ignore[no-any-return]
 
@@ -365,13 +220,13 @@ class Site:
 
         def listed() -> dict[str, Any] | None:
             res = self.client("get-instances", timeout=timeout)
-            if res.returncode != 0:
+            if res.code != 0:
                 return None
             out: dict[str, Any] = res.json()
             return out if all(n in out for n in names) else None
 
-        wait_until(lambda: port_open(self.ws_port), timeout, what="controller port")
-        return wait_until(listed, timeout, interval=0.1, what=f"agents {names} listed")
+        wait_until(lambda: port_open(self.ws_port), "controller port", timeout=timeout)
+        return wait_until(listed, f"agents {names} listed", timeout=timeout, interval=100 * MS)
 
     def wait_states(
         self,
@@ -388,11 +243,11 @@ class Site:
                 return rows
             return None
 
-        return wait_until(ok, timeout, interval=0.1, what=f"states {want}")
+        return wait_until(ok, f"states {want}", timeout=timeout, interval=100 * MS)
 
     def daemon_logs(self) -> str:
         """The output of every daemon started here (for assertion messages)."""
-        return "\n".join(f"--- {d.role} (pid {d.pid}) ---\n{d.log()}" for d in self.daemons)
+        return "\n".join(f"--- {d.name} (pid {d.pid}) ---\n{d.log()}" for d in self.daemons)
 
     def site_processes(self) -> list[psutil.Process]:
         """Every live process (not zombie) carrying this site's marker variable."""
@@ -424,8 +279,7 @@ class Site:
             Descriptions of processes that were still alive after the daemons stopped
             (an empty list after a clean shutdown).
         """
-        for daemon in reversed(self.daemons):
-            daemon.stop()
+        self.stop_daemons()
         leftovers = []
         for proc in self.site_processes():
             with contextlib.suppress(psutil.Error):
@@ -468,7 +322,33 @@ def site(root: Path, **env: str) -> Iterator[Site]:
             raise AssertionError(f"processes left behind: {leftovers}\n{s.daemon_logs()}")
 
 
-AGENT_NAME = f"agent-{socket.gethostname() or 'localhost'}"
+@contextlib.contextmanager
+def mgmt_run(
+    root: Path,
+    *,
+    agent: str = "agent-test",
+    settings: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    log_level: str = "debug",
+) -> Iterator[Site]:
+    """A :func:`site` running ``zeek-mgmt run`` (controller ``controller-test``, agent
+    ``agent``), yielded once the agent is listed.
+
+    Args:
+        settings: more ``--set`` entries, e.g. ``agent.archive_interval=1``.
+        env: more environment for the daemons (and so for the nodes).
+    """
+    flags = ["--log-level", log_level]
+    for entry in ("controller.name=controller-test", f"agent.name={agent}", "agent.stop_grace=5"):
+        flags += ["--set", entry]
+    for entry in settings:
+        flags += ["--set", entry]
+    with site(root, **(env or {})) as s:
+        s.start("run", *flags)
+        s.wait_agents(agent)
+        yield s
+
+
 CONTROLLER_NAME = f"controller-{socket.gethostname() or 'localhost'}"
 
 
@@ -479,9 +359,8 @@ def proc_name(name: str) -> str:
 
 def deploy(s: Site, cfg_text: str, *, expect_rc: int = 0, name: str = "cluster.cfg") -> Any:
     """``zeek-client deploy-config`` of ``cfg_text``; checks the exit code, returns the JSON."""
-    s.write_cfg(cfg_text, name)
-    res = s.client("deploy-config", name)
-    assert res.returncode == expect_rc, f"{res}\n{s.daemon_logs()}"
+    res = s.deploy_config(cfg_text, name)
+    assert res.code == expect_rc, f"{res}\n{s.daemon_logs()}"
     return res.json()
 
 
