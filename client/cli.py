@@ -63,7 +63,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from client import render
 from client.api import ControllerClient, ControllerRefused, new_request_id
@@ -307,6 +307,13 @@ async def _connected(ctx: Context) -> ControllerClient | None:
 _NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class _JsonRenderer(Protocol[T_contra]):
+    """A ``render.render_*`` function for a zeek-client command's JSON output."""
+
+    def __call__(self, answer: T_contra, /, *, pretty: bool) -> Rendered: ...
 
 
 def _no_response(exc: Exception) -> int:
@@ -330,6 +337,15 @@ async def _request(
         except _NO_RESPONSE as exc:
             return _no_response(exc)
     return emit(show(answer))
+
+
+async def _request_json(
+    ctx: Context,
+    call: Callable[[ControllerClient], Awaitable[T]],
+    show: _JsonRenderer[T],
+) -> int:
+    """:func:`_request` with a renderer that prints JSON, pretty as the user asked."""
+    return await _request(ctx, call, lambda answer: show(answer, pretty=ctx.pretty))
 
 
 # --------------------------------------------------------------------------------------
@@ -659,27 +675,21 @@ def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _get_id_value(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.get_id_value(ctx.args.id, ctx.args.nodes),
-        lambda r: render.render_get_id_value(r, pretty=ctx.pretty),
+    return await _request_json(
+        ctx, lambda c: c.get_id_value(ctx.args.id, ctx.args.nodes), render.render_get_id_value
     )
 
 
 async def _get_instances(ctx: Context) -> int:
-    return await _request(
+    return await _request_json(
         ctx,
         lambda c: c.request(ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse),
-        lambda r: render.render_get_instances(r, pretty=ctx.pretty),
+        render.render_get_instances,
     )
 
 
 async def _get_nodes(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.get_nodes(),
-        lambda r: render.render_get_nodes(r, pretty=ctx.pretty),
-    )
+    return await _request_json(ctx, lambda c: c.get_nodes(), render.render_get_nodes)
 
 
 async def _monitor(ctx: Context) -> int:
@@ -719,11 +729,7 @@ def _nodes_argument(parser: argparse.ArgumentParser) -> None:
 
 
 async def _restart(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.restart(ctx.args.nodes),
-        lambda r: render.render_restart(r, pretty=ctx.pretty),
-    )
+    return await _request_json(ctx, lambda c: c.restart(ctx.args.nodes), render.render_restart)
 
 
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -733,19 +739,13 @@ def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _test_timeout(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.test_timeout(ctx.args.with_state),
-        lambda r: render.render_test_timeout(r, pretty=ctx.pretty),
+    return await _request_json(
+        ctx, lambda c: c.test_timeout(ctx.args.with_state), render.render_test_timeout
     )
 
 
 async def _get_versions(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.get_versions(),
-        lambda r: render.render_extension(r, pretty=ctx.pretty),
-    )
+    return await _request_json(ctx, lambda c: c.get_versions(), render.render_extension)
 
 
 async def _client_settings(ctx: Context) -> int:

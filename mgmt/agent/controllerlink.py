@@ -77,10 +77,7 @@ class ControllerLink:
             on_open=self._opened,
             accept=lambda e: isinstance(e, CONTROLLER_TO_AGENT),
             topics=self._handles_topic,
-            max_size=cfg.max_message_size,
-            max_send_buffer=cfg.max_send_buffer,
-            max_connections=cfg.max_connections,
-            handshake_timeout=cfg.handshake_timeout,
+            **cfg.server_limits(),
             ping_interval=20.0,
             ssl=self.tls.server_ssl,
         )

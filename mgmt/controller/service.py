@@ -161,10 +161,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                 accept=lambda e: isinstance(e, _CLIENT_EVENTS),
                 topics=prefix_filter(CONTROLLER_TOPIC),
                 relay=True,
-                max_size=cfg.max_message_size,
-                max_send_buffer=cfg.max_send_buffer,
-                max_connections=cfg.max_connections,
-                handshake_timeout=cfg.handshake_timeout,
+                **cfg.server_limits(),
                 ping_interval=None,
                 ssl=tls.client_ssl,
             )
@@ -179,10 +176,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                 on_close=self._on_agent_closed,
                 accept=lambda e: isinstance(e, _AGENT_EVENTS),
                 topics=prefix_filter(AGENT_TOPIC_PREFIX),
-                max_size=cfg.max_message_size,
-                max_send_buffer=cfg.max_send_buffer,
-                max_connections=cfg.max_connections,
-                handshake_timeout=cfg.handshake_timeout,
+                **cfg.server_limits(),
                 ping_interval=20.0,
                 ssl=tls.agent_ssl,
             )

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 Role = Literal["controller", "agent"]
+
+
+class ServerLimits(TypedDict):
+    """What one peer of a server may cost (:mod:`mgmt.transport.limits`)."""
+
+    max_size: int
+    max_send_buffer: int
+    max_connections: int
+    handshake_timeout: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,15 @@ class DaemonSettings:
     max_connections: int
     #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float
+
+    def server_limits(self) -> ServerLimits:
+        """The per-peer bounds of this daemon's WebSocket servers, as their keywords."""
+        return ServerLimits(
+            max_size=self.max_message_size,
+            max_send_buffer=self.max_send_buffer,
+            max_connections=self.max_connections,
+            handshake_timeout=self.handshake_timeout,
+        )
 
     @property
     def work_dir(self) -> Path:
