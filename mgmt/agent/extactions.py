@@ -107,13 +107,12 @@ class ExtensionActions:
         """``get_net_stats()`` of each node with an interface (of ``names``; all when
         empty), over the node channels; one Result per node."""
         infos = [i for i in self._nodes() if (not names or i.name in names)]
-        ifaces: dict[str, str | None] = {i.name: observe.interface(i) for i in infos}
-        asked = [name for name, iface in ifaces.items() if iface is not None]
-        if self._ask is None or not asked:
+        by_name: dict[str, NodeInfo] = {i.name: i for i in infos if observe.interface(i)}
+        if self._ask is None or not by_name:
             return ()
-        results = await self._ask(reqid, ("get_net_stats",), asked)
+        results = await self._ask(reqid, ("get_net_stats",), by_name)
         return tuple(
-            observe.netstats_result(reqid, self.facts.name, r, ifaces.get(r.node or ""))
+            observe.netstats_result(reqid, self.facts.name, r, by_name.get(r.node or ""))
             for r in results
         )
 

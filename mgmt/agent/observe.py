@@ -112,10 +112,11 @@ def interface(info: NodeInfo) -> str | None:
     return None
 
 
-def netstats_result(reqid: str, instance: str, result: Result, iface: str | None) -> Result:
+def netstats_result(reqid: str, instance: str, result: Result, info: NodeInfo | None) -> Result:
     """A node's ``get_net_stats`` dispatch Result as a ``netstats`` payload Result:
-    ``{"interface", "pkts_recvd", "pkts_dropped", "pkts_link", "bytes_recvd",
-    "network_time"}`` (errors pass through)."""
+    ``{"interface", "started", "now", "pkts_recvd", "pkts_dropped", "pkts_link",
+    "bytes_recvd", "network_time"}`` (errors pass through); the counters are those since
+    the node's process ``started``."""
     if not result.success:
         return result.with_changes(reqid=reqid, instance=instance)
     try:
@@ -124,7 +125,12 @@ def netstats_result(reqid: str, instance: str, result: Result, iface: str | None
         stats = None
     if not isinstance(stats, dict):
         return Result(reqid, False, instance=instance, node=result.node, error="invalid net stats")
-    return payload_result(reqid, {"interface": iface, **stats}, instance=instance, node=result.node)
+    known = {
+        "interface": None if info is None else interface(info),
+        "started": None if info is None else info.started_at,
+        "now": now(),
+    }
+    return payload_result(reqid, {**known, **stats}, instance=instance, node=result.node)
 
 
 def now() -> float:
