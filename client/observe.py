@@ -80,6 +80,15 @@ def _block(title: str, text: object) -> list[str]:
     return [f"==== {title} ====", *(body.splitlines() or ["(empty)"])]
 
 
+#: The environment variables diag shows (the crash directory keeps them all).
+_ENV_PREFIXES = ("ZEEK", "CLUSTER_", "PATH=", "LD_", "PYTHONPATH=")
+
+
+def _zeek_env(env: object) -> str:
+    lines = str(env or "").splitlines()
+    return "\n".join(line for line in lines if line.startswith(_ENV_PREFIXES))
+
+
 def _diag_node(r: ExtensionResult) -> list[str]:
     p = r.payload or {}
     now = _num(p.get("now")) or time.time()
@@ -115,7 +124,10 @@ def _diag_node(r: ExtensionResult) -> list[str]:
             f"  .status:  {str(crash.get('status', '')).strip() or '-'}",
             *_block("stderr of the crashed run (end)", crash.get("stderr")),
             *_block("stdout of the crashed run (end)", crash.get("stdout")),
-            *_block("environment of the crashed run", crash.get("env")),
+            *_block(
+                f"environment of the crashed run (Zeek's; all in {crash.get('dir', '?')}/env)",
+                _zeek_env(crash.get("env")),
+            ),
         ]
     lines += _block("current stderr (end)", p.get("stderr"))
     return lines
