@@ -216,7 +216,7 @@ AGENT = (
     Spec("archive_dir", PATH, lambda ctx: _installation_dir(ctx, "archive_dir", "logs")),
     Spec("archive_cmd", OPT_STR, lambda ctx: _archiver_command(ctx)),
     Spec("node_websocket_start_port", PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
-    # Observability (README, "Crashes and notifications").
+    # observation (issue 12; README, "Crashes, diag, top, netstats")
     Spec("max_restarts", COUNT0, 0, None, None,
          "consecutive automatic restarts before a node is given up (FAILED); 0 = forever"),
     Spec("crash_keep", COUNT0, 10, None, None,
