@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.cli import Run, ours, run_cmd_sync
+from client.cli import CLEAR_SCREEN
+from tests.support.cli import Run, cli_env, ours, run_cmd_sync
 from tests.support.reference import LOCAL_AGENT
 from tests.support.sites import TIMEOUT, Site, pids, site
 from tests.support.waiting import wait_until
@@ -28,9 +30,30 @@ def mgmt(s: Site, *args: str) -> Run:
     )
 
 
+def watch(s: Site, out: Path) -> None:
+    """top --watch redraws in place (clear screen, title, table) until Ctrl-C: exit 0."""
+    argv = ours("top", "--watch", "-d", "0.1", "--controller", f"127.0.0.1:{s.ws_port}")
+    with open(out, "w") as f:
+        proc = subprocess.Popen(argv, env=cli_env(s.client_env()), stdout=f, stderr=f)
+    try:
+        frames = wait_until(
+            lambda: (n := out.read_text().count(CLEAR_SCREEN)) >= 2 and n, "two frames"
+        )
+        assert frames >= 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    frame = out.read_text().split(CLEAR_SCREEN)[1]
+    assert frame.startswith("zeek-mgmt top - ") and "\nINSTANCE  " in frame
+    assert "Traceback" not in out.read_text()
+
+
 def test_kill_shows_in_status_diag_hook_top_and_netstats(tmp_path: Path) -> None:
     """kill -9 of a worker: status RESTARTS 1 and its last exit, diag its evidence, the
-    hook crashed then recovered; top and netstats list the nodes."""
+    hook crashed then recovered; top (also --watch) and netstats list the nodes."""
     (tmp_path / "hook.py").write_text(HOOK)
     calls = tmp_path / "calls"
     settings = tmp_path / "settings.toml"
@@ -70,6 +93,7 @@ def test_kill_shows_in_status_diag_hook_top_and_netstats(tmp_path: Path) -> None
         assert top.code == 0, top
         roles = sorted(line.split()[2] for line in top.stdout.splitlines()[1:])
         assert roles == ["agent", "controller", "node", "node"]
+        watch(s, tmp_path / "top.out")
         net = mgmt(s, "netstats")
         assert net.code == 0, net
         assert [line.split()[1:4] for line in net.stdout.splitlines()[1:]] == [
