@@ -32,6 +32,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("stage-config", "upload a cluster configuration for later deployment"),
     ("test-timeout", "send the controller's timeout test request"),
     ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
+    # observation (issue 12)
+    ("diag", "crash report of cluster nodes: last exit, output, command line, environment"),
+    ("top", "CPU, memory and threads of every cluster and management process (--watch)"),
+    ("netstats", "packets received, dropped and on the link per capturing node"),
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
 )

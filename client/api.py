@@ -431,6 +431,27 @@ class ControllerClient:
         agent's (README, "API")."""
         return await self.extension(xev.GetVersionRequest(new_request_id()), xev.GetVersionResponse)
 
+    # observation (issue 12): README, "API"
+
+    async def get_node_info(self) -> tuple[ExtensionResult, ...]:
+        """``get_node_info_request``: restarts, uptime and last exit of every node."""
+        req = xev.GetNodeInfoRequest(new_request_id())
+        return await self.extension(req, xev.GetNodeInfoResponse)
+
+    async def diag(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``diag_request``: each node's crash evidence (all nodes when none named)."""
+        req = xev.DiagRequest(new_request_id(), BrokerSet(nodes))
+        return await self.extension(req, xev.DiagResponse)
+
+    async def top(self) -> tuple[ExtensionResult, ...]:
+        """``top_request``: the processes of the controller, the agents and the nodes."""
+        return await self.extension(xev.TopRequest(new_request_id()), xev.TopResponse)
+
+    async def netstats(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``netstats_request``: packet counters of the nodes with an interface."""
+        req = xev.NetstatsRequest(new_request_id(), BrokerSet(nodes))
+        return await self.extension(req, xev.NetstatsResponse)
+
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this
         raises :class:`~mgmt.exceptions.RequestTimeout` (as intended by the test)."""

@@ -16,10 +16,12 @@ Extras:
   Zeek it runs, as JSON keyed by name (the ``get_version`` extension request; README,
   "API"). Exit 1 if any of them failed to answer.
 * ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
-  port, restarts and uptime. The last two are not in the controller API (``NodeStatus``
-  has no such fields), so they show ``-``: nothing is guessed. Exit 0 when every row is
-  RUNNING and no instance reported an error; 1 otherwise (also when the controller cannot
-  be reached).
+  port, restarts, uptime and last exit. The last three are not in the controller's v1
+  API: they come from the ``get_node_info`` extension request, and show ``-`` where it
+  is not answered (nothing is guessed). Exit 0 when every row is RUNNING and no instance
+  reported an error; 1 otherwise (also when the controller cannot be reached).
+* ``diag [NODES]``, ``top [--watch]``, ``netstats [NODES]`` -- the observation
+  extension requests rendered by :mod:`client.observe`.
 * ``deploy-config FILE --wait [--wait-timeout S] [--wait-interval S]`` -- after the deploy
   response (printed as usual on stdout), poll ``get-nodes`` on the same connection and
   print one progress line per node state change on stderr (so stdout stays the deploy
@@ -60,17 +62,19 @@ import os
 import socket
 import ssl as ssl_module
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO, TypeVar
 
-from client import render
+from client import observe, render
 from client.api import ControllerClient, ControllerRefused, new_request_id
 from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
 from client.render import Rendered
 from mgmt.broker import events as ev
+from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import ConfigError, HandshakeError, RequestTimeout, SessionClosedError
 
@@ -755,11 +759,73 @@ async def _client_settings(ctx: Context) -> int:
 
 
 async def _status(ctx: Context) -> int:
+    async def both(c: ControllerClient) -> tuple[Any, tuple[ExtensionResult, ...]]:
+        nodes = await c.get_nodes()
+        try:
+            infos = await c.get_node_info()
+        except RequestTimeout:  # a controller without the extension: "-" instead
+            log.debug("no get_node_info response: RESTARTS, UPTIME, LAST EXIT unknown")
+            infos = ()
+        return nodes, infos
+
     return await _request(
         ctx,
-        lambda c: c.get_nodes(),
-        render.render_status,
+        both,
+        lambda r: render.render_status(r[0], lambda rows: observe.with_node_info(rows, r[1])),
     )
+
+
+# -- observation (issue 12): diag, top, netstats
+
+
+def _observe_nodes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "nodes", metavar="NODES", nargs="*", default=[], help="cluster nodes (default: all)"
+    )
+
+
+async def _diag(ctx: Context) -> int:
+    return await _request(ctx, lambda c: c.diag(ctx.args.nodes), observe.render_diag)
+
+
+async def _netstats(ctx: Context) -> int:
+    return await _request(ctx, lambda c: c.netstats(ctx.args.nodes), observe.render_netstats)
+
+
+def _top_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-w", "--watch", action="store_true", help="refresh in place until interrupted, as top"
+    )
+    parser.add_argument(
+        "-d",
+        "--delay",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between refreshes with --watch (default: 2)",
+    )
+
+
+#: Moves the cursor home and clears the screen (what top and watch do between frames).
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+async def _top(ctx: Context) -> int:
+    if not ctx.args.watch:
+        return await _request(ctx, lambda c: c.top(), observe.render_top)
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        while True:
+            try:
+                answer = await client.top()
+            except _NO_RESPONSE as exc:
+                return _no_response(exc)
+            title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {ctx.args.delay:g} s)"
+            sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
+            emit(observe.render_top(answer))
+            await asyncio.sleep(max(0.1, ctx.args.delay))
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
@@ -774,5 +840,8 @@ restart = _command(_nodes_argument, _restart)
 stage_config = _command(_config_file_argument, _stage_config)
 test_timeout = _command(_test_timeout_arguments, _test_timeout)
 status = _command(_nothing, _status)
+diag = _command(_observe_nodes_argument, _diag)
+top = _command(_top_arguments, _top)
+netstats = _command(_observe_nodes_argument, _netstats)
 get_versions = _command(_nothing, _get_versions)
 client_settings = _command(_nothing, _client_settings)

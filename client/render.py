@@ -26,7 +26,7 @@ import functools
 import io
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -521,13 +521,15 @@ STATUS_COLUMNS = (
     "METRICS",
     "RESTARTS",
     "UPTIME",
+    "LAST EXIT",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class StatusRow:
-    """One row of ``status``. ``restarts`` and ``uptime`` are not in the controller API
-    (``NodeStatus`` has no such fields), so they stay unknown (``-``) until it has them."""
+    """One row of ``status``. ``restarts``, ``uptime`` and ``last_exit`` are not in the
+    controller's v1 API (``NodeStatus`` has no such fields): they come from the
+    ``get_node_info`` extension (:func:`client.observe.with_node_info`), else ``-``."""
 
     instance: str
     node: str
@@ -538,6 +540,7 @@ class StatusRow:
     metrics_port: int | None = None
     restarts: int | None = None
     uptime: float | None = None
+    last_exit: str | None = None
 
     def cells(self) -> tuple[str, ...]:
         """The row as table cells; ``-`` for unknown values."""
@@ -551,6 +554,7 @@ class StatusRow:
             _cell(self.metrics_port),
             _cell(self.restarts),
             "-" if self.uptime is None else format_duration(self.uptime),
+            self.last_exit or "-",
         )
 
 
@@ -625,10 +629,14 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_status(results: Sequence[Result]) -> Rendered:
-    """``status``: a table of every node; exit 0 only if there is no error and every row
-    is RUNNING."""
+def render_status(
+    results: Sequence[Result], fill: Callable[[list[StatusRow]], list[StatusRow]] | None = None
+) -> Rendered:
+    """``status``: a table of every node (``fill`` adds what get-nodes lacks); exit 0
+    only if there is no error and every row is RUNNING."""
     rows, diags = status_rows(results)
+    if fill is not None:
+        rows = fill(rows)
     all_running = all(r.state is State.RUNNING for r in rows)
     text = format_table(STATUS_COLUMNS, [r.cells() for r in rows])
     return Rendered(text, 0 if all_running and not diags else 1, tuple(diags))

@@ -13,16 +13,22 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
-from typing import assert_never
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any, assert_never
 
+from mgmt.agent import observe
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.broker import extevents as xev
 from mgmt.broker.records import Result
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
+from mgmt.daemon.procstats import ProcessSampler
+from mgmt.supervisor.node import NodeInfo
 
 log = logging.getLogger("mgmt.agent")
+
+#: Dispatches an action to nodes: (reqid, action, names) -> one Result per node.
+AskNodes = Callable[[str, tuple[str, ...], Iterable[str]], Awaitable[list[Result]]]
 
 #: ``zeek --version`` prints ``<argv0> version <version>``.
 _ZEEK_VERSION = re.compile(r" version (\S+)\s*$")
@@ -36,14 +42,25 @@ class ExtensionActions:
         zeek: returns the Zeek binary the nodes run (a path, or a name on PATH).
         timeout: seconds a helper program (``zeek --version``) may take; ``None``:
             no limit.
+        nodes: the supervisor's node snapshots now (observation requests).
+        ask: dispatches an action to nodes over their node channels (netstats).
     """
 
     def __init__(
-        self, facts: ProcessFacts, zeek: Callable[[], str], *, timeout: float | None = 10.0
+        self,
+        facts: ProcessFacts,
+        zeek: Callable[[], str],
+        *,
+        timeout: float | None = 10.0,
+        nodes: Callable[[], list[NodeInfo]] = list,
+        ask: AskNodes | None = None,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
         self._timeout = timeout
+        self._nodes = nodes
+        self._sampler = ProcessSampler()
+        self._ask = ask
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -56,8 +73,54 @@ class ExtensionActions:
             case xev.AgentGetVersionRequest(reqid=reqid):
                 payload = self.facts.version_payload(await self.zeek_version())
                 return (xev.payload_result(reqid, payload, instance=self.facts.name),)
+            case xev.AgentGetNodeInfoRequest(reqid=reqid):
+                return await self._per_node(reqid, None, observe.node_info)
+            case xev.AgentDiagRequest(reqid=reqid, nodes=nodes):
+                return await self._per_node(reqid, nodes, observe.diag)
+            case xev.AgentTopRequest(reqid=reqid):
+                return (self.top(reqid),)
+            case xev.AgentNetstatsRequest(reqid=reqid, nodes=nodes):
+                return await self.netstats(reqid, nodes)
             case _:
                 assert_never(event)
+
+    async def _per_node(
+        self,
+        reqid: str,
+        names: Collection[str] | None,
+        payload: Callable[[NodeInfo, float], dict[str, Any]],
+    ) -> tuple[Result, ...]:
+        """One Result per node (those of ``names``, all when it is empty or ``None``),
+        its payload built in a worker thread (it reads files)."""
+        infos = [i for i in self._nodes() if not names or i.name in names]
+
+        def build() -> tuple[Result, ...]:
+            now = observe.now()
+            return tuple(
+                xev.payload_result(reqid, payload(i, now), instance=self.facts.name, node=i.name)
+                for i in infos
+            )
+
+        return await asyncio.to_thread(build)
+
+    async def netstats(self, reqid: str, names: Collection[str]) -> tuple[Result, ...]:
+        """``get_net_stats()`` of each node with an interface (of ``names``; all when
+        empty), over the node channels; one Result per node."""
+        infos = [i for i in self._nodes() if (not names or i.name in names)]
+        by_name: dict[str, NodeInfo] = {i.name: i for i in infos if observe.interface(i)}
+        if self._ask is None or not by_name:
+            return ()
+        results = await self._ask(reqid, ("get_net_stats",), by_name)
+        return tuple(
+            observe.netstats_result(reqid, self.facts.name, r, by_name.get(r.node or ""))
+            for r in results
+        )
+
+    def top(self, reqid: str) -> Result:
+        """The ``top`` Result of this agent: itself and its nodes' processes."""
+        entries = observe.top_entries(self._sampler, self.facts.role, self.facts.pid, self._nodes())
+        payload = {"now": observe.now(), "processes": entries}
+        return xev.payload_result(reqid, payload, instance=self.facts.name)
 
     async def zeek_version(self) -> str | None:
         """The version of the nodes' Zeek (``zeek --version``), cached once known;

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from mgmt.agent.state import AgentState
 
 #: The extension requests an agent answers (each has a row in :data:`EXTENSIONS`).
-ExtensionRequest: TypeAlias = xev.AgentGetVersionRequest
+ExtensionRequest: TypeAlias = (
+    xev.AgentGetVersionRequest
+    # observation (issue 12)
+    | xev.AgentGetNodeInfoRequest
+    | xev.AgentDiagRequest
+    | xev.AgentTopRequest
+    | xev.AgentNetstatsRequest
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +56,9 @@ class AgentExtension:
 EXTENSIONS: dict[type[Any], AgentExtension] = {
     # The Zeek version needs running `zeek --version` once: the service answers.
     xev.AgentGetVersionRequest: AgentExtension(xev.AgentGetVersionResponse),
+    # observation (issue 12): the supervisor's records, crash directories, /proc
+    xev.AgentGetNodeInfoRequest: AgentExtension(xev.AgentGetNodeInfoResponse),
+    xev.AgentDiagRequest: AgentExtension(xev.AgentDiagResponse),
+    xev.AgentTopRequest: AgentExtension(xev.AgentTopResponse),
+    xev.AgentNetstatsRequest: AgentExtension(xev.AgentNetstatsResponse),
 }

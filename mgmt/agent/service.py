@@ -65,6 +65,7 @@ from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
+from mgmt.agent.notify import Notifier, from_node_event
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
 from mgmt.broker.directions import ControllerToAgent
@@ -153,8 +154,14 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
-        self.extensions = ExtensionActions(facts, self.node_setup.zeek)
+        self.extensions = ExtensionActions(
+            facts,
+            self.node_setup.zeek,
+            nodes=lambda: [] if self.supervisor is None else self.supervisor.status(),
+            ask=lambda reqid, action, names: self.channels.ask(reqid, action, names),
+        )
         self.archival = Archival(settings, self.backend)
+        self.notifier = Notifier(settings)
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -248,10 +255,14 @@ class AgentService(MachineDriver[ast.AgentState]):
             # request is handled before the nodes are known.
             self.supervisor = SupervisorService(
                 cfg.state_dir,
-                policy=PolicySettings(stop_grace=cfg.stop_grace),
+                policy=PolicySettings(
+                    stop_grace=cfg.stop_grace, max_restarts=cfg.max_restarts or None
+                ),
                 backend=self.backend,
                 table_path=self.table_file,
                 on_state_change=self._on_node_change,
+                crash_keep=cfg.crash_keep,
+                on_node_event=lambda e: self.notifier.post(from_node_event(cfg.name, e)),
             )
             await self.supervisor.start()
             self.nodes = SupervisedNodes(self.supervisor)
@@ -288,6 +299,7 @@ class AgentService(MachineDriver[ast.AgentState]):
             # start-up failed.
             if not keep_nodes and self.started.is_set():
                 await self.archival.at_exit()
+        await self.notifier.close()
         log.info(
             "agent %s stopped%s", self.settings.name, " (nodes left running)" if keep_nodes else ""
         )

@@ -25,7 +25,7 @@ from mgmt.typing import NodeName
 
 log = logging.getLogger("mgmt.agent")
 
-_STATE_MAP = {
+STATE_MAP = {
     ProcessState.PENDING: State.PENDING,
     ProcessState.RUNNING: State.RUNNING,
     ProcessState.STOPPING: State.RUNNING,
@@ -72,7 +72,7 @@ class SupervisedNodes:
         sup = self.supervisor
         views = []
         for info in sup.status():
-            state = _STATE_MAP.get(info.state, State.UNKNOWN)
+            state = STATE_MAP.get(info.state, State.UNKNOWN)
             outputs = None
             if state is not State.RUNNING:
                 crashed = sup.exit_outputs(info.name)

@@ -25,6 +25,11 @@ ClientToController: TypeAlias = (
     | ev.RestartRequest
     | ev.TestTimeoutRequest
     | xev.GetVersionRequest
+    # observation (issue 12)
+    | xev.GetNodeInfoRequest
+    | xev.DiagRequest
+    | xev.TopRequest
+    | xev.NetstatsRequest
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -38,6 +43,11 @@ ControllerToClient: TypeAlias = (
     | ev.RestartResponse
     | ev.TestTimeoutResponse
     | xev.GetVersionResponse
+    # observation (issue 12)
+    | xev.GetNodeInfoResponse
+    | xev.DiagResponse
+    | xev.TopResponse
+    | xev.NetstatsResponse
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -49,6 +59,11 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
     | xev.AgentGetVersionRequest
+    # observation (issue 12)
+    | xev.AgentGetNodeInfoRequest
+    | xev.AgentDiagRequest
+    | xev.AgentTopRequest
+    | xev.AgentNetstatsRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -64,6 +79,11 @@ AgentToController: TypeAlias = (
     | ev.NotifyError
     | ev.NotifyLog
     | xev.AgentGetVersionResponse
+    # observation (issue 12)
+    | xev.AgentGetNodeInfoResponse
+    | xev.AgentDiagResponse
+    | xev.AgentTopResponse
+    | xev.AgentNetstatsResponse
 )
 
 #: The node channel: agent -> node and node -> agent.

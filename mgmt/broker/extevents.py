@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mgmt.broker.events import RESULTS, STRING, _event
+from mgmt.broker.data import BrokerSet
+from mgmt.broker.events import RESULTS, STRING, STRING_SET, _event
 from mgmt.broker.records import Result
 from mgmt.exceptions import DecodeError
 
@@ -136,5 +137,120 @@ class AgentGetVersionRequest:
 @_event(AGENT_EXT_API + "get_version_response", STRING, RESULTS)
 @dataclass(frozen=True, slots=True)
 class AgentGetVersionResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# Observation (issue 12, since 0.2.0): node_info (status), diag, top, netstats.
+# node_info and top ask every connected agent (top: the controller's own processes
+# first); diag and netstats the instances hosting the named nodes (all when none).
+# Payloads: README, "API".
+
+
+@_event(CONTROLLER_EXT_API + "get_node_info_request", STRING)
+@dataclass(frozen=True, slots=True)
+class GetNodeInfoRequest:
+    reqid: str
+
+
+@_event(CONTROLLER_EXT_API + "get_node_info_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class GetNodeInfoResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "get_node_info_request", STRING)
+@dataclass(frozen=True, slots=True)
+class AgentGetNodeInfoRequest:
+    reqid: str
+
+
+@_event(AGENT_EXT_API + "get_node_info_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentGetNodeInfoResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(CONTROLLER_EXT_API + "diag_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class DiagRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "diag_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class DiagResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "diag_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentDiagRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "diag_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentDiagResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(CONTROLLER_EXT_API + "top_request", STRING)
+@dataclass(frozen=True, slots=True)
+class TopRequest:
+    reqid: str
+
+
+@_event(CONTROLLER_EXT_API + "top_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class TopResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "top_request", STRING)
+@dataclass(frozen=True, slots=True)
+class AgentTopRequest:
+    reqid: str
+
+
+@_event(AGENT_EXT_API + "top_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentTopResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(CONTROLLER_EXT_API + "netstats_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class NetstatsRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "netstats_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class NetstatsResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "netstats_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentNetstatsRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "netstats_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentNetstatsResponse:
     reqid: str
     results: tuple[Result, ...]

@@ -41,7 +41,14 @@ if TYPE_CHECKING:
 
 
 #: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
-FanOutRequest: TypeAlias = xev.GetVersionRequest
+FanOutRequest: TypeAlias = (
+    xev.GetVersionRequest
+    # observation (issue 12)
+    | xev.GetNodeInfoRequest
+    | xev.DiagRequest
+    | xev.TopRequest
+    | xev.NetstatsRequest
+)
 
 
 class Scope(enum.Enum):
@@ -73,9 +80,24 @@ def controller_version(state: ControllerState, reqid: str) -> tuple[Result, ...]
     return (xev.payload_result(reqid, facts.version_payload(None), instance=facts.name),)
 
 
+def controller_top(state: ControllerState, reqid: str) -> tuple[Result, ...]:
+    """The controller's own ``top`` Result: its process, as its probe sees it."""
+    facts, probe = state.facts, state.probe
+    if facts is None or probe is None:
+        return ()
+    entry = {"node": None, "role": facts.role, "state": "RUNNING", **probe()}
+    payload = {"now": entry.pop("now", None), "processes": [entry]}
+    return (xev.payload_result(reqid, payload, instance=facts.name),)
+
+
 #: The fan-out extension requests, by client request class.
 FANOUTS: dict[type[Any], FanOut] = {
     xev.GetVersionRequest: FanOut(
         xev.GetVersionResponse, xev.AgentGetVersionRequest, local=controller_version
     ),
+    # observation (issue 12)
+    xev.GetNodeInfoRequest: FanOut(xev.GetNodeInfoResponse, xev.AgentGetNodeInfoRequest),
+    xev.DiagRequest: FanOut(xev.DiagResponse, xev.AgentDiagRequest, Scope.NODES),
+    xev.TopRequest: FanOut(xev.TopResponse, xev.AgentTopRequest, local=controller_top),
+    xev.NetstatsRequest: FanOut(xev.NetstatsResponse, xev.AgentNetstatsRequest, Scope.NODES),
 }

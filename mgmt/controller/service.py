@@ -57,6 +57,7 @@ from mgmt.core.peertext import peer_text
 from mgmt.core.topics import AGENT_TOPIC_PREFIX, CONTROLLER_TOPIC, agent_topic
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
+from mgmt.daemon.procstats import ProcessSampler
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
 from mgmt.persist.lock import InstanceLock
@@ -105,6 +106,8 @@ class ControllerService(MachineDriver[cs.ControllerState]):
         self._ephemeral_ports = ephemeral_ports
         self.store = ConfigStore(settings.work_dir / "controller.toml")
         self.lock = InstanceLock(settings.state_dir, "controller")
+        #: This process's figures for top.
+        self._sampler = ProcessSampler()
         self.client_server: Server | None = None
         self.agent_server: Server | None = None
         self._links: dict[str, Connection] = {}
@@ -129,6 +132,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
             ready=saved.ready,
             deployed=saved.deployed,
             facts=ProcessFacts("controller", self.settings.name, os.getpid(), time.time()),
+            probe=lambda: {"now": time.time(), **self._sampler.sample(os.getpid())},
         )
 
     async def run(self) -> None:

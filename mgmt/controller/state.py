@@ -54,7 +54,7 @@ import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TypeAlias, assert_never
+from typing import Any, TypeAlias, assert_never
 
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
@@ -143,6 +143,9 @@ class ControllerState:
             ``listen_port`` and the auto-assignment switches (``controller/config.zeek``).
         staged, ready, deployed: configurations restored from disk.
         facts: this controller's process, for extension requests (``get_version``).
+        probe: this controller's process figures now, for ``top`` (a dict of
+            :class:`~mgmt.daemon.procstats.ProcessSampler`'s entry plus ``now``; the
+            service passes a /proc reader); ``None``: the controller is not listed.
         new_id: request id generator (injectable for deterministic tests).
     """
 
@@ -154,6 +157,7 @@ class ControllerState:
         ready: Configuration | None = None,
         deployed: Configuration | None = None,
         facts: ProcessFacts | None = None,
+        probe: Callable[[], dict[str, Any]] | None = None,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self.settings = settings
@@ -161,6 +165,7 @@ class ControllerState:
         self.ready_config = ready
         self.deployed = deployed
         self.facts = facts
+        self.probe = probe
         self._actions: list[Action] = []
         self._agents_ready_queued: list[frozenset[str]] = []
         #: The agents: needed, connected, ready (g_instances, _known, _ready).
@@ -282,7 +287,13 @@ class ControllerState:
                 )
                 if with_state:
                     self._create(reqid, Kind.TEST, now)
-            case xev.GetVersionRequest():
+            case (
+                xev.GetVersionRequest()
+                | xev.GetNodeInfoRequest()
+                | xev.DiagRequest()
+                | xev.TopRequest()
+                | xev.NetstatsRequest()
+            ):
                 self._fan_out(event, FANOUTS[type(event)], now)
             case _:
                 assert_never(event)
@@ -619,7 +630,13 @@ class ControllerState:
                 self._child_response(reqid, results, now)
             case ev.AgentRestartResponse(reqid=reqid, results=results):
                 self._child_response(reqid, results, now)
-            case xev.AgentGetVersionResponse(reqid=reqid, results=results):
+            case (
+                xev.AgentGetVersionResponse(reqid=reqid, results=results)
+                | xev.AgentGetNodeInfoResponse(reqid=reqid, results=results)
+                | xev.AgentDiagResponse(reqid=reqid, results=results)
+                | xev.AgentTopResponse(reqid=reqid, results=results)
+                | xev.AgentNetstatsResponse(reqid=reqid, results=results)
+            ):
                 self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():
                 pass

@@ -13,7 +13,7 @@
 ##! * Log rotation as for supervised nodes (behaviour.md §6.8): rotated logs go to
 ##!   <spool>/log-queue, named for zeek-archiver on the logging node, with no zeekctl
 ##!   post-processor; leftover logs of a crashed run are rotated at start-up.
-##! * The node channel for get-id-value (behaviour.md §7, §8.6): a WebSocket server on
+##! * The node channel for get-id-value and netstats (behaviour.md §7, §8.6): a WebSocket server on
 ##!   127.0.0.1:$ZEEK_MGMT_NODE_WEBSOCKET_PORT (Zeek >= 7.2) answering
 ##!   Management::Node::API::node_dispatch_request with node_dispatch_response on
 ##!   zeek/management/node/<node>/response.
@@ -140,6 +140,16 @@ function get_id_value(args: vector of string, res: Management::Result)
 	res$data = to_json(val);
 	}
 
+## Fills ``res`` for ``get_net_stats`` (zeek-mgmt netstats): the packet counters of
+## get_net_stats() and the current network time, as JSON.
+function get_net_stats_json(res: Management::Result)
+	{
+	local ns = get_net_stats();
+	res$data = to_json([$pkts_recvd=ns$pkts_recvd, $pkts_dropped=ns$pkts_dropped,
+	    $pkts_link=ns$pkts_link, $bytes_recvd=ns$bytes_recvd,
+	    $network_time=time_to_double(network_time())]);
+	}
+
 event Management::Node::API::node_dispatch_request(reqid: string, action: vector of string,
     nodes: set[string])
 	{
@@ -156,6 +166,8 @@ event Management::Node::API::node_dispatch_request(reqid: string, action: vector
 		}
 	else if ( action[0] == "get_id_value" )
 		get_id_value(action[1:], res);
+	else if ( action[0] == "get_net_stats" )
+		get_net_stats_json(res);
 	else
 		{
 		res$success = F;

@@ -26,12 +26,15 @@ Value rules
   :mod:`mgmt.settings.zeek`); empty means "not found" (an error only when a node must be
   started) and "use the built-in archiver".
 * ``agent.archive_interval = 0`` means "the rotation interval", 3600 s, and is stored so.
+* Commands (``agent.notify_cmd``): a TOML array is the argv itself (run without a
+  shell); a string is kept as written and must split into words (shlex).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +175,30 @@ def _parse_positive_int(raw: object, text: bool) -> int:
     return value
 
 
+def _parse_nonneg_int(raw: object, text: bool) -> int:
+    value = int(_parse_number(raw, text, int))
+    if value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
+    return value
+
+
+def _parse_command(raw: object, text: bool) -> str | tuple[str, ...]:
+    # A TOML array is the argv itself; a string is split like a shell would (shlex),
+    # or given to /bin/sh -c as it is where the setting says so (notify_shell).
+    if isinstance(raw, list | tuple):
+        if not all(isinstance(item, str) for item in raw):
+            raise ValueError(f"expected an array of strings, got {raw!r}")
+        if raw and not raw[0]:
+            raise ValueError("the program (first element) must not be empty")
+        return tuple(raw)
+    s = _need_str(raw, "a command: a string or an array of strings")
+    try:
+        shlex.split(s)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {s!r} into words: {exc}") from None
+    return s
+
+
 def _parse_str_list(raw: object, text: bool) -> tuple[str, ...]:
     if text and isinstance(raw, str):
         return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -230,6 +257,8 @@ NONNEG_SECONDS = Kind(_parse_nonneg_float, _show_plain, "SECONDS")
 ARCHIVE_INTERVAL = Kind(_parse_archive_interval, _show_plain, "SECONDS")
 BYTES = Kind(_parse_positive_int, _show_plain, "BYTES")
 COUNT = Kind(_parse_positive_int, _show_plain, "N")
+COUNT0 = Kind(_parse_nonneg_int, _show_plain, "N")
+COMMAND = Kind(_parse_command, _show_plain, "CMD")
 STR_LIST = Kind(_parse_str_list, _show_plain, "STR")
 LOG_LEVEL = Kind(_parse_log_level, _show_plain, "LEVEL")
 ENDPOINT = Kind(_parse_endpoint, _show_endpoint, "HOST:PORT")

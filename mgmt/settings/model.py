@@ -115,6 +115,16 @@ class AgentSettings(DaemonSettings):
     #: The archiver command; empty means the built-in archiver.
     archive_cmd: str
     node_websocket_start_port: int
+    #: Consecutive automatic restarts before a node is given up (FAILED); 0: never.
+    max_restarts: int
+    #: Crash directories kept per node; 0: none are written.
+    crash_keep: int
+    #: The notification hook: an argv (run without a shell), or a string (split into
+    #: words, or run by ``/bin/sh -c`` with ``notify_shell``); empty: no hook.
+    notify_cmd: str | tuple[str, ...]
+    notify_shell: bool
+    #: Seconds one run of the hook may take before it is killed.
+    notify_timeout: float
 
 
 Settings = ControllerSettings | AgentSettings

@@ -20,7 +20,9 @@ from mgmt.settings.kinds import (
     ARCHIVE_INTERVAL,
     BOOL,
     BYTES,
+    COMMAND,
     COUNT,
+    COUNT0,
     ENDPOINT,
     LISTEN_PORT,
     LOG_LEVEL,
@@ -214,6 +216,15 @@ AGENT = (
     Spec("archive_dir", PATH, lambda ctx: _installation_dir(ctx, "archive_dir", "logs")),
     Spec("archive_cmd", OPT_STR, lambda ctx: _archiver_command(ctx)),
     Spec("node_websocket_start_port", PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
+    # observation (issue 12; README, "Crashes, diag, top, netstats")
+    Spec("max_restarts", COUNT0, 0, None, None,
+         "consecutive automatic restarts before a node is given up (FAILED); 0 = forever"),
+    Spec("crash_keep", COUNT0, 10, None, None,
+         "crash directories kept per node (<node dir>/crash/<time>); 0 = none"),
+    Spec("notify_cmd", COMMAND, (), None, None,
+         "command run when a node crashes, fails, gives up or recovers"),
+    Spec("notify_shell", BOOL, False, None, None, "run notify_cmd through /bin/sh -c"),
+    Spec("notify_timeout", SECONDS, 30.0, None, None, "seconds notify_cmd may take"),
     *_CHANNEL,
 )  # fmt: skip
 

@@ -37,6 +37,27 @@ _WANTED_RUNNING = frozenset({ProcessState.PENDING, ProcessState.RUNNING, Process
 
 
 @dataclass(frozen=True, slots=True)
+class LastCrash:
+    """A node's last unexpected exit (a requested stop or restart is not one).
+
+    Attributes:
+        status: how the process ended.
+        time: when (seconds since the epoch).
+        pid: the process that ended.
+        started: when that process had started (seconds since the epoch), if known.
+        restarts: automatic revivals before it, since the node was started on request.
+        spec: the spec the process ran.
+    """
+
+    status: ExitStatus
+    time: float
+    pid: int
+    started: float | None
+    restarts: int
+    spec: NodeSpec
+
+
+@dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A snapshot of one supervised node.
 
@@ -53,6 +74,7 @@ class NodeInfo:
         reason: why the node is FAILED, else ``None``.
         adopted: whether the current process was adopted from an earlier supervisor.
         spec: the node's spec (the one used for its next spawn).
+        last_crash: its last unexpected exit while this supervisor ran, if any.
     """
 
     name: NodeName
@@ -65,6 +87,7 @@ class NodeInfo:
     reason: str | None
     adopted: bool
     spec: NodeSpec
+    last_crash: LastCrash | None = None
 
 
 class SupervisedNode:
@@ -81,6 +104,8 @@ class SupervisedNode:
         "exit_time",
         "exit_outputs",
         "reported",
+        "last_crash",
+        "unwell",
     )
 
     def __init__(self, spec: NodeSpec, settings: PolicySettings) -> None:
@@ -100,6 +125,10 @@ class SupervisedNode:
         self.exit_outputs: tuple[str, str] | None = None
         #: The last (state, pid) reported to the supervisor's callback.
         self.reported: tuple[ProcessState, int | None] | None = None
+        #: The last unexpected exit.
+        self.last_crash: LastCrash | None = None
+        #: Crashed, gave up or failed, and not RUNNING since (a recovery is news).
+        self.unwell = False
 
     @property
     def name(self) -> NodeName:
@@ -124,6 +153,7 @@ class SupervisedNode:
             reason=p.reason,
             adopted=self.handle is not None and self.handle.adopted,
             spec=self.spec,
+            last_crash=self.last_crash,
         )
 
     def new_steps(self) -> list[tuple[ProcessState, int | None]]:
@@ -205,13 +235,17 @@ class SupervisedNode:
         assert self.handle is not None
         pid = self.handle.pid
         self.handle = None
-        self.proc_spec = None
+        spec, self.proc_spec = self.proc_spec or self.spec, None
         self.exit_time = time.time()
         if self.policy.state is ProcessState.STOPPING:
             logger.info("[%s] pid %d stopped: %s", self.name, pid, status.describe())
         else:
             # Keep what the dead process said: an immediate revival truncates the files.
             self.exit_outputs = read_outputs(self.spec.cwd)
+            self.last_crash = LastCrash(
+                status, self.exit_time, pid, self.started_at, self.policy.restarts, spec
+            )
+            self.unwell = True
             # Zeek: "Supervised node '<n>' (PID <pid>) exited prematurely with status <s>"
             logger.warning("[%s] pid %d %s prematurely", self.name, pid, status.describe())
         return self.policy.on_exit(status, now)

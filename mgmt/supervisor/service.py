@@ -45,6 +45,7 @@ from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor.backend import Backend, OsBackend
 from mgmt.supervisor.exitwatch import ExitWatcher
 from mgmt.supervisor.node import SETTLED_STATES, NodeInfo, SupervisedNode
+from mgmt.supervisor.nodeevents import NodeEvent, NodeEventRecorder
 from mgmt.supervisor.nodefiles import read_outputs
 from mgmt.supervisor.policy import (
     Action,
@@ -75,6 +76,11 @@ class SupervisorService:
             through, and when its pid changes; ``state`` and ``pid`` are as of that
             moment (a crash with an immediate revival reports CRASHED, then PENDING with
             the new pid). Runs in the event loop; exceptions are logged and ignored.
+        crash_keep: crash directories kept per node (``<node dir>/crash/<time>``,
+            :mod:`~mgmt.supervisor.crashdirs`); 0 keeps none.
+        on_node_event: called with each :class:`~mgmt.supervisor.nodeevents.NodeEvent`
+            (crashed, gave-up, failed, recovered), in order, a crash once its directory
+            is written. Runs in the event loop; exceptions are logged and ignored.
     """
 
     def __init__(
@@ -86,6 +92,8 @@ class SupervisorService:
         table_path: Path | None = None,
         poll_interval: float = 0.1,
         on_state_change: Callable[[NodeInfo], None] | None = None,
+        crash_keep: int = 10,
+        on_node_event: Callable[[NodeEvent], None] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.backend: Backend = (
@@ -106,6 +114,8 @@ class SupervisorService:
         self._close_task: asyncio.Task[None] | None = None
         #: Wakes the driver when a process exits (pidfds), where the backend can.
         self._exits = ExitWatcher(self.backend, self._wakeup.set)
+        #: Keeps the evidence of crashes and reports node events.
+        self._events = NodeEventRecorder(crash_keep, on_node_event)
 
     @property
     def persist_error(self) -> str | None:
@@ -207,6 +217,7 @@ class SupervisorService:
         finally:
             # The table reflects what is left: live pids with keep_nodes, none otherwise.
             self._persist()
+            await self._events.close()
 
     async def __aenter__(self) -> SupervisorService:
         await self.start()
@@ -410,6 +421,9 @@ class SupervisorService:
             ):
                 self._execute(node, policy.on_ready(now))
                 logger.info("[%s] running (%s)", node.name, self.backend.describe(node.handle))
+                if node.unwell:
+                    node.unwell = False
+                    self._events.node_event(node, "recovered", pid=node.handle.pid)
             # 3. timers
             self._execute(node, policy.on_tick(now))
         # 4. deploys waiting for old processes
@@ -422,12 +436,20 @@ class SupervisorService:
 
     def _exited(self, node: SupervisedNode, status: ExitStatus, now: float) -> None:
         self._exits.unwatch(node.name)
-        self._execute(node, node.exited(status, now))
+        expected = node.policy.state is ProcessState.STOPPING
+        actions = node.exited(status, now)
+        if not expected:
+            # Before the actions: a revival truncates the files the evidence comes from.
+            self._events.crashed(node, status)
+        self._execute(node, actions)
 
     def _execute(self, node: SupervisedNode, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Spawn):
-                if node.spawn(self.backend, action.reason) and node.handle is not None:
+                if not node.spawn(self.backend, action.reason):
+                    node.unwell = True
+                    self._events.node_event(node, "failed")
+                elif node.handle is not None:
                     self._exits.watch(node.name, node.handle)
             elif isinstance(action, Signal):
                 if node.handle is not None:

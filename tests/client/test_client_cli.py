@@ -69,11 +69,16 @@ async def test_status_table_and_exit_codes(tmp_path: Path) -> None:
             "METRICS",
             "RESTARTS",
             "UPTIME",
+            "LAST",
+            "EXIT",
         ]
         rows = {line.split()[1]: line.split() for line in lines[1:]}
         assert set(rows) == {LOCAL_AGENT, "logger", "manager", "worker-01", "worker-02"}
         assert rows["manager"][:4] == [LOCAL_AGENT, "manager", "manager", "RUNNING"]
-        assert rows["manager"][-2:] == ["-", "-"]  # restarts and uptime are not in the API
+        # restarts, uptime, last exit: from the get_node_info extension (the fake agent's
+        # nodes started 75 s ago); the agent itself has none
+        assert rows["manager"][-3:] == ["0", "1m15s", "-"]
+        assert rows[LOCAL_AGENT][-3:] == ["-", "-", "-"]
         assert rows["manager"][5] == "2200" and rows["manager"][6] == "9000"
 
         agent.crashed.add("worker-02")

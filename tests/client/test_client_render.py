@@ -309,9 +309,9 @@ def test_status_table() -> None:
     out = render.render_status([decoded(Result("r", True, instance="agent-1", data=statuses))])
     assert out.exit_code == 1
     assert out.text == (
-        "INSTANCE  NODE     ROLE    STATE    PID  PORT  METRICS  RESTARTS  UPTIME\n"
-        "agent-1   agent-1  agent   RUNNING  7    -     -        -         -\n"
-        "agent-1   w1       worker  CRASHED  -    -     9001     -         -\n"
+        "INSTANCE  NODE     ROLE    STATE    PID  PORT  METRICS  RESTARTS  UPTIME  LAST EXIT\n"
+        "agent-1   agent-1  agent   RUNNING  7    -     -        -         -       -\n"
+        "agent-1   w1       worker  CRASHED  -    -     9001     -         -       -\n"
     )
     ok = render.render_status([decoded(Result("r", True, instance="a", data=statuses[:1]))])
     assert ok.exit_code == 0

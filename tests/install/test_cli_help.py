@@ -62,7 +62,7 @@ def test_unknown_command_suggests_the_closest() -> None:
     proc = zeek_mgmt("staus")
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        "zeek-mgmt: error: unknown command 'staus' (did you mean 'status'?); "
+        "zeek-mgmt: error: unknown command 'staus' (did you mean 'status' or 'netstats'?); "
         "'zeek-mgmt --help' lists them\n"
     )
     assert zeek_mgmt("frobnicate").stderr == (

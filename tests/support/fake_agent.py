@@ -25,12 +25,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker import records
 from mgmt.broker.directions import CONTROLLER_TO_AGENT
 from mgmt.broker.records import ClusterRole, NodeOutputs, NodeStatus, Result, Role, State
@@ -269,6 +271,29 @@ class FakeAgent:
             case ev.AgentNodeDispatchRequest(reqid=rid, action=action, nodes=nodes):
                 return ev.AgentNodeDispatchResponse(
                     rid, tuple(self._dispatch(rid, action, n.name) for n in self._my_nodes(nodes))
+                )
+            case xev.AgentGetNodeInfoRequest(reqid=rid):
+                # observation (issue 12): what status shows beyond get-nodes
+                now = time.time()
+                return xev.AgentGetNodeInfoResponse(
+                    rid,
+                    tuple(
+                        xev.payload_result(
+                            rid,
+                            {
+                                "state": self._state(n.name).name,
+                                "pid": self.pids.get(n.name),
+                                "restarts": 0,
+                                "started": now - 75,
+                                "now": now,
+                                "last_exit": None,
+                                "crashes": 0,
+                            },
+                            instance=name,
+                            node=n.name,
+                        )
+                        for n in self._my_nodes()
+                    ),
                 )
             case ev.AgentRestartRequest(reqid=rid, nodes=nodes):
                 results = []
