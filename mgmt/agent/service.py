@@ -19,6 +19,8 @@ The service owns the pure state machine and wires it to one part per job:
 * **Archival** (:mod:`mgmt.agent.archival`): the archiver every ``archive_interval``,
   through the same OS seam as the nodes (:mod:`mgmt.supervisor.backend`), and once more
   at shutdown.
+* **Housekeeping** (:mod:`mgmt.agent.housekeeping`): log retention, disk checks, expiry
+  of crash and old node directories, every ``housekeeping_interval``.
 
 Adoption: the adopted configuration is saved in ``<state>/nodes/<agent>/agent.toml``; the
 supervisor saves its node table. After an agent restart (even ``kill -9``), the
@@ -63,8 +65,10 @@ from mgmt.agent.archival import Archival
 from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
+from mgmt.agent.housekeeping import Housekeeping
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
+from mgmt.agent.retention import DiskEventKind
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
 from mgmt.broker.directions import ControllerToAgent
@@ -155,6 +159,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
         self.extensions = ExtensionActions(facts, self.node_setup.zeek)
         self.archival = Archival(settings, self.backend)
+        self.housekeeping = Housekeeping(settings, self._current_nodes, self.on_disk_event)
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -264,6 +269,7 @@ class AgentService(MachineDriver[ast.AgentState]):
             self.link.dial()
             if self.archival.enabled and cfg.archive_interval > 0:
                 self._spawn(self.archival.loop())
+            self._spawn(self.housekeeping.loop())
             log.info("agent %s is live, pid %d, %s", cfg.name, os.getpid(), self.link.describe())
             self.started.set()
             await self._timer_loop()
@@ -291,6 +297,28 @@ class AgentService(MachineDriver[ast.AgentState]):
         log.info(
             "agent %s stopped%s", self.settings.name, " (nodes left running)" if keep_nodes else ""
         )
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _current_nodes(self) -> list[str]:
+        """The nodes whose directories are in use: deployed here or supervised."""
+        supervised = [] if self.supervisor is None else self.supervisor.status()
+        return self._state.my_nodes() + [info.name for info in supervised]
+
+    def on_disk_event(self, kind: DiskEventKind, path: str, free_percent: float) -> None:
+        """A file system crossed ``min_disk_space`` (reported once per crossing).
+
+        The ``notify_cmd`` hook (issue 12) is to be run from here too.
+        """
+        if kind == "disk-low":
+            log.warning(
+                "disk space low on %s: %.1f%% free, below min_disk_space (%g%%)",
+                path,
+                free_percent,
+                self.settings.min_disk_space,
+            )
+        else:
+            log.info("disk space on %s is sufficient again: %.1f%% free", path, free_percent)
 
     # -- the state machine --------------------------------------------------------------
 
