@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("test-timeout", "send the controller's timeout test request"),
     ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
+    ("df", "free space on each agent's state, spool and archive file systems (zeekctl df)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
 )
 

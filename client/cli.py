@@ -15,6 +15,8 @@ Extras:
 * ``get-versions`` -- the versions of the controller, of each connected agent and of the
   Zeek it runs, as JSON keyed by name (the ``get_version`` extension request; README,
   "API"). Exit 1 if any of them failed to answer.
+* ``df [--json]`` -- zeekctl's ``df``: free space on every connected agent's state, spool
+  and archive file systems (the ``get_disk_usage`` extension request, issue 13).
 * ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
   port, restarts and uptime. The last two are not in the controller API (``NodeStatus``
   has no such fields), so they show ``-``: nothing is guessed. Exit 0 when every row is
@@ -71,6 +73,7 @@ from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
 from client.render import Rendered
 from mgmt.broker import events as ev
+from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import ConfigError, HandshakeError, RequestTimeout, SessionClosedError
 
@@ -748,6 +751,23 @@ async def _get_versions(ctx: Context) -> int:
     )
 
 
+def _df_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the agents' answers as JSON (README, API: get_disk_usage)",
+    )
+
+
+async def _df(ctx: Context) -> int:
+    def show(results: tuple[ExtensionResult, ...]) -> Rendered:
+        if ctx.args.json:
+            return render.render_extension(results, pretty=ctx.pretty)
+        return render.render_df(results)
+
+    return await _request(ctx, lambda c: c.get_disk_usage(), show)
+
+
 async def _client_settings(ctx: Context) -> int:
     sys.stdout.write(ctx.settings.render())
     sys.stdout.flush()
@@ -775,4 +795,5 @@ stage_config = _command(_config_file_argument, _stage_config)
 test_timeout = _command(_test_timeout_arguments, _test_timeout)
 status = _command(_nothing, _status)
 get_versions = _command(_nothing, _get_versions)
+df = _command(_df_arguments, _df)
 client_settings = _command(_nothing, _client_settings)

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import assert_never
 
 from mgmt.agent.extensions import ExtensionRequest
+from mgmt.agent.housekeeping import file_systems
 from mgmt.broker import extevents as xev
 from mgmt.broker.records import Result
 from mgmt.core.peertext import peer_text
@@ -36,14 +38,21 @@ class ExtensionActions:
         zeek: returns the Zeek binary the nodes run (a path, or a name on PATH).
         timeout: seconds a helper program (``zeek --version``) may take; ``None``:
             no limit.
+        disk_dirs: the directories ``get_disk_usage`` reports on, by setting name.
     """
 
     def __init__(
-        self, facts: ProcessFacts, zeek: Callable[[], str], *, timeout: float | None = 10.0
+        self,
+        facts: ProcessFacts,
+        zeek: Callable[[], str],
+        *,
+        timeout: float | None = 10.0,
+        disk_dirs: Mapping[str, Path] | None = None,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
         self._timeout = timeout
+        self._disk_dirs = dict(disk_dirs or {})
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -55,6 +64,10 @@ class ExtensionActions:
         match event:
             case xev.AgentGetVersionRequest(reqid=reqid):
                 payload = self.facts.version_payload(await self.zeek_version())
+                return (xev.payload_result(reqid, payload, instance=self.facts.name),)
+            case xev.AgentGetDiskUsageRequest(reqid=reqid):
+                found = await asyncio.to_thread(file_systems, self._disk_dirs)
+                payload = {"filesystems": [fs.payload() for fs in found]}
                 return (xev.payload_result(reqid, payload, instance=self.facts.name),)
             case _:
                 assert_never(event)

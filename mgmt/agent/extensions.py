@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mgmt.agent.state import AgentState
 
 #: The extension requests an agent answers (each has a row in :data:`EXTENSIONS`).
-ExtensionRequest: TypeAlias = xev.AgentGetVersionRequest
+ExtensionRequest: TypeAlias = xev.AgentGetVersionRequest | xev.AgentGetDiskUsageRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +49,6 @@ class AgentExtension:
 EXTENSIONS: dict[type[Any], AgentExtension] = {
     # The Zeek version needs running `zeek --version` once: the service answers.
     xev.AgentGetVersionRequest: AgentExtension(xev.AgentGetVersionResponse),
+    # issue 13, `zeek-mgmt df`: statvfs of the agent's directories (the service answers).
+    xev.AgentGetDiskUsageRequest: AgentExtension(xev.AgentGetDiskUsageResponse),
 }

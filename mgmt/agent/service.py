@@ -21,6 +21,9 @@ The service owns the pure state machine and wires it to one part per job:
   at shutdown.
 * **Housekeeping** (:mod:`mgmt.agent.housekeeping`): log retention, disk checks, expiry
   of crash and old node directories, every ``housekeeping_interval``.
+* **Metrics** (:mod:`mgmt.agent.metrics`): Prometheus exposition on ``metrics_port``
+  (bound with our own port, before any node is touched), requests timed from their
+  arrival to their response.
 
 Adoption: the adopted configuration is saved in ``<state>/nodes/<agent>/agent.toml``; the
 supervisor saves its node table. After an agent restart (even ``kill -9``), the
@@ -65,7 +68,8 @@ from mgmt.agent.archival import Archival
 from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
-from mgmt.agent.housekeeping import Housekeeping
+from mgmt.agent.housekeeping import Housekeeping, watched_dirs
+from mgmt.agent.metrics import agent_registry
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
 from mgmt.agent.retention import DiskEventKind
@@ -76,7 +80,8 @@ from mgmt.broker.records import Configuration, Result, Role
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
-from mgmt.exceptions import StateStoreError
+from mgmt.exceptions import ListenError, StateStoreError
+from mgmt.metrics.endpoint import MetricsEndpoint
 from mgmt.persist.configtoml import config_from_table, config_to_table
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_toml
@@ -157,9 +162,13 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
-        self.extensions = ExtensionActions(facts, self.node_setup.zeek)
+        self.extensions = ExtensionActions(
+            facts, self.node_setup.zeek, disk_dirs=watched_dirs(settings)
+        )
         self.archival = Archival(settings, self.backend)
         self.housekeeping = Housekeeping(settings, self._current_nodes, self.on_disk_event)
+        self.registry, self.request_metrics = agent_registry(self, time.time)
+        self.metrics: MetricsEndpoint | None = None
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -248,6 +257,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.state = ast.AgentState(cfg, config=saved, agent_pid=os.getpid())
         try:
             await self.link.listen()
+            await self._serve_metrics()
             # The port is ours: only now adopt, start and resume nodes. Nothing from
             # here to _feed_nodes() awaits anything that suspends, so no controller
             # request is handled before the nodes are known.
@@ -283,9 +293,22 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _serve_metrics(self) -> None:
+        cfg = self.settings
+        if not cfg.metrics_port:
+            return
+        self.metrics = MetricsEndpoint(cfg.metrics_address, cfg.metrics_port, self.registry)
+        try:
+            await self.metrics.start()
+        except OSError as exc:
+            where = f"{cfg.metrics_address}:{cfg.metrics_port}"
+            raise ListenError(where, exc.strerror or str(exc)) from exc
+
     async def _close(self) -> None:
         keep_nodes = self.settings.keep_nodes
         await self.link.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         await cancel_and_wait(tuple(self._tasks))
         await self.channels.close()
         if self.supervisor is not None:
@@ -325,6 +348,7 @@ class AgentService(MachineDriver[ast.AgentState]):
     def _execute(self, action: ast.Action) -> None:
         match action:
             case ast.Send(event=event):
+                self.request_metrics.answered(event, self._clock())
                 self.link.send(event)
             case ast.Launch(config=config):
                 self._launch(config, keep_unchanged=False)
@@ -352,6 +376,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._step(lambda now: self._state.extension_done(reqid, results, now))
 
     def _on_controller_event(self, event: ControllerToAgent) -> None:
+        self.request_metrics.received(event, self._clock())
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
             process = self.run_controller.process()

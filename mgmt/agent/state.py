@@ -275,7 +275,7 @@ class AgentState:
                 self._restart(reqid, nodes, now)
             case ev.AgentNodeDispatchRequest(reqid=reqid, action=action, nodes=nodes):
                 self._dispatch(reqid, action, nodes, now)
-            case xev.AgentGetVersionRequest():
+            case xev.AgentGetVersionRequest() | xev.AgentGetDiskUsageRequest():
                 self._extension(event, now)
             case _:
                 assert_never(event)

@@ -25,6 +25,7 @@ ClientToController: TypeAlias = (
     | ev.RestartRequest
     | ev.TestTimeoutRequest
     | xev.GetVersionRequest
+    | xev.GetDiskUsageRequest  # issue 13
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -38,6 +39,7 @@ ControllerToClient: TypeAlias = (
     | ev.RestartResponse
     | ev.TestTimeoutResponse
     | xev.GetVersionResponse
+    | xev.GetDiskUsageResponse  # issue 13
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -49,6 +51,7 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
     | xev.AgentGetVersionRequest
+    | xev.AgentGetDiskUsageRequest  # issue 13
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -64,6 +67,7 @@ AgentToController: TypeAlias = (
     | ev.NotifyError
     | ev.NotifyLog
     | xev.AgentGetVersionResponse
+    | xev.AgentGetDiskUsageResponse  # issue 13
 )
 
 #: The node channel: agent -> node and node -> agent.

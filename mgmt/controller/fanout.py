@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 
 #: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
-FanOutRequest: TypeAlias = xev.GetVersionRequest
+FanOutRequest: TypeAlias = xev.GetVersionRequest | xev.GetDiskUsageRequest
 
 
 class Scope(enum.Enum):
@@ -78,4 +78,6 @@ FANOUTS: dict[type[Any], FanOut] = {
     xev.GetVersionRequest: FanOut(
         xev.GetVersionResponse, xev.AgentGetVersionRequest, local=controller_version
     ),
+    # issue 13: `zeek-mgmt df`.
+    xev.GetDiskUsageRequest: FanOut(xev.GetDiskUsageResponse, xev.AgentGetDiskUsageRequest),
 }
