@@ -510,7 +510,7 @@ def render_df(results: Sequence[ExtensionResult]) -> Rendered:
                 f"{res.instance or '':>28s}  {fs['fs']:>15s}  {_unit_size(fs['size']):<5s}  "
                 f"{_unit_size(avail):<5s}  {percent:<5.1f}%"
             )
-    return Rendered("\n".join(lines), 1 if diags else 0, tuple(diags))
+    return Rendered("\n".join(lines) + "\n", 1 if diags else 0, tuple(diags))
 
 
 def render_extension(results: Sequence[ExtensionResult], *, pretty: bool) -> Rendered:

@@ -40,7 +40,7 @@ log = logging.getLogger("mgmt.agent")
 DiskEventCallback = Callable[[DiskEventKind, str, float], None]
 
 #: Files in a daemon's own directory: never an old node's directory.
-_DAEMON_FILES = ("agent.toml", "nodes.toml", "controller.toml", "layout")
+_DAEMON_FILES = ("agent.toml", "nodes.toml", "controller.toml", ".pid", "layout")
 
 
 # -- file systems --------------------------------------------------------------------------
