@@ -10,13 +10,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from tests.support.faultfs import mounted_tmpfs
 from tests.support.ports import free_ports
 from tests.support.scrape import Samples, http_get
 from tests.support.scrape import scrape as scrape_url
 from tests.support.sites import QUICKSTART_CFG, TIMEOUT, Site, mgmt_run, on_instance
+from tests.support.waiting import wait_until
 
 AGENT = "agent-test"
 NODES = ("manager", "logger", "worker-01", "worker-02")
@@ -128,3 +131,34 @@ def test_df(metered: Metered) -> None:
     named = {name for fs in filesystems for name in fs["dirs"]}
     assert named == {"state_dir", "spool_dir", "archive_dir"}
     assert all(fs["size"] >= fs["used"] + fs["avail"] for fs in filesystems)
+
+
+def test_agent_warns_once_when_its_archive_disk_is_low(tmp_path: Path) -> None:
+    """An agent whose archive is on a nearly full file system logs one warning naming it
+    and the threshold, not again on later runs, expires nothing by default
+    (expire_for_disk_space is off), and says when the space is back."""
+    with mounted_tmpfs(tmp_path / "fs", size="1m") as fs:
+        day = fs.path / "logs" / "2026-01-01"
+        day.mkdir(parents=True)
+        (day / "conn.log.gz").write_bytes(b"x" * 900_000)
+        (port,) = free_ports(1)
+        settings = [
+            f"agent.archive_dir={fs.path / 'logs'}",
+            "agent.min_disk_space=50",
+            "agent.housekeeping_interval=0.2",
+            f"agent.metrics_port={port}",
+        ]
+        with mgmt_run(tmp_path / "site", agent=AGENT, settings=settings) as s:
+            daemon = s.daemons[0]
+            daemon.wait_log(f"disk space low on {fs.path}: ")
+            daemon.wait_log("below min_disk_space (50%)")
+            runs = scrape(port)["zeek_mgmt_housekeeping_runs_total"][()]
+            wait_until(
+                lambda: scrape(port)["zeek_mgmt_housekeeping_runs_total"][()] >= runs + 2,
+                "two more housekeeping runs",
+            )
+            assert daemon.log().count("disk space low on") == 1
+            assert (day / "conn.log.gz").exists()
+            (day / "conn.log.gz").unlink()
+            daemon.wait_log(f"disk space on {fs.path} is sufficient again")
+            assert daemon.log().count("disk space low on") == 1
