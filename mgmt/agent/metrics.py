@@ -4,9 +4,10 @@ Per node, one row of :data:`NODE_METRICS` each (a new field is one more row): st
 (one series per state, 1 for the current one), pid, restarts, uptime, last exit.
 For the agent: the archive backlog (files and bytes in ``<spool>/log-queue``), archival
 runs and failures, what housekeeping expired, free space of the watched file systems,
-and (from :mod:`mgmt.metrics.requests`) the
-controller's requests served and their latency. The process' own CPU and memory come
-from ``prometheus_client``'s process collector.
+and (from :mod:`mgmt.metrics.requests`) the controller's requests served and their
+latency. The process' own CPU and memory come from ``prometheus_client``'s process
+collector. A scrape reads the log queue's directory and ``statvfs`` on the event loop:
+cheap next to what a node does, and only when Prometheus asks.
 """
 
 from __future__ import annotations
