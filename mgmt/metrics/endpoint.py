@@ -6,7 +6,8 @@ text format, or OpenMetrics); other paths are the daemon's JSON documents (the
 controller's ``/services.json``). The collectors run on the event loop, so they read the
 daemon's state without locks (``prometheus_client``'s own server would scrape from a
 thread). Each connection gets one request and is closed; a peer has a few seconds to
-send its request line and headers (at most 16 KiB).
+send its request line and headers (at most 16 KiB), and at most :data:`MAX_CONNECTIONS`
+are served at once (more are closed at once), so what a scraper can cost is bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger("mgmt.metrics")
 REQUEST_TIMEOUT = 10.0
 #: Largest request head accepted.
 MAX_HEAD = 16384
+#: Connections served at once.
+MAX_CONNECTIONS = 32
 
 
 class MetricsEndpoint:
@@ -50,17 +53,20 @@ class MetricsEndpoint:
         self.registry = registry
         self.documents = dict(documents or {})
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         """Listen (raises OSError if the port cannot be bound)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_HEAD)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("metrics endpoint http://%s:%d/metrics", self.host, self.port)
 
     async def close(self) -> None:
-        """Stop listening (a request being answered finishes: each is short)."""
+        """Stop listening and close the connections still open."""
         if self._server is not None:
             self._server.close()
+            for writer in tuple(self._writers):
+                writer.close()
             await self._server.wait_closed()
             self._server = None
 
@@ -77,6 +83,10 @@ class MetricsEndpoint:
         return 200, "application/json", body
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._writers) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._writers.add(writer)
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -106,6 +116,7 @@ class MetricsEndpoint:
         except Exception:
             log.exception("metrics request failed")
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -14,7 +14,7 @@ from mgmt.broker import events as ev
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.controller.metrics import service_discovery
-from mgmt.metrics.endpoint import MetricsEndpoint
+from mgmt.metrics.endpoint import MAX_CONNECTIONS, MAX_HEAD, MetricsEndpoint
 from mgmt.metrics.requests import RequestMetrics
 from tests.support.waiting import MS
 
@@ -115,3 +115,34 @@ def test_service_discovery_addresses() -> None:
         },
     ]
     assert service_discovery(None, {}, "h") == []
+
+
+async def unanswered(port: int, request: bytes) -> bool:
+    """Whether the server closes the connection without a byte of answer (EOF, or a reset
+    since our request was left unread)."""
+    try:
+        return await exchange(port, request) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.asyncio
+async def test_endpoint_bounds_what_a_peer_costs() -> None:
+    """Past MAX_CONNECTIONS silent connections a new one is closed at once; a head over
+    MAX_HEAD is closed unanswered; once the silent peers leave, scrapes work again."""
+    endpoint = MetricsEndpoint("127.0.0.1", 0, CollectorRegistry())
+    await endpoint.start()
+    silent = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            silent.append(await asyncio.open_connection("127.0.0.1", endpoint.port))
+        assert await unanswered(endpoint.port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        for _, writer in silent:
+            writer.close()
+            await writer.wait_closed()
+        huge = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n"
+        assert await unanswered(endpoint.port, huge)
+        reply = await exchange(endpoint.port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        await endpoint.close()
