@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("top", "CPU, memory and threads of every cluster and management process (--watch)"),
     ("netstats", "packets received, dropped and on the link per capturing node"),
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
+    ("df", "free space on each agent's state, spool and archive file systems (zeekctl df)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
 )
 

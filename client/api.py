@@ -452,6 +452,12 @@ class ControllerClient:
         req = xev.NetstatsRequest(new_request_id(), BrokerSet(nodes))
         return await self.extension(req, xev.NetstatsResponse)
 
+    async def get_disk_usage(self) -> tuple[ExtensionResult, ...]:
+        """``get_disk_usage_request``: each connected agent's file systems (issue 13)."""
+        return await self.extension(
+            xev.GetDiskUsageRequest(new_request_id()), xev.GetDiskUsageResponse
+        )
+
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this
         raises :class:`~mgmt.exceptions.RequestTimeout` (as intended by the test)."""

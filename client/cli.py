@@ -15,6 +15,8 @@ Extras:
 * ``get-versions`` -- the versions of the controller, of each connected agent and of the
   Zeek it runs, as JSON keyed by name (the ``get_version`` extension request; README,
   "API"). Exit 1 if any of them failed to answer.
+* ``df [--json]`` -- zeekctl's ``df``: free space on every connected agent's state, spool
+  and archive file systems (the ``get_disk_usage`` extension request, issue 13).
 * ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
   port, restarts, uptime and last exit. The last three are not in the controller's v1
   API: they come from the ``get_node_info`` extension request, and show ``-`` where it
@@ -752,6 +754,23 @@ async def _get_versions(ctx: Context) -> int:
     return await _request_json(ctx, lambda c: c.get_versions(), render.render_extension)
 
 
+def _df_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the agents' answers as JSON (README, API: get_disk_usage)",
+    )
+
+
+async def _df(ctx: Context) -> int:
+    def show(results: tuple[ExtensionResult, ...]) -> Rendered:
+        if ctx.args.json:
+            return render.render_extension(results, pretty=ctx.pretty)
+        return render.render_df(results)
+
+    return await _request(ctx, lambda c: c.get_disk_usage(), show)
+
+
 async def _client_settings(ctx: Context) -> int:
     sys.stdout.write(ctx.settings.render())
     sys.stdout.flush()
@@ -844,4 +863,5 @@ diag = _command(_observe_nodes_argument, _diag)
 top = _command(_top_arguments, _top)
 netstats = _command(_observe_nodes_argument, _netstats)
 get_versions = _command(_nothing, _get_versions)
+df = _command(_df_arguments, _df)
 client_settings = _command(_nothing, _client_settings)

@@ -485,6 +485,34 @@ def render_restart(results: Sequence[Result], *, pretty: bool) -> Rendered:
     )
 
 
+def _unit_size(num: float) -> str:
+    """zeekctl's ``number_unit_str``: ``931G``, `` 12M``, ``  0``."""
+    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if num >= factor:
+            return f"{num / factor:3.0f}{unit}"
+    return f" {num:3.0f}"
+
+
+def render_df(results: Sequence[ExtensionResult]) -> Rendered:
+    """``df`` (issue 13): zeekctl's ``df`` table, a row per file system of each agent's
+    state, spool and archive directories (``instance``, mount point, total, available,
+    percent used); exit 1 if an agent failed (``df failed on <instance>: <error>``)."""
+    lines = [f"{'':>27s}  {'':>15s}  {'total':<5s}  {'avail':<5s}  {'capacity':<5s}"]
+    diags = []
+    for res in results:
+        if res.payload is None:
+            diags.append(Diagnostic("error", f"df failed on {res.instance}: {res.error}"))
+            continue
+        for fs in res.payload.get("filesystems", ()):
+            used, avail = fs["used"], fs["avail"]
+            percent = 100.0 * used / (used + avail) if used + avail else 0.0
+            lines.append(
+                f"{res.instance or '':>28s}  {fs['fs']:>15s}  {_unit_size(fs['size']):<5s}  "
+                f"{_unit_size(avail):<5s}  {percent:<5.1f}%"
+            )
+    return Rendered("\n".join(lines) + "\n", 1 if diags else 0, tuple(diags))
+
+
 def render_extension(results: Sequence[ExtensionResult], *, pretty: bool) -> Rendered:
     """An extension response like zeek-client's commands: ``{"results": {<instance>:
     <payload>, ...}, "errors": [{"source", "error"}, ...]}`` (``<instance>/<node>`` for

@@ -53,6 +53,9 @@ class Archival:
         self.settings = settings
         self.runner = runner
         self.timeout = timeout
+        #: Runs since start-up, and those that failed (metrics).
+        self.runs = 0
+        self.failures = 0
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +90,8 @@ class Archival:
             ["/bin/sh", "-c", command], time_limit=limit, output_limit=OUTPUT_MAX
         )
         output = f": {result.output}" if result.output else ""
+        self.runs += 1
+        self.failures += result.status != 0
         if result.timed_out:
             log.error("log archival took longer than %.0f s; killed it", limit)
         elif result.status is None:

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any, assert_never
 
 from mgmt.agent import observe
 from mgmt.agent.extensions import ExtensionRequest
+from mgmt.agent.housekeeping import file_systems
 from mgmt.broker import extevents as xev
 from mgmt.broker.records import Result
 from mgmt.core.peertext import peer_text
@@ -44,6 +46,7 @@ class ExtensionActions:
             no limit.
         nodes: the supervisor's node snapshots now (observation requests).
         ask: dispatches an action to nodes over their node channels (netstats).
+        disk_dirs: the directories ``get_disk_usage`` reports on, by setting name.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class ExtensionActions:
         timeout: float | None = 10.0,
         nodes: Callable[[], list[NodeInfo]] = list,
         ask: AskNodes | None = None,
+        disk_dirs: Mapping[str, Path] | None = None,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
@@ -61,6 +65,7 @@ class ExtensionActions:
         self._nodes = nodes
         self._sampler = ProcessSampler()
         self._ask = ask
+        self._disk_dirs = dict(disk_dirs or {})
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -81,6 +86,10 @@ class ExtensionActions:
                 return (self.top(reqid),)
             case xev.AgentNetstatsRequest(reqid=reqid, nodes=nodes):
                 return await self.netstats(reqid, nodes)
+            case xev.AgentGetDiskUsageRequest(reqid=reqid):
+                found = await asyncio.to_thread(file_systems, self._disk_dirs)
+                payload = {"filesystems": [fs.payload() for fs in found]}
+                return (xev.payload_result(reqid, payload, instance=self.facts.name),)
             case _:
                 assert_never(event)
 

@@ -40,6 +40,7 @@ ExtensionRequest: TypeAlias = (
     | xev.AgentDiagRequest
     | xev.AgentTopRequest
     | xev.AgentNetstatsRequest
+    | xev.AgentGetDiskUsageRequest  # issue 13
 )
 
 
@@ -61,4 +62,6 @@ EXTENSIONS: dict[type[Any], AgentExtension] = {
     xev.AgentDiagRequest: AgentExtension(xev.AgentDiagResponse),
     xev.AgentTopRequest: AgentExtension(xev.AgentTopResponse),
     xev.AgentNetstatsRequest: AgentExtension(xev.AgentNetstatsResponse),
+    # issue 13, `zeek-mgmt df`: statvfs of the agent's directories (the service answers).
+    xev.AgentGetDiskUsageRequest: AgentExtension(xev.AgentGetDiskUsageResponse),
 }

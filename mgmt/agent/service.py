@@ -19,6 +19,11 @@ The service owns the pure state machine and wires it to one part per job:
 * **Archival** (:mod:`mgmt.agent.archival`): the archiver every ``archive_interval``,
   through the same OS seam as the nodes (:mod:`mgmt.supervisor.backend`), and once more
   at shutdown.
+* **Housekeeping** (:mod:`mgmt.agent.housekeeping`): log retention, disk checks, expiry
+  of crash and old node directories, every ``housekeeping_interval``.
+* **Metrics** (:mod:`mgmt.agent.metrics`): Prometheus exposition on ``metrics_port``
+  (bound with our own port, before any node is touched), requests timed from their
+  arrival to their response.
 
 Adoption: the adopted configuration is saved in ``<state>/nodes/<agent>/agent.toml``; the
 supervisor saves its node table. After an agent restart (even ``kill -9``), the
@@ -63,9 +68,12 @@ from mgmt.agent.archival import Archival
 from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
+from mgmt.agent.housekeeping import Housekeeping, watched_dirs
+from mgmt.agent.metrics import agent_registry
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
-from mgmt.agent.notify import Notifier, from_node_event
+from mgmt.agent.notify import Notifier, NotifyEvent, from_node_event
+from mgmt.agent.retention import DiskEventKind
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
 from mgmt.broker.directions import ControllerToAgent
@@ -73,7 +81,8 @@ from mgmt.broker.records import Configuration, Result, Role
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
-from mgmt.exceptions import StateStoreError
+from mgmt.exceptions import ListenError, StateStoreError
+from mgmt.metrics.endpoint import MetricsEndpoint
 from mgmt.persist.configtoml import config_from_table, config_to_table
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_toml
@@ -159,9 +168,13 @@ class AgentService(MachineDriver[ast.AgentState]):
             self.node_setup.zeek,
             nodes=lambda: [] if self.supervisor is None else self.supervisor.status(),
             ask=lambda reqid, action, names: self.channels.ask(reqid, action, names),
+            disk_dirs=watched_dirs(settings),
         )
         self.archival = Archival(settings, self.backend)
         self.notifier = Notifier(settings)
+        self.housekeeping = Housekeeping(settings, self._current_nodes, self.on_disk_event)
+        self.registry, self.request_metrics = agent_registry(self, time.time)
+        self.metrics: MetricsEndpoint | None = None
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -250,6 +263,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.state = ast.AgentState(cfg, config=saved, agent_pid=os.getpid())
         try:
             await self.link.listen()
+            await self._serve_metrics()
             # The port is ours: only now adopt, start and resume nodes. Nothing from
             # here to _feed_nodes() awaits anything that suspends, so no controller
             # request is handled before the nodes are known.
@@ -275,6 +289,7 @@ class AgentService(MachineDriver[ast.AgentState]):
             self.link.dial()
             if self.archival.enabled and cfg.archive_interval > 0:
                 self._spawn(self.archival.loop())
+            self._spawn(self.housekeeping.loop())
             log.info("agent %s is live, pid %d, %s", cfg.name, os.getpid(), self.link.describe())
             self.started.set()
             await self._timer_loop()
@@ -288,9 +303,22 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _serve_metrics(self) -> None:
+        cfg = self.settings
+        if not cfg.metrics_port:
+            return
+        self.metrics = MetricsEndpoint(cfg.metrics_address, cfg.metrics_port, self.registry)
+        try:
+            await self.metrics.start()
+        except OSError as exc:
+            where = f"{cfg.metrics_address}:{cfg.metrics_port}"
+            raise ListenError(where, exc.strerror or str(exc)) from exc
+
     async def _close(self) -> None:
         keep_nodes = self.settings.keep_nodes
         await self.link.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         await cancel_and_wait(tuple(self._tasks))
         await self.channels.close()
         if self.supervisor is not None:
@@ -304,11 +332,31 @@ class AgentService(MachineDriver[ast.AgentState]):
             "agent %s stopped%s", self.settings.name, " (nodes left running)" if keep_nodes else ""
         )
 
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _current_nodes(self) -> list[str]:
+        """The nodes whose directories are in use: deployed here or supervised."""
+        supervised = [] if self.supervisor is None else self.supervisor.status()
+        return self._state.my_nodes() + [info.name for info in supervised]
+
+    def on_disk_event(self, kind: DiskEventKind, path: str, free_percent: float) -> None:
+        """A file system crossed ``min_disk_space`` (reported once per crossing): logged,
+        and told to the ``notify_cmd`` hook as ``disk-low`` / ``disk-ok``."""
+        if kind == "disk-low":
+            text = f"disk space low on {path}: {free_percent:.1f}% free, below min_disk_space"
+            log.warning("%s (%g%%)", text, self.settings.min_disk_space)
+        else:
+            text = f"disk space on {path} is sufficient again: {free_percent:.1f}% free"
+            log.info("%s", text)
+        extra = {"path": path, "free_percent": f"{free_percent:.1f}"}
+        self.notifier.post(NotifyEvent(kind, "", text, extra))
+
     # -- the state machine --------------------------------------------------------------
 
     def _execute(self, action: ast.Action) -> None:
         match action:
             case ast.Send(event=event):
+                self.request_metrics.answered(event, self._clock())
                 self.link.send(event)
             case ast.Launch(config=config):
                 self._launch(config, keep_unchanged=False)
@@ -336,6 +384,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._step(lambda now: self._state.extension_done(reqid, results, now))
 
     def _on_controller_event(self, event: ControllerToAgent) -> None:
+        self.request_metrics.received(event, self._clock())
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
             process = self.run_controller.process()

@@ -281,6 +281,7 @@ class AgentState:
                 | xev.AgentDiagRequest()
                 | xev.AgentTopRequest()
                 | xev.AgentNetstatsRequest()
+                | xev.AgentGetDiskUsageRequest()
             ):
                 self._extension(event, now)
             case _:

@@ -30,6 +30,7 @@ ClientToController: TypeAlias = (
     | xev.DiagRequest
     | xev.TopRequest
     | xev.NetstatsRequest
+    | xev.GetDiskUsageRequest  # issue 13
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -48,6 +49,7 @@ ControllerToClient: TypeAlias = (
     | xev.DiagResponse
     | xev.TopResponse
     | xev.NetstatsResponse
+    | xev.GetDiskUsageResponse  # issue 13
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -64,6 +66,7 @@ ControllerToAgent: TypeAlias = (
     | xev.AgentDiagRequest
     | xev.AgentTopRequest
     | xev.AgentNetstatsRequest
+    | xev.AgentGetDiskUsageRequest  # issue 13
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -84,6 +87,7 @@ AgentToController: TypeAlias = (
     | xev.AgentDiagResponse
     | xev.AgentTopResponse
     | xev.AgentNetstatsResponse
+    | xev.AgentGetDiskUsageResponse  # issue 13
 )
 
 #: The node channel: agent -> node and node -> agent.

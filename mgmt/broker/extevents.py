@@ -254,3 +254,35 @@ class AgentNetstatsRequest:
 class AgentNetstatsResponse:
     reqid: str
     results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# get_disk_usage (since 0.2.0, issue 13; `zeek-mgmt df`): the file systems of each
+# connected agent's state, spool and archive directories, one Result per agent with the
+# payload {"filesystems": [...]} (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "get_disk_usage_request", STRING)
+@dataclass(frozen=True, slots=True)
+class GetDiskUsageRequest:
+    reqid: str
+
+
+@_event(CONTROLLER_EXT_API + "get_disk_usage_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class GetDiskUsageResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "get_disk_usage_request", STRING)
+@dataclass(frozen=True, slots=True)
+class AgentGetDiskUsageRequest:
+    reqid: str
+
+
+@_event(AGENT_EXT_API + "get_disk_usage_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentGetDiskUsageResponse:
+    reqid: str
+    results: tuple[Result, ...]

@@ -48,6 +48,7 @@ FanOutRequest: TypeAlias = (
     | xev.DiagRequest
     | xev.TopRequest
     | xev.NetstatsRequest
+    | xev.GetDiskUsageRequest  # issue 13
 )
 
 
@@ -100,4 +101,6 @@ FANOUTS: dict[type[Any], FanOut] = {
     xev.DiagRequest: FanOut(xev.DiagResponse, xev.AgentDiagRequest, Scope.NODES),
     xev.TopRequest: FanOut(xev.TopResponse, xev.AgentTopRequest, local=controller_top),
     xev.NetstatsRequest: FanOut(xev.NetstatsResponse, xev.AgentNetstatsRequest, Scope.NODES),
+    # issue 13: `zeek-mgmt df`.
+    xev.GetDiskUsageRequest: FanOut(xev.GetDiskUsageResponse, xev.AgentGetDiskUsageRequest),
 }

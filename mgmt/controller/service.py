@@ -34,6 +34,11 @@ port in use changes nothing: take the state directory's controller lock
 (:mod:`mgmt.persist.lock`), remove temporary files that a killed write left, read
 ``controller.toml``, bind both ports, and only then redeploy the persisted DEPLOYED.
 
+Metrics (issue 13, :mod:`mgmt.controller.metrics`): with ``metrics_port`` set, a
+Prometheus endpoint (``/metrics``, and ``/services.json`` listing the deployed nodes'
+metrics ports), bound with the other ports; client requests are timed from arrival to
+the response published.
+
 Shutdown (:meth:`ControllerService.request_shutdown`, SIGTERM, SIGINT) follows one path:
 stop accepting, close peers (1001), stop dialers and the timer, in that order.
 """
@@ -43,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import ssl as ssl_module
 import time
 from collections.abc import Callable
@@ -53,12 +59,14 @@ from mgmt.broker.deployrequest import DeployRequestEncoder
 from mgmt.broker.directions import AGENT_TO_CONTROLLER, CLIENT_TO_CONTROLLER
 from mgmt.broker.session import EventReceived, prefix_filter
 from mgmt.controller import state as cs
+from mgmt.controller.metrics import controller_registry, service_discovery
 from mgmt.core.peertext import peer_text
 from mgmt.core.topics import AGENT_TOPIC_PREFIX, CONTROLLER_TOPIC, agent_topic
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.daemon.procstats import ProcessSampler
 from mgmt.exceptions import ListenError, StateStoreError
+from mgmt.metrics.endpoint import MetricsEndpoint
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import remove_stale_temporaries
@@ -114,6 +122,8 @@ class ControllerService(MachineDriver[cs.ControllerState]):
         self._dialers: dict[str, tuple[ReconnectingClient, asyncio.Task[None]]] = {}
         self._deploy_encoder = DeployRequestEncoder()
         self.started = asyncio.Event()
+        self.registry, self.request_metrics = controller_registry(lambda: self.state)
+        self.metrics: MetricsEndpoint | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -185,8 +195,15 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                 ssl=tls.agent_ssl,
             )
         )
+        if cfg.metrics_port:
+            self.metrics = MetricsEndpoint(
+                cfg.metrics_address,
+                self._port(cfg.metrics_port),
+                self.registry,
+                {"/services.json": self.service_discovery},
+            )
         try:
-            for server in (self.client_server, self.agent_server):
+            for server in (self.client_server, self.agent_server, self.metrics):
                 if server is not None:
                     try:
                         await server.start()
@@ -228,7 +245,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
 
     async def _close(self) -> None:
         # Ordered shutdown: stop accepting and close peers, then dialers, then timers.
-        for server in (self.client_server, self.agent_server):
+        for server in (self.client_server, self.agent_server, self.metrics):
             if server is not None:
                 await server.close()
         await cancel_and_wait([task for _, task in self._dialers.values()])
@@ -240,6 +257,7 @@ class ControllerService(MachineDriver[cs.ControllerState]):
     def _execute(self, action: cs.Action) -> None:
         match action:
             case cs.Publish(event=event):
+                self.request_metrics.answered(event, self._clock())
                 if self.client_server is not None:
                     self.client_server.publish(CONTROLLER_TOPIC, event)
             case cs.SendToAgent(instance=name, event=event):
@@ -275,9 +293,15 @@ class ControllerService(MachineDriver[cs.ControllerState]):
             case _:
                 assert_never(action)
 
+    def service_discovery(self) -> list[dict[str, object]]:
+        """The ``/services.json`` document (:func:`mgmt.controller.metrics.service_discovery`)."""
+        state = self._state
+        return service_discovery(state.deployed, state.known, socket.gethostname())
+
     # -- client port ---------------------------------------------------------------------
 
     def _on_client_event(self, conn: Connection, received: EventReceived) -> None:
+        self.request_metrics.received(received.event, self._clock())
         self._step(lambda now: self._state.receive_client(received.event, now))
 
     # -- agents ----------------------------------------------------------------------------

@@ -293,6 +293,7 @@ class ControllerState:
                 | xev.DiagRequest()
                 | xev.TopRequest()
                 | xev.NetstatsRequest()
+                | xev.GetDiskUsageRequest()
             ):
                 self._fan_out(event, FANOUTS[type(event)], now)
             case _:
@@ -636,6 +637,7 @@ class ControllerState:
                 | xev.AgentDiagResponse(reqid=reqid, results=results)
                 | xev.AgentTopResponse(reqid=reqid, results=results)
                 | xev.AgentNetstatsResponse(reqid=reqid, results=results)
+                | xev.AgentGetDiskUsageResponse(reqid=reqid, results=results)
             ):
                 self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():

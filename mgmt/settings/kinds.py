@@ -28,6 +28,11 @@ Value rules
 * ``agent.archive_interval = 0`` means "the rotation interval", 3600 s, and is stored so.
 * Commands (``agent.notify_cmd``): a TOML array is the argv itself (run without a
   shell); a string is kept as written and must split into words (shlex).
+* Expiry intervals (``log_expire_interval``, ``crash_expire_interval``) are zeekctl's:
+  an integer followed by ``day``, ``hr``, ``min`` (or ``sec``; plurals and a space
+  allowed), a bare number means days; 0 = never expire. Stored in seconds.
+* Sizes (``archive_max_size``): bytes, or a number with ``K``, ``M``, ``G``, ``T``
+  (powers of 1024); 0 = no bound. Percentages (``min_disk_space``): 0 to 100.
 """
 
 from __future__ import annotations
@@ -199,6 +204,50 @@ def _parse_command(raw: object, text: bool) -> str | tuple[str, ...]:
     return s
 
 
+_EXPIRE_UNITS = {"day": 86400.0, "hr": 3600.0, "min": 60.0, "sec": 1.0}
+#: Other spellings of the units (plurals, Zeek's and common ones).
+_UNIT_ALIASES = {
+    "": "day", "d": "day", "days": "day", "h": "hr", "hrs": "hr", "hour": "hr", "hours": "hr",
+    "m": "min", "mins": "min", "minute": "min", "minutes": "min",
+    "s": "sec", "secs": "sec", "second": "sec", "seconds": "sec",
+}  # fmt: skip
+_EXPIRE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)")
+
+
+def _parse_expire_interval(raw: object, text: bool) -> float:
+    # zeekctl's LogExpireInterval: a bare number is days (its backward compatibility).
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return _parse_nonneg_float(raw, text) * 86400.0
+    match = _EXPIRE_RE.fullmatch(_need_str(raw, "an interval").strip().lower())
+    unit = None if match is None else _UNIT_ALIASES.get(match[2], match[2])
+    if match is None or unit not in _EXPIRE_UNITS:
+        raise ValueError(
+            f'expected a number and a unit (day, hr, min, sec), e.g. "30 days", got {raw!r}'
+        )
+    return float(match[1]) * _EXPIRE_UNITS[unit]
+
+
+_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)i?b?")
+
+
+def _parse_size(raw: object, text: bool) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 0:
+            raise ValueError(f"must not be negative, got {raw!r}")
+        return raw
+    match = _SIZE_RE.fullmatch(_need_str(raw, "a size").strip().lower())
+    if match is None:
+        raise ValueError(f'expected bytes or a number with K, M, G or T, e.g. "500G", got {raw!r}')
+    return int(float(match[1]) * 1024 ** " kmgt".index(match[2] or " "))
+
+
+def _parse_percent(raw: object, text: bool) -> float:
+    value = _parse_nonneg_float(raw, text)
+    if value > 100:
+        raise ValueError(f"must be a percentage from 0 to 100, got {raw!r}")
+    return value
+
+
 def _parse_str_list(raw: object, text: bool) -> tuple[str, ...]:
     if text and isinstance(raw, str):
         return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -237,6 +286,17 @@ def _show_plain(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _show_expire_interval(value: float) -> object:
+    """Seconds in the largest of zeekctl's units that holds them exactly (loads back)."""
+    if not value:
+        return 0
+    for unit in ("day", "hr", "min"):
+        count = value / _EXPIRE_UNITS[unit]
+        if count == int(count):
+            return f"{int(count)} {unit}"
+    return f"{value:g} sec"
+
+
 def _show_path(value: Path | None) -> str:
     return "" if value is None else str(value)
 
@@ -259,6 +319,9 @@ BYTES = Kind(_parse_positive_int, _show_plain, "BYTES")
 COUNT = Kind(_parse_positive_int, _show_plain, "N")
 COUNT0 = Kind(_parse_nonneg_int, _show_plain, "N")
 COMMAND = Kind(_parse_command, _show_plain, "CMD")
+EXPIRE_INTERVAL = Kind(_parse_expire_interval, _show_expire_interval, "INTERVAL")
+SIZE = Kind(_parse_size, _show_plain, "SIZE")
+PERCENT = Kind(_parse_percent, _show_plain, "PERCENT")
 STR_LIST = Kind(_parse_str_list, _show_plain, "STR")
 LOG_LEVEL = Kind(_parse_log_level, _show_plain, "LEVEL")
 ENDPOINT = Kind(_parse_endpoint, _show_endpoint, "HOST:PORT")

@@ -62,6 +62,9 @@ class DaemonSettings:
     max_connections: int
     #: Seconds a new connection has for each of TLS, HTTP upgrade and subscriptions.
     handshake_timeout: float
+    #: The Prometheus endpoint (issue 13); port 0 = off.
+    metrics_port: int
+    metrics_address: str
 
     def server_limits(self) -> ServerLimits:
         """The per-peer bounds of this daemon's WebSocket servers, as their keywords."""
@@ -125,6 +128,18 @@ class AgentSettings(DaemonSettings):
     notify_shell: bool
     #: Seconds one run of the hook may take before it is killed.
     notify_timeout: float
+    # Housekeeping (issue 13; :mod:`mgmt.agent.housekeeping`). Intervals in seconds,
+    # 0 = never expire; archive_max_size in bytes, 0 = no bound.
+    housekeeping_interval: float
+    log_expire_interval: float
+    #: File-name patterns of archived logs never expired (zeekctl's KeepLogs).
+    keep_logs: tuple[str, ...]
+    archive_max_size: int
+    #: Percent free below which a file system is reported low (0 = no check).
+    min_disk_space: float
+    #: Also remove the oldest archived days while the archive's file system is low.
+    expire_for_disk_space: bool
+    crash_expire_interval: float
 
 
 Settings = ControllerSettings | AgentSettings

@@ -24,15 +24,18 @@ from mgmt.settings.kinds import (
     COUNT,
     COUNT0,
     ENDPOINT,
+    EXPIRE_INTERVAL,
     LISTEN_PORT,
     LOG_LEVEL,
     NONNEG_SECONDS,
     OPT_PATH,
     OPT_STR,
     PATH,
+    PERCENT,
     PORT,
     ROTATION_INTERVAL,
     SECONDS,
+    SIZE,
     STR,
     STR_LIST,
     Kind,
@@ -155,6 +158,25 @@ COMMON = (
     Spec("log_level", LOG_LEVEL, "info", None, "--log-level", "debug, info, warning or error"),
 )  # fmt: skip
 
+#: Issue 13, metrics: each daemon's Prometheus endpoint (0 = off).
+_METRICS = (
+    Spec("metrics_port", LISTEN_PORT, 0, None, "--metrics-port",
+         "port of the Prometheus metrics endpoint, 0 = off"),
+    Spec("metrics_address", STR, "127.0.0.1", None, None,
+         "address of the metrics endpoint"),
+)  # fmt: skip
+
+#: Issue 13, housekeeping: retention, disk checks, expiry of crash and old node dirs.
+_HOUSEKEEPING = (
+    Spec("housekeeping_interval", SECONDS, 300.0),
+    Spec("log_expire_interval", EXPIRE_INTERVAL, 0.0),
+    Spec("keep_logs", STR_LIST, ()),
+    Spec("archive_max_size", SIZE, 0),
+    Spec("min_disk_space", PERCENT, 5.0),
+    Spec("expire_for_disk_space", BOOL, False),
+    Spec("crash_expire_interval", EXPIRE_INTERVAL, 0.0),
+)
+
 #: The agent channel's TLS and the bounds per peer, last in both roles' tables.
 _CHANNEL = (
     Spec("tls_cert", OPT_PATH, None),
@@ -188,6 +210,7 @@ CONTROLLER = (
     Spec("websocket_tls_cert", OPT_PATH, None),
     Spec("websocket_tls_key", OPT_PATH, None),
     Spec("websocket_tls_ca", OPT_PATH, None),
+    *_METRICS,
     *_CHANNEL,
 )  # fmt: skip
 
@@ -225,6 +248,8 @@ AGENT = (
          "command run when a node crashes, fails, gives up or recovers"),
     Spec("notify_shell", BOOL, False, None, None, "run notify_cmd through /bin/sh -c"),
     Spec("notify_timeout", SECONDS, 30.0, None, None, "seconds notify_cmd may take"),
+    *_HOUSEKEEPING,
+    *_METRICS,
     *_CHANNEL,
 )  # fmt: skip
 

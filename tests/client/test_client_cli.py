@@ -40,6 +40,7 @@ def test_every_client_command_is_registered() -> None:
         "test-timeout",
         "status",
         "get-versions",
+        "df",
         "client-settings",
     ):
         assert SUBCOMMANDS[name][0].startswith("client.cli:")

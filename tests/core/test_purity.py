@@ -37,6 +37,7 @@ PURE_MODULES = (
         "mgmt.controller.state",
         "mgmt.agent.extensions",
         "mgmt.agent.layout",
+        "mgmt.agent.retention",
         "mgmt.agent.state",
         "mgmt.supervisor.policy",
     ]

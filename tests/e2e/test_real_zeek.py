@@ -13,12 +13,15 @@ Skipped without a Zeek (see tests/real_zeek.py); failed instead under .ci/run.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from mgmt.agent.layout import (
     settings_text,
 )
 from tests.support.double_nodes import NODE_SCRIPT_TEXT
+from tests.support.ports import free_ports
 from tests.support.real_zeek import (
     NODES,
     TIMEOUT,
@@ -44,6 +48,7 @@ from tests.support.real_zeek import (
     write_script,
 )
 from tests.support.reference import LOCAL_AGENT
+from tests.support.scrape import http_get, scrape
 from tests.support.settings import agent_settings, controller_settings
 from tests.support.sites import CONTROLLER_NAME, Site, comm, node_rows, pids, proc_name
 from tests.support.waiting import wait_until
@@ -104,7 +109,12 @@ def deployed(
     rotate = write_script(
         root / "rotate-fast.zeek", "redef Log::default_rotation_interval = 2 secs;\n"
     )
-    settings = {"controller": {"auto_assign_metrics_start_port": METRICS_START}}
+    # Issue 13: both daemons serve metrics (test_metrics_of_a_real_cluster).
+    cport, aport = free_ports(2)
+    settings = {
+        "controller": {"auto_assign_metrics_start_port": METRICS_START, "metrics_port": cport},
+        "agent": {"metrics_port": aport},
+    }
     with real_site(root, zeek, **settings) as s:
         code, out = deploy(s, cluster_cfg(rotate))
         assert code == 0, f"{out}\n{s.daemon_logs()}"
@@ -194,6 +204,28 @@ def test_management_ids_have_the_values_in_effect(cluster: Site) -> None:
     assert everywhere("Management::spool_dir") == str(cluster.spool_dir)
     assert everywhere("Management::role") == "Management::NODE"
     assert everywhere("Management::Controller::topic") == "zeek/management/controller"
+
+
+def test_metrics_of_a_real_cluster(zeek: RealZeek, cluster: Site) -> None:
+    """Issue 13: the agent's scrape shows the five real nodes RUNNING with their pids; the
+    controller's /services.json lists their metrics ports, where Zeek's own telemetry
+    answers."""
+    settings = tomllib.loads((cluster.root / "settings.toml").read_text())
+    ports = {role: settings[role]["metrics_port"] for role in ("controller", "agent")}
+    rows = node_rows(all_running(cluster))
+    samples = scrape(f"http://127.0.0.1:{ports['agent']}/metrics")
+    for node in NODES:
+        assert samples["zeek_mgmt_node_state"][(("node", node), ("state", "RUNNING"))] == 1
+        assert samples["zeek_mgmt_node_pid"][(("node", node),)] == rows[node]["pid"]
+    status, _, body = http_get(f"http://127.0.0.1:{ports['controller']}/services.json")
+    assert status == 200
+    targets = {g["labels"]["zeek_node"]: g["targets"][0] for g in json.loads(body)}
+    assert sorted(targets) == NODES
+    for node, target in targets.items():
+        host, port = target.rsplit(":", 1)
+        assert (host, int(port)) == (socket.gethostname(), rows[node]["metrics_port"])
+        own = scrape(f"http://127.0.0.1:{port}/metrics")  # Zeek's telemetry endpoint
+        assert any(dict(k).get("node") == node for k in own["zeek_version_info"])
 
 
 def test_restart_named_then_all(cluster: Site) -> None:
