@@ -136,7 +136,12 @@ def test_df(metered: Metered) -> None:
 def test_agent_warns_once_when_its_archive_disk_is_low(tmp_path: Path) -> None:
     """An agent whose archive is on a nearly full file system logs one warning naming it
     and the threshold, not again on later runs, expires nothing by default
-    (expire_for_disk_space is off), and says when the space is back."""
+    (expire_for_disk_space is off), and says when the space is back; notify_cmd hears
+    both crossings."""
+    heard = tmp_path / "heard"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$ZEEK_MGMT_EVENT $ZEEK_MGMT_PATH" >> {heard}\n')
+    hook.chmod(0o755)
     with mounted_tmpfs(tmp_path / "fs", size="1m") as fs:
         day = fs.path / "logs" / "2026-01-01"
         day.mkdir(parents=True)
@@ -145,6 +150,7 @@ def test_agent_warns_once_when_its_archive_disk_is_low(tmp_path: Path) -> None:
         settings = [
             f"agent.archive_dir={fs.path / 'logs'}",
             "agent.min_disk_space=50",
+            f"agent.notify_cmd={hook}",
             "agent.housekeeping_interval=0.2",
             f"agent.metrics_port={port}",
         ]
@@ -162,3 +168,5 @@ def test_agent_warns_once_when_its_archive_disk_is_low(tmp_path: Path) -> None:
             (day / "conn.log.gz").unlink()
             daemon.wait_log(f"disk space on {fs.path} is sufficient again")
             assert daemon.log().count("disk space low on") == 1
+            wait_until(lambda: heard.exists() and heard.read_text().count("\n") >= 2, "hook")
+            assert heard.read_text().splitlines() == [f"disk-low {fs.path}", f"disk-ok {fs.path}"]
