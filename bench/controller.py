@@ -9,11 +9,14 @@ Three processes on 127.0.0.1, all real sockets:
 
 For each scenario (agents x nodes per agent) it stages a configuration, times deploys
 (request -> response), then the round trip of ``get_instances`` and ``get_nodes``
-(p50/p99, sequential requests), and reads the controller's RSS at the end.
+(p50/p99, sequential requests, with only the timing client connected), and reads the
+controller's RSS at the end. The controller's CPU time per get-nodes is printed too: it
+is the figure to compare when the machine is loaded (the load average is printed before
+and after; latencies on a loaded machine say more about the machine).
 
 Usage::
 
-    python bench/controller.py [--quick]
+    python bench/controller.py [--quick] [--large-only]
 """
 
 from __future__ import annotations
