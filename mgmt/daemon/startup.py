@@ -74,11 +74,12 @@ def tune_gc() -> None:
     """Make the cyclic garbage collector cheap for a daemon that parses large messages.
 
     Start-up's objects (modules, classes, settings) never die: :func:`gc.freeze` moves
-    them out of every collection. Parsing one 200-agent get-nodes answer allocates about
-    a million short-lived containers, which the default threshold (700) turned into
-    hundreds of young collections, each also scanning what survived; a threshold of
-    50,000 makes those rare. Reference counting still frees acyclic garbage at once, so
-    memory stays bounded by what cycles leak between collections.
+    them out of every collection. A 200-agent get-nodes answer holds some 40,000
+    containers (the agents' parsed answers) while it is gathered, which the default
+    threshold (700) turned into dozens of young and older collections, each scanning
+    what survived; a threshold of 50,000 makes those rare. Reference counting still
+    frees acyclic garbage at once, so memory stays bounded by what cycles leak between
+    collections.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
