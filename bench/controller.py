@@ -9,11 +9,14 @@ Three processes on 127.0.0.1, all real sockets:
 
 For each scenario (agents x nodes per agent) it stages a configuration, times deploys
 (request -> response), then the round trip of ``get_instances`` and ``get_nodes``
-(p50/p99, sequential requests), and reads the controller's RSS at the end.
+(p50/p99, sequential requests, with only the timing client connected), and reads the
+controller's RSS at the end. The controller's CPU time per get-nodes is printed too: it
+is the figure to compare when the machine is loaded (the load average is printed before
+and after; latencies on a loaded machine say more about the machine).
 
 Usage::
 
-    python bench/controller.py [--quick]
+    python bench/controller.py [--quick] [--large-only]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from tests.support.controller_harness import (  # noqa: E402
 
 TARGETS = {
     "get_nodes_p50_small_ms": 5.0,
-    "get_nodes_p50_large_ms": 100.0,
+    "get_nodes_p50_large_ms": 50.0,
     "deploy_large_s": 1.0,
     "rss_mb": 100.0,
 }
@@ -222,12 +225,15 @@ async def scenario(agents: int, nodes: int, *, deploys: int, queries: int) -> di
                     assert len(resp.results) == agents * nodes + 1
 
                 cpu1 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
-                inst = await timed(proc.client_port, ev.GetInstancesRequest, queries)
-                got = await timed(proc.client_port, ev.GetNodesRequest, queries)
-                cpu2 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
-                rss_mb = ps.memory_info().rss / 1e6
             finally:
                 await client.close()
+            # Only the timed client is connected now: every response goes to it alone,
+            # and this process decodes nothing but the reqid.
+            inst = await timed(proc.client_port, ev.GetInstancesRequest, queries)
+            cpu2 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
+            got = await timed(proc.client_port, ev.GetNodesRequest, queries)
+            cpu3 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
+            rss_mb = ps.memory_info().rss / 1e6
         finally:
             if child is not None:
                 child.send_signal(signal.SIGTERM)
@@ -245,9 +251,15 @@ async def scenario(agents: int, nodes: int, *, deploys: int, queries: int) -> di
         "stage+deploy_cpu_controller_s": (cpu1[0] - cpu0[0]) / deploys,
         "deploy_only_cpu_controller_s": deploy_cpu / deploys,
         "stage+deploy_cpu_agents_s": (cpu1[1] - cpu0[1]) / deploys,
-        "get_nodes_cpu_controller_ms": (cpu2[0] - cpu1[0]) * 1000 / (2 * queries),
-        "get_nodes_cpu_agents_ms": (cpu2[1] - cpu1[1]) * 1000 / (2 * queries),
+        "get_instances_cpu_controller_ms": (cpu2[0] - cpu1[0]) * 1000 / queries,
+        "get_nodes_cpu_controller_ms": (cpu3[0] - cpu2[0]) * 1000 / queries,
+        "get_nodes_cpu_agents_ms": (cpu3[1] - cpu2[1]) * 1000 / queries,
     }
+
+
+def load() -> str:
+    """The machine's load average (other work inflates every latency here)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
 
 
 def report(title: str, figures: dict[str, float]) -> None:
@@ -256,19 +268,22 @@ def report(title: str, figures: dict[str, float]) -> None:
         print(f"  {key:30s} {value:10.3f}")
 
 
-async def main(quick: bool) -> int:
-    small = await scenario(1, 16, deploys=5, queries=50 if quick else 300)
-    report("1 agent x 16 nodes", small)
+async def main(quick: bool, large_only: bool) -> int:
+    print(f"# load average before: {load()}")
+    small = {} if large_only else await scenario(1, 16, deploys=5, queries=50 if quick else 300)
+    if small:
+        report("1 agent x 16 nodes", small)
     large = await scenario(200, 20, deploys=3 if quick else 5, queries=10 if quick else 50)
     report("200 agents x 20 nodes (4,000 nodes)", large)
+    print(f"# load average after: {load()}")
     checks = [
         (
             "get-nodes p50 @1x16 < 5 ms",
-            small["get_nodes_p50_ms"],
+            small.get("get_nodes_p50_ms", float("nan")),
             TARGETS["get_nodes_p50_small_ms"],
         ),
         (
-            "get-nodes p50 @200x20 < 100 ms",
+            "get-nodes p50 @200x20 < 50 ms",
             large["get_nodes_p50_ms"],
             TARGETS["get_nodes_p50_large_ms"],
         ),
@@ -277,6 +292,8 @@ async def main(quick: bool) -> int:
     ]
     print()
     for label, value, limit in checks:
+        if value != value:  # the scenario did not run
+            continue
         print(f"  {'ok  ' if value < limit else 'MISS'} {label}: {value:.3f}")
     return 0
 
@@ -287,4 +304,6 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    sys.exit(asyncio.run(main(parser.parse_args().quick)))
+    parser.add_argument("--large-only", action="store_true", help="only 200 agents x 20 nodes")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.quick, args.large_only)))

@@ -15,10 +15,10 @@ exactly Zeek's error message.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from mgmt.broker import jsontext
 from mgmt.broker.data import JsonObj
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidMessage
@@ -40,7 +40,7 @@ CTX_INVALID_APP_NAME = "Invalid X-Application-Name"
 API_PATH = "/v1/messages/json"
 
 #: The JSON form of every message: compact, non-ASCII characters kept (UTF-8 on the wire).
-dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+dumps = jsontext.dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ def _lone_surrogate(obj: Any) -> bool:
 
 def _loads(text: str | bytes) -> Any:
     try:
-        obj = json.loads(text)
+        obj = jsontext.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # JSONDecodeError is a ValueError; RecursionError: nesting deeper than the stack.
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_BAD_JSON, str(exc)) from None
@@ -151,7 +151,7 @@ def parse_handshake(text: str | bytes) -> Handshake:
             JSON) or ``individual subscription not a string``.
     """
     try:
-        obj = json.loads(text)
+        obj = jsontext.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidMessage(DESERIALIZATION_FAILED, CTX_NOT_AN_ARRAY, "not JSON") from None
     if _may_hold_surrogates(text) and _lone_surrogate(obj):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -62,7 +63,23 @@ def run_daemon(
         if follow_run_parent():
             return 0
         check_fd_budget(raise_fd_limit(), ports(settings), settings.max_connections)
+        tune_gc()
         asyncio.run(serve_notifying(service, Notifier(), lambda: status(service)))
     except (ConfigError, StateStoreError, InstanceLocked, ListenError) as exc:
         return start_up_failed(role, str(exc))
     return 0
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a daemon that parses large messages.
+
+    Start-up's objects (modules, classes, settings) never die: :func:`gc.freeze` moves
+    them out of every collection. A 200-agent get-nodes answer holds some 40,000
+    containers (the agents' parsed answers) while it is gathered, which the default
+    threshold (700) turned into dozens of young and older collections, each scanning
+    what survived; a threshold of 50,000 makes those rare. Reference counting still
+    frees acyclic garbage at once, so memory stays bounded by what cycles leak between
+    collections.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)

@@ -15,13 +15,14 @@ One task (the *driver*) owns every node. Each wake-up it
 It then sleeps until the earliest policy deadline, or until a command or a process exit
 wakes it. Exits are watched with a pidfd per process where the backend offers one
 (:mod:`mgmt.supervisor.exitwatch`), so a cluster of RUNNING nodes costs no CPU at all;
-otherwise, and while a node is PENDING (its ``.status`` file is polled), it wakes every
-``poll_interval``. Each node's record, its policy and its process, is a
-:class:`~mgmt.supervisor.node.SupervisedNode`. Commands (:meth:`~SupervisorService.deploy`,
-:meth:`~SupervisorService.restart`, :meth:`~SupervisorService.stop`) are synchronous:
-they run in the event loop's thread, apply the policy at once (sending the first SIGTERM
-or spawning right away), and return; :meth:`~SupervisorService.wait_settled` awaits the
-outcome. Spawn failures, whatever the backend raised, become state (FAILED with a
+otherwise it wakes every ``poll_interval``, and while a node is PENDING (its ``.status``
+file is polled) every ``ready_poll_interval`` (20 ms). Each node's record, its policy and
+its process, is a :class:`~mgmt.supervisor.node.SupervisedNode`. Commands
+(:meth:`~SupervisorService.deploy`, :meth:`~SupervisorService.restart`,
+:meth:`~SupervisorService.stop`) are synchronous: they run in the event loop's thread,
+apply the policy at once (sending the first SIGTERM or spawning right away), and return;
+:meth:`~SupervisorService.wait_settled` awaits the outcome. Spawn failures, whatever the
+backend raised, become state (FAILED with a
 reason), never exceptions: one node's failure leaves the driver and the others alone.
 
 Shutdown is one ordered path, :meth:`~SupervisorService.close`: refuse new commands; then
@@ -71,7 +72,10 @@ class SupervisorService:
         policy: the timing of every node's policy (stop grace, revival back-off).
         backend: the OS seam; defaults to :class:`OsBackend`.
         table_path: where to persist the node table for adoption.
-        poll_interval: how often live processes and ``.status`` files are polled.
+        poll_interval: how often live processes are polled where no pidfd watches them.
+        ready_poll_interval: how often the ``.status`` files of PENDING nodes are polled
+            (at most ``poll_interval``): a deploy answers when the slowest node is up,
+            so this bounds its overhead; it lasts only while nodes start.
         on_state_change: called with a :class:`NodeInfo` for every state a node passes
             through, and when its pid changes; ``state`` and ``pid`` are as of that
             moment (a crash with an immediate revival reports CRASHED, then PENDING with
@@ -91,6 +95,7 @@ class SupervisorService:
         backend: Backend | None = None,
         table_path: Path | None = None,
         poll_interval: float = 0.1,
+        ready_poll_interval: float = 0.02,
         on_state_change: Callable[[NodeInfo], None] | None = None,
         crash_keep: int = 10,
         on_node_event: Callable[[NodeEvent], None] | None = None,
@@ -104,6 +109,7 @@ class SupervisorService:
         )
         self.settings = policy
         self.poll_interval = poll_interval
+        self.ready_poll_interval = min(ready_poll_interval, poll_interval)
         self.on_state_change = on_state_change
         self._nodes: dict[NodeName, SupervisedNode] = {}
         self._task: asyncio.Task[None] | None = None
@@ -477,11 +483,10 @@ class SupervisorService:
         deadlines = [
             d for d in (n.policy.next_deadline() for n in self._nodes.values()) if d is not None
         ]
-        if any(
-            n.handle is not None
-            and (n.policy.state is ProcessState.PENDING or n.name not in self._exits)
-            for n in self._nodes.values()
-        ):
+        live = [n for n in self._nodes.values() if n.handle is not None]
+        if any(n.policy.state is ProcessState.PENDING for n in live):
+            deadlines.append(now + self.ready_poll_interval)
+        elif any(n.name not in self._exits for n in live):
             deadlines.append(now + self.poll_interval)
         if not deadlines:
             return None
