@@ -14,7 +14,9 @@ Nodes inherit the agent's environment minus what changes from one agent start to
 next (systemd's notification variables, ...), which would make adopted nodes look
 outdated; the framework's port variables are given in Zeek's form (``NNNN/tcp``).
 
-Each node also gets a loopback port for its node channel (:func:`node_websocket_ports`).
+Each node also gets a loopback port for its node channel (:func:`node_websocket_ports`),
+except the nodes that bind ZeroMQ's log endpoint (:func:`relayed_nodes`): Zeek 8.2's
+WebSocket server cannot start there, so their channel goes through another node's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mgmt.agent import layout
-from mgmt.broker.records import Configuration
+from mgmt.broker.records import ClusterRole, Configuration
 from mgmt.core import launchable
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
@@ -57,7 +59,12 @@ _VOLATILE_ENV = (
 _PORT_ENV = ("ZEEK_CONTROLLER_PORT", "ZEEK_CONTROLLER_WEBSOCKET_PORT", "ZEEK_AGENT_PORT")
 
 #: The files in the layout directory, each written atomically.
-LAYOUT_FILES = (layout.LAYOUT_FILE, layout.SETTINGS_FILE, f"{layout.NODE_SCRIPT}.zeek")
+LAYOUT_FILES = (
+    layout.LAYOUT_FILE,
+    layout.SETTINGS_FILE,
+    layout.BACKEND_FILE,
+    f"{layout.NODE_SCRIPT}.zeek",
+)
 
 
 def node_base_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -73,9 +80,29 @@ def node_base_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def node_websocket_ports(config: Configuration, instance: str, start: int) -> dict[str, int]:
+def relayed_nodes(config: Configuration, backend: str) -> frozenset[str]:
+    """The nodes whose node channel must go through another node's WebSocket server.
+
+    On ZeroMQ, a logger (or a manager that is the logger) binds the log endpoint, and
+    Zeek 8.2's WebSocket server, a second ZeroMQ backend in the same process, binds it
+    again and fails ("Failed to bind pull socket ... Address already in use"; README,
+    "Known Zeek issues"). Such a node does not listen; it subscribes to its node topic,
+    which another node's WebSocket server reaches through the ZeroMQ proxy.
+    """
+    if backend != "zeromq":
+        return frozenset()
+    loggers = {n.name for n in config.nodes if n.role is ClusterRole.LOGGER}
+    if not loggers:
+        loggers = {n.name for n in config.nodes if n.role is ClusterRole.MANAGER}
+    return frozenset(loggers)
+
+
+def node_websocket_ports(
+    config: Configuration, instance: str, start: int, backend: str = "broker"
+) -> dict[str, int]:
     """Loopback ports for the node channels of ``instance``'s nodes, from ``start`` up,
-    skipping every port the deployment uses.
+    skipping every port the deployment uses (the ZeroMQ proxy's included); the
+    :func:`relayed_nodes` get none.
 
     Ports are numbered over the nodes of *every* instance (sorted by instance, then name),
     so several agents on one host running the same configuration never pick the same
@@ -86,12 +113,16 @@ def node_websocket_ports(config: Configuration, instance: str, start: int) -> di
         for port in (node.p, node.metrics_port):
             if port is not None:
                 used.add(port.number)
+    proxy = layout.zeromq_proxy(config) if backend == "zeromq" else None
+    if proxy is not None:
+        used.update((proxy.xpub_port, proxy.xsub_port))
+    relayed = relayed_nodes(config, backend)
     ports: dict[str, int] = {}
     candidate = start
     for node in sorted(config.nodes, key=lambda n: (n.instance, n.name)):
         while candidate in used:
             candidate += 1
-        if node.instance == instance:
+        if node.instance == instance and node.name not in relayed:
             ports[node.name] = candidate
         used.add(candidate)
         candidate += 1
@@ -112,6 +143,8 @@ class NodeSetup:
         self.layout_dir = settings.work_dir / "layout"
         #: The node channel port of each local node of the last configuration.
         self.ports: dict[str, int] = {}
+        #: Local nodes of the last configuration reached through another node's channel.
+        self.relayed: frozenset[str] = frozenset()
         #: Local nodes of the last configuration that have no spec, and why.
         self.unlaunched: dict[str, str] = {}
 
@@ -172,7 +205,12 @@ class NodeSetup:
         settings = layout.settings_text(
             management, management_scripts=self.has_management_scripts()
         )
-        texts = (layout.layout_text(config).encode(), settings.encode(), script.read_bytes())
+        texts = (
+            layout.layout_text(config).encode(),
+            settings.encode(),
+            layout.backend_text(config, self.settings.cluster_backend).encode(),
+            script.read_bytes(),
+        )
         for name, data in zip(LAYOUT_FILES, texts, strict=True):
             write_atomic(self.layout_dir / name, data)
 
@@ -184,7 +222,9 @@ class NodeSetup:
         any error while building one node's spec fails that node only.
         """
         cfg = self.settings
-        self.ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
+        backend = cfg.cluster_backend
+        self.ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port, backend)
+        self.relayed = relayed_nodes(config, backend) & {n.name for n in config.nodes_of(cfg.name)}
         zeek = self.zeek()
         problems: dict[str, str] = {}
         for problem in launchable.problems(config):
@@ -206,9 +246,10 @@ class NodeSetup:
                     node_scripts=cfg.node_scripts,
                     node_args=cfg.node_args,
                     extra_env={
-                        "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self.ports[node.name]),
+                        "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self.ports.get(node.name, "")),
                         "ZEEK_MANAGEMENT_SPOOL_DIR": str(cfg.spool_dir),
                     },
+                    backend=backend,
                 )
                 specs.append(
                     NodeSpec(

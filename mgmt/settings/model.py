@@ -97,6 +97,8 @@ class AgentSettings(DaemonSettings):
     #: The archiver command; empty means the built-in archiver.
     archive_cmd: str
     node_websocket_start_port: int
+    #: The nodes' cluster backend: ``broker`` or ``zeromq`` (issue 14).
+    cluster_backend: str
 
 
 Settings = ControllerSettings | AgentSettings

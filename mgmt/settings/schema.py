@@ -20,6 +20,7 @@ from mgmt.settings.kinds import (
     ARCHIVE_INTERVAL,
     BOOL,
     BYTES,
+    CLUSTER_BACKEND,
     COUNT,
     ENDPOINT,
     LISTEN_PORT,
@@ -214,6 +215,9 @@ AGENT = (
     Spec("archive_dir", PATH, lambda ctx: _installation_dir(ctx, "archive_dir", "logs")),
     Spec("archive_cmd", OPT_STR, lambda ctx: _archiver_command(ctx)),
     Spec("node_websocket_start_port", PORT, 27800, "ZEEK_MGMT_NODE_WEBSOCKET_START_PORT"),
+    # Cluster backends (issue 14).
+    Spec("cluster_backend", CLUSTER_BACKEND, "broker", "ZEEK_MGMT_CLUSTER_BACKEND",
+         "--cluster-backend", "cluster backend of the nodes: broker or zeromq"),
     *_CHANNEL,
 )  # fmt: skip
 

@@ -106,10 +106,14 @@ def test_node_script_contains(needle: str) -> None:
 
 
 def test_node_script_does_not_load_the_supervised_node_framework() -> None:
-    """Only the generated settings and the Node API declarations are loaded, never
-    management/node itself."""
+    """Only the generated settings (Management's and the backend's) and the Node API
+    declarations are loaded, never management/node itself."""
     loads = re.findall(r"^\s*@load\s+(\S+)", NODE_SCRIPT_TEXT, re.M)
-    assert loads == ["./zeek-mgmt-settings", "policy/frameworks/management/node/api"]
+    assert loads == [
+        "./zeek-mgmt-settings",
+        "./zeek-mgmt-backend",
+        "policy/frameworks/management/node/api",
+    ]
 
 
 def test_node_script_guards_the_archiver_format_func() -> None:
