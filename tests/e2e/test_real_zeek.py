@@ -37,6 +37,7 @@ from mgmt.settings.kinds import CLUSTER_BACKENDS
 from tests.support.double_nodes import write_node_script
 from tests.support.real_zeek import (
     NODES,
+    PROBE_SCRIPT,
     TIMEOUT,
     RealZeek,
     own_ports,
@@ -65,25 +66,6 @@ PCAP_ERROR = (
 )
 #: Metrics ports start here in the shared cluster (not Zeek's 9000: a setting in effect).
 METRICS_START = 9100
-#: A log stream every node of the shared cluster writes to once a second (a row with
-#: its name), to see the workers' logs reach the logger on each backend.
-PROBE_SCRIPT = """\
-module MgmtProbe;
-export {
-	redef enum Log::ID += { LOG };
-	type Info: record { node: string &log; };
-}
-event MgmtProbe::tick()
-	{
-	Log::write(MgmtProbe::LOG, Info($node=Cluster::node));
-	schedule 1 sec { MgmtProbe::tick() };
-	}
-event zeek_init()
-	{
-	Log::create_stream(MgmtProbe::LOG, Log::Stream($columns=Info, $path="mgmt_probe"));
-	schedule 1 sec { MgmtProbe::tick() };
-	}
-"""
 
 
 def cluster_cfg(logger_script: Path) -> str:
