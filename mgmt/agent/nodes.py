@@ -120,9 +120,11 @@ def node_websocket_ports(
     ports: dict[str, int] = {}
     candidate = start
     for node in sorted(config.nodes, key=lambda n: (n.instance, n.name)):
+        if node.name in relayed:
+            continue
         while candidate in used:
             candidate += 1
-        if node.instance == instance and node.name not in relayed:
+        if node.instance == instance:
             ports[node.name] = candidate
         used.add(candidate)
         candidate += 1

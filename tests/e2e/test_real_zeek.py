@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import ipaddress
 import os
 import re
 import shutil
@@ -31,8 +32,12 @@ from mgmt.agent.layout import (
     LAYOUT_FILE,
     NODE_SCRIPT,
     ManagementSettings,
+    backend_text,
+    layout_text,
     settings_text,
 )
+from mgmt.broker.data import Port
+from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.settings.kinds import CLUSTER_BACKENDS
 from tests.support.double_nodes import write_node_script
 from tests.support.real_zeek import (
@@ -312,16 +317,25 @@ def test_rotation_into_the_queue_and_both_archivers(cluster: Site, tmp_path: Pat
     assert all(content.startswith(b"#separator") for content in expected.values())
 
 
-@pytest.mark.parametrize("management_scripts", [True, False])
+@pytest.mark.parametrize(
+    ("management_scripts", "backend"), [(True, "broker"), (False, "broker"), (True, "zeromq")]
+)
 def test_node_script_and_settings_parse(
-    zeek: RealZeek, tmp_path: Path, management_scripts: bool
+    zeek: RealZeek, tmp_path: Path, management_scripts: bool, backend: str
 ) -> None:
-    """``zeek -a`` parses the node script and its generated settings as a cluster logger,
-    with or without Zeek's Management scripts, without a message; strings with quotes
-    and control characters stay strings."""
-    (tmp_path / LAYOUT_FILE).write_text(
-        'redef Cluster::nodes = { ["logger"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1] };\n'
+    """``zeek -a`` parses the node script and its generated settings (Management's and the
+    backend's) as a cluster logger, with or without Zeek's Management scripts, without a
+    message; strings with quotes and control characters stay strings."""
+    here = ipaddress.IPv4Address("127.0.0.1")
+    config = Configuration(
+        "cfg",
+        (Instance(LOCAL_AGENT, here),),
+        (
+            Node("manager", LOCAL_AGENT, ClusterRole.MANAGER, p=Port(2200)),
+            Node("logger", LOCAL_AGENT, ClusterRole.LOGGER, p=Port(2201)),
+        ),
     )
+    (tmp_path / LAYOUT_FILE).write_text(layout_text(config))
     ms = ManagementSettings(
         agent=agent_settings(
             Path("/var/lib/zeek"),
@@ -339,7 +353,8 @@ def test_node_script_and_settings_parse(
         agent_listen_port=0,
         archive_cmd="'/opt/zeek/bin/zeek-archiver' -v",
     )
-    write_node_script(tmp_path, settings_text(ms, management_scripts=management_scripts))
+    settings = settings_text(ms, management_scripts=management_scripts)
+    write_node_script(tmp_path, settings, backend_text(config, backend))
     zeekpath = subprocess.run(
         [str(zeek.zeek.with_name("zeek-config")), "--zeekpath"],
         capture_output=True,
@@ -347,7 +362,7 @@ def test_node_script_and_settings_parse(
         check=True,
     ).stdout.strip()
     proc = subprocess.run(
-        [str(zeek.zeek), "-a", BACKEND_SCRIPTS["broker"], NODE_SCRIPT],
+        [str(zeek.zeek), "-a", BACKEND_SCRIPTS[backend], NODE_SCRIPT],
         cwd=tmp_path,
         env={"ZEEKPATH": f"{tmp_path}:{zeekpath}", "CLUSTER_NODE": "logger", "PATH": "/usr/bin"},
         capture_output=True,
