@@ -31,9 +31,11 @@ from pathlib import Path
 from mgmt.agent import layout
 from mgmt.broker.records import ClusterRole, Configuration
 from mgmt.core import launchable
+from mgmt.core.curve import CurveKeys
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import StateStoreError
+from mgmt.persist import curvekeys
 from mgmt.persist.statefile import write_atomic
 from mgmt.settings.model import AgentSettings
 from mgmt.supervisor.policy import NodeSpec
@@ -149,6 +151,29 @@ class NodeSetup:
         self.relayed: frozenset[str] = frozenset()
         #: Local nodes of the last configuration that have no spec, and why.
         self.unlaunched: dict[str, str] = {}
+        #: The ZeroMQ CURVE keys the controller sent last (kept in the work directory).
+        self.curve_file = settings.work_dir / curvekeys.FILE_NAME
+        self.curve_keys: CurveKeys | None = None
+        try:
+            self.curve_keys = curvekeys.load(self.curve_file)
+        except StateStoreError as exc:
+            log.warning("ignoring the saved ZeroMQ CURVE keys: %s", exc)
+
+    def receive_curve_keys(self, text: str) -> None:
+        """Take the CURVE keys a controller sent (JSON), keeping them on disk for nodes
+        revived or adopted later. Bad keys are refused with a warning; never raises."""
+        try:
+            keys = CurveKeys.from_json(text)
+        except ValueError as exc:
+            log.warning("ignoring ZeroMQ CURVE keys from the controller: %s", exc)
+            return
+        if keys == self.curve_keys:
+            return
+        self.curve_keys = keys
+        try:
+            curvekeys.save(self.curve_file, keys)
+        except StateStoreError as exc:
+            log.warning("cannot keep the ZeroMQ CURVE keys: %s", exc)
 
     def zeek(self) -> str:
         """The zeek executable the nodes run.
@@ -210,7 +235,7 @@ class NodeSetup:
         texts = (
             layout.layout_text(config).encode(),
             settings.encode(),
-            layout.backend_text(config, self.settings.cluster_backend).encode(),
+            layout.backend_text(config, self.settings.cluster_backend, self.curve_keys).encode(),
             script.read_bytes(),
         )
         for name, data in zip(LAYOUT_FILES, texts, strict=True):

@@ -67,6 +67,7 @@ from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.directions import ControllerToAgent
 from mgmt.broker.records import Configuration, Result, Role
 from mgmt.core.peertext import peer_text
@@ -324,6 +325,9 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._step(lambda now: self._state.extension_done(reqid, results, now))
 
     def _on_controller_event(self, event: ControllerToAgent) -> None:
+        if isinstance(event, xev.AgentClusterKeysRequest):
+            self.node_setup.receive_curve_keys(event.keys)  # for the deploy that follows
+            return
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
             process = self.run_controller.process()

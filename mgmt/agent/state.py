@@ -277,6 +277,8 @@ class AgentState:
                 self._dispatch(reqid, action, nodes, now)
             case xev.AgentGetVersionRequest():
                 self._extension(event, now)
+            case xev.AgentClusterKeysRequest():
+                pass  # node set-up input: the service gives it to NodeSetup, not to us
             case _:
                 assert_never(event)
 

@@ -49,6 +49,8 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
     | xev.AgentGetVersionRequest
+    # cluster backends (issue 14)
+    | xev.AgentClusterKeysRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).

@@ -4,7 +4,9 @@ the backend script on the command line, the proxy and connect endpoints as zeekc
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import stat
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,14 @@ from mgmt.agent.layout import (
     launch_plan,
     zeromq_proxy,
 )
-from mgmt.agent.nodes import node_websocket_ports, relayed_nodes
+from mgmt.agent.nodes import NodeSetup, node_websocket_ports, relayed_nodes
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
-from mgmt.exceptions import ConfigError
+from mgmt.core.curve import CurveKeys
+from mgmt.exceptions import ConfigError, StateStoreError
+from mgmt.persist import curvekeys
 from mgmt.settings.sources import load_settings
-from tests.support.settings import ENV, HOST
+from tests.support.settings import ENV, HOST, agent_settings
 
 V4 = ipaddress.IPv4Address("192.0.2.10")
 
@@ -153,3 +157,64 @@ def test_unknown_cluster_backend_is_refused(tmp_path: Path) -> None:
     cfg.write_text('[agent]\ncluster_backend = "nats"\n')
     with pytest.raises(ConfigError, match="cluster_backend: expected one of broker, zeromq"):
         load_settings("agent", config_path=str(cfg), env=ENV, flags={}, host=HOST)
+
+
+KEYS = CurveKeys.generate(bytes(range(32)), bytes(range(1, 33)))
+
+
+def two_hosts() -> Configuration:
+    """The quickstart cluster with the workers on a second host."""
+    base = quickstart()
+    b = Instance("agent-b", ipaddress.IPv4Address("192.0.2.11"))
+    nodes = tuple(
+        dataclasses.replace(n, instance="agent-b") if n.role is ClusterRole.WORKER else n
+        for n in base.nodes
+    )
+    return Configuration("cfg-2", (*base.instances, b), nodes)
+
+
+def test_curve_keys_on_a_zeromq_cluster_of_several_hosts() -> None:
+    """Several hosts on ZeroMQ: the four keys, each only if the node's scripts set none
+    and only where this Zeek has CURVE options (zeekctl's form)."""
+    lines = backend_text(two_hosts(), "zeromq", KEYS).splitlines()
+    start = lines.index("@ifdef ( Cluster::Backend::ZeroMQ::curve_server_publickey )")
+    ident = "Cluster::Backend::ZeroMQ::curve_server_secretkey"
+    assert lines[start + 4 : start + 7] == [
+        f"@if ( |{ident}| == 0 )",
+        f'redef {ident} = "{KEYS.server_secretkey}";',
+        "@endif",
+    ]
+    assert lines[-1] == "@endif"
+    assert sum(KEYS.client_publickey in line for line in lines) == 1
+
+
+@pytest.mark.parametrize(("config", "backend"), [(quickstart(), "zeromq"), (two_hosts(), "broker")])
+def test_no_curve_keys_on_one_host_or_on_broker(config: Configuration, backend: str) -> None:
+    """One host (zeekctl's auto: unencrypted) or Broker: no keys in the file."""
+    assert "curve" not in backend_text(config, backend, KEYS)
+
+
+def test_agent_keeps_the_keys_it_was_sent(tmp_path: Path) -> None:
+    """Keys from the controller are kept (0600) and read again by a new agent; bad ones
+    change nothing."""
+    settings = agent_settings(tmp_path, cluster_backend="zeromq")
+    setup = NodeSetup(settings, {})
+    setup.receive_curve_keys(KEYS.to_json())
+    assert setup.curve_keys == KEYS
+    assert stat.S_IMODE(setup.curve_file.stat().st_mode) == 0o600
+    setup.receive_curve_keys('{"v": 1, "server_publickey": "x"}')
+    assert setup.curve_keys == KEYS
+    assert NodeSetup(settings, {}).curve_keys == KEYS
+
+
+def test_controller_generates_its_keys_once(tmp_path: Path) -> None:
+    """The controller's keys are generated on first use, kept 0600, the same afterwards;
+    a damaged key file is an error, never silently replaced."""
+    path = tmp_path / "ctl" / curvekeys.FILE_NAME
+    keys = curvekeys.load_or_create(path)
+    assert curvekeys.load_or_create(path) == keys
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keys.server_publickey != keys.client_publickey
+    path.write_text("{}")
+    with pytest.raises(StateStoreError, match="not a CURVE key file"):
+        curvekeys.load_or_create(path)

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mgmt.persist import curvekeys
 from mgmt.settings.kinds import CLUSTER_BACKENDS
 from tests.paths import REPO_ROOT
 from tests.support.cli import RUN_TIMEOUT, zeek_client_path
@@ -230,7 +231,8 @@ def test_real_zeek_cluster_across_hosts(
     hosts: dict[str, str], tmp_path: Path, backend: str
 ) -> None:
     """Real Zeek on both hosts, on each cluster backend: the workers' log rows reach the
-    logger on the other host, and get-id-value reaches every node."""
+    logger on the other host, get-id-value reaches every node, ZeroMQ runs with the
+    controller's CURVE keys, and no secret key reaches a daemon's log."""
     zeek = real_zeek()
     probe = tmp_path / "probe.zeek"
     probe.write_text(PROBE_SCRIPT)
@@ -248,6 +250,19 @@ def test_real_zeek_cluster_across_hosts(
         wait_until(writers, timeout=TIMEOUT, interval=0.3, what="rows of every node")
         rc, out = _client(hosts["controller"], "get-id-value", "Cluster::node")
         assert (rc, out) == (0, {"errors": [], "results": {n: n for n in sorted(NODES)}})
+        # Two hosts on ZeroMQ: encrypted with the controller's keys (zeekctl's auto).
+        ident = "Cluster::Backend::ZeroMQ::curve_server_publickey"
+        rc, out = _client(hosts["controller"], "get-id-value", ident, "worker-1")
+        (key_file,) = (tmp_path / "ctl" / "nodes").glob(f"*/{curvekeys.FILE_NAME}")
+        keys = curvekeys.load(key_file)
+        assert keys is not None
+        if backend == "zeromq":
+            assert (rc, out) == (0, {"errors": [], "results": {"worker-1": keys.server_publickey}})
+        else:  # Broker nodes have no ZeroMQ options at all
+            assert out["errors"] == [{"error": "unknown id", "source": "worker-1"}], out
+    secrets = (keys.server_secretkey, keys.client_secretkey)
+    for log in tmp_path.glob("*.log"):
+        assert not any(secret in log.read_text() for secret in secrets), log
 
 
 def _processes_under(root: Path) -> list[psutil.Process]:
