@@ -228,6 +228,12 @@ class NodeSetup:
         return []
 
     def _write_layout(self, config: Configuration, management: layout.ManagementSettings) -> None:
+        backend = self.settings.cluster_backend
+        if backend == "zeromq" and self.curve_keys is None and layout.uses_curve(config):
+            log.warning(
+                "ZeroMQ cluster on several hosts without CURVE keys from the controller: "
+                "its traffic is not encrypted"
+            )
         script = importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek")
         settings = layout.settings_text(
             management, management_scripts=self.has_management_scripts()
@@ -235,7 +241,7 @@ class NodeSetup:
         texts = (
             layout.layout_text(config).encode(),
             settings.encode(),
-            layout.backend_text(config, self.settings.cluster_backend, self.curve_keys).encode(),
+            layout.backend_text(config, backend, self.curve_keys).encode(),
             script.read_bytes(),
         )
         for name, data in zip(LAYOUT_FILES, texts, strict=True):
