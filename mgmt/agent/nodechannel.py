@@ -20,7 +20,8 @@ over Broker; we reach each node over its own loopback port (DESIGN.md, Nodes).
   waiting on it are answered at once with Zeek's ``cluster node <name> not in running
   state``.
 * :meth:`NodeChannels.ask` sends one ``node_dispatch_request(<fresh id>, action,
-  {name})`` per node, in parallel, and returns one :class:`Result` per node. A node that
+  {name})`` per node, in parallel (again while no answer came: on ZeroMQ the proxy may
+  drop the first), and returns one :class:`Result` per node. A node that
   does not answer within the timeout (its channel never came up, e.g. Zeek < 7.2) gets
   ``request timed out``, as the agent's own request timer would give it.
 
@@ -59,6 +60,11 @@ def _channel_backoff() -> Iterator[float]:
     # A node's channel comes up in zeek_init, before the node reports RUNNING, so the
     # first attempt normally succeeds; retry quickly, but never more often than 5 s later.
     return backoff(initial=0.05, factor=2.0, maximum=5.0)
+
+
+#: Seconds before a dispatch without an answer is sent again, doubling up to the maximum.
+RESEND_INITIAL = 0.5
+RESEND_MAXIMUM = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +183,7 @@ class NodeChannel:
                     # Lost between the wait and the send: wait for the next connection.
                     self._pending.pop(child, None)
                     await asyncio.sleep(0.01)
-                result = await waiter
+                result = await self._answer(waiter, request)
         except TimeoutError:
             return Result(reqid, False, node=self.name, error=TIMED_OUT)
         except ConnectionError:
@@ -185,6 +191,29 @@ class NodeChannel:
         finally:
             self._pending.pop(child, None)
         return result if result.node == self.name else result.with_changes(node=self.name)
+
+    async def _answer(
+        self, waiter: asyncio.Future[Result], request: ev.NodeDispatchRequest
+    ) -> Result:
+        """The answer to ``request``, sent again after 0.5 s, 1 s, 2 s, 4 s, 4 s, ... while
+        none came (the caller's deadline ends it).
+
+        On ZeroMQ every message passes the manager's XPUB/XSUB proxy, which drops what is
+        published before the subscriber's subscription reached it: the request to a node
+        that has just started, or its answer to a channel that has just connected. A
+        dispatch only reads (``get_id_value``), so a repeated one does no harm; the first
+        answer wins and later ones find no waiter.
+        """
+        delay = RESEND_INITIAL
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), delay)
+            except TimeoutError:
+                log.debug(
+                    "= node channel %s: no answer after %.1f s, asking again", self.name, delay
+                )
+                self.client.send_event(node_topic(self.name), request)
+                delay = min(delay * 2, RESEND_MAXIMUM)
 
 
 class NodeChannels:

@@ -388,6 +388,22 @@ async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_lost_dispatch_is_sent_again(tmp_path: Path) -> None:
+    """A node that never saw the first two requests (ZeroMQ's proxy drops what precedes
+    a subscription) still answers within the request timeout."""
+    with double_cluster(tmp_path, NODES) as cluster:
+        port = free_port()
+        node = cluster.start("worker-01", port, env={"ZEEK_DOUBLE_DROP_DISPATCHES": "2"})
+        channels = NodeChannels(timeout=5.0)
+        channels.update({"worker-01": NodeProcess(port, node.pid)})
+        try:
+            (result,) = await channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
+        finally:
+            await channels.close()
+    assert (result.success, result.data, result.node) == (True, '"worker-01"', "worker-01")
+
+
+@pytest.mark.asyncio
 async def test_waiting_ask_fails_fast_when_the_node_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
