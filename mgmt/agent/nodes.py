@@ -86,10 +86,11 @@ def relayed_nodes(config: Configuration, backend: str) -> frozenset[str]:
     """The nodes whose node channel must go through another node's WebSocket server.
 
     On ZeroMQ, a logger (or a manager that is the logger) binds the log endpoint, and
-    Zeek 8.2's WebSocket server, a second ZeroMQ backend in the same process, binds it
-    again and fails ("Failed to bind pull socket ... Address already in use"; README,
-    "Known Zeek issues"). Such a node does not listen; it subscribes to its node topic,
-    which another node's WebSocket server reaches through the ZeroMQ proxy.
+    Zeek 8.2's WebSocket server gives each client a ZeroMQ backend of its own, which
+    binds it again and fails ("Failed to bind pull socket ... Address already in use";
+    README, "Zeek compatibility"): the client is never served. Such a node does not
+    listen; it subscribes to its node topic, which another node's WebSocket server
+    reaches through the ZeroMQ proxy.
     """
     if backend != "zeromq":
         return frozenset()
