@@ -56,6 +56,17 @@ def not_running(reqid: str, name: str) -> Result:
     return Result(reqid, False, node=name, error=f"cluster node {name} not in running state")
 
 
+def unreachable(reqid: str, name: str) -> Result:
+    """The error for a RUNNING node without a channel: a ZeroMQ logger (no WebSocket server
+    of its own) on a host where no other node of the agent runs one to relay through."""
+    return Result(
+        reqid,
+        False,
+        node=name,
+        error=f"cluster node {name} cannot be reached: no other node on its host relays to it",
+    )
+
+
 def _channel_backoff() -> Iterator[float]:
     # A node's channel comes up in zeek_init, before the node reports RUNNING, so the
     # first attempt normally succeeds; retry quickly, but never more often than 5 s later.
@@ -237,6 +248,8 @@ class NodeChannels:
         self._stopping: set[asyncio.Task[None]] = set()
         #: Set by :meth:`close`: no new channels (the agent is stopping its nodes).
         self._closed = False
+        #: RUNNING nodes without a way to reach them (see :func:`unreachable`).
+        self._unreachable: set[str] = set()
 
     def __contains__(self, name: object) -> bool:
         return name in self._channels
@@ -246,8 +259,9 @@ class NodeChannels:
         entry = self._channels.get(name)
         return entry[1] if entry is not None else None
 
-    def update(self, running: Mapping[str, NodeProcess]) -> None:
-        """Make the channels match the RUNNING nodes (name -> port and pid).
+    def update(self, running: Mapping[str, NodeProcess | None]) -> None:
+        """Make the channels match the RUNNING nodes (name -> port and pid; ``None``: a
+        RUNNING node nothing can reach, see :func:`unreachable`).
 
         Channels of nodes that are gone or run another process are torn down; new
         RUNNING nodes get a channel. Idempotent; must be called from the event loop.
@@ -255,12 +269,13 @@ class NodeChannels:
         """
         if self._closed:
             return
+        self._unreachable = {name for name, proc in running.items() if proc is None}
         for name in list(self._channels):
-            proc, _, _ = self._channels[name]
-            if running.get(name) != proc:
+            current, _, _ = self._channels[name]
+            if running.get(name) != current:
                 self._stop(name)
         for name, proc in running.items():
-            if name not in self._channels:
+            if proc is not None and name not in self._channels:
                 chan = self._factory(name, proc.port)
                 task = asyncio.get_running_loop().create_task(
                     chan.run(), name=f"node-channel-{name}"
@@ -286,7 +301,11 @@ class NodeChannels:
         async def one(name: str) -> Result:
             chan = self.channel(name)
             if chan is None:
-                return not_running(reqid, name)
+                return (
+                    unreachable(reqid, name)
+                    if name in self._unreachable
+                    else not_running(reqid, name)
+                )
             return await chan.ask(reqid, action, self.timeout)
 
         return list(await asyncio.gather(*(one(n) for n in names)))

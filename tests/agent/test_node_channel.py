@@ -461,6 +461,21 @@ async def test_node_without_channel_is_not_running() -> None:
 
 
 @pytest.mark.asyncio
+async def test_running_node_nothing_relays_to_says_so() -> None:
+    """A RUNNING ZeroMQ logger with no node on its host to relay through gets an error
+    naming the cause, not 'not in running state'."""
+    channels = NodeChannels(timeout=1.0)
+    channels.update({"logger": None})
+    (result,) = await channels.ask("r", ("get_id_value", "x"), ["logger"])
+    await channels.close()
+    assert (result.success, result.node, result.error) == (
+        False,
+        "logger",
+        "cluster node logger cannot be reached: no other node on its host relays to it",
+    )
+
+
+@pytest.mark.asyncio
 async def test_closed_channels_open_no_new_ones() -> None:
     """After close() (the agent is stopping its nodes), update() opens no channel."""
     channels = NodeChannels(timeout=1.0)
