@@ -10,7 +10,7 @@ Pure functions from a :class:`~mgmt.broker.records.Configuration` to
 Command line of a node, as in behaviour.md §8.8::
 
     zeek [-i <interface>] -U .status <node_args...>
-         policy/frameworks/cluster/backend/broker <node_scripts...> <node.scripts...>
+         policy/frameworks/cluster/backend/<backend> <node_scripts...> <node.scripts...>
          zeek-mgmt-node
 
 with ``CLUSTER_NODE=<name>``, ``ZEEKPATH=<layout dir>:<zeek's default path>``, the
@@ -26,16 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.broker.records import ClusterRole, Configuration, Node
+from mgmt.core.curve import CurveKeys
 from mgmt.settings.model import AgentSettings, ControllerSettings
 
-#: The cluster backend script every node loads first (required since Zeek 8.1).
-BACKEND_SCRIPT = "policy/frameworks/cluster/backend/broker"
+#: The cluster backend script of each backend (``[agent] cluster_backend``); every node
+#: loads its backend's first (required since Zeek 8.1).
+BACKEND_SCRIPTS = {
+    "broker": "policy/frameworks/cluster/backend/broker",
+    "zeromq": "policy/frameworks/cluster/backend/zeromq",
+}
+#: The default backend's script (Zeek's management framework runs on Broker).
+BACKEND_SCRIPT = BACKEND_SCRIPTS["broker"]
 #: The management node script (package data ``mgmt/scripts/zeek-mgmt-node.zeek``),
 #: copied into the layout directory and loaded after the node's own scripts.
 NODE_SCRIPT = "zeek-mgmt-node"
 LAYOUT_FILE = "cluster-layout.zeek"
 #: The generated settings script, next to the layout; the node script loads it.
 SETTINGS_FILE = "zeek-mgmt-settings.zeek"
+#: The generated backend settings (ZeroMQ's endpoints), loaded by the node script: they
+#: redefine the backend script's options, so they cannot be in ``cluster-layout.zeek``,
+#: which Zeek loads before the backend script.
+BACKEND_FILE = "zeek-mgmt-backend.zeek"
 #: Zeek's Management configuration scripts a node loads where the Zeek in use has them
 #: (Zeek's own nodes load them through ``management/node``): declarations and constants
 #: only, nothing that runs without a Supervisor.
@@ -118,6 +129,91 @@ def layout_text(config: Configuration) -> str:
             fields.append(f"$metrics_port={node.metrics_port.number}/tcp")
         lines.append(f"\t[{_zeek_string(node.name)}] = [{', '.join(fields)}],")
     lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroMQProxy:
+    """Where the manager's XPUB/XSUB proxy listens (ZeroMQ backend)."""
+
+    #: The manager's host as libzmq wants it (IPv6 in brackets).
+    host: str
+    xpub_port: int
+    xsub_port: int
+    ipv6: bool
+
+
+def zeromq_proxy(config: Configuration, fallback_start: int = 2200) -> ZeroMQProxy | None:
+    """The ZeroMQ proxy endpoints of a configuration; ``None`` without a manager.
+
+    zeekctl's ``cluster_backend_zeromq`` plugin takes the first two ports of its Broker
+    port range for the proxy (XPUB, then XSUB) and gives the nodes the ports after them.
+    Here the controller has already given the nodes their ports, so the proxy takes the
+    first two ports above the highest node port in the configuration (``fallback_start``
+    up if no node has one) that no node, metrics endpoint or agent of the configuration
+    uses. A function of the configuration alone: every agent computes the same ports.
+    """
+    manager = next((n for n in config.nodes if n.role is ClusterRole.MANAGER), None)
+    if manager is None:
+        return None
+    used = {i.listen_port.number for i in config.instances if i.listen_port is not None}
+    node_ports = [n.p.number for n in config.nodes if n.p is not None]
+    used.update(node_ports)
+    used.update(n.metrics_port.number for n in config.nodes if n.metrics_port is not None)
+    candidate = max(node_ports) + 1 if node_ports else fallback_start
+    free: list[int] = []
+    while len(free) < 2 and candidate <= 65535:
+        if candidate not in used:
+            free.append(candidate)
+        candidate += 1
+    if len(free) < 2:
+        return None
+    hosts = {i.name: i.host for i in config.instances}
+    host = hosts.get(manager.instance, ipaddress.IPv4Address("127.0.0.1"))
+    return ZeroMQProxy(_zeek_addr(host), free[0], free[1], host.version == 6)
+
+
+def uses_curve(config: Configuration) -> bool:
+    """Whether a ZeroMQ cluster is encrypted: when its instances have more than one
+    address (zeekctl's ``use_curve_encryption = auto``: multi-node clusters)."""
+    return len({i.host for i in config.instances}) > 1
+
+
+def backend_text(config: Configuration, backend: str, curve: CurveKeys | None = None) -> str:
+    """The ``zeek-mgmt-backend.zeek`` for a configuration: for ZeroMQ the proxy's listen
+    endpoints (the manager runs the proxy, Zeek's default) and every node's connect
+    endpoints, as zeekctl's ``cluster_backend_zeromq`` plugin writes them, and for a
+    cluster on several hosts (:func:`uses_curve`) the ``curve`` keys where this Zeek has
+    CURVE options (and the node's own scripts set none). The loggers' log endpoints need
+    nothing here: Zeek's ZeroMQ script derives them from the loggers' ``$p``."""
+    lines = [
+        f"# Generated by the zeek-mgmt agent for configuration {config.id}: settings of the",
+        f"# {backend} cluster backend. Do not edit.",
+    ]
+    proxy = zeromq_proxy(config) if backend == "zeromq" else None
+    if proxy is not None:
+        xpub = f"tcp://{proxy.host}:{proxy.xpub_port}"
+        xsub = f"tcp://{proxy.host}:{proxy.xsub_port}"
+        module = "Cluster::Backend::ZeroMQ::"
+        lines += [
+            f"@load {BACKEND_SCRIPTS['zeromq']}",
+            f"redef {module}listen_xpub_endpoint = {_zeek_string(xpub)};",
+            f"redef {module}listen_xsub_endpoint = {_zeek_string(xsub)};",
+            f"redef {module}connect_xpub_endpoint = {_zeek_string(xsub)};",
+            f"redef {module}connect_xsub_endpoint = {_zeek_string(xpub)};",
+            f"redef {module}ipv6 = {_zeek_bool(proxy.ipv6)};",
+        ]
+        if curve is not None and uses_curve(config):
+            lines.append(f"@ifdef ( {module}curve_server_publickey )")
+            for name in ("server_publickey", "server_secretkey", "client_publickey",
+                         "client_secretkey"):  # fmt: skip
+                ident = f"{module}curve_{name}"
+                lines += [
+                    f"@if ( |{ident}| == 0 )",
+                    f"redef {ident} = {_zeek_string(getattr(curve, name))};",
+                    "@endif",
+                ]
+            lines.append("@endif")
     return "\n".join(lines) + "\n"
 
 
@@ -262,6 +358,7 @@ def launch_plan(
     node_args: Sequence[str] = (),
     zeekpath: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    backend: str = "broker",
 ) -> LaunchPlan:
     """The command line, environment and directory for one of this agent's nodes.
 
@@ -276,11 +373,12 @@ def launch_plan(
         zeekpath: the search path after the layout directory (default: ``ZEEKPATH`` of
             ``base_env`` if set, else :func:`default_zeekpath`).
         extra_env: agent-assigned variables (e.g. the node channel port).
+        backend: the cluster backend (a key of :data:`BACKEND_SCRIPTS`).
     """
     argv: list[str] = [zeek]
     if node.interface is not None:
         argv += ["-i", node.interface]
-    argv += ["-U", ".status", *node_args, BACKEND_SCRIPT, *node_scripts]
+    argv += ["-U", ".status", *node_args, BACKEND_SCRIPTS[backend], *node_scripts]
     argv += list(node.scripts or ())
     argv.append(NODE_SCRIPT)
     rest = zeekpath or node_zeekpath(zeek, base_env)

@@ -20,7 +20,8 @@ over Broker; we reach each node over its own loopback port (DESIGN.md, Nodes).
   waiting on it are answered at once with Zeek's ``cluster node <name> not in running
   state``.
 * :meth:`NodeChannels.ask` sends one ``node_dispatch_request(<fresh id>, action,
-  {name})`` per node, in parallel, and returns one :class:`Result` per node. A node that
+  {name})`` per node, in parallel (again while no answer came: on ZeroMQ the proxy may
+  drop the first), and returns one :class:`Result` per node. A node that
   does not answer within the timeout (its channel never came up, e.g. Zeek < 7.2) gets
   ``request timed out``, as the agent's own request timer would give it.
 
@@ -55,10 +56,26 @@ def not_running(reqid: str, name: str) -> Result:
     return Result(reqid, False, node=name, error=f"cluster node {name} not in running state")
 
 
+def unreachable(reqid: str, name: str) -> Result:
+    """The error for a RUNNING node without a channel: a ZeroMQ logger (no WebSocket server
+    of its own) on a host where no other node of the agent runs one to relay through."""
+    return Result(
+        reqid,
+        False,
+        node=name,
+        error=f"cluster node {name} cannot be reached: no other node on its host relays to it",
+    )
+
+
 def _channel_backoff() -> Iterator[float]:
     # A node's channel comes up in zeek_init, before the node reports RUNNING, so the
     # first attempt normally succeeds; retry quickly, but never more often than 5 s later.
     return backoff(initial=0.05, factor=2.0, maximum=5.0)
+
+
+#: Seconds before a dispatch without an answer is sent again, doubling up to the maximum.
+RESEND_INITIAL = 0.5
+RESEND_MAXIMUM = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +194,7 @@ class NodeChannel:
                     # Lost between the wait and the send: wait for the next connection.
                     self._pending.pop(child, None)
                     await asyncio.sleep(0.01)
-                result = await waiter
+                result = await self._answer(waiter, request)
         except TimeoutError:
             return Result(reqid, False, node=self.name, error=TIMED_OUT)
         except ConnectionError:
@@ -185,6 +202,29 @@ class NodeChannel:
         finally:
             self._pending.pop(child, None)
         return result if result.node == self.name else result.with_changes(node=self.name)
+
+    async def _answer(
+        self, waiter: asyncio.Future[Result], request: ev.NodeDispatchRequest
+    ) -> Result:
+        """The answer to ``request``, sent again after 0.5 s, 1 s, 2 s, 4 s, 4 s, ... while
+        none came (the caller's deadline ends it).
+
+        On ZeroMQ every message passes the manager's XPUB/XSUB proxy, which drops what is
+        published before the subscriber's subscription reached it: the request to a node
+        that has just started, or its answer to a channel that has just connected. A
+        dispatch only reads (``get_id_value``), so a repeated one does no harm; the first
+        answer wins and later ones find no waiter.
+        """
+        delay = RESEND_INITIAL
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), delay)
+            except TimeoutError:
+                log.debug(
+                    "= node channel %s: no answer after %.1f s, asking again", self.name, delay
+                )
+                self.client.send_event(node_topic(self.name), request)
+                delay = min(delay * 2, RESEND_MAXIMUM)
 
 
 class NodeChannels:
@@ -208,6 +248,8 @@ class NodeChannels:
         self._stopping: set[asyncio.Task[None]] = set()
         #: Set by :meth:`close`: no new channels (the agent is stopping its nodes).
         self._closed = False
+        #: RUNNING nodes without a way to reach them (see :func:`unreachable`).
+        self._unreachable: set[str] = set()
 
     def __contains__(self, name: object) -> bool:
         return name in self._channels
@@ -217,8 +259,9 @@ class NodeChannels:
         entry = self._channels.get(name)
         return entry[1] if entry is not None else None
 
-    def update(self, running: Mapping[str, NodeProcess]) -> None:
-        """Make the channels match the RUNNING nodes (name -> port and pid).
+    def update(self, running: Mapping[str, NodeProcess | None]) -> None:
+        """Make the channels match the RUNNING nodes (name -> port and pid; ``None``: a
+        RUNNING node nothing can reach, see :func:`unreachable`).
 
         Channels of nodes that are gone or run another process are torn down; new
         RUNNING nodes get a channel. Idempotent; must be called from the event loop.
@@ -226,12 +269,13 @@ class NodeChannels:
         """
         if self._closed:
             return
+        self._unreachable = {name for name, proc in running.items() if proc is None}
         for name in list(self._channels):
-            proc, _, _ = self._channels[name]
-            if running.get(name) != proc:
+            current, _, _ = self._channels[name]
+            if running.get(name) != current:
                 self._stop(name)
         for name, proc in running.items():
-            if name not in self._channels:
+            if proc is not None and name not in self._channels:
                 chan = self._factory(name, proc.port)
                 task = asyncio.get_running_loop().create_task(
                     chan.run(), name=f"node-channel-{name}"
@@ -257,7 +301,11 @@ class NodeChannels:
         async def one(name: str) -> Result:
             chan = self.channel(name)
             if chan is None:
-                return not_running(reqid, name)
+                return (
+                    unreachable(reqid, name)
+                    if name in self._unreachable
+                    else not_running(reqid, name)
+                )
             return await chan.ask(reqid, action, self.timeout)
 
         return list(await asyncio.gather(*(one(n) for n in names)))

@@ -14,7 +14,9 @@ Nodes inherit the agent's environment minus what changes from one agent start to
 next (systemd's notification variables, ...), which would make adopted nodes look
 outdated; the framework's port variables are given in Zeek's form (``NNNN/tcp``).
 
-Each node also gets a loopback port for its node channel (:func:`node_websocket_ports`).
+Each node also gets a loopback port for its node channel (:func:`node_websocket_ports`),
+except the nodes that bind ZeroMQ's log endpoint (:func:`relayed_nodes`): Zeek 8.2's
+WebSocket server cannot start there, so their channel goes through another node's.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mgmt.agent import layout
-from mgmt.broker.records import Configuration
+from mgmt.broker.records import ClusterRole, Configuration
 from mgmt.core import launchable
+from mgmt.core.curve import CurveKeys
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import StateStoreError
+from mgmt.persist import curvekeys
 from mgmt.persist.statefile import write_atomic
 from mgmt.settings.model import AgentSettings
 from mgmt.supervisor.policy import NodeSpec
@@ -57,7 +61,12 @@ _VOLATILE_ENV = (
 _PORT_ENV = ("ZEEK_CONTROLLER_PORT", "ZEEK_CONTROLLER_WEBSOCKET_PORT", "ZEEK_AGENT_PORT")
 
 #: The files in the layout directory, each written atomically.
-LAYOUT_FILES = (layout.LAYOUT_FILE, layout.SETTINGS_FILE, f"{layout.NODE_SCRIPT}.zeek")
+LAYOUT_FILES = (
+    layout.LAYOUT_FILE,
+    layout.SETTINGS_FILE,
+    layout.BACKEND_FILE,
+    f"{layout.NODE_SCRIPT}.zeek",
+)
 
 
 def node_base_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -73,9 +82,30 @@ def node_base_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def node_websocket_ports(config: Configuration, instance: str, start: int) -> dict[str, int]:
+def relayed_nodes(config: Configuration, backend: str) -> frozenset[str]:
+    """The nodes whose node channel must go through another node's WebSocket server.
+
+    On ZeroMQ, a logger (or a manager that is the logger) binds the log endpoint, and
+    Zeek 8.2's WebSocket server gives each client a ZeroMQ backend of its own, which
+    binds it again and fails ("Failed to bind pull socket ... Address already in use";
+    README, "Zeek compatibility"): the client is never served. Such a node does not
+    listen; it subscribes to its node topic, which another node's WebSocket server
+    reaches through the ZeroMQ proxy.
+    """
+    if backend != "zeromq":
+        return frozenset()
+    loggers = {n.name for n in config.nodes if n.role is ClusterRole.LOGGER}
+    if not loggers:
+        loggers = {n.name for n in config.nodes if n.role is ClusterRole.MANAGER}
+    return frozenset(loggers)
+
+
+def node_websocket_ports(
+    config: Configuration, instance: str, start: int, backend: str = "broker"
+) -> dict[str, int]:
     """Loopback ports for the node channels of ``instance``'s nodes, from ``start`` up,
-    skipping every port the deployment uses.
+    skipping every port the deployment uses (the ZeroMQ proxy's included); the
+    :func:`relayed_nodes` get none.
 
     Ports are numbered over the nodes of *every* instance (sorted by instance, then name),
     so several agents on one host running the same configuration never pick the same
@@ -86,9 +116,15 @@ def node_websocket_ports(config: Configuration, instance: str, start: int) -> di
         for port in (node.p, node.metrics_port):
             if port is not None:
                 used.add(port.number)
+    proxy = layout.zeromq_proxy(config) if backend == "zeromq" else None
+    if proxy is not None:
+        used.update((proxy.xpub_port, proxy.xsub_port))
+    relayed = relayed_nodes(config, backend)
     ports: dict[str, int] = {}
     candidate = start
     for node in sorted(config.nodes, key=lambda n: (n.instance, n.name)):
+        if node.name in relayed:
+            continue
         while candidate in used:
             candidate += 1
         if node.instance == instance:
@@ -112,8 +148,33 @@ class NodeSetup:
         self.layout_dir = settings.work_dir / "layout"
         #: The node channel port of each local node of the last configuration.
         self.ports: dict[str, int] = {}
+        #: Local nodes of the last configuration reached through another node's channel.
+        self.relayed: frozenset[str] = frozenset()
         #: Local nodes of the last configuration that have no spec, and why.
         self.unlaunched: dict[str, str] = {}
+        #: The ZeroMQ CURVE keys the controller sent last (kept in the work directory).
+        self.curve_file = settings.work_dir / curvekeys.FILE_NAME
+        self.curve_keys: CurveKeys | None = None
+        try:
+            self.curve_keys = curvekeys.load(self.curve_file)
+        except StateStoreError as exc:
+            log.warning("ignoring the saved ZeroMQ CURVE keys: %s", exc)
+
+    def receive_curve_keys(self, text: str) -> None:
+        """Take the CURVE keys a controller sent (JSON), keeping them on disk for nodes
+        revived or adopted later. Bad keys are refused with a warning; never raises."""
+        try:
+            keys = CurveKeys.from_json(text)
+        except ValueError as exc:
+            log.warning("ignoring ZeroMQ CURVE keys from the controller: %s", exc)
+            return
+        if keys == self.curve_keys:
+            return
+        self.curve_keys = keys
+        try:
+            curvekeys.save(self.curve_file, keys)
+        except StateStoreError as exc:
+            log.warning("cannot keep the ZeroMQ CURVE keys: %s", exc)
 
     def zeek(self) -> str:
         """The zeek executable the nodes run.
@@ -168,11 +229,22 @@ class NodeSetup:
         return []
 
     def _write_layout(self, config: Configuration, management: layout.ManagementSettings) -> None:
+        backend = self.settings.cluster_backend
+        if backend == "zeromq" and self.curve_keys is None and layout.uses_curve(config):
+            log.warning(
+                "ZeroMQ cluster on several hosts without CURVE keys from the controller: "
+                "its traffic is not encrypted"
+            )
         script = importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek")
         settings = layout.settings_text(
             management, management_scripts=self.has_management_scripts()
         )
-        texts = (layout.layout_text(config).encode(), settings.encode(), script.read_bytes())
+        texts = (
+            layout.layout_text(config).encode(),
+            settings.encode(),
+            layout.backend_text(config, backend, self.curve_keys).encode(),
+            script.read_bytes(),
+        )
         for name, data in zip(LAYOUT_FILES, texts, strict=True):
             write_atomic(self.layout_dir / name, data)
 
@@ -184,7 +256,9 @@ class NodeSetup:
         any error while building one node's spec fails that node only.
         """
         cfg = self.settings
-        self.ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port)
+        backend = cfg.cluster_backend
+        self.ports = node_websocket_ports(config, cfg.name, cfg.node_websocket_start_port, backend)
+        self.relayed = relayed_nodes(config, backend) & {n.name for n in config.nodes_of(cfg.name)}
         zeek = self.zeek()
         problems: dict[str, str] = {}
         for problem in launchable.problems(config):
@@ -206,9 +280,10 @@ class NodeSetup:
                     node_scripts=cfg.node_scripts,
                     node_args=cfg.node_args,
                     extra_env={
-                        "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self.ports[node.name]),
+                        "ZEEK_MGMT_NODE_WEBSOCKET_PORT": str(self.ports.get(node.name, "")),
                         "ZEEK_MANAGEMENT_SPOOL_DIR": str(cfg.spool_dir),
                     },
+                    backend=backend,
                 )
                 specs.append(
                     NodeSpec(

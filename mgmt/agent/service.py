@@ -76,6 +76,7 @@ from mgmt.agent.notify import Notifier, NotifyEvent, from_node_event
 from mgmt.agent.retention import DiskEventKind
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.directions import ControllerToAgent
 from mgmt.broker.records import Configuration, Result, Role
 from mgmt.core.peertext import peer_text
@@ -384,6 +385,9 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._step(lambda now: self._state.extension_done(reqid, results, now))
 
     def _on_controller_event(self, event: ControllerToAgent) -> None:
+        if isinstance(event, xev.AgentClusterKeysRequest):
+            self.node_setup.receive_curve_keys(event.keys)  # for the deploy that follows
+            return
         self.request_metrics.received(event, self._clock())
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
@@ -429,7 +433,7 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._report_persistence()
         views = self._nodes.views(self.node_setup.unlaunched)
         # One channel per RUNNING node process; a restarted node (new pid) gets a new one.
-        self.channels.update(self._nodes.running(self.node_setup.ports))
+        self.channels.update(self._nodes.running(self.node_setup.ports, self.node_setup.relayed))
         self._step(lambda now: self._state.nodes_changed(views, now))
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:

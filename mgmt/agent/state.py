@@ -284,6 +284,8 @@ class AgentState:
                 | xev.AgentGetDiskUsageRequest()
             ):
                 self._extension(event, now)
+            case xev.AgentClusterKeysRequest():
+                pass  # node set-up input: the service gives it to NodeSetup, not to us
             case _:
                 assert_never(event)
 

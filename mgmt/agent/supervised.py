@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from mgmt.agent.nodechannel import NodeProcess
 from mgmt.agent.state import NodeView
@@ -93,17 +93,29 @@ class SupervisedNodes:
         ]
         return views
 
-    def running(self, ports: Mapping[str, int]) -> dict[str, NodeProcess]:
+    def running(
+        self, ports: Mapping[str, int], relayed: Collection[str] = ()
+    ) -> dict[str, NodeProcess | None]:
         """The RUNNING node processes that have a node channel port, for the channels.
 
+        A ``relayed`` node (no WebSocket server of its own, see
+        :func:`mgmt.agent.nodes.relayed_nodes`) is reached through the port of the first
+        RUNNING node (by name) that has one; without such a node it is ``None``.
         A node being stopped (it got SIGTERM; still RUNNING to the controller) is not
         among them: its channel is closed cleanly instead of dialing a terminating node.
         """
-        return {
-            i.name: NodeProcess(ports[i.name], i.pid)
-            for i in self.supervisor.status()
-            if i.state is ProcessState.RUNNING and i.name in ports
+        up = sorted(
+            (i for i in self.supervisor.status() if i.state is ProcessState.RUNNING),
+            key=lambda i: i.name,
+        )
+        out: dict[str, NodeProcess | None] = {
+            i.name: NodeProcess(ports[i.name], i.pid) for i in up if i.name in ports
         }
+        relay = next(iter(out.values()), None)
+        out.update(
+            {i.name: relay and NodeProcess(relay.port, i.pid) for i in up if i.name in relayed}
+        )
+        return out
 
     def restart(self, names: Iterable[str]) -> dict[NodeName, int | None] | None:
         """Restart these nodes now.

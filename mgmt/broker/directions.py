@@ -67,6 +67,8 @@ ControllerToAgent: TypeAlias = (
     | xev.AgentTopRequest
     | xev.AgentNetstatsRequest
     | xev.AgentGetDiskUsageRequest  # issue 13
+    # cluster backends (issue 14)
+    | xev.AgentClusterKeysRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mgmt.broker.data import BrokerSet
@@ -286,3 +286,17 @@ class AgentGetDiskUsageRequest:
 class AgentGetDiskUsageResponse:
     reqid: str
     results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# cluster_keys (since 0.2.0, issue 14): the ZeroMQ CURVE keys the controller keeps, sent
+# to an agent right before each deploy_request, on the same connection. ``keys`` is the
+# JSON of mgmt.core.curve.CurveKeys. No response: the deploy_response that follows says
+# whether the deployment worked (an agent that does not know the event ignores it).
+
+
+@_event(AGENT_EXT_API + "cluster_keys_request", STRING, STRING)
+@dataclass(frozen=True, slots=True)
+class AgentClusterKeysRequest:
+    reqid: str
+    keys: str = field(repr=False)

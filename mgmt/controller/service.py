@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import assert_never
 
 from mgmt.broker import events as ev
+from mgmt.broker import extevents as xev
 from mgmt.broker.deployrequest import DeployRequestEncoder
 from mgmt.broker.directions import AGENT_TO_CONTROLLER, CLIENT_TO_CONTROLLER
 from mgmt.broker.session import EventReceived, prefix_filter
@@ -67,6 +68,7 @@ from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.daemon.procstats import ProcessSampler
 from mgmt.exceptions import ListenError, StateStoreError
 from mgmt.metrics.endpoint import MetricsEndpoint
+from mgmt.persist import curvekeys
 from mgmt.persist.controllerstore import ConfigStore, SavedConfigs
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import remove_stale_temporaries
@@ -121,6 +123,8 @@ class ControllerService(MachineDriver[cs.ControllerState]):
         self._links: dict[str, Connection] = {}
         self._dialers: dict[str, tuple[ReconnectingClient, asyncio.Task[None]]] = {}
         self._deploy_encoder = DeployRequestEncoder()
+        #: The ZeroMQ CURVE keys (JSON) sent with each deployment; "" until first needed.
+        self._curve_json = ""
         self.started = asyncio.Event()
         self.registry, self.request_metrics = controller_registry(lambda: self.state)
         self.metrics: MetricsEndpoint | None = None
@@ -252,6 +256,18 @@ class ControllerService(MachineDriver[cs.ControllerState]):
         self._dialers.clear()
         log.info("controller %s stopped", self.settings.name)
 
+    def _curve_keys(self) -> str | None:
+        """The CURVE keys' JSON, generated and saved on first use (issue 14); ``None``
+        (and a warning) if they can be neither read nor created."""
+        if not self._curve_json:
+            try:
+                keys = curvekeys.load_or_create(self.settings.work_dir / curvekeys.FILE_NAME)
+            except StateStoreError as exc:
+                log.warning("no ZeroMQ CURVE keys for the nodes: %s", exc)
+                return None
+            self._curve_json = keys.to_json()
+        return self._curve_json
+
     # -- driving the state machine -------------------------------------------------------
 
     def _execute(self, action: cs.Action) -> None:
@@ -271,6 +287,9 @@ class ControllerService(MachineDriver[cs.ControllerState]):
                     return
                 topic = agent_topic(name)
                 if isinstance(event, ev.AgentDeployRequest):
+                    keys = self._curve_keys()
+                    if keys is not None:  # the nodes' ZeroMQ CURVE keys come first
+                        conn.send_event(topic, xev.AgentClusterKeysRequest(event.reqid, keys))
                     conn.send_fragments(self._deploy_encoder.fragments(topic, event))
                 else:
                     conn.send_event(topic, event)

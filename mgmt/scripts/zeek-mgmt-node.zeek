@@ -13,10 +13,13 @@
 ##! * Log rotation as for supervised nodes (behaviour.md §6.8): rotated logs go to
 ##!   <spool>/log-queue, named for zeek-archiver on the logging node, with no zeekctl
 ##!   post-processor; leftover logs of a crashed run are rotated at start-up.
+##! * The cluster backend's settings (ZeroMQ's proxy endpoints), from
+##!   ``zeek-mgmt-backend.zeek``, which the agent writes next to the cluster layout.
 ##! * The node channel for get-id-value and netstats (behaviour.md §7, §8.6): a WebSocket server on
 ##!   127.0.0.1:$ZEEK_MGMT_NODE_WEBSOCKET_PORT (Zeek >= 7.2) answering
 ##!   Management::Node::API::node_dispatch_request with node_dispatch_response on
-##!   zeek/management/node/<node>/response.
+##!   zeek/management/node/<node>/response. A node without a port (a ZeroMQ logger)
+##!   only subscribes: requests reach it through another node's server.
 ##!
 ##! It deliberately does not load policy/frameworks/management/node: that peers with a
 ##! Broker-speaking agent and logs through Management::Log, which needs a supervised
@@ -40,9 +43,10 @@ module ZeekMgmt;
 global stdout_line_buffered = set_buf(open("-"), F);
 global stderr_line_buffered = set_buf(open("/dev/stderr"), F);
 
-# --- The Management framework's settings ----------------------------------------------
+# --- The Management framework's settings and the cluster backend's -------------------
 
 @load ./zeek-mgmt-settings
+@load ./zeek-mgmt-backend
 
 export {
 	## The spool directory (ZEEK_MANAGEMENT_SPOOL_DIR, set by the agent).
@@ -180,7 +184,15 @@ event Management::Node::API::node_dispatch_request(reqid: string, action: vector
 
 event zeek_init() &priority=-10
 	{
-	if ( websocket_port == "" || Cluster::node == "" )
+	if ( Cluster::node == "" )
+		return;
+
+	# Subscribed even without a server of our own: on ZeroMQ a logger cannot listen
+	# (Zeek 8.2's WebSocket server binds the log endpoint a second time), and the agent
+	# reaches it through another node's WebSocket server and the ZeroMQ proxy.
+	Cluster::subscribe(node_topic_prefix + Cluster::node);
+
+	if ( websocket_port == "" )
 		return;
 
 	local p = count_to_port(to_count(websocket_port), tcp);
@@ -196,8 +208,6 @@ event zeek_init() &priority=-10
 		    p));
 		return;
 		}
-
-	Cluster::subscribe(node_topic_prefix + Cluster::node);
 	}
 
 @else

@@ -266,6 +266,17 @@ def _parse_log_level(raw: object, text: bool) -> str:
     return s
 
 
+#: The cluster backends nodes can run on (``policy/frameworks/cluster/backend/<name>``).
+CLUSTER_BACKENDS = ("broker", "zeromq")
+
+
+def _parse_cluster_backend(raw: object, text: bool) -> str:
+    s = _need_str(raw).lower()
+    if s not in CLUSTER_BACKENDS:
+        raise ValueError(f"expected one of {', '.join(CLUSTER_BACKENDS)}, got {raw!r}")
+    return s
+
+
 def _parse_endpoint(raw: object, text: bool) -> Endpoint | None:
     s = _need_str(raw, '"HOST:PORT" or "none"')
     if s.lower() == "none":
@@ -324,4 +335,5 @@ SIZE = Kind(_parse_size, _show_plain, "SIZE")
 PERCENT = Kind(_parse_percent, _show_plain, "PERCENT")
 STR_LIST = Kind(_parse_str_list, _show_plain, "STR")
 LOG_LEVEL = Kind(_parse_log_level, _show_plain, "LEVEL")
+CLUSTER_BACKEND = Kind(_parse_cluster_backend, _show_plain, "BACKEND")
 ENDPOINT = Kind(_parse_endpoint, _show_endpoint, "HOST:PORT")

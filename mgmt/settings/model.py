@@ -140,6 +140,8 @@ class AgentSettings(DaemonSettings):
     #: Also remove the oldest archived days while the archive's file system is low.
     expire_for_disk_space: bool
     crash_expire_interval: float
+    #: The nodes' cluster backend: ``broker`` or ``zeromq`` (issue 14).
+    cluster_backend: str
 
 
 Settings = ControllerSettings | AgentSettings

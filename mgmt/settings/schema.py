@@ -20,6 +20,7 @@ from mgmt.settings.kinds import (
     ARCHIVE_INTERVAL,
     BOOL,
     BYTES,
+    CLUSTER_BACKEND,
     COMMAND,
     COUNT,
     COUNT0,
@@ -250,6 +251,9 @@ AGENT = (
     Spec("notify_timeout", SECONDS, 30.0, None, None, "seconds notify_cmd may take"),
     *_HOUSEKEEPING,
     *_METRICS,
+    # Cluster backends (issue 14).
+    Spec("cluster_backend", CLUSTER_BACKEND, "broker", "ZEEK_MGMT_CLUSTER_BACKEND",
+         "--cluster-backend", "cluster backend of the nodes: broker or zeromq"),
     *_CHANNEL,
 )  # fmt: skip
 

@@ -106,10 +106,14 @@ def test_node_script_contains(needle: str) -> None:
 
 
 def test_node_script_does_not_load_the_supervised_node_framework() -> None:
-    """Only the generated settings and the Node API declarations are loaded, never
-    management/node itself."""
+    """Only the generated settings (Management's and the backend's) and the Node API
+    declarations are loaded, never management/node itself."""
     loads = re.findall(r"^\s*@load\s+(\S+)", NODE_SCRIPT_TEXT, re.M)
-    assert loads == ["./zeek-mgmt-settings", "policy/frameworks/management/node/api"]
+    assert loads == [
+        "./zeek-mgmt-settings",
+        "./zeek-mgmt-backend",
+        "policy/frameworks/management/node/api",
+    ]
 
 
 def test_node_script_guards_the_archiver_format_func() -> None:
@@ -384,6 +388,22 @@ async def test_channel_follows_a_restarted_node(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_lost_dispatch_is_sent_again(tmp_path: Path) -> None:
+    """A node that never saw the first two requests (ZeroMQ's proxy drops what precedes
+    a subscription) still answers within the request timeout."""
+    with double_cluster(tmp_path, NODES) as cluster:
+        port = free_port()
+        node = cluster.start("worker-01", port, env={"ZEEK_DOUBLE_DROP_DISPATCHES": "2"})
+        channels = NodeChannels(timeout=5.0)
+        channels.update({"worker-01": NodeProcess(port, node.pid)})
+        try:
+            (result,) = await channels.ask("r", ("get_id_value", "Cluster::node"), ["worker-01"])
+        finally:
+            await channels.close()
+    assert (result.success, result.data, result.node) == (True, '"worker-01"', "worker-01")
+
+
+@pytest.mark.asyncio
 async def test_waiting_ask_fails_fast_when_the_node_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -438,6 +458,21 @@ async def test_node_without_channel_is_not_running() -> None:
     (result,) = await channels.ask("r", ("get_id_value", "x"), ["manager"])
     assert result.error == "cluster node manager not in running state"
     await channels.close()
+
+
+@pytest.mark.asyncio
+async def test_running_node_nothing_relays_to_says_so() -> None:
+    """A RUNNING ZeroMQ logger with no node on its host to relay through gets an error
+    naming the cause, not 'not in running state'."""
+    channels = NodeChannels(timeout=1.0)
+    channels.update({"logger": None})
+    (result,) = await channels.ask("r", ("get_id_value", "x"), ["logger"])
+    await channels.close()
+    assert (result.success, result.node, result.error) == (
+        False,
+        "logger",
+        "cluster node logger cannot be reached: no other node on its host relays to it",
+    )
 
 
 @pytest.mark.asyncio

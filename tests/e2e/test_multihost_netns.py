@@ -2,11 +2,13 @@
 a bridge), deploying one configuration across both agents with the real zeek-client.
 
 Runs when the tests run as root with iproute2 (``ip netns``); skipped otherwise. Only
-addresses inside the namespaces this test creates are used.
+addresses inside the namespaces this test creates are used. The nodes are the test
+double, and (marker ``zeek``) real Zeek on each cluster backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,8 +21,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mgmt.persist import curvekeys
+from mgmt.settings.kinds import CLUSTER_BACKENDS
 from tests.paths import REPO_ROOT
 from tests.support.cli import RUN_TIMEOUT, zeek_client_path
+from tests.support.real_zeek import PROBE_SCRIPT, TIMEOUT, real_zeek
 from tests.support.waiting import MS, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
@@ -29,6 +34,7 @@ pytestmark = pytest.mark.netns
 SUBNET = "10.231.77"
 CONTROLLER_IP = f"{SUBNET}.1"
 AGENTS = {"agent-r1": f"{SUBNET}.2", "agent-r2": f"{SUBNET}.3"}
+NODES = {"manager", "logger", "worker-1", "worker-2"}
 CONFIG = """\
 [instances]
 agent-r1
@@ -129,13 +135,13 @@ def _client(ns: str, *args: str) -> tuple[int, dict[str, object]]:
     return out.returncode, parsed
 
 
-def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
-    """Agents on two "remote" hosts dial the controller, get one configuration deployed
-    across them, and report their nodes RUNNING; the controller sees each agent's own
-    address."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    install_zeek_double(bin_dir)
+@contextlib.contextmanager
+def _deployed(
+    hosts: dict[str, str], tmp_path: Path, bin_dir: Path, agent_args: list[str]
+) -> Iterator[None]:
+    """The controller and both agents started in their namespaces (``bin_dir`` first on
+    PATH, ``agent_args`` for each agent), CONFIG deployed with its nodes RUNNING where
+    they belong; at exit every daemon stops cleanly, leaving no process behind."""
     base = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PATH=f"{bin_dir}:{os.environ['PATH']}")
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -149,23 +155,9 @@ def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_
         )
         for agent in AGENTS:
             env = dict(base, ZEEK_AGENT_NAME=agent)
-            procs.append(
-                _in(
-                    hosts[agent],
-                    [
-                        sys.executable,
-                        "-m",
-                        "mgmt",
-                        "agent",
-                        "--controller",
-                        f"{CONTROLLER_IP}:2150",
-                        "--state-dir",
-                        str(tmp_path / agent),
-                    ],
-                    env,
-                    tmp_path / f"{agent}.log",
-                )
-            )
+            argv = [sys.executable, "-m", "mgmt", "agent", "--controller", f"{CONTROLLER_IP}:2150"]
+            argv += ["--state-dir", str(tmp_path / agent), *agent_args]
+            procs.append(_in(hosts[agent], argv, env, tmp_path / f"{agent}.log"))
 
         def both_listed() -> dict[str, object] | None:
             rc, out = _client(hosts["controller"], "get-instances")
@@ -199,6 +191,7 @@ def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_
             cluster = {n: r for n, r in rows.items() if r["cluster_role"] is not None}
             assert set(cluster) == want
             assert all(r["state"] == "RUNNING" and r["pid"] for r in cluster.values())
+        yield
     finally:
         for proc in procs:
             proc.terminate()
@@ -219,6 +212,57 @@ def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_
     # ... and within its grace period: no task of theirs had to be abandoned.
     for log in tmp_path.glob("*.log"):
         assert "did not stop within" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_controller_and_two_agents_on_separate_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
+    """Agents on two "remote" hosts dial the controller, get one configuration deployed
+    across them, and report their nodes RUNNING; the controller sees each agent's own
+    address."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    install_zeek_double(bin_dir)
+    with _deployed(hosts, tmp_path, bin_dir, []):
+        pass
+
+
+@pytest.mark.zeek
+@pytest.mark.parametrize("backend", CLUSTER_BACKENDS)
+def test_real_zeek_cluster_across_hosts(
+    hosts: dict[str, str], tmp_path: Path, backend: str
+) -> None:
+    """Real Zeek on both hosts, on each cluster backend: the workers' log rows reach the
+    logger on the other host, get-id-value reaches every node, ZeroMQ runs with the
+    controller's CURVE keys, and no secret key reaches a daemon's log."""
+    zeek = real_zeek()
+    probe = tmp_path / "probe.zeek"
+    probe.write_text(PROBE_SCRIPT)
+    args = [f"--cluster-backend={backend}", "--node-arg=-C", f"--node-script={probe}"]
+    with _deployed(hosts, tmp_path, zeek.zeek.parent, args):
+        logger_log = tmp_path / "agent-r1" / "nodes" / "logger" / "mgmt_probe.log"
+
+        def writers() -> set[str] | None:
+            with contextlib.suppress(OSError):
+                rows = logger_log.read_text().splitlines()
+                seen = {r for r in rows if not r.startswith("#")}
+                return seen if seen >= NODES else None
+            return None
+
+        wait_until(writers, timeout=TIMEOUT, interval=0.3, what="rows of every node")
+        rc, out = _client(hosts["controller"], "get-id-value", "Cluster::node")
+        assert (rc, out) == (0, {"errors": [], "results": {n: n for n in sorted(NODES)}})
+        # Two hosts on ZeroMQ: encrypted with the controller's keys (zeekctl's auto).
+        ident = "Cluster::Backend::ZeroMQ::curve_server_publickey"
+        rc, out = _client(hosts["controller"], "get-id-value", ident, "worker-1")
+        (key_file,) = (tmp_path / "ctl" / "nodes").glob(f"*/{curvekeys.FILE_NAME}")
+        keys = curvekeys.load(key_file)
+        assert keys is not None
+        if backend == "zeromq":
+            assert (rc, out) == (0, {"errors": [], "results": {"worker-1": keys.server_publickey}})
+        else:  # Broker nodes have no ZeroMQ options at all
+            assert out["errors"] == [{"error": "unknown id", "source": "worker-1"}], out
+    secrets = (keys.server_secretkey, keys.client_secretkey)
+    for log in tmp_path.glob("*.log"):
+        assert not any(secret in log.read_text() for secret in secrets), log
 
 
 def _processes_under(root: Path) -> list[psutil.Process]:

@@ -12,7 +12,9 @@ Skipped without a Zeek (see tests/real_zeek.py); failed instead under .ci/run.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import ipaddress
 import json
 import os
 import re
@@ -29,17 +31,22 @@ import psutil
 import pytest
 
 from mgmt.agent.layout import (
-    BACKEND_SCRIPT,
+    BACKEND_SCRIPTS,
     LAYOUT_FILE,
     NODE_SCRIPT,
-    SETTINGS_FILE,
     ManagementSettings,
+    backend_text,
+    layout_text,
     settings_text,
 )
-from tests.support.double_nodes import NODE_SCRIPT_TEXT
+from mgmt.broker.data import Port
+from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+from mgmt.settings.kinds import CLUSTER_BACKENDS
+from tests.support.double_nodes import write_node_script
 from tests.support.ports import free_ports
 from tests.support.real_zeek import (
     NODES,
+    PROBE_SCRIPT,
     TIMEOUT,
     RealZeek,
     own_ports,
@@ -100,20 +107,32 @@ def zeek() -> RealZeek:
     return real_zeek()
 
 
+@pytest.fixture(scope="module", params=CLUSTER_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each cluster backend in turn (``[agent] cluster_backend``)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def deployed(
-    zeek: RealZeek, tmp_path_factory: pytest.TempPathFactory
+    zeek: RealZeek, tmp_path_factory: pytest.TempPathFactory, backend: str
 ) -> Iterator[tuple[Site, dict[str, object]]]:
-    """The shared cluster, and zeek-client's output of its deploy-config."""
-    root = tmp_path_factory.mktemp("real")
+    """The shared cluster of each cluster backend (one at a time), and zeek-client's
+    output of its deploy-config."""
+    root = tmp_path_factory.mktemp(f"real-{backend}")
     rotate = write_script(
         root / "rotate-fast.zeek", "redef Log::default_rotation_interval = 2 secs;\n"
     )
     # Issue 13: both daemons serve metrics (test_metrics_of_a_real_cluster).
     cport, aport = free_ports(2)
+    probe = write_script(root / "probe.zeek", PROBE_SCRIPT)
     settings = {
         "controller": {"auto_assign_metrics_start_port": METRICS_START, "metrics_port": cport},
-        "agent": {"metrics_port": aport},
+        "agent": {
+            "metrics_port": aport,
+            "cluster_backend": backend,
+            "node_scripts": [str(probe)],
+        },
     }
     with real_site(root, zeek, **settings) as s:
         code, out = deploy(s, cluster_cfg(rotate))
@@ -130,10 +149,11 @@ def cluster(deployed: tuple[Site, dict[str, object]]) -> Site:
 
 
 def test_quickstart_deploy_runs_five_real_nodes(
-    zeek: RealZeek, deployed: tuple[Site, dict[str, object]]
+    zeek: RealZeek, deployed: tuple[Site, dict[str, object]], backend: str
 ) -> None:
     """deploy-config of manager, logger, proxy and two workers on lo: success for every
-    node, all RUNNING, each a real zeek process named zeek.<node> in its directory."""
+    node, all RUNNING, each a real zeek process named zeek.<node> in its directory,
+    on the cluster backend of the agent's setting."""
     s, out = deployed
     assert out["errors"] == []
     results = out["results"]
@@ -157,10 +177,29 @@ def test_quickstart_deploy_runs_five_real_nodes(
     for name, row in nodes.items():
         proc = psutil.Process(row["pid"])
         assert proc.exe() == str(zeek.zeek)
+        assert BACKEND_SCRIPTS[backend] in proc.cmdline()
         assert comm(proc.pid) == proc_name(f"zeek.{name}")
         assert proc.cwd() == str(s.node_dir(name))
         assert (s.node_dir(name) / ".status").read_text().startswith("RUNNING")
     assert "listening on lo" in (s.node_dir("worker-01") / "stderr").read_text()
+
+
+def test_every_nodes_logs_reach_the_logger(cluster: Site) -> None:
+    """Rows each node (the workers on lo included) writes to a log stream arrive at the
+    logger, in its mgmt_probe.log or the rotated files in the queue."""
+    queue = cluster.spool_dir / "log-queue"
+
+    def writers() -> set[str] | None:
+        files = [cluster.node_dir("logger") / "mgmt_probe.log", *queue.glob("mgmt_probe__*")]
+        seen = set()
+        for f in files:
+            with contextlib.suppress(OSError):
+                seen.update(
+                    line.strip() for line in f.read_text().splitlines() if not line.startswith("#")
+                )
+        return seen if seen >= set(NODES) else None
+
+    assert wait_until(writers, "rows of every node", timeout=TIMEOUT, interval=0.2) == set(NODES)
 
 
 def test_get_id_value_on_every_node(cluster: Site) -> None:
@@ -311,17 +350,25 @@ def test_rotation_into_the_queue_and_both_archivers(cluster: Site, tmp_path: Pat
     assert all(content.startswith(b"#separator") for content in expected.values())
 
 
-@pytest.mark.parametrize("management_scripts", [True, False])
+@pytest.mark.parametrize(
+    ("management_scripts", "backend"), [(True, "broker"), (False, "broker"), (True, "zeromq")]
+)
 def test_node_script_and_settings_parse(
-    zeek: RealZeek, tmp_path: Path, management_scripts: bool
+    zeek: RealZeek, tmp_path: Path, management_scripts: bool, backend: str
 ) -> None:
-    """``zeek -a`` parses the node script and its generated settings as a cluster logger,
-    with or without Zeek's Management scripts, without a message; strings with quotes
-    and control characters stay strings."""
-    (tmp_path / LAYOUT_FILE).write_text(
-        'redef Cluster::nodes = { ["logger"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1] };\n'
+    """``zeek -a`` parses the node script and its generated settings (Management's and the
+    backend's) as a cluster logger, with or without Zeek's Management scripts, without a
+    message; strings with quotes and control characters stay strings."""
+    here = ipaddress.IPv4Address("127.0.0.1")
+    config = Configuration(
+        "cfg",
+        (Instance(LOCAL_AGENT, here),),
+        (
+            Node("manager", LOCAL_AGENT, ClusterRole.MANAGER, p=Port(2200)),
+            Node("logger", LOCAL_AGENT, ClusterRole.LOGGER, p=Port(2201)),
+        ),
     )
-    (tmp_path / f"{NODE_SCRIPT}.zeek").write_text(NODE_SCRIPT_TEXT)
+    (tmp_path / LAYOUT_FILE).write_text(layout_text(config))
     ms = ManagementSettings(
         agent=agent_settings(
             Path("/var/lib/zeek"),
@@ -339,7 +386,8 @@ def test_node_script_and_settings_parse(
         agent_listen_port=0,
         archive_cmd="'/opt/zeek/bin/zeek-archiver' -v",
     )
-    (tmp_path / SETTINGS_FILE).write_text(settings_text(ms, management_scripts=management_scripts))
+    settings = settings_text(ms, management_scripts=management_scripts)
+    write_node_script(tmp_path, settings, backend_text(config, backend))
     zeekpath = subprocess.run(
         [str(zeek.zeek.with_name("zeek-config")), "--zeekpath"],
         capture_output=True,
@@ -347,7 +395,7 @@ def test_node_script_and_settings_parse(
         check=True,
     ).stdout.strip()
     proc = subprocess.run(
-        [str(zeek.zeek), "-a", BACKEND_SCRIPT, NODE_SCRIPT],
+        [str(zeek.zeek), "-a", BACKEND_SCRIPTS[backend], NODE_SCRIPT],
         cwd=tmp_path,
         env={"ZEEKPATH": f"{tmp_path}:{zeekpath}", "CLUSTER_NODE": "logger", "PATH": "/usr/bin"},
         capture_output=True,

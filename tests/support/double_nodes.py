@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.agent.layout import SETTINGS_FILE, settings_text
+from mgmt.agent.layout import BACKEND_FILE, NODE_SCRIPT, SETTINGS_FILE, settings_text
 from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble.fixture import install_zeek_double
 
@@ -29,6 +29,16 @@ BACKEND = "policy/frameworks/cluster/backend/broker"
 NODE_SCRIPT_TEXT = (
     importlib.resources.files("mgmt").joinpath("scripts/zeek-mgmt-node.zeek").read_text()
 )
+
+
+def write_node_script(layout_dir: Path, settings: str | None = None, backend: str = "") -> None:
+    """Put ``zeek-mgmt-node.zeek`` and the files it loads into ``layout_dir``: the
+    Management settings (``settings``; default: none known) and the backend settings."""
+    (layout_dir / f"{NODE_SCRIPT}.zeek").write_text(NODE_SCRIPT_TEXT)
+    if settings is None:
+        settings = settings_text(None, management_scripts=False)
+    (layout_dir / SETTINGS_FILE).write_text(settings)
+    (layout_dir / BACKEND_FILE).write_text(backend or "# no backend settings\n")
 
 
 def layout_text(nodes: dict[str, str], manager_is_logger: bool = False) -> str:
@@ -100,8 +110,7 @@ class DoubleCluster:
         (self.layout_dir / "cluster-layout.zeek").write_text(
             layout_text(self.nodes, self.manager_is_logger)
         )
-        (self.layout_dir / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
-        (self.layout_dir / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
+        write_node_script(self.layout_dir)
         self.spool = self.root / "spool"
 
     def start(

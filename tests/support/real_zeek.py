@@ -40,6 +40,25 @@ TIMEOUT = 60_000 * MS
 
 #: Zeek's Quickstart cluster plus a proxy: manager, logger, proxy, two workers on ``lo``.
 NODES = ["logger", "manager", "proxy", "worker-01", "worker-02"]
+#: A log stream every node loading it writes a row with its name to once a second
+#: (``mgmt_probe.log`` at the logger): the nodes' logs reaching the logger.
+PROBE_SCRIPT = """\
+module MgmtProbe;
+export {
+	redef enum Log::ID += { LOG };
+	type Info: record { node: string &log; };
+}
+event MgmtProbe::tick()
+	{
+	Log::write(MgmtProbe::LOG, Info($node=Cluster::node));
+	schedule 1 sec { MgmtProbe::tick() };
+	}
+event zeek_init()
+	{
+	Log::create_stream(MgmtProbe::LOG, Log::Stream($columns=Info, $path="mgmt_probe"));
+	schedule 1 sec { MgmtProbe::tick() };
+	}
+"""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from mgmt.agent.layout import SETTINGS_FILE, settings_text
-from tests.support.double_nodes import NODE_SCRIPT_TEXT
+from tests.support.double_nodes import write_node_script
 from tests.support.waiting import TIMEOUT, wait_until
 from tests.zeekdouble import zeek as double
 from tests.zeekdouble.fixture import install_zeek_double, node_link
@@ -88,8 +87,7 @@ class Cluster:
 
     def add_node_script(self) -> None:
         """Put zeek-mgmt-node.zeek and the settings it loads into the layout directory."""
-        (self.layout_dir / "zeek-mgmt-node.zeek").write_text(NODE_SCRIPT_TEXT)
-        (self.layout_dir / SETTINGS_FILE).write_text(settings_text(None, management_scripts=False))
+        write_node_script(self.layout_dir)
 
     def env(self, node: str | None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZEEK")}

@@ -125,6 +125,9 @@ Test knobs (environment variables; none of them changes the interface)
 ``ZEEK_DOUBLE_IDS``
     A JSON object of extra globals for get_id_value (``null``: declared but
     without a value, answered ``no ID value``).
+``ZEEK_DOUBLE_DROP_DISPATCHES``
+    The number of first ``node_dispatch_request`` events the node never sees, as
+    ZeroMQ's proxy drops what is published before a subscription reached it.
 
 The management node script (``zeek-mgmt-node``)
 ------------------------------------------------
@@ -1029,6 +1032,7 @@ class Knobs:
     log_paths: tuple[str, ...] = ("conn", "dns")
     ids: dict[str, Any] = field(default_factory=dict)
     block_in_init: str | None = None
+    drop_dispatches: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Knobs:
@@ -1060,12 +1064,11 @@ class Knobs:
             strict_zeekpath=env.get("ZEEK_DOUBLE_STRICT_ZEEKPATH", "") not in ("", "0"),
             rotate_interval=num("ZEEK_DOUBLE_ROTATE_INTERVAL", None),
             log_paths=tuple(
-                p.strip()
-                for p in env.get("ZEEK_DOUBLE_LOGS", "conn,dns").split(",")
-                if p.strip()
+                p.strip() for p in env.get("ZEEK_DOUBLE_LOGS", "conn,dns").split(",") if p.strip()
             ),
             ids=json.loads(env["ZEEK_DOUBLE_IDS"]) if env.get("ZEEK_DOUBLE_IDS") else {},
             block_in_init=env.get("ZEEK_DOUBLE_BLOCK_IN_INIT") or None,
+            drop_dispatches=int(num("ZEEK_DOUBLE_DROP_DISPATCHES", 0) or 0),
         )
 
 
@@ -1156,6 +1159,8 @@ def zeek_literal_json(expr: str) -> Any:
     if re.fullmatch(r"[A-Za-z_][\w:]*::[A-Z_]+", expr):
         return expr  # an enum value
     return None
+
+
 NODE_TOPIC_PREFIX = "zeek/management/node/"
 DISPATCH_REQUEST = "Management::Node::API::node_dispatch_request"
 DISPATCH_RESPONSE = "Management::Node::API::node_dispatch_response"
@@ -1269,11 +1274,17 @@ def zeek_event_message(topic: str, name: str, args: list[Any], ts: float) -> str
         "data": [
             {
                 "@data-type": "vector",
-                "data": [{"@data-type": "count", "data": 1}, {"@data-type": "timestamp", "data": stamp}],
+                "data": [
+                    {"@data-type": "count", "data": 1},
+                    {"@data-type": "timestamp", "data": stamp},
+                ],
             }
         ],
     }
-    inner = {"@data-type": "vector", "data": [_bj(name), {"@data-type": "vector", "data": args}, meta]}
+    inner = {
+        "@data-type": "vector",
+        "data": [_bj(name), {"@data-type": "vector", "data": args}, meta],
+    }
     event = {"@data-type": "vector", "data": [_bj(1), _bj(1), inner]}
     return json.dumps({"type": "data-message", "topic": topic, **event})
 
@@ -1300,10 +1311,12 @@ class NodeChannel:
     client whose subscriptions match its topic.
     """
 
-    def __init__(self, node: str, port: int, values: dict[str, Any]) -> None:
+    def __init__(self, node: str, port: int, values: dict[str, Any], drop: int = 0) -> None:
         self.node = node
         self.port = port
         self.values = values
+        #: Dispatch requests still to be lost (``ZEEK_DOUBLE_DROP_DISPATCHES``).
+        self.drop = drop
         self.endpoint = f"{uuid.uuid4()}-websocket"
         self.clients: dict[Any, list[str]] = {}
         self._count = 0
@@ -1357,12 +1370,13 @@ class NodeChannel:
             return
         if name != DISPATCH_REQUEST:
             return  # no handler
+        if self.drop > 0:
+            self.drop -= 1
+            return  # lost on the way, as in ZeroMQ's proxy before the subscription arrived
         try:
             reqid = _unbj(args[0], "string")
             action = [_unbj(a, "string") for a in _unbj(args[1], "vector")]
-            nodes = (
-                [_unbj(n, "string") for n in _unbj(args[2], "set")] if len(args) > 2 else []
-            )
+            nodes = [_unbj(n, "string") for n in _unbj(args[2], "set")] if len(args) > 2 else []
         except (BrokerJSONError, IndexError):
             return  # Zeek: type mismatch, the event is not raised
         result = self.dispatch(reqid, action, nodes)
@@ -1892,7 +1906,9 @@ class ZeekDouble:
             port = int(raw)
         except ValueError:
             port = 0  # Zeek's to_count() error yields 0
-        channel = self.channel = NodeChannel(self.node, port, self.global_values())
+        channel = self.channel = NodeChannel(
+            self.node, port, self.global_values(), self.knobs.drop_dispatches
+        )
         try:
             return await channel.start()
         except OSError as exc:

@@ -1,0 +1,58 @@
+"""The ZeroMQ CURVE keys on disk: ``<work_dir>/zeromq-curve.json``, mode 0600.
+
+The controller generates its keys once (:func:`load_or_create`) and keeps them, as
+zeekctl keeps its in ``<spool>/zeromq/curve``; each agent keeps the keys it was last sent
+(:func:`save`, :func:`load`), so that nodes it revives or adopts after a restart get the
+same keys. The file is written atomically; its content never goes to a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from mgmt.core.curve import CurveKeys
+from mgmt.exceptions import StateStoreError
+from mgmt.persist.statefile import write_atomic
+
+log = logging.getLogger("mgmt.persist")
+
+FILE_NAME = "zeromq-curve.json"
+
+
+def load(path: Path) -> CurveKeys | None:
+    """The keys in ``path``; ``None`` if there is no such file.
+
+    Raises:
+        StateStoreError: the file cannot be read or is not a key file.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return CurveKeys.from_json(text)
+    except ValueError as exc:
+        raise StateStoreError(str(path), f"not a CURVE key file: {exc}") from None
+
+
+def save(path: Path, keys: CurveKeys) -> None:
+    """Write ``keys`` to ``path`` (0600, atomically). Raises StateStoreError."""
+    write_atomic(path, keys.to_json().encode(), mode=0o600)
+
+
+def load_or_create(path: Path) -> CurveKeys:
+    """The keys in ``path``, generated and saved first if there are none.
+
+    Raises:
+        StateStoreError: they can be neither read nor created.
+    """
+    keys = load(path)
+    if keys is None:
+        keys = CurveKeys.generate(secrets.token_bytes(32), secrets.token_bytes(32))
+        save(path, keys)
+        log.info("generated ZeroMQ CURVE keys in %s", path)
+    return keys
