@@ -409,6 +409,12 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config_file_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="FILE", help='cluster configuration file, "-" for stdin')
+    parser.add_argument(
+        "--allow-unknown-keys",
+        action="store_true",
+        help="ignore node keys zeek-mgmt does not know (with a warning, as zeek-client) "
+        "instead of failing",
+    )
 
 
 def _nothing(parser: argparse.ArgumentParser) -> None:
@@ -433,9 +439,10 @@ def _command(
 # Cluster configuration files
 
 
-def load_cluster_config(path: str | None) -> Configuration | None:
+def load_cluster_config(path: str | None, *, unknown_keys_ok: bool = False) -> Configuration | None:
     """Read and parse a cluster configuration (``-`` is stdin), logging diagnostics like
-    zeek-client; ``None`` when it cannot be sent."""
+    zeek-client; ``None`` when it cannot be sent. zeekctl's worker keys are applied
+    (:mod:`client.workers`); unknown keys are an error unless ``unknown_keys_ok``."""
     if not path:
         log.error("please provide a cluster configuration file.")
         return None
@@ -458,6 +465,8 @@ def load_cluster_config(path: str | None) -> Configuration | None:
         hostname=socket.gethostname() or "localhost",
         config_id=str(uuid.uuid1()),
         source=source,
+        zeekctl_keys=True,
+        unknown_keys_ok=unknown_keys_ok,
     )
     for diag in parsed.diagnostics:
         log.log(_LEVELS[diag.level], "%s", diag.message)
@@ -496,7 +505,7 @@ async def _stage_on(ctx: Context, client: ControllerClient, config: Configuratio
 
 
 async def _stage_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config)
+    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
     if config is None:
         return 1
     client = await _connected(ctx)
@@ -531,7 +540,7 @@ def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deploy_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config)
+    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
     if config is None:
         return 1
     client = await _connected(ctx)

@@ -1,0 +1,97 @@
+"""zeekctl-style deployment with real Zeek: worker expansion (lb_procs on ``lo``),
+``zeek-mgmt stop``/``start`` and ``check``.
+
+One site (manager, logger, proxy and a worker section with ``lb_procs = 4``) is shared by
+the tests; each first waits for the nodes it needs. Skipped without a Zeek (see
+tests/support/real_zeek.py); failed instead under .ci/run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.cli import Run, ours, run_cmd_sync
+from tests.support.real_zeek import TIMEOUT, RealZeek, own_ports, real_site, real_zeek
+from tests.support.reference import LOCAL_AGENT
+from tests.support.sites import Site, node_rows
+
+pytestmark = pytest.mark.zeek
+
+WORKERS = [f"worker-01-{i}" for i in range(1, 5)]
+NODES = ["logger", "manager", "proxy", *WORKERS]
+#: A four-process AF_Packet worker on lo, zeekctl style, pinned to CPUs 0 and 1 in turn.
+CLUSTER_CFG = (
+    "[manager]\nrole = manager\n\n"
+    "[logger]\nrole = logger\n\n"
+    "[proxy]\nrole = proxy\n\n"
+    "[worker-01]\nrole = worker\ninterface = lo\nlb_procs = 4\nlb_method = af_packet\n"
+    "pin_cpus = 0,1\naf_packet_fanout_id = 77\naf_packet_buffer_size = 16*1024*1024\n"
+)
+
+
+def mgmt(s: Site, *args: str) -> Run:
+    """``zeek-mgmt <args>`` against the site's controller."""
+    argv = ours(*args, "--controller", f"127.0.0.1:{s.ws_port}")
+    return run_cmd_sync(argv, cwd=s.cfg_dir, env=s.client_env(), timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def zeek() -> RealZeek:
+    """The real Zeek on PATH."""
+    return real_zeek()
+
+
+@pytest.fixture(scope="module")
+def deployed(zeek: RealZeek, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The shared site, its configuration deployed with zeek-mgmt deploy-config."""
+    root = tmp_path_factory.mktemp("deploy")
+    with real_site(root, zeek, controller=own_ports()) as s:
+        s.write_cfg(CLUSTER_CFG)
+        res = mgmt(s, "deploy-config", "cluster.cfg")
+        assert res.code == 0, f"{res}\n{s.daemon_logs()}"
+        yield s
+
+
+def running(s: Site) -> dict[str, dict[str, object]]:
+    """Wait until every node is RUNNING; the get-nodes rows by node."""
+    rows = s.wait_states(LOCAL_AGENT, dict.fromkeys(NODES, "RUNNING"), timeout=TIMEOUT)
+    return dict(node_rows(rows))
+
+
+def test_lb_procs_worker_runs_as_four_pinned_af_packet_processes(deployed: Site) -> None:
+    """A worker with lb_procs = 4 on lo runs as worker-01-1..4, each a zeek on
+    af_packet::lo pinned to its CPU from pin_cpus, with the af_packet_* redefs applied."""
+    nodes = running(deployed)
+    assert sorted(nodes) == NODES
+    for i, name in enumerate(WORKERS):
+        proc = psutil.Process(nodes[name]["pid"])  # type: ignore[arg-type]
+        assert proc.cpu_affinity() == [i % 2]
+        assert proc.cmdline()[1:3] == ["-i", "af_packet::lo"]
+    res = deployed.client("get-id-value", "AF_Packet::fanout_id", check=True)
+    assert res.json()["results"] == {
+        **dict.fromkeys(WORKERS, 77), "logger": 23, "manager": 23, "proxy": 23
+    }  # fmt: skip
+    res = deployed.client("get-id-value", "AF_Packet::buffer_size", "worker-01-3", check=True)
+    assert res.json()["results"] == {"worker-01-3": 16 * 1024 * 1024}
+
+
+def test_stored_configuration_shows_the_expanded_nodes(deployed: Site) -> None:
+    """get-config --deployed lists the expanded worker sections, not the lb_* keys."""
+    res = deployed.client("get-config", "--deployed", check=True)
+    assert "[worker-01-4]" in res.stdout
+    assert "lb_procs" not in res.stdout
+    assert "interface = af_packet::lo" in res.stdout
+
+
+def test_unknown_key_fails_stage_config_naming_key_and_section(deployed: Site) -> None:
+    """A misspelt key is an error naming key and section (exit 1); nothing is staged."""
+    cfg = deployed.write_cfg(CLUSTER_CFG + "lb_prcs = 2\n", "typo.cfg")
+    res = mgmt(deployed, "stage-config", str(cfg))
+    assert res.code == 1
+    assert 'invalid node "worker-01" configuration: unknown key lb_prcs' in res.stderr
+    res = deployed.client("get-config", check=True)
+    assert "[worker-01-1]" in res.stdout  # the staged configuration is unchanged
