@@ -34,6 +34,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
+    # stop/start (issue 11)
+    ("stop", "stop cluster nodes and keep them stopped until started (zeekctl stop)"),
+    ("start", "start nodes stopped with zeek-mgmt stop (zeekctl start)"),
 )
 
 

@@ -431,6 +431,21 @@ class ControllerClient:
         agent's (README, "API")."""
         return await self.extension(xev.GetVersionRequest(new_request_id()), xev.GetVersionResponse)
 
+    async def stop_nodes(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``stop_nodes_request`` (zeek-mgmt stop): one result per stopped node (empty
+        ``nodes``: all), its payload ``{"state": ...}`` (README, "API")."""
+        names = BrokerSet(sorted(set(nodes)))
+        return await self.extension(
+            xev.StopNodesRequest(new_request_id(), names), xev.StopNodesResponse
+        )
+
+    async def start_nodes(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``start_nodes_request`` (zeek-mgmt start): as :meth:`stop_nodes`."""
+        names = BrokerSet(sorted(set(nodes)))
+        return await self.extension(
+            xev.StartNodesRequest(new_request_id(), names), xev.StartNodesResponse
+        )
+
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this
         raises :class:`~mgmt.exceptions.RequestTimeout` (as intended by the test)."""

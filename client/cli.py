@@ -735,6 +735,28 @@ async def _restart(ctx: Context) -> int:
     )
 
 
+def _some_nodes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "nodes", metavar="NODES", nargs="*", default=[], help="node names (default: all nodes)"
+    )
+
+
+async def _stop(ctx: Context) -> int:
+    return await _request(
+        ctx,
+        lambda c: c.stop_nodes(ctx.args.nodes),
+        lambda r: render.render_extension(r, pretty=ctx.pretty),
+    )
+
+
+async def _start(ctx: Context) -> int:
+    return await _request(
+        ctx,
+        lambda c: c.start_nodes(ctx.args.nodes),
+        lambda r: render.render_extension(r, pretty=ctx.pretty),
+    )
+
+
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-state", action="store_true", help="make the request stateful in the controller"
@@ -785,3 +807,5 @@ test_timeout = _command(_test_timeout_arguments, _test_timeout)
 status = _command(_nothing, _status)
 get_versions = _command(_nothing, _get_versions)
 client_settings = _command(_nothing, _client_settings)
+stop = _command(_some_nodes_argument, _stop)
+start = _command(_some_nodes_argument, _start)

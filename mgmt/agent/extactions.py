@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import assert_never
 
 from mgmt.agent.extensions import ExtensionRequest
+from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import extevents as xev
 from mgmt.broker.records import Result
 from mgmt.core.peertext import peer_text
@@ -36,14 +37,24 @@ class ExtensionActions:
         zeek: returns the Zeek binary the nodes run (a path, or a name on PATH).
         timeout: seconds a helper program (``zeek --version``) may take; ``None``:
             no limit.
+        nodes: returns the agent's supervised nodes (``None`` before they exist).
+        settle_within: seconds ``stop``/``start`` wait for their nodes to settle.
     """
 
     def __init__(
-        self, facts: ProcessFacts, zeek: Callable[[], str], *, timeout: float | None = 10.0
+        self,
+        facts: ProcessFacts,
+        zeek: Callable[[], str],
+        *,
+        timeout: float | None = 10.0,
+        nodes: Callable[[], SupervisedNodes | None] = lambda: None,
+        settle_within: float = 10.0,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
         self._timeout = timeout
+        self._nodes = nodes
+        self._settle_within = settle_within
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -56,8 +67,27 @@ class ExtensionActions:
             case xev.AgentGetVersionRequest(reqid=reqid):
                 payload = self.facts.version_payload(await self.zeek_version())
                 return (xev.payload_result(reqid, payload, instance=self.facts.name),)
+            case xev.AgentStopNodesRequest(reqid=reqid, nodes=names):
+                return await self.stop_or_start(reqid, names, stop=True)
+            case xev.AgentStartNodesRequest(reqid=reqid, nodes=names):
+                return await self.stop_or_start(reqid, names, stop=False)
             case _:
                 assert_never(event)
+
+    async def stop_or_start(
+        self, reqid: str, names: Iterable[str], *, stop: bool
+    ) -> tuple[Result, ...]:
+        """``zeek-mgmt stop``/``start``: one Result per affected node of this agent,
+        payload ``{"state": <its state afterwards>}``."""
+        nodes = self._nodes()
+        if nodes is None:
+            return (Result(reqid, False, instance=self.facts.name, error="agent is starting"),)
+        states = await nodes.stop_or_start(names, stop=stop, within=self._settle_within)
+        log.info("%s nodes %s", "stopped" if stop else "started", peer_text(sorted(states)))
+        return tuple(
+            xev.payload_result(reqid, {"state": state.name}, instance=self.facts.name, node=name)
+            for name, state in sorted(states.items())
+        )
 
     async def zeek_version(self) -> str | None:
         """The version of the nodes' Zeek (``zeek --version``), cached once known;

@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     from mgmt.agent.state import AgentState
 
 #: The extension requests an agent answers (each has a row in :data:`EXTENSIONS`).
-ExtensionRequest: TypeAlias = xev.AgentGetVersionRequest
+ExtensionRequest: TypeAlias = (
+    xev.AgentGetVersionRequest
+    # stop/start (issue 11)
+    | xev.AgentStopNodesRequest
+    | xev.AgentStartNodesRequest
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +54,7 @@ class AgentExtension:
 EXTENSIONS: dict[type[Any], AgentExtension] = {
     # The Zeek version needs running `zeek --version` once: the service answers.
     xev.AgentGetVersionRequest: AgentExtension(xev.AgentGetVersionResponse),
+    # stop/start (issue 11): the service stops or starts the nodes and waits for them.
+    xev.AgentStopNodesRequest: AgentExtension(xev.AgentStopNodesResponse),
+    xev.AgentStartNodesRequest: AgentExtension(xev.AgentStartNodesResponse),
 }

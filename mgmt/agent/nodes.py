@@ -51,6 +51,8 @@ _VOLATILE_ENV = (
     "LISTEN_PID",
     "LISTEN_FDNAMES",
     "ZEEK_MGMT_CONTROLLER_PID",
+    # Set by zeek-mgmt run for its children (the pid of that run).
+    "ZEEK_MGMT_RUN_PARENT",
 )
 
 #: Port variables of Zeek's framework that nodes see in Zeek's form (``NNNN/tcp``).

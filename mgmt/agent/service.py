@@ -153,7 +153,12 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
-        self.extensions = ExtensionActions(facts, self.node_setup.zeek)
+        self.extensions = ExtensionActions(
+            facts,
+            self.node_setup.zeek,
+            nodes=lambda: self.nodes,
+            settle_within=max(1.0, settings.request_timeout - 1.0),
+        )
         self.archival = Archival(settings, self.backend)
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None

@@ -275,7 +275,11 @@ class AgentState:
                 self._restart(reqid, nodes, now)
             case ev.AgentNodeDispatchRequest(reqid=reqid, action=action, nodes=nodes):
                 self._dispatch(reqid, action, nodes, now)
-            case xev.AgentGetVersionRequest():
+            case (
+                xev.AgentGetVersionRequest()
+                | xev.AgentStopNodesRequest()
+                | xev.AgentStartNodesRequest()
+            ):
                 self._extension(event, now)
             case _:
                 assert_never(event)
@@ -347,7 +351,9 @@ class AgentState:
 
     def _node_result(self, reqid: str, name: str) -> Result:
         view = self.nodes.get(name)
-        if view is not None and view.state is State.RUNNING:
+        # STOPPED: held by zeek-mgmt stop, as asked (a deployed node is never STOPPED
+        # otherwise: the supervisor shows it PENDING until it starts).
+        if view is not None and view.state in (State.RUNNING, State.STOPPED):
             return Result(reqid, True, instance=self.name, node=name)
         outputs = view.outputs if view is not None else None
         return Result(reqid, False, instance=self.name, node=name, data=outputs)
@@ -358,11 +364,10 @@ class AgentState:
             return
         # A node is done when it runs, or when it FAILED: the supervisor gave up on it
         # (e.g. its directory cannot be created), so waiting for the timeout would only
-        # delay the same answer.
+        # delay the same answer; or when it stays STOPPED (held by zeek-mgmt stop).
+        done = (State.RUNNING, State.FAILED, State.STOPPED)
         req.pending = {
-            n
-            for n in req.pending
-            if n not in self.nodes or self.nodes[n].state not in (State.RUNNING, State.FAILED)
+            n for n in req.pending if n not in self.nodes or self.nodes[n].state not in done
         }
         if not req.pending:
             self._finish_deploy(req, timed_out=False)

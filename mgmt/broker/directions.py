@@ -25,6 +25,9 @@ ClientToController: TypeAlias = (
     | ev.RestartRequest
     | ev.TestTimeoutRequest
     | xev.GetVersionRequest
+    # stop/start (issue 11)
+    | xev.StopNodesRequest
+    | xev.StartNodesRequest
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -38,6 +41,9 @@ ControllerToClient: TypeAlias = (
     | ev.RestartResponse
     | ev.TestTimeoutResponse
     | xev.GetVersionResponse
+    # stop/start (issue 11)
+    | xev.StopNodesResponse
+    | xev.StartNodesResponse
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -49,6 +55,9 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
     | xev.AgentGetVersionRequest
+    # stop/start (issue 11)
+    | xev.AgentStopNodesRequest
+    | xev.AgentStartNodesRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -64,6 +73,9 @@ AgentToController: TypeAlias = (
     | ev.NotifyError
     | ev.NotifyLog
     | xev.AgentGetVersionResponse
+    # stop/start (issue 11)
+    | xev.AgentStopNodesResponse
+    | xev.AgentStartNodesResponse
 )
 
 #: The node channel: agent -> node and node -> agent.

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mgmt.broker.events import RESULTS, STRING, _event
+from mgmt.broker.data import BrokerSet
+from mgmt.broker.events import RESULTS, STRING, STRING_SET, _event
 from mgmt.broker.records import Result
 from mgmt.exceptions import DecodeError
 
@@ -136,5 +137,68 @@ class AgentGetVersionRequest:
 @_event(AGENT_EXT_API + "get_version_response", STRING, RESULTS)
 @dataclass(frozen=True, slots=True)
 class AgentGetVersionResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# stop_nodes / start_nodes (since 0.2.0, issue 11): zeek-mgmt stop/start [NODES]. The
+# nodes (all of the deployment's when empty) stop and stay stopped across agent and
+# controller restarts and redeploys of an unchanged node, until started. One Result per
+# node, payload {"state": <Management::State name after the request>} (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "stop_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class StopNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "stop_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class StopNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(CONTROLLER_EXT_API + "start_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class StartNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "start_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class StartNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "stop_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentStopNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "stop_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentStopNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "start_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentStartNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "start_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentStartNodesResponse:
     reqid: str
     results: tuple[Result, ...]

@@ -41,7 +41,12 @@ if TYPE_CHECKING:
 
 
 #: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
-FanOutRequest: TypeAlias = xev.GetVersionRequest
+FanOutRequest: TypeAlias = (
+    xev.GetVersionRequest
+    # stop/start (issue 11)
+    | xev.StopNodesRequest
+    | xev.StartNodesRequest
+)
 
 
 class Scope(enum.Enum):
@@ -77,5 +82,12 @@ def controller_version(state: ControllerState, reqid: str) -> tuple[Result, ...]
 FANOUTS: dict[type[Any], FanOut] = {
     xev.GetVersionRequest: FanOut(
         xev.GetVersionResponse, xev.AgentGetVersionRequest, local=controller_version
+    ),
+    # stop/start (issue 11)
+    xev.StopNodesRequest: FanOut(
+        xev.StopNodesResponse, xev.AgentStopNodesRequest, scope=Scope.NODES
+    ),
+    xev.StartNodesRequest: FanOut(
+        xev.StartNodesResponse, xev.AgentStartNodesRequest, scope=Scope.NODES
     ),
 }

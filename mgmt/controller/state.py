@@ -282,7 +282,7 @@ class ControllerState:
                 )
                 if with_state:
                     self._create(reqid, Kind.TEST, now)
-            case xev.GetVersionRequest():
+            case xev.GetVersionRequest() | xev.StopNodesRequest() | xev.StartNodesRequest():
                 self._fan_out(event, FANOUTS[type(event)], now)
             case _:
                 assert_never(event)
@@ -619,7 +619,11 @@ class ControllerState:
                 self._child_response(reqid, results, now)
             case ev.AgentRestartResponse(reqid=reqid, results=results):
                 self._child_response(reqid, results, now)
-            case xev.AgentGetVersionResponse(reqid=reqid, results=results):
+            case (
+                xev.AgentGetVersionResponse(reqid=reqid, results=results)
+                | xev.AgentStopNodesResponse(reqid=reqid, results=results)
+                | xev.AgentStartNodesResponse(reqid=reqid, results=results)
+            ):
                 self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():
                 pass

@@ -54,6 +54,9 @@ class Intent(enum.Enum):
     STOP = "stop"
     #: The node left the deployment; a process still found is stopped and forgotten.
     REMOVE = "remove"
+    #: Stopped by ``zeek-mgmt stop``: kept stopped (also by a redeploy of an unchanged
+    #: spec) until ``zeek-mgmt start`` or a restart.
+    HOLD = "hold"
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,10 +149,12 @@ class SupervisorService:
             if handle is None:
                 logger.info("[%s] pid %d is gone or reused; not adopted", spec.name, row.pid)
         if handle is None and row.intent is not Intent.RUN:
-            if row.intent is Intent.STOP:
-                self._nodes[spec.name] = SupervisedNode(spec, self.settings)
+            if row.intent in (Intent.STOP, Intent.HOLD):
+                node = self._nodes[spec.name] = SupervisedNode(spec, self.settings)
+                node.user_stopped = row.intent is Intent.HOLD
             return
         node = SupervisedNode(spec, self.settings)
+        node.user_stopped = row.intent is Intent.HOLD
         self._nodes[spec.name] = node
         if handle is None:
             # Should run, but nothing to adopt: start it.
@@ -224,7 +226,8 @@ class SupervisorService:
         Every current node is stopped (nodes not in ``specs`` are forgotten once stopped),
         and the new nodes are started once no old process is left, so a new node never
         races an old one for a port or a directory. With ``keep_unchanged``, a live node
-        whose spec is identical keeps running untouched (useful after adoption).
+        whose spec is identical keeps running untouched (useful after adoption). A node a
+        user stopped (:meth:`stop` with ``hold``) whose spec is identical stays stopped.
 
         Returns at once; await :meth:`wait_settled` for the outcome.
 
@@ -242,6 +245,16 @@ class SupervisorService:
         kept = 0
         for name, node in self._nodes.items():
             wanted = new.get(name)
+            if node.user_stopped and wanted == node.spec and not node.retiring:
+                new.pop(name)  # stays stopped until started
+                continue
+            if node.user_stopped:
+                logger.info(
+                    "[%s] was stopped by request; its spec changed (%s): starting it",
+                    name,
+                    ", ".join(_spec_changes(node.spec, wanted)),
+                )
+            node.user_stopped = False
             alive = node.policy.state in (ProcessState.PENDING, ProcessState.RUNNING)
             if (
                 keep_unchanged
@@ -279,6 +292,7 @@ class SupervisorService:
         """
         now, nodes = self._command(names)
         for node in nodes:
+            node.user_stopped = False
             if node.held:
                 continue  # already waiting to start
             if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
@@ -287,15 +301,38 @@ class SupervisorService:
             self._execute(node, node.policy.restart(now))
         self._after_change()
 
-    def stop(self, names: Iterable[str] | None = None) -> None:
+    def stop(self, names: Iterable[str] | None = None, *, hold: bool = False) -> None:
         """Stop nodes (all when ``names`` is ``None``) for good: SIGTERM every
         ``term_interval``, SIGKILL after ``stop_grace``. They stay listed as STOPPED and
         are never revived. Idempotent. Raises as :meth:`restart`.
+
+        With ``hold`` (``zeek-mgmt stop``) the nodes also stay stopped across a restart
+        of the supervisor and a :meth:`deploy` of their unchanged spec, until
+        :meth:`start_nodes` or :meth:`restart`.
         """
         now, nodes = self._command(names)
         for node in nodes:
             node.held = False
+            node.user_stopped = node.user_stopped or hold
             self._execute(node, node.policy.stop(now))
+        self._after_change()
+
+    def start_nodes(self, names: Iterable[str] | None = None) -> None:
+        """Start nodes (all when ``names`` is ``None``) that have no process (STOPPED,
+        CRASHED, FAILED), ending a :meth:`stop` hold; live nodes are left alone. A node a
+        deploy still holds back starts with it. Raises as :meth:`restart`."""
+        now, nodes = self._command(names)
+        for node in nodes:
+            node.user_stopped = False
+            state = node.policy.state
+            if node.held or state not in (
+                ProcessState.STOPPED,
+                ProcessState.CRASHED,
+                ProcessState.FAILED,
+            ):
+                continue
+            node.exit_outputs = None
+            self._execute(node, node.policy.start(now))
         self._after_change()
 
     # ----------------------------------------------------------------------------------
@@ -534,3 +571,13 @@ class SupervisorService:
                 if not (node.retiring and node.handle is None)
             )
         )
+
+
+def _spec_changes(old: NodeSpec, new: NodeSpec | None) -> list[str]:
+    """What differs between two specs of a node, for logs (env by variable name)."""
+    if new is None:
+        return ["removed"]
+    out = [f for f in ("argv", "cwd", "cpu_affinity") if getattr(old, f) != getattr(new, f)]
+    keys = set(old.env) | set(new.env)
+    out += [f"env {k}" for k in sorted(keys) if old.env.get(k) != new.env.get(k)]
+    return out

@@ -9,7 +9,6 @@ tests/support/real_zeek.py); failed instead under .ci/run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -95,3 +94,50 @@ def test_unknown_key_fails_stage_config_naming_key_and_section(deployed: Site) -
     assert 'invalid node "worker-01" configuration: unknown key lb_prcs' in res.stderr
     res = deployed.client("get-config", check=True)
     assert "[worker-01-1]" in res.stdout  # the staged configuration is unchanged
+
+
+def states(s: Site) -> dict[str, str]:
+    """Each node's state from get-nodes."""
+    return {n: str(r["state"]) for n, r in node_rows(s.get_nodes()[LOCAL_AGENT]).items()}
+
+
+def test_stop_and_start_survive_redeploy_and_restart_of_controller_and_agent(
+    deployed: Site,
+) -> None:
+    """zeek-mgmt stop worker-01-2 proxy: both STOPPED, the rest untouched; they stay
+    stopped through a redeploy of the same configuration and a restart of zeek-mgmt run
+    (controller and agent); zeek-mgmt start brings them back."""
+    before = running(deployed)
+    res = mgmt(deployed, "stop", "worker-01-2", "proxy")
+    assert res.code == 0, res
+    assert res.json()["results"] == {
+        f"{LOCAL_AGENT}/proxy": {"state": "STOPPED", "v": 1},
+        f"{LOCAL_AGENT}/worker-01-2": {"state": "STOPPED", "v": 1},
+    }
+    held = {"proxy": "STOPPED", "worker-01-2": "STOPPED"}
+    expected = {**dict.fromkeys(NODES, "RUNNING"), **held}
+    assert states(deployed) == expected
+    for name in ("proxy", "worker-01-2"):
+        assert not psutil.pid_exists(before[name]["pid"])  # type: ignore[arg-type]
+
+    res = mgmt(deployed, "deploy-config", "cluster.cfg")
+    assert res.code == 0, res
+    deployed.wait_states(LOCAL_AGENT, expected, timeout=TIMEOUT)
+
+    deployed.stop_daemons()
+    deployed.start("run")
+    deployed.wait_agents(LOCAL_AGENT, timeout=TIMEOUT)
+    deployed.wait_states(LOCAL_AGENT, expected, timeout=TIMEOUT)
+
+    res = mgmt(deployed, "start")
+    assert res.code == 0, res
+    assert res.json()["results"][f"{LOCAL_AGENT}/proxy"]["state"] in ("PENDING", "RUNNING")
+    running(deployed)
+
+
+def test_stop_of_an_unknown_node_is_an_error(deployed: Site) -> None:
+    """zeek-mgmt stop of a node the deployment lacks fails with exit 1, naming it."""
+    res = mgmt(deployed, "stop", "no-such-node")
+    assert res.code == 1
+    assert "no-such-node" in res.stdout
+    assert "STOPPED" not in set(states(deployed).values())

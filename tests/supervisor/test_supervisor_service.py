@@ -360,6 +360,45 @@ async def test_restart_gives_new_process(
     assert sup.status(["manager"])[0].state is S.RUNNING  # nothing changed
 
 
+@pytest.mark.asyncio
+async def test_held_stop_survives_redeploy_and_new_supervisor_until_start(
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """stop(hold=True) keeps a node STOPPED through a deploy of its unchanged spec and a
+    new supervisor on the same table; start_nodes() runs it again, other nodes untouched."""
+    manager, logger = make_spec("manager"), make_spec("logger")
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as a:
+        before = await deployed(a, manager, logger)
+        a.stop(["manager"], hold=True)
+        async with asyncio.timeout(TIMEOUT):
+            await a.wait_settled(["manager"])
+        a.deploy([manager, logger], keep_unchanged=True)
+        after = await wait_for(a, lambda n: n["logger"].state is S.RUNNING)
+        assert after["manager"].state is S.STOPPED
+        assert after["logger"].pid == before["logger"].pid
+        await a.close(keep_nodes=True)
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
+        b.deploy([manager, logger], keep_unchanged=True)
+        nodes = await wait_for(b, lambda n: n["logger"].state is S.RUNNING)
+        assert nodes["manager"].state is S.STOPPED
+        b.start_nodes(["manager"])
+        nodes = await wait_for(b, lambda n: n["manager"].state is S.RUNNING)
+        assert nodes["logger"].pid == before["logger"].pid
+
+
+@pytest.mark.asyncio
+async def test_held_stop_ends_when_the_spec_changes(
+    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """A deploy that changes a held node's spec starts it (a new configuration)."""
+    await deployed(sup, make_spec("manager"))
+    sup.stop(hold=True)
+    async with asyncio.timeout(TIMEOUT):
+        await sup.wait_settled()
+    changed = dataclasses.replace(make_spec("manager"), cpu_affinity=0)
+    await deployed(sup, changed)
+
+
 # --------------------------------------------------------------------------------------
 # Deploy
 
