@@ -34,7 +34,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "readable table of every node and its state (exit 1 unless all RUNNING)"),
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
+    ("check", "check a cluster configuration (default: the staged one) with zeek -a on each node"),
     ("stop", "stop cluster nodes and keep them stopped until started (zeekctl stop)"),
     ("start", "start nodes stopped with zeek-mgmt stop (zeekctl start)"),
 )

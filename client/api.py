@@ -446,6 +446,11 @@ class ControllerClient:
             xev.StartNodesRequest(new_request_id(), names), xev.StartNodesResponse
         )
 
+    async def check(self, config: Configuration) -> tuple[ExtensionResult, ...]:
+        """``check_request`` (zeek-mgmt check): one result per node of ``config``, each
+        the outcome of its ``zeek -a`` (README, "API")."""
+        return await self.extension(xev.CheckRequest(new_request_id(), config), xev.CheckResponse)
+
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this
         raises :class:`~mgmt.exceptions.RequestTimeout` (as intended by the test)."""

@@ -407,8 +407,14 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config_file_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", metavar="FILE", help='cluster configuration file, "-" for stdin')
+def _config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    parser.add_argument(
+        "config",
+        metavar="FILE",
+        nargs="?" if optional else None,
+        help='cluster configuration file, "-" for stdin'
+        + (" (default: the staged configuration)" if optional else ""),
+    )
     parser.add_argument(
         "--allow-unknown-keys",
         action="store_true",
@@ -518,6 +524,12 @@ async def _stage_config(ctx: Context) -> int:
 def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
     _config_file_argument(parser)
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="first run zeek-mgmt check on the configuration; deploy only if every node "
+        "passes (zeek-mgmt extension)",
+    )
+    parser.add_argument(
         "--wait",
         action="store_true",
         help="after deploying, wait until every node is RUNNING (progress on stderr); "
@@ -547,6 +559,11 @@ async def _deploy_config(ctx: Context) -> int:
     if client is None:
         return 1
     async with client:
+        if ctx.args.check:
+            checked = await _check_on(ctx, client, config)
+            if checked.exit_code != 0:
+                log.error("check failed, not deploying")
+                return emit(checked)
         staged = await _stage_on(ctx, client, config)
         if staged.exit_code != 0:
             return emit(staged)
@@ -757,6 +774,40 @@ async def _start(ctx: Context) -> int:
     )
 
 
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_file_argument(parser, optional=True)
+
+
+async def _check(ctx: Context) -> int:
+    config: Configuration | None = None
+    if ctx.args.config:
+        config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
+        if config is None:
+            return 1
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return emit(await _check_on(ctx, client, config))
+
+
+async def _check_on(
+    ctx: Context, client: ControllerClient, config: Configuration | None
+) -> Rendered:
+    """``check`` of ``config`` (``None``: the staged configuration)."""
+    try:
+        if config is None:
+            staged = await client.get_configuration(deployed=False)
+            if not staged.success or staged.data is None:
+                log.error("%s", staged.error or "no staged configuration available")
+                return Rendered(None, 1)
+            config = Configuration.from_value(staged.data)
+        results = await client.check(config)
+    except _NO_RESPONSE as exc:
+        return Rendered(None, _no_response(exc))
+    return render.render_extension(results, pretty=ctx.pretty)
+
+
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-state", action="store_true", help="make the request stateful in the controller"
@@ -807,5 +858,6 @@ test_timeout = _command(_test_timeout_arguments, _test_timeout)
 status = _command(_nothing, _status)
 get_versions = _command(_nothing, _get_versions)
 client_settings = _command(_nothing, _client_settings)
+check = _command(_check_arguments, _check)
 stop = _command(_some_nodes_argument, _stop)
 start = _command(_some_nodes_argument, _start)

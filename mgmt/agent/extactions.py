@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import assert_never
 
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import extevents as xev
-from mgmt.broker.records import Result
+from mgmt.broker.records import Configuration, Result
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 
@@ -39,6 +39,7 @@ class ExtensionActions:
             no limit.
         nodes: returns the agent's supervised nodes (``None`` before they exist).
         settle_within: seconds ``stop``/``start`` wait for their nodes to settle.
+        check: runs ``zeek-mgmt check`` of a configuration (:mod:`mgmt.agent.configcheck`).
     """
 
     def __init__(
@@ -49,12 +50,14 @@ class ExtensionActions:
         timeout: float | None = 10.0,
         nodes: Callable[[], SupervisedNodes | None] = lambda: None,
         settle_within: float = 10.0,
+        check: Callable[[str, Configuration], Awaitable[tuple[Result, ...]]] | None = None,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
         self._timeout = timeout
         self._nodes = nodes
         self._settle_within = settle_within
+        self._check = check
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -71,6 +74,10 @@ class ExtensionActions:
                 return await self.stop_or_start(reqid, names, stop=True)
             case xev.AgentStartNodesRequest(reqid=reqid, nodes=names):
                 return await self.stop_or_start(reqid, names, stop=False)
+            case xev.AgentCheckRequest(reqid=reqid, config=config):
+                if self._check is None:
+                    return (Result(reqid, False, instance=self.facts.name, error="no checker"),)
+                return await self._check(reqid, config)
             case _:
                 assert_never(event)
 

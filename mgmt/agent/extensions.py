@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 #: The extension requests an agent answers (each has a row in :data:`EXTENSIONS`).
 ExtensionRequest: TypeAlias = (
     xev.AgentGetVersionRequest
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.AgentStopNodesRequest
     | xev.AgentStartNodesRequest
+    | xev.AgentCheckRequest
 )
 
 
@@ -57,4 +58,6 @@ EXTENSIONS: dict[type[Any], AgentExtension] = {
     # stop/start (issue 11): the service stops or starts the nodes and waits for them.
     xev.AgentStopNodesRequest: AgentExtension(xev.AgentStopNodesResponse),
     xev.AgentStartNodesRequest: AgentExtension(xev.AgentStartNodesResponse),
+    # check (issue 11): the service runs zeek -a for each node (mgmt.agent.configcheck).
+    xev.AgentCheckRequest: AgentExtension(xev.AgentCheckResponse),
 }

@@ -60,6 +60,7 @@ from typing import Any, assert_never
 from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.archival import Archival
+from mgmt.agent.configcheck import ConfigCheck
 from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
@@ -153,11 +154,19 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
+        self.config_check = ConfigCheck(
+            settings,
+            os.environ if base_env is None else base_env,
+            self.backend,
+            self.management_settings,
+            time_limit=max(1.0, settings.request_timeout - 1.0),
+        )
         self.extensions = ExtensionActions(
             facts,
             self.node_setup.zeek,
             nodes=lambda: self.nodes,
             settle_within=max(1.0, settings.request_timeout - 1.0),
+            check=self.config_check.check,
         )
         self.archival = Archival(settings, self.backend)
         self.supervisor: SupervisorService | None = None

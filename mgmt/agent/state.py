@@ -279,6 +279,7 @@ class AgentState:
                 xev.AgentGetVersionRequest()
                 | xev.AgentStopNodesRequest()
                 | xev.AgentStartNodesRequest()
+                | xev.AgentCheckRequest()
             ):
                 self._extension(event, now)
             case _:

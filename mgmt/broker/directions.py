@@ -25,9 +25,10 @@ ClientToController: TypeAlias = (
     | ev.RestartRequest
     | ev.TestTimeoutRequest
     | xev.GetVersionRequest
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.StopNodesRequest
     | xev.StartNodesRequest
+    | xev.CheckRequest
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -41,9 +42,10 @@ ControllerToClient: TypeAlias = (
     | ev.RestartResponse
     | ev.TestTimeoutResponse
     | xev.GetVersionResponse
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.StopNodesResponse
     | xev.StartNodesResponse
+    | xev.CheckResponse
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -55,9 +57,10 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
     | xev.AgentGetVersionRequest
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.AgentStopNodesRequest
     | xev.AgentStartNodesRequest
+    | xev.AgentCheckRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -73,9 +76,10 @@ AgentToController: TypeAlias = (
     | ev.NotifyError
     | ev.NotifyLog
     | xev.AgentGetVersionResponse
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.AgentStopNodesResponse
     | xev.AgentStartNodesResponse
+    | xev.AgentCheckResponse
 )
 
 #: The node channel: agent -> node and node -> agent.

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgmt.broker.data import BrokerSet
-from mgmt.broker.events import RESULTS, STRING, STRING_SET, _event
-from mgmt.broker.records import Result
+from mgmt.broker.events import CONFIGURATION, RESULTS, STRING, STRING_SET, _event
+from mgmt.broker.records import Configuration, Result
 from mgmt.exceptions import DecodeError
 
 #: Every extension event's name starts with this.
@@ -200,5 +200,40 @@ class AgentStartNodesRequest:
 @_event(AGENT_EXT_API + "start_nodes_response", STRING, RESULTS)
 @dataclass(frozen=True, slots=True)
 class AgentStartNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# check (since 0.2.0, issue 11): zeek-mgmt check [CONFIG]. Each agent runs its nodes of
+# the configuration (made ready as for staging: ports, hosts) in Zeek's parse-only mode
+# (zeek -a). One Result per node: payload {"check": "ok"}, or success F with Zeek's
+# output as the error (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "check_request", STRING, CONFIGURATION)
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    reqid: str
+    config: Configuration
+
+
+@_event(CONTROLLER_EXT_API + "check_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class CheckResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "check_request", STRING, CONFIGURATION)
+@dataclass(frozen=True, slots=True)
+class AgentCheckRequest:
+    reqid: str
+    config: Configuration
+
+
+@_event(AGENT_EXT_API + "check_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentCheckResponse:
     reqid: str
     results: tuple[Result, ...]

@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 #: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
 FanOutRequest: TypeAlias = (
     xev.GetVersionRequest
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     | xev.StopNodesRequest
     | xev.StartNodesRequest
+    | xev.CheckRequest
 )
 
 
@@ -58,6 +59,8 @@ class Scope(enum.Enum):
     #: names (every instance of the deployment when it names none). Unknown node names
     #: get ``unknown cluster node``; without a deployment: ``no active cluster deployment``.
     NODES = "nodes"
+    #: The instances hosting nodes of the request's ``config`` argument.
+    CONFIG = "config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +86,12 @@ FANOUTS: dict[type[Any], FanOut] = {
     xev.GetVersionRequest: FanOut(
         xev.GetVersionResponse, xev.AgentGetVersionRequest, local=controller_version
     ),
-    # stop/start (issue 11)
+    # stop/start, check (issue 11)
     xev.StopNodesRequest: FanOut(
         xev.StopNodesResponse, xev.AgentStopNodesRequest, scope=Scope.NODES
     ),
     xev.StartNodesRequest: FanOut(
         xev.StartNodesResponse, xev.AgentStartNodesRequest, scope=Scope.NODES
     ),
+    xev.CheckRequest: FanOut(xev.CheckResponse, xev.AgentCheckRequest, scope=Scope.CONFIG),
 }

@@ -284,6 +284,13 @@ class ControllerState:
                     self._create(reqid, Kind.TEST, now)
             case xev.GetVersionRequest() | xev.StopNodesRequest() | xev.StartNodesRequest():
                 self._fan_out(event, FANOUTS[type(event)], now)
+            case xev.CheckRequest(reqid=reqid, config=config):
+                errors, ready = self._ready(config)
+                if ready is None:
+                    results = tuple(Result(reqid, False, error=e) for e in errors)
+                    self._publish(xev.CheckResponse(reqid, results))
+                else:
+                    self._fan_out(xev.CheckRequest(reqid, ready), FANOUTS[type(event)], now)
             case _:
                 assert_never(event)
         self._run_internal_events(now)
@@ -293,6 +300,25 @@ class ControllerState:
             Level.INFO,
             f"rx stage_configuration_request {peer_text(reqid)} (config {peer_text(config.id)})",
         )
+        errors, ready = self._ready(config)
+        if ready is None:
+            results = tuple(Result(reqid, False, error=e) for e in errors)
+            self._publish(ev.StageConfigurationResponse(reqid, results))
+            return
+
+        def staged(error: str | None, now: float) -> None:
+            if error is None:
+                result = Result(reqid, True, data=config.id)
+            else:
+                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
+                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
+            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
+
+        self._persist((config, ready, self.deployed), staged)
+
+    def _ready(self, config: Configuration) -> tuple[list[str], Configuration | None]:
+        """Validate a configuration as staging does; its errors, or the configuration
+        ready to deploy (instance hosts filled in, ports assigned as configured)."""
         opts = self.settings
         errors = validation.validate(
             config,
@@ -305,9 +331,7 @@ class ControllerState:
                     Level.INFO,
                     f"configuration {peer_text(config.id)} rejected: {peer_text(err, 200)}",
                 )
-            results = tuple(Result(reqid, False, error=e) for e in errors)
-            self._publish(ev.StageConfigurationResponse(reqid, results))
-            return
+            return errors, None
         ready = validation.fill_instance_hosts(config, self.known)
         if opts.auto_assign_broker_ports:
             ready = validation.assign_broker_ports(ready, Port(opts.auto_assign_broker_start_port))
@@ -315,16 +339,7 @@ class ControllerState:
             ready = validation.assign_metrics_ports(
                 ready, Port(opts.auto_assign_metrics_start_port)
             )
-
-        def staged(error: str | None, now: float) -> None:
-            if error is None:
-                result = Result(reqid, True, data=config.id)
-            else:
-                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
-                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
-            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
-
-        self._persist((config, ready, self.deployed), staged)
+        return [], ready
 
     def _get_configuration(self, reqid: str, deployed: bool) -> None:
         self._log(
@@ -564,6 +579,10 @@ class ControllerState:
             if not self.known and row.local is None:
                 req.results.append(Result(req.id, False, error="no instances connected"))
             return sorted(self.known)
+        if row.scope is Scope.CONFIG:
+            config = args["config"]
+            assert isinstance(config, Configuration)
+            return sorted({n.instance for n in config.nodes})
         # Scope.NODES: the deployment's instances hosting the named nodes (all if none).
         if self.deployed is None or not self.instances:
             req.results.append(Result(req.id, False, error=NO_DEPLOYMENT))
@@ -623,6 +642,7 @@ class ControllerState:
                 xev.AgentGetVersionResponse(reqid=reqid, results=results)
                 | xev.AgentStopNodesResponse(reqid=reqid, results=results)
                 | xev.AgentStartNodesResponse(reqid=reqid, results=results)
+                | xev.AgentCheckResponse(reqid=reqid, results=results)
             ):
                 self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():

@@ -96,6 +96,52 @@ def test_unknown_key_fails_stage_config_naming_key_and_section(deployed: Site) -
     assert "[worker-01-1]" in res.stdout  # the staged configuration is unchanged
 
 
+BROKEN_SCRIPT = 'event zeek_init()\n\t{\n\tprint "missing semicolon"\n\t}\n'
+
+
+def test_check_reports_zeeks_error_with_file_and_line_and_deploy_check_deploys_nothing(
+    deployed: Site,
+) -> None:
+    """zeek-mgmt check of a configuration whose proxy loads a broken script: the proxy
+    fails with Zeek's own error (file and line), the others pass, exit 1; deploy-config
+    --check of it deploys nothing (same processes, same deployed configuration)."""
+    before = running(deployed)
+    deployed_id = deployed.client("get-config", "--deployed", check=True).stdout
+    broken = deployed.cfg_dir / "broken.zeek"
+    broken.write_text(BROKEN_SCRIPT)
+    cfg = CLUSTER_CFG.replace(
+        "[proxy]\nrole = proxy\n", f"[proxy]\nrole = proxy\nscripts = {broken}\n"
+    )
+    path = deployed.write_cfg(cfg, "broken.cfg")
+    res = mgmt(deployed, "check", str(path))
+    assert res.code == 1, res
+    out = res.json()
+    assert out["results"] == {
+        f"{LOCAL_AGENT}/{n}": {"check": "ok", "v": 1} for n in NODES if n != "proxy"
+    }, res
+    (error,) = out["errors"]
+    assert error["source"] == f"{LOCAL_AGENT}/proxy"
+    assert f"error in {broken}, line 4: syntax error" in error["error"]
+
+    res = mgmt(deployed, "deploy-config", "--check", str(path))
+    assert res.code == 1, res
+    assert "check failed, not deploying" in res.stderr
+    assert deployed.client("get-config", "--deployed", check=True).stdout == deployed_id
+    assert {n: r["pid"] for n, r in running(deployed).items()} == {
+        n: r["pid"] for n, r in before.items()
+    }
+
+
+def test_check_without_a_file_checks_the_staged_configuration(deployed: Site) -> None:
+    """zeek-mgmt check alone checks the staged configuration: every node passes, exit 0."""
+    res = mgmt(deployed, "check")
+    assert res.code == 0, res
+    assert res.json() == {
+        "errors": [],
+        "results": {f"{LOCAL_AGENT}/{n}": {"check": "ok", "v": 1} for n in NODES},
+    }
+
+
 def states(s: Site) -> dict[str, str]:
     """Each node's state from get-nodes."""
     return {n: str(r["state"]) for n, r in node_rows(s.get_nodes()[LOCAL_AGENT]).items()}
