@@ -185,5 +185,8 @@ def test_stop_of_an_unknown_node_is_an_error(deployed: Site) -> None:
     """zeek-mgmt stop of a node the deployment lacks fails with exit 1, naming it."""
     res = mgmt(deployed, "stop", "no-such-node")
     assert res.code == 1
-    assert "no-such-node" in res.stdout
+    assert res.json() == {
+        "errors": [{"error": "unknown cluster node", "source": "no-such-node"}],
+        "results": {},
+    }
     assert "STOPPED" not in set(states(deployed).values())
