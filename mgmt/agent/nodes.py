@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mgmt.agent import layout
 from mgmt.broker.records import Configuration
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import StateStoreError
@@ -214,7 +214,12 @@ class NodeSetup:
                 )
                 specs.append(
                     NodeSpec(
-                        NodeName(plan.name), plan.argv, plan.env, str(plan.cwd), plan.cpu_affinity
+                        NodeName(plan.name),
+                        plan.argv,
+                        plan.env,
+                        str(plan.cwd),
+                        plan.cpu_affinity,
+                        role=startorder.role_name(node.role),
                     )
                 )
             except Exception as exc:  # one node's bad value must not stop the others

@@ -81,6 +81,7 @@ from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.tls import AgentTLS
 from mgmt.supervisor.backend import OsBackend
 from mgmt.supervisor.node import NodeInfo
+from mgmt.supervisor.order import GroupOrder
 from mgmt.supervisor.policy import PolicySettings
 from mgmt.supervisor.service import SupervisorService
 from mgmt.typing import NodeName
@@ -263,6 +264,11 @@ class AgentService(MachineDriver[ast.AgentState]):
             self.supervisor = SupervisorService(
                 cfg.state_dir,
                 policy=PolicySettings(stop_grace=cfg.stop_grace),
+                start_order=(
+                    GroupOrder(reverse=False, timeout=cfg.start_group_timeout)
+                    if cfg.ordered_start
+                    else None
+                ),
                 backend=self.backend,
                 table_path=self.table_file,
                 on_state_change=self._on_node_change,

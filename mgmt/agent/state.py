@@ -35,6 +35,7 @@ Deliberate differences from Zeek's agent:
 * Q11: node states are live (PENDING, RUNNING, STOPPED, CRASHED, FAILED).
 * A deploy is answered as soon as every local node is RUNNING or FAILED (the supervisor
   gave up on it), not only at the timeout; FAILED nodes get ``success=F`` with outputs.
+  With ``ordered_start`` the timeout is one request timeout per start group.
 * Dispatches time out per node (``request timed out``) at the agent's request timeout.
 * While the agent cannot write its state (``agent.toml`` after a :class:`PersistConfig`,
   or the supervisor's node table), as the service reports with :meth:`persisted`, every
@@ -65,7 +66,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.launchable import quote
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
@@ -308,6 +309,10 @@ class AgentState:
             self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
             return
         req = self._create(reqid, Kind.DEPLOY, now)
+        if self.settings.ordered_start:
+            # Groups start one after the other: one request timeout for each.
+            groups = startorder.group_count(n.role for n in self.config.nodes_of(self.name))
+            req.deadline = now + self.requests.timeout * groups
         req.pending = set(mine)
         self.pending_deploy = reqid
         self._check_deploy()

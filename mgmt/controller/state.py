@@ -70,7 +70,7 @@ from mgmt.controller.actions import SendToAgent as SendToAgent
 from mgmt.controller.actions import StopDialing as StopDialing
 from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest, Scope
 from mgmt.controller.instances import Instances
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
@@ -240,6 +240,8 @@ class ControllerState:
         cid = self._new_id()
         child = self._create(cid, Kind.CHILD, now)
         child.parent_id, child.instance = parent.id, instance
+        if parent.kind is Kind.DEPLOY and parent.config is not None:
+            child.deadline = now + self._deploy_timeout(parent.config)
         parent.children[cid] = instance
         return cid
 
@@ -397,7 +399,13 @@ class ControllerState:
     ) -> ControllerRequest:
         req = self._create(reqid, Kind.DEPLOY, now)
         req.config, req.internal = config, internal
+        req.deadline = now + self._deploy_timeout(config)
         return req
+
+    def _deploy_timeout(self, config: Configuration) -> float:
+        """Agents may start nodes group by group (ordered start): a deployment gets one
+        request timeout per start group its nodes form."""
+        return self.requests.timeout * startorder.group_count(n.role for n in config.nodes)
 
     def _deploy(self, req: ControllerRequest, now: float) -> None:
         assert req.config is not None

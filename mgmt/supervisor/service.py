@@ -40,12 +40,14 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from mgmt.core import startorder
 from mgmt.exceptions import InvalidState, NoSuchNode
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor.backend import Backend, OsBackend
 from mgmt.supervisor.exitwatch import ExitWatcher
 from mgmt.supervisor.node import SETTLED_STATES, NodeInfo, SupervisedNode
 from mgmt.supervisor.nodefiles import read_outputs
+from mgmt.supervisor.order import GroupOrder, Member
 from mgmt.supervisor.policy import (
     Action,
     ExitStatus,
@@ -75,6 +77,8 @@ class SupervisorService:
             through, and when its pid changes; ``state`` and ``pid`` are as of that
             moment (a crash with an immediate revival reports CRASHED, then PENDING with
             the new pid). Runs in the event loop; exceptions are logged and ignored.
+        start_order: start the nodes a deploy holds back group by group, by role
+            (:mod:`mgmt.supervisor.order`); ``None``: all at once.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class SupervisorService:
         table_path: Path | None = None,
         poll_interval: float = 0.1,
         on_state_change: Callable[[NodeInfo], None] | None = None,
+        start_order: GroupOrder | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.backend: Backend = (
@@ -97,6 +102,7 @@ class SupervisorService:
         self.settings = policy
         self.poll_interval = poll_interval
         self.on_state_change = on_state_change
+        self.start_order = start_order
         self._nodes: dict[NodeName, SupervisedNode] = {}
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -479,6 +485,8 @@ class SupervisorService:
         held = [n for n in self._nodes.values() if n.held]
         if not held or any(n.policy.state is ProcessState.STOPPING for n in self._nodes.values()):
             return
+        if self.start_order is not None:
+            held = self._next_groups(self.start_order, now)
         for node in held:
             node.held = False
             if node.policy.state in (
@@ -488,10 +496,39 @@ class SupervisorService:
             ):
                 self._execute(node, node.policy.start(now))
 
+    def _next_groups(self, order: GroupOrder, now: float) -> list[SupervisedNode]:
+        """The held nodes whose start group may go now (zeekctl's order), logged."""
+        members = [
+            Member(
+                n.name,
+                startorder.rank(n.spec.role),
+                waiting=n.held,
+                busy=n.policy.state in (ProcessState.PENDING, ProcessState.CRASHED),
+            )
+            for n in self._nodes.values()
+            if not n.retiring
+        ]
+        out: list[SupervisedNode] = []
+        for group in order.release(members, now):
+            if group.overdue:
+                logger.warning(
+                    "starting %s after %g s without waiting any longer for %s to run",
+                    group.group,
+                    order.timeout,
+                    ", ".join(group.overdue),
+                )
+            logger.info("starting %s: %s", group.group, ", ".join(group.names))
+            out += [self._nodes[name] for name in group.names]
+        return out
+
     def _sleep_time(self, now: float) -> float | None:
         deadlines = [
             d for d in (n.policy.next_deadline() for n in self._nodes.values()) if d is not None
         ]
+        if self.start_order is not None and any(n.held for n in self._nodes.values()):
+            group_due = self.start_order.next_deadline()
+            if group_due is not None:
+                deadlines.append(group_due)
         if any(
             n.handle is not None
             and (n.policy.state is ProcessState.PENDING or n.name not in self._exits)

@@ -9,6 +9,7 @@ tests/support/real_zeek.py); failed instead under .ci/run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 
 import psutil
 import pytest
@@ -76,6 +77,26 @@ def test_lb_procs_worker_runs_as_four_pinned_af_packet_processes(deployed: Site)
     }  # fmt: skip
     res = deployed.client("get-id-value", "AF_Packet::buffer_size", "worker-01-3", check=True)
     assert res.json()["results"] == {"worker-01-3": 16 * 1024 * 1024}
+
+
+def test_nodes_start_by_role_each_group_once_the_previous_runs(deployed: Site) -> None:
+    """Ordered start: the agent logs loggers, manager, proxies, workers in turn, and each
+    group's processes started after the previous group's were RUNNING (no group waited
+    out its timeout)."""
+    nodes = running(deployed)
+    log = deployed.daemons[0].log()
+    lines = [line for line in log.splitlines() if "mgmt.supervisor: starting " in line]
+    assert [line.split("starting ", 1)[1] for line in lines] == [
+        "loggers: logger",
+        "manager: manager",
+        "proxies: proxy",
+        "workers: " + ", ".join(WORKERS),
+    ], log
+    assert "without waiting any longer" not in log
+    started = {n: psutil.Process(r["pid"]).create_time() for n, r in nodes.items()}  # type: ignore[arg-type]
+    groups = [["logger"], ["manager"], ["proxy"], WORKERS]
+    for before, after in pairwise(groups):
+        assert max(started[n] for n in before) < min(started[n] for n in after)
 
 
 def test_stored_configuration_shows_the_expanded_nodes(deployed: Site) -> None:
