@@ -202,6 +202,8 @@ class SupervisorService:
                     )
                     self._exits.unwatch(node.name)
                     self.backend.release(node.handle)
+        elif self.start_order is not None:
+            await self._stop_in_order(self.start_order.timeout)
         else:
             for node in self._nodes.values():
                 node.held = False
@@ -215,6 +217,42 @@ class SupervisorService:
         finally:
             # The table reflects what is left: live pids with keep_nodes, none otherwise.
             self._persist()
+
+    async def _stop_in_order(self, group_wait: float) -> None:
+        """Stop every node in the reverse start order: workers first, loggers last, each
+        group once the previous one is gone (or after ``group_wait`` seconds)."""
+        order = GroupOrder(reverse=True, timeout=group_wait)
+        waiting = set(self._nodes)
+        for node in self._nodes.values():
+            node.held = False
+        while True:
+            changed = self._changed
+            members = [
+                Member(
+                    n.name,
+                    startorder.rank(n.spec.role),
+                    waiting=n.name in waiting,
+                    busy=n.policy.state is ProcessState.STOPPING,
+                )
+                for n in self._nodes.values()
+            ]
+            now = time.monotonic()
+            for group in order.release(members, now):
+                logger.info("stopping %s: %s", group.group, ", ".join(group.names))
+                for name in group.names:
+                    waiting.discard(name)
+                    node = self._nodes[name]
+                    self._execute(node, node.policy.stop(now))
+            self._after_change()
+            if not waiting and all(n.handle is None for n in self._nodes.values()):
+                return
+            if self._task is not None and self._task.done():
+                self._task.result()  # re-raise the driver's failure
+                raise InvalidState("supervisor is closed")
+            due = order.next_deadline()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if due is None else max(0.0, due - now)):
+                    await changed.wait()
 
     async def __aenter__(self) -> SupervisorService:
         await self.start()

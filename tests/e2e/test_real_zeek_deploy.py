@@ -173,7 +173,8 @@ def test_stop_and_start_survive_redeploy_and_restart_of_controller_and_agent(
 ) -> None:
     """zeek-mgmt stop worker-01-2 proxy: both STOPPED, the rest untouched; they stay
     stopped through a redeploy of the same configuration and a restart of zeek-mgmt run
-    (controller and agent); zeek-mgmt start brings them back."""
+    (controller and agent, whose shutdown stops the nodes in reverse start order);
+    zeek-mgmt start brings them back."""
     before = running(deployed)
     res = mgmt(deployed, "stop", "worker-01-2", "proxy")
     assert res.code == 0, res
@@ -192,6 +193,10 @@ def test_stop_and_start_survive_redeploy_and_restart_of_controller_and_agent(
     deployed.wait_states(LOCAL_AGENT, expected, timeout=TIMEOUT)
 
     deployed.stop_daemons()
+    log = deployed.daemons[0].log()
+    stops = [line.split("stopping ", 1)[1].split(":")[0] for line in log.splitlines()
+             if "mgmt.supervisor: stopping " in line]  # fmt: skip
+    assert stops == ["workers", "proxies", "manager", "loggers"], log  # reverse order
     deployed.start("run")
     deployed.wait_agents(LOCAL_AGENT, timeout=TIMEOUT)
     deployed.wait_states(LOCAL_AGENT, expected, timeout=TIMEOUT)
