@@ -469,6 +469,10 @@ class AgentState:
             return
         req = self._create(event.reqid, Kind.EXTENSION, now)
         req.response = row.response
+        if isinstance(event, xev.AgentCheckRequest):
+            # One zeek -a per node (a few at once): one request timeout per node.
+            nodes = len(event.config.nodes_of(self.name))
+            req.deadline = now + self.requests.timeout * max(1, nodes)
         self._actions.append(RunExtension(event.reqid, event))
 
     def extension_done(self, reqid: str, results: Iterable[Result], now: float) -> None:

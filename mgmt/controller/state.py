@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TypeAlias, assert_never
@@ -293,6 +294,7 @@ class ControllerState:
                     self._publish(xev.CheckResponse(reqid, results))
                 else:
                     self._fan_out(xev.CheckRequest(reqid, ready), FANOUTS[type(event)], now)
+                    self._extend_check(reqid, ready, now)
             case _:
                 assert_never(event)
         self._run_internal_events(now)
@@ -342,6 +344,18 @@ class ControllerState:
                 ready, Port(opts.auto_assign_metrics_start_port)
             )
         return [], ready
+
+    def _extend_check(self, reqid: str, config: Configuration, now: float) -> None:
+        """An agent checks its nodes one ``zeek -a`` after the other (or a few at once):
+        a check waits one request timeout per node of the busiest instance."""
+        req = self.requests.get(reqid)
+        if req is None:
+            return
+        per_instance = Counter(n.instance for n in config.nodes)
+        deadline = now + self.requests.timeout * max([1, *per_instance.values()])
+        for rid in (reqid, *req.children):
+            if (r := self.requests.get(rid)) is not None:
+                r.deadline = deadline
 
     def _get_configuration(self, reqid: str, deployed: bool) -> None:
         self._log(

@@ -551,6 +551,17 @@ def test_next_deadline_is_earliest_request(agent: AgentState, clock: FakeClock) 
 # -- extension requests (mgmt.agent.extensions) ---------------------------------------------
 
 
+def test_check_request_waits_one_request_timeout_per_local_node(
+    agent: AgentState, clock: FakeClock
+) -> None:
+    """A check runs zeek -a for each local node: its deadline grows with their number."""
+    config = quickstart()
+    agent.receive(xev.AgentCheckRequest("c1", config), clock.now)
+    (action,) = [a for a in agent.actions() if not isinstance(a, Log)]
+    assert action == ast.RunExtension("c1", xev.AgentCheckRequest("c1", config))
+    assert agent.next_deadline() == clock.now + 5.0 * len(config.nodes_of(AGENT))
+
+
 def test_extension_request_is_answered_through_the_service(
     agent: AgentState, clock: FakeClock
 ) -> None:
