@@ -39,6 +39,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("get-versions", "show the versions of the controller, the agents and their Zeek (JSON)"),
     ("df", "free space on each agent's state, spool and archive file systems (zeekctl df)"),
     ("client-settings", "show the client's settings (zeek-client show-settings)"),
+    # stop/start, check (issue 11)
+    ("check", "check a cluster configuration (default: the staged one) with zeek -a on each node"),
+    ("stop", "stop cluster nodes and keep them stopped until started (zeekctl stop)"),
+    ("start", "start nodes stopped with zeek-mgmt stop (zeekctl start)"),
 )
 
 

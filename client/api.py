@@ -458,6 +458,26 @@ class ControllerClient:
             xev.GetDiskUsageRequest(new_request_id()), xev.GetDiskUsageResponse
         )
 
+    async def stop_nodes(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``stop_nodes_request`` (zeek-mgmt stop): one result per stopped node (empty
+        ``nodes``: all), its payload ``{"state": ...}`` (README, "API")."""
+        names = BrokerSet(sorted(set(nodes)))
+        return await self.extension(
+            xev.StopNodesRequest(new_request_id(), names), xev.StopNodesResponse
+        )
+
+    async def start_nodes(self, nodes: Iterable[str] = ()) -> tuple[ExtensionResult, ...]:
+        """``start_nodes_request`` (zeek-mgmt start): as :meth:`stop_nodes`."""
+        names = BrokerSet(sorted(set(nodes)))
+        return await self.extension(
+            xev.StartNodesRequest(new_request_id(), names), xev.StartNodesResponse
+        )
+
+    async def check(self, config: Configuration) -> tuple[ExtensionResult, ...]:
+        """``check_request`` (zeek-mgmt check): one result per node of ``config``, each
+        the outcome of its ``zeek -a`` (README, "API")."""
+        return await self.extension(xev.CheckRequest(new_request_id(), config), xev.CheckResponse)
+
     async def test_timeout(self, with_state: bool = False) -> Result:
         """``test_timeout_request``. Without state the controller never answers, so this
         raises :class:`~mgmt.exceptions.RequestTimeout` (as intended by the test)."""

@@ -429,8 +429,20 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config_file_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", metavar="FILE", help='cluster configuration file, "-" for stdin')
+def _config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    parser.add_argument(
+        "config",
+        metavar="FILE",
+        nargs="?" if optional else None,
+        help='cluster configuration file, "-" for stdin'
+        + (" (default: the staged configuration)" if optional else ""),
+    )
+    parser.add_argument(
+        "--allow-unknown-keys",
+        action="store_true",
+        help="ignore node keys zeek-mgmt does not know (with a warning, as zeek-client) "
+        "instead of failing",
+    )
 
 
 def _nothing(parser: argparse.ArgumentParser) -> None:
@@ -455,9 +467,10 @@ def _command(
 # Cluster configuration files
 
 
-def load_cluster_config(path: str | None) -> Configuration | None:
+def load_cluster_config(path: str | None, *, unknown_keys_ok: bool = False) -> Configuration | None:
     """Read and parse a cluster configuration (``-`` is stdin), logging diagnostics like
-    zeek-client; ``None`` when it cannot be sent."""
+    zeek-client; ``None`` when it cannot be sent. zeekctl's worker keys are applied
+    (:mod:`client.workers`); unknown keys are an error unless ``unknown_keys_ok``."""
     if not path:
         log.error("please provide a cluster configuration file.")
         return None
@@ -480,6 +493,8 @@ def load_cluster_config(path: str | None) -> Configuration | None:
         hostname=socket.gethostname() or "localhost",
         config_id=str(uuid.uuid1()),
         source=source,
+        zeekctl_keys=True,
+        unknown_keys_ok=unknown_keys_ok,
     )
     for diag in parsed.diagnostics:
         log.log(_LEVELS[diag.level], "%s", diag.message)
@@ -518,7 +533,7 @@ async def _stage_on(ctx: Context, client: ControllerClient, config: Configuratio
 
 
 async def _stage_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config)
+    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
     if config is None:
         return 1
     client = await _connected(ctx)
@@ -530,6 +545,12 @@ async def _stage_config(ctx: Context) -> int:
 
 def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
     _config_file_argument(parser)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="first run zeek-mgmt check on the configuration; deploy only if every node "
+        "passes (zeek-mgmt extension)",
+    )
     parser.add_argument(
         "--wait",
         action="store_true",
@@ -553,13 +574,18 @@ def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deploy_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config)
+    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
     if config is None:
         return 1
     client = await _connected(ctx)
     if client is None:
         return 1
     async with client:
+        if ctx.args.check:
+            checked = await _check_on(ctx, client, config)
+            if checked.exit_code != 0:
+                log.error("check failed, not deploying")
+                return emit(checked)
         staged = await _stage_on(ctx, client, config)
         if staged.exit_code != 0:
             return emit(staged)
@@ -738,6 +764,62 @@ async def _restart(ctx: Context) -> int:
     return await _request_json(ctx, lambda c: c.restart(ctx.args.nodes), render.render_restart)
 
 
+def _some_nodes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "nodes", metavar="NODES", nargs="*", default=[], help="node names (default: all nodes)"
+    )
+
+
+async def _stop(ctx: Context) -> int:
+    return await _request(
+        ctx,
+        lambda c: c.stop_nodes(ctx.args.nodes),
+        lambda r: render.render_extension(r, pretty=ctx.pretty),
+    )
+
+
+async def _start(ctx: Context) -> int:
+    return await _request(
+        ctx,
+        lambda c: c.start_nodes(ctx.args.nodes),
+        lambda r: render.render_extension(r, pretty=ctx.pretty),
+    )
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_file_argument(parser, optional=True)
+
+
+async def _check(ctx: Context) -> int:
+    config: Configuration | None = None
+    if ctx.args.config:
+        config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
+        if config is None:
+            return 1
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return emit(await _check_on(ctx, client, config))
+
+
+async def _check_on(
+    ctx: Context, client: ControllerClient, config: Configuration | None
+) -> Rendered:
+    """``check`` of ``config`` (``None``: the staged configuration)."""
+    try:
+        if config is None:
+            staged = await client.get_configuration(deployed=False)
+            if not staged.success or staged.data is None:
+                log.error("%s", staged.error or "no staged configuration available")
+                return Rendered(None, 1)
+            config = Configuration.from_value(staged.data)
+        results = await client.check(config)
+    except _NO_RESPONSE as exc:
+        return Rendered(None, _no_response(exc))
+    return render.render_extension(results, pretty=ctx.pretty)
+
+
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-state", action="store_true", help="make the request stateful in the controller"
@@ -865,3 +947,6 @@ netstats = _command(_observe_nodes_argument, _netstats)
 get_versions = _command(_nothing, _get_versions)
 df = _command(_df_arguments, _df)
 client_settings = _command(_nothing, _client_settings)
+check = _command(_check_arguments, _check)
+stop = _command(_some_nodes_argument, _stop)
+start = _command(_some_nodes_argument, _start)

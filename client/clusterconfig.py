@@ -9,7 +9,8 @@ The format and every message are zeek-client 1.5.0's (wire spec §8):
 * every other section is a node: ``role`` (alias ``type``) required; ``instance``, ``port``,
   ``metrics_port``, ``cpu_affinity``, ``interface``, ``scripts`` (shell-split, sorted),
   ``env`` (shell-split ``KEY=VALUE`` items) optional; ``state`` and unknown keys ignored
-  with a warning;
+  with a warning (``zeek-mgmt``: unknown keys are an error unless allowed, and zeekctl's
+  worker keys are applied first, see :mod:`client.workers`);
 * no ``instance`` anywhere and no ``[instances]``: every node runs on
   ``agent-<hostname>``.
 
@@ -28,6 +29,7 @@ import shlex
 from dataclasses import dataclass
 
 from client.render import Diagnostic
+from client.workers import WORKER_KEYS, ExpansionError, expand_workers
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 
@@ -36,6 +38,10 @@ from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 _NODE_KEYS = frozenset(
     {"instance", "role", "scripts", "port", "interface", "cpu_affinity", "env", "metrics_port"}
 )
+
+#: Every node key zeek-mgmt knows: zeek-client's, its read-but-reported ``type`` and
+#: ``state``, and zeekctl's worker keys (consumed before nodes are built).
+_KNOWN_KEYS = _NODE_KEYS | {"type", "state"} | WORKER_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,13 @@ class _NodeError(ValueError):
 
 
 def parse_cluster_config(
-    text: str, *, hostname: str, config_id: str, source: str = "<string>"
+    text: str,
+    *,
+    hostname: str,
+    config_id: str,
+    source: str = "<string>",
+    zeekctl_keys: bool = False,
+    unknown_keys_ok: bool = True,
 ) -> ParsedConfig:
     """Parse a cluster configuration.
 
@@ -74,6 +86,10 @@ def parse_cluster_config(
             ``localhost``, as in zeek-client.
         config_id: the id to give the configuration (zeek-client uses ``uuid1()``).
         source: the file name, for configparser's error messages.
+        zeekctl_keys: apply zeekctl's worker keys (``lb_procs``, ...; see
+            :mod:`client.workers`) first, as ``zeek-mgmt`` does; zeek-client does not.
+        unknown_keys_ok: a key nobody knows is a warning, as in zeek-client; ``False``
+            makes it an error naming key and section.
 
     Returns:
         The configuration (or ``None``) and the diagnostics.
@@ -82,15 +98,30 @@ def parse_cluster_config(
     cfp = configparser.ConfigParser(allow_no_value=True)
     try:
         cfp.read_string(text, source=source)
+        if not unknown_keys_ok:
+            _refuse_unknown_keys(cfp)
+        if zeekctl_keys:
+            cfp = expand_workers(cfp)
         config = _build(cfp, diags, hostname or "localhost", config_id)
     except configparser.Error as exc:
         # Duplicates, a key before the first section, bad "%" interpolation.
         diags.append(Diagnostic("error", str(exc)))
         return ParsedConfig(None, tuple(diags))
-    except _Invalid as exc:
+    except (_Invalid, ExpansionError) as exc:
         diags.append(Diagnostic("error", str(exc)))
         return ParsedConfig(None, tuple(diags))
     return ParsedConfig(config, tuple(diags))
+
+
+def _refuse_unknown_keys(cfp: configparser.ConfigParser) -> None:
+    for section in cfp.sections():
+        unknown = sorted(set(cfp[section].keys()) - _KNOWN_KEYS)
+        if section != "instances" and unknown:
+            raise _Invalid(
+                f'invalid node "{section}" configuration: unknown '
+                f"key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                "(--allow-unknown-keys ignores them)"
+            )
 
 
 def _build(

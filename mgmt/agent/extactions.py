@@ -20,8 +20,9 @@ from typing import Any, assert_never
 from mgmt.agent import observe
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.housekeeping import file_systems
+from mgmt.agent.supervised import SupervisedNodes
 from mgmt.broker import extevents as xev
-from mgmt.broker.records import Result
+from mgmt.broker.records import Configuration, Result
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.procstats import ProcessSampler
@@ -47,6 +48,9 @@ class ExtensionActions:
         nodes: the supervisor's node snapshots now (observation requests).
         ask: dispatches an action to nodes over their node channels (netstats).
         disk_dirs: the directories ``get_disk_usage`` reports on, by setting name.
+        supervised: returns the agent's supervised nodes (``None`` before they exist).
+        settle_within: seconds ``stop``/``start`` wait for their nodes to settle.
+        check: runs ``zeek-mgmt check`` of a configuration (:mod:`mgmt.agent.configcheck`).
     """
 
     def __init__(
@@ -58,6 +62,9 @@ class ExtensionActions:
         nodes: Callable[[], list[NodeInfo]] = list,
         ask: AskNodes | None = None,
         disk_dirs: Mapping[str, Path] | None = None,
+        supervised: Callable[[], SupervisedNodes | None] = lambda: None,
+        settle_within: float = 10.0,
+        check: Callable[[str, Configuration], Awaitable[tuple[Result, ...]]] | None = None,
     ) -> None:
         self.facts = facts
         self._zeek = zeek
@@ -66,6 +73,9 @@ class ExtensionActions:
         self._sampler = ProcessSampler()
         self._ask = ask
         self._disk_dirs = dict(disk_dirs or {})
+        self._supervised = supervised
+        self._settle_within = settle_within
+        self._check = check
         #: ``zeek --version`` by binary, once it answered.
         self._zeek_versions: dict[str, str] = {}
 
@@ -90,6 +100,14 @@ class ExtensionActions:
                 found = await asyncio.to_thread(file_systems, self._disk_dirs)
                 payload = {"filesystems": [fs.payload() for fs in found]}
                 return (xev.payload_result(reqid, payload, instance=self.facts.name),)
+            case xev.AgentStopNodesRequest(reqid=reqid, nodes=names):
+                return await self.stop_or_start(reqid, names, stop=True)
+            case xev.AgentStartNodesRequest(reqid=reqid, nodes=names):
+                return await self.stop_or_start(reqid, names, stop=False)
+            case xev.AgentCheckRequest(reqid=reqid, config=config):
+                if self._check is None:
+                    return (Result(reqid, False, instance=self.facts.name, error="no checker"),)
+                return await self._check(reqid, config)
             case _:
                 assert_never(event)
 
@@ -130,6 +148,21 @@ class ExtensionActions:
         entries = observe.top_entries(self._sampler, self.facts.role, self.facts.pid, self._nodes())
         payload = {"now": observe.now(), "processes": entries}
         return xev.payload_result(reqid, payload, instance=self.facts.name)
+
+    async def stop_or_start(
+        self, reqid: str, names: Iterable[str], *, stop: bool
+    ) -> tuple[Result, ...]:
+        """``zeek-mgmt stop``/``start``: one Result per affected node of this agent,
+        payload ``{"state": <its state afterwards>}``."""
+        nodes = self._supervised()
+        if nodes is None:
+            return (Result(reqid, False, instance=self.facts.name, error="agent is starting"),)
+        states = await nodes.stop_or_start(names, stop=stop, within=self._settle_within)
+        log.info("%s nodes %s", "stopped" if stop else "started", peer_text(sorted(states)))
+        return tuple(
+            xev.payload_result(reqid, {"state": state.name}, instance=self.facts.name, node=name)
+            for name, state in sorted(states.items())
+        )
 
     async def zeek_version(self) -> str | None:
         """The version of the nodes' Zeek (``zeek --version``), cached once known;

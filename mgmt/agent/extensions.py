@@ -41,6 +41,10 @@ ExtensionRequest: TypeAlias = (
     | xev.AgentTopRequest
     | xev.AgentNetstatsRequest
     | xev.AgentGetDiskUsageRequest  # issue 13
+    # stop/start, check (issue 11)
+    | xev.AgentStopNodesRequest
+    | xev.AgentStartNodesRequest
+    | xev.AgentCheckRequest
 )
 
 
@@ -64,4 +68,9 @@ EXTENSIONS: dict[type[Any], AgentExtension] = {
     xev.AgentNetstatsRequest: AgentExtension(xev.AgentNetstatsResponse),
     # issue 13, `zeek-mgmt df`: statvfs of the agent's directories (the service answers).
     xev.AgentGetDiskUsageRequest: AgentExtension(xev.AgentGetDiskUsageResponse),
+    # stop/start (issue 11): the service stops or starts the nodes and waits for them.
+    xev.AgentStopNodesRequest: AgentExtension(xev.AgentStopNodesResponse),
+    xev.AgentStartNodesRequest: AgentExtension(xev.AgentStartNodesResponse),
+    # check (issue 11): the service runs zeek -a for each node (mgmt.agent.configcheck).
+    xev.AgentCheckRequest: AgentExtension(xev.AgentCheckResponse),
 }

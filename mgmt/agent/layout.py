@@ -11,8 +11,9 @@ Command line of a node, as in behaviour.md §8.8::
 
     zeek [-i <interface>] -U .status <node_args...>
          policy/frameworks/cluster/backend/<backend> <node_scripts...> <node.scripts...>
-         zeek-mgmt-node
+         zeek-mgmt-node [-e "<node redefs>"]
 
+(the ``-e`` code: the node's ``ZEEK_MGMT_REDEF_*`` env entries, :mod:`mgmt.core.noderedefs`)
 with ``CLUSTER_NODE=<name>``, ``ZEEKPATH=<layout dir>:<zeek's default path>``, the
 node's ``env`` on top of the agent's environment, cwd ``<state>/nodes/<name>``. Arguments
 are a list and never pass through a shell.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.broker.records import ClusterRole, Configuration, Node
+from mgmt.core import noderedefs
 from mgmt.core.curve import CurveKeys
 from mgmt.settings.model import AgentSettings, ControllerSettings
 
@@ -381,6 +383,9 @@ def launch_plan(
     argv += ["-U", ".status", *node_args, BACKEND_SCRIPTS[backend], *node_scripts]
     argv += list(node.scripts or ())
     argv.append(NODE_SCRIPT)
+    redefs = noderedefs.redef_code(node.env)
+    if redefs is not None:
+        argv += ["-e", redefs]
     rest = zeekpath or node_zeekpath(zeek, base_env)
     env = dict(base_env)
     env.update(node.env)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mgmt.agent import layout
 from mgmt.broker.records import ClusterRole, Configuration
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.curve import CurveKeys
 from mgmt.core.launchable import quote
 from mgmt.core.peertext import peer_text
@@ -55,6 +55,8 @@ _VOLATILE_ENV = (
     "LISTEN_PID",
     "LISTEN_FDNAMES",
     "ZEEK_MGMT_CONTROLLER_PID",
+    # Set by zeek-mgmt run for its children (the pid of that run).
+    "ZEEK_MGMT_RUN_PARENT",
 )
 
 #: Port variables of Zeek's framework that nodes see in Zeek's form (``NNNN/tcp``).
@@ -287,7 +289,12 @@ class NodeSetup:
                 )
                 specs.append(
                     NodeSpec(
-                        NodeName(plan.name), plan.argv, plan.env, str(plan.cwd), plan.cpu_affinity
+                        NodeName(plan.name),
+                        plan.argv,
+                        plan.env,
+                        str(plan.cwd),
+                        plan.cpu_affinity,
+                        role=startorder.role_name(node.role),
                     )
                 )
             except Exception as exc:  # one node's bad value must not stop the others

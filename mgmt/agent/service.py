@@ -65,6 +65,7 @@ from typing import Any, assert_never
 from mgmt.agent import layout
 from mgmt.agent import state as ast
 from mgmt.agent.archival import Archival
+from mgmt.agent.configcheck import ConfigCheck
 from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
@@ -91,6 +92,7 @@ from mgmt.settings.model import AgentSettings, ControllerSettings
 from mgmt.settings.tls import AgentTLS
 from mgmt.supervisor.backend import OsBackend
 from mgmt.supervisor.node import NodeInfo
+from mgmt.supervisor.order import GroupOrder
 from mgmt.supervisor.policy import PolicySettings
 from mgmt.supervisor.service import SupervisorService
 from mgmt.typing import NodeName
@@ -164,12 +166,22 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.node_setup = NodeSetup(settings, os.environ if base_env is None else base_env)
         self.channels = NodeChannels(timeout=settings.request_timeout)
         facts = ProcessFacts("agent", settings.name, os.getpid(), time.time())
+        self.config_check = ConfigCheck(
+            settings,
+            os.environ if base_env is None else base_env,
+            self.backend,
+            self.management_settings,
+            time_limit=max(1.0, settings.request_timeout - 1.0),
+        )
         self.extensions = ExtensionActions(
             facts,
             self.node_setup.zeek,
             nodes=lambda: [] if self.supervisor is None else self.supervisor.status(),
             ask=lambda reqid, action, names: self.channels.ask(reqid, action, names),
             disk_dirs=watched_dirs(settings),
+            supervised=lambda: self.nodes,
+            settle_within=max(1.0, settings.request_timeout - 1.0),
+            check=self.config_check.check,
         )
         self.archival = Archival(settings, self.backend)
         self.notifier = Notifier(settings)
@@ -272,6 +284,11 @@ class AgentService(MachineDriver[ast.AgentState]):
                 cfg.state_dir,
                 policy=PolicySettings(
                     stop_grace=cfg.stop_grace, max_restarts=cfg.max_restarts or None
+                ),
+                start_order=(
+                    GroupOrder(reverse=False, timeout=cfg.start_group_timeout)
+                    if cfg.ordered_start
+                    else None
                 ),
                 backend=self.backend,
                 table_path=self.table_file,

@@ -35,6 +35,7 @@ Deliberate differences from Zeek's agent:
 * Q11: node states are live (PENDING, RUNNING, STOPPED, CRASHED, FAILED).
 * A deploy is answered as soon as every local node is RUNNING or FAILED (the supervisor
   gave up on it), not only at the timeout; FAILED nodes get ``success=F`` with outputs.
+  With ``ordered_start`` the timeout is one request timeout per start group.
 * Dispatches time out per node (``request timed out``) at the agent's request timeout.
 * While the agent cannot write its state (``agent.toml`` after a :class:`PersistConfig`,
   or the supervisor's node table), as the service reports with :meth:`persisted`, every
@@ -65,7 +66,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.launchable import quote
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
@@ -282,6 +283,9 @@ class AgentState:
                 | xev.AgentTopRequest()
                 | xev.AgentNetstatsRequest()
                 | xev.AgentGetDiskUsageRequest()
+                | xev.AgentStopNodesRequest()
+                | xev.AgentStartNodesRequest()
+                | xev.AgentCheckRequest()
             ):
                 self._extension(event, now)
             case xev.AgentClusterKeysRequest():
@@ -312,6 +316,10 @@ class AgentState:
             self._send(ev.AgentDeployResponse(reqid, (Result(reqid, True, instance=self.name),)))
             return
         req = self._create(reqid, Kind.DEPLOY, now)
+        if self.settings.ordered_start:
+            # Groups start one after the other: one request timeout for each.
+            groups = startorder.group_count(n.role for n in self.config.nodes_of(self.name))
+            req.deadline = now + self.requests.timeout * groups
         req.pending = set(mine)
         self.pending_deploy = reqid
         self._check_deploy()
@@ -356,7 +364,9 @@ class AgentState:
 
     def _node_result(self, reqid: str, name: str) -> Result:
         view = self.nodes.get(name)
-        if view is not None and view.state is State.RUNNING:
+        # STOPPED: held by zeek-mgmt stop, as asked (a deployed node is never STOPPED
+        # otherwise: the supervisor shows it PENDING until it starts).
+        if view is not None and view.state in (State.RUNNING, State.STOPPED):
             return Result(reqid, True, instance=self.name, node=name)
         outputs = view.outputs if view is not None else None
         return Result(reqid, False, instance=self.name, node=name, data=outputs)
@@ -367,11 +377,10 @@ class AgentState:
             return
         # A node is done when it runs, or when it FAILED: the supervisor gave up on it
         # (e.g. its directory cannot be created), so waiting for the timeout would only
-        # delay the same answer.
+        # delay the same answer; or when it stays STOPPED (held by zeek-mgmt stop).
+        done = (State.RUNNING, State.FAILED, State.STOPPED)
         req.pending = {
-            n
-            for n in req.pending
-            if n not in self.nodes or self.nodes[n].state not in (State.RUNNING, State.FAILED)
+            n for n in req.pending if n not in self.nodes or self.nodes[n].state not in done
         }
         if not req.pending:
             self._finish_deploy(req, timed_out=False)
@@ -467,6 +476,10 @@ class AgentState:
             return
         req = self._create(event.reqid, Kind.EXTENSION, now)
         req.response = row.response
+        if isinstance(event, xev.AgentCheckRequest):
+            # One zeek -a per node (a few at once): one request timeout per node.
+            nodes = len(event.config.nodes_of(self.name))
+            req.deadline = now + self.requests.timeout * max(1, nodes)
         self._actions.append(RunExtension(event.reqid, event))
 
     def extension_done(self, reqid: str, results: Iterable[Result], now: float) -> None:

@@ -162,3 +162,37 @@ class SupervisedNodes:
             and infos[name].pid != before[name]
             for name in before
         }
+
+    async def stop_or_start(
+        self, names: Iterable[str], *, stop: bool, within: float
+    ) -> dict[str, State]:
+        """``zeek-mgmt stop``/``start`` of this agent's nodes among ``names`` (all when
+        empty): stop them and keep them stopped (see the supervisor's ``stop`` with
+        ``hold``), or start them. Waits at most ``within`` seconds for each to settle
+        (STOPPED; RUNNING or FAILED).
+
+        Returns:
+            Each affected node's state afterwards, by name.
+        """
+        wanted = set(names)
+        mine = [i.name for i in self.supervisor.status() if not wanted or i.name in wanted]
+        if not mine:
+            return {}
+        if stop:
+            self.supervisor.stop(mine, hold=True)
+        else:
+            self.supervisor.start_nodes(mine)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.supervisor.wait_for(
+                    lambda infos: all(
+                        i.state in (ProcessState.STOPPED, ProcessState.RUNNING, ProcessState.FAILED)
+                        for i in infos
+                        if i.name in mine
+                    )
+                )
+        return {
+            i.name: STATE_MAP.get(i.state, State.UNKNOWN)
+            for i in self.supervisor.status()
+            if i.name in mine
+        }

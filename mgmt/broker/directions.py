@@ -31,6 +31,10 @@ ClientToController: TypeAlias = (
     | xev.TopRequest
     | xev.NetstatsRequest
     | xev.GetDiskUsageRequest  # issue 13
+    # stop/start, check (issue 11)
+    | xev.StopNodesRequest
+    | xev.StartNodesRequest
+    | xev.CheckRequest
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -50,6 +54,10 @@ ControllerToClient: TypeAlias = (
     | xev.TopResponse
     | xev.NetstatsResponse
     | xev.GetDiskUsageResponse  # issue 13
+    # stop/start, check (issue 11)
+    | xev.StopNodesResponse
+    | xev.StartNodesResponse
+    | xev.CheckResponse
 )
 
 #: Controller -> agents (an agent accepts only these).
@@ -69,6 +77,10 @@ ControllerToAgent: TypeAlias = (
     | xev.AgentGetDiskUsageRequest  # issue 13
     # cluster backends (issue 14)
     | xev.AgentClusterKeysRequest
+    # stop/start, check (issue 11)
+    | xev.AgentStopNodesRequest
+    | xev.AgentStartNodesRequest
+    | xev.AgentCheckRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).
@@ -90,6 +102,10 @@ AgentToController: TypeAlias = (
     | xev.AgentTopResponse
     | xev.AgentNetstatsResponse
     | xev.AgentGetDiskUsageResponse  # issue 13
+    # stop/start, check (issue 11)
+    | xev.AgentStopNodesResponse
+    | xev.AgentStartNodesResponse
+    | xev.AgentCheckResponse
 )
 
 #: The node channel: agent -> node and node -> agent.

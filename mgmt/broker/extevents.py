@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mgmt.broker.data import BrokerSet
-from mgmt.broker.events import RESULTS, STRING, STRING_SET, _event
-from mgmt.broker.records import Result
+from mgmt.broker.events import CONFIGURATION, RESULTS, STRING, STRING_SET, _event
+from mgmt.broker.records import Configuration, Result
 from mgmt.exceptions import DecodeError
 
 #: Every extension event's name starts with this.
@@ -300,3 +300,101 @@ class AgentGetDiskUsageResponse:
 class AgentClusterKeysRequest:
     reqid: str
     keys: str = field(repr=False)
+
+
+# --------------------------------------------------------------------------------------
+# stop_nodes / start_nodes (since 0.2.0, issue 11): zeek-mgmt stop/start [NODES]. The
+# nodes (all of the deployment's when empty) stop and stay stopped across agent and
+# controller restarts and redeploys of an unchanged node, until started. One Result per
+# node, payload {"state": <Management::State name after the request>} (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "stop_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class StopNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "stop_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class StopNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(CONTROLLER_EXT_API + "start_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class StartNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(CONTROLLER_EXT_API + "start_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class StartNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "stop_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentStopNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "stop_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentStopNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "start_nodes_request", STRING, STRING_SET)
+@dataclass(frozen=True, slots=True)
+class AgentStartNodesRequest:
+    reqid: str
+    nodes: BrokerSet
+
+
+@_event(AGENT_EXT_API + "start_nodes_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentStartNodesResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+# --------------------------------------------------------------------------------------
+# check (since 0.2.0, issue 11): zeek-mgmt check [CONFIG]. Each agent runs its nodes of
+# the configuration (made ready as for staging: ports, hosts) in Zeek's parse-only mode
+# (zeek -a). One Result per node: payload {"check": "ok"}, or success F with Zeek's
+# output as the error (README, "API").
+
+
+@_event(CONTROLLER_EXT_API + "check_request", STRING, CONFIGURATION)
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    reqid: str
+    config: Configuration
+
+
+@_event(CONTROLLER_EXT_API + "check_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class CheckResponse:
+    reqid: str
+    results: tuple[Result, ...]
+
+
+@_event(AGENT_EXT_API + "check_request", STRING, CONFIGURATION)
+@dataclass(frozen=True, slots=True)
+class AgentCheckRequest:
+    reqid: str
+    config: Configuration
+
+
+@_event(AGENT_EXT_API + "check_response", STRING, RESULTS)
+@dataclass(frozen=True, slots=True)
+class AgentCheckResponse:
+    reqid: str
+    results: tuple[Result, ...]

@@ -49,6 +49,10 @@ FanOutRequest: TypeAlias = (
     | xev.TopRequest
     | xev.NetstatsRequest
     | xev.GetDiskUsageRequest  # issue 13
+    # stop/start, check (issue 11)
+    | xev.StopNodesRequest
+    | xev.StartNodesRequest
+    | xev.CheckRequest
 )
 
 
@@ -61,6 +65,8 @@ class Scope(enum.Enum):
     #: names (every instance of the deployment when it names none). Unknown node names
     #: get ``unknown cluster node``; without a deployment: ``no active cluster deployment``.
     NODES = "nodes"
+    #: The instances hosting nodes of the request's ``config`` argument.
+    CONFIG = "config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +109,12 @@ FANOUTS: dict[type[Any], FanOut] = {
     xev.NetstatsRequest: FanOut(xev.NetstatsResponse, xev.AgentNetstatsRequest, Scope.NODES),
     # issue 13: `zeek-mgmt df`.
     xev.GetDiskUsageRequest: FanOut(xev.GetDiskUsageResponse, xev.AgentGetDiskUsageRequest),
+    # stop/start, check (issue 11)
+    xev.StopNodesRequest: FanOut(
+        xev.StopNodesResponse, xev.AgentStopNodesRequest, scope=Scope.NODES
+    ),
+    xev.StartNodesRequest: FanOut(
+        xev.StartNodesResponse, xev.AgentStartNodesRequest, scope=Scope.NODES
+    ),
+    xev.CheckRequest: FanOut(xev.CheckResponse, xev.AgentCheckRequest, scope=Scope.CONFIG),
 }

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeAlias, assert_never
@@ -70,7 +71,7 @@ from mgmt.controller.actions import SendToAgent as SendToAgent
 from mgmt.controller.actions import StopDialing as StopDialing
 from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest, Scope
 from mgmt.controller.instances import Instances
-from mgmt.core import launchable
+from mgmt.core import launchable, startorder
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
@@ -245,6 +246,8 @@ class ControllerState:
         cid = self._new_id()
         child = self._create(cid, Kind.CHILD, now)
         child.parent_id, child.instance = parent.id, instance
+        if parent.kind is Kind.DEPLOY and parent.config is not None:
+            child.deadline = now + self._deploy_timeout(parent.config)
         parent.children[cid] = instance
         return cid
 
@@ -294,8 +297,18 @@ class ControllerState:
                 | xev.TopRequest()
                 | xev.NetstatsRequest()
                 | xev.GetDiskUsageRequest()
+                | xev.StopNodesRequest()
+                | xev.StartNodesRequest()
             ):
                 self._fan_out(event, FANOUTS[type(event)], now)
+            case xev.CheckRequest(reqid=reqid, config=config):
+                errors, ready = self._ready(config)
+                if ready is None:
+                    results = tuple(Result(reqid, False, error=e) for e in errors)
+                    self._publish(xev.CheckResponse(reqid, results))
+                else:
+                    self._fan_out(xev.CheckRequest(reqid, ready), FANOUTS[type(event)], now)
+                    self._extend_check(reqid, ready, now)
             case _:
                 assert_never(event)
         self._run_internal_events(now)
@@ -305,6 +318,25 @@ class ControllerState:
             Level.INFO,
             f"rx stage_configuration_request {peer_text(reqid)} (config {peer_text(config.id)})",
         )
+        errors, ready = self._ready(config)
+        if ready is None:
+            results = tuple(Result(reqid, False, error=e) for e in errors)
+            self._publish(ev.StageConfigurationResponse(reqid, results))
+            return
+
+        def staged(error: str | None, now: float) -> None:
+            if error is None:
+                result = Result(reqid, True, data=config.id)
+            else:
+                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
+                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
+            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
+
+        self._persist((config, ready, self.deployed), staged)
+
+    def _ready(self, config: Configuration) -> tuple[list[str], Configuration | None]:
+        """Validate a configuration as staging does; its errors, or the configuration
+        ready to deploy (instance hosts filled in, ports assigned as configured)."""
         opts = self.settings
         errors = validation.validate(
             config,
@@ -317,9 +349,7 @@ class ControllerState:
                     Level.INFO,
                     f"configuration {peer_text(config.id)} rejected: {peer_text(err, 200)}",
                 )
-            results = tuple(Result(reqid, False, error=e) for e in errors)
-            self._publish(ev.StageConfigurationResponse(reqid, results))
-            return
+            return errors, None
         ready = validation.fill_instance_hosts(config, self.known)
         if opts.auto_assign_broker_ports:
             ready = validation.assign_broker_ports(ready, Port(opts.auto_assign_broker_start_port))
@@ -327,16 +357,19 @@ class ControllerState:
             ready = validation.assign_metrics_ports(
                 ready, Port(opts.auto_assign_metrics_start_port)
             )
+        return [], ready
 
-        def staged(error: str | None, now: float) -> None:
-            if error is None:
-                result = Result(reqid, True, data=config.id)
-            else:
-                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
-                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
-            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
-
-        self._persist((config, ready, self.deployed), staged)
+    def _extend_check(self, reqid: str, config: Configuration, now: float) -> None:
+        """An agent checks its nodes one ``zeek -a`` after the other (or a few at once):
+        a check waits one request timeout per node of the busiest instance."""
+        req = self.requests.get(reqid)
+        if req is None:
+            return
+        per_instance = Counter(n.instance for n in config.nodes)
+        deadline = now + self.requests.timeout * max([1, *per_instance.values()])
+        for rid in (reqid, *req.children):
+            if (r := self.requests.get(rid)) is not None:
+                r.deadline = deadline
 
     def _get_configuration(self, reqid: str, deployed: bool) -> None:
         self._log(
@@ -394,7 +427,13 @@ class ControllerState:
     ) -> ControllerRequest:
         req = self._create(reqid, Kind.DEPLOY, now)
         req.config, req.internal = config, internal
+        req.deadline = now + self._deploy_timeout(config)
         return req
+
+    def _deploy_timeout(self, config: Configuration) -> float:
+        """Agents may start nodes group by group (ordered start): a deployment gets one
+        request timeout per start group its nodes form."""
+        return self.requests.timeout * startorder.group_count(n.role for n in config.nodes)
 
     def _deploy(self, req: ControllerRequest, now: float) -> None:
         assert req.config is not None
@@ -576,6 +615,10 @@ class ControllerState:
             if not self.known and row.local is None:
                 req.results.append(Result(req.id, False, error="no instances connected"))
             return sorted(self.known)
+        if row.scope is Scope.CONFIG:
+            config = args["config"]
+            assert isinstance(config, Configuration)
+            return sorted({n.instance for n in config.nodes})
         # Scope.NODES: the deployment's instances hosting the named nodes (all if none).
         if self.deployed is None or not self.instances:
             req.results.append(Result(req.id, False, error=NO_DEPLOYMENT))
@@ -638,6 +681,9 @@ class ControllerState:
                 | xev.AgentTopResponse(reqid=reqid, results=results)
                 | xev.AgentNetstatsResponse(reqid=reqid, results=results)
                 | xev.AgentGetDiskUsageResponse(reqid=reqid, results=results)
+                | xev.AgentStopNodesResponse(reqid=reqid, results=results)
+                | xev.AgentStartNodesResponse(reqid=reqid, results=results)
+                | xev.AgentCheckResponse(reqid=reqid, results=results)
             ):
                 self._child_response(reqid, results, now)
             case ev.AgentStandbyResponse() | ev.NotifyChange() | ev.NotifyLog():

@@ -40,6 +40,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from mgmt.broker.records import Configuration, Node
+from mgmt.core import noderedefs
 
 #: The longest node or instance name, in bytes of UTF-8 (see the module docstring).
 NAME_MAX_BYTES = 128
@@ -155,6 +156,8 @@ def node_problems(node: Node) -> list[Problem]:
             add(f"node {who} has an invalid env variable name {quote(key)}: it {bad}")
         elif (bad := value_problem(value)) is not None:
             add(f"node {who} has an invalid value for env variable {quote(key)}: it {bad}")
+        elif noderedefs.is_redef(key) and (bad := noderedefs.problem(key, value)) is not None:
+            add(f"node {who} has an invalid redef in env variable {quote(key)}: {bad}")
     for option in node.options or ():
         bad = value_problem(option.name) or value_problem(option.value)
         if bad is not None:

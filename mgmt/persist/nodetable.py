@@ -15,6 +15,7 @@ Layout (``env`` holds the node's whole environment, hence mode 0600)::
     argv = ["/usr/local/zeek/bin/zeek", "-i", "eth0", "-U", ".status", ...]
     cwd = "/usr/local/zeek/var/lib/nodes/worker-01"
     cpu_affinity = 2          # absent when unset
+    role = "worker"           # for the start order; absent when unknown
     pid = 4242                # absent when no process
     create_time = 1718000000.25
     current = true            # false: the process runs an older spec (restart it)
@@ -54,6 +55,9 @@ class Intent(enum.Enum):
     STOP = "stop"
     #: The node left the deployment; a process still found is stopped and forgotten.
     REMOVE = "remove"
+    #: Stopped by ``zeek-mgmt stop``: kept stopped (also by a redeploy of an unchanged
+    #: spec) until ``zeek-mgmt start`` or a restart.
+    HOLD = "hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,8 @@ def _encode(nodes: Iterable[StoredNode]) -> bytes:
         }
         if spec.cpu_affinity is not None:
             row["cpu_affinity"] = spec.cpu_affinity
+        if spec.role:
+            row["role"] = spec.role
         if node.pid is not None:
             row["pid"] = node.pid
         if node.create_time is not None:
@@ -204,6 +210,7 @@ def _decode(raw: bytes) -> list[StoredNode]:
         if not all(isinstance(v, str) for v in env.values()):
             raise _Malformed(f"{where}.env: expected string values")
         affinity = _get(row, where, "cpu_affinity", int, optional=True)
+        role = _get(row, where, "role", str, optional=True) or ""
         pid = _get(row, where, "pid", int, optional=True)
         create_time = _get(row, where, "create_time", (int, float), optional=True)
         try:
@@ -217,6 +224,7 @@ def _decode(raw: bytes) -> list[StoredNode]:
                 env=env,
                 cwd=_get(row, where, "cwd", str),
                 cpu_affinity=affinity,
+                role=role,
             )
         except ValueError as exc:
             # A well-formed row for a node no supervisor can run (e.g. a name starting

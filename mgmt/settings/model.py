@@ -112,6 +112,10 @@ class AgentSettings(DaemonSettings):
     keep_nodes: bool
     #: Seconds from a node's first SIGTERM to SIGKILL.
     stop_grace: float
+    #: Start nodes by role in zeekctl's order (loggers, manager, proxies, workers).
+    ordered_start: bool
+    #: Seconds a start group waits for the previous group to be RUNNING.
+    start_group_timeout: float
     archive_logs: bool
     archive_interval: float
     archive_dir: Path

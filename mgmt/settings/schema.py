@@ -235,6 +235,9 @@ AGENT = (
     Spec("keep_nodes", BOOL, False, None, "--keep-nodes",
          "leave nodes running when the agent exits"),
     Spec("stop_grace", NONNEG_SECONDS, 26.0),
+    # ordered start (issue 11)
+    Spec("ordered_start", BOOL, True),
+    Spec("start_group_timeout", SECONDS, 10.0),
     Spec("archive_logs", BOOL, True),
     Spec("archive_interval", ARCHIVE_INTERVAL, ROTATION_INTERVAL),
     Spec("archive_dir", PATH, lambda ctx: _installation_dir(ctx, "archive_dir", "logs")),

@@ -43,7 +43,7 @@ import os
 import shutil
 import signal as signals
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -152,10 +152,17 @@ class CommandRunner(Protocol):
     """Runs one-shot commands (the agent's archiver): the other half of the OS seam."""
 
     async def run_command(
-        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+        self,
+        argv: Sequence[str],
+        *,
+        time_limit: float,
+        output_limit: int,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` (executed directly) in its own process group and wait for it, at
         most ``time_limit`` seconds, keeping the last ``output_limit`` bytes of its output.
+        ``env`` (the whole environment) and ``cwd`` default to the caller's.
 
         At the limit, and when the caller is cancelled (then re-raising), the whole group
         is killed.
@@ -382,12 +389,20 @@ class OsBackend:
     # --- one-shot commands ------------------------------------------------------------
 
     async def run_command(
-        self, argv: Sequence[str], *, time_limit: float, output_limit: int
+        self,
+        argv: Sequence[str],
+        *,
+        time_limit: float,
+        output_limit: int,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
     ) -> CommandResult:
         """See :meth:`CommandRunner.run_command`."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
+                env=None if env is None else dict(env),
+                cwd=cwd,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

@@ -99,6 +99,7 @@ class SupervisedNode:
         "policy",
         "handle",
         "held",
+        "user_stopped",
         "retiring",
         "started_at",
         "exit_time",
@@ -116,6 +117,8 @@ class SupervisedNode:
         self.handle: Handle | None = None
         #: Waiting to be started until the deploy's old processes are gone.
         self.held = False
+        #: Stopped by a user (``zeek-mgmt stop``): stays STOPPED until started.
+        self.user_stopped = False
         #: Left the deployment; forgotten once STOPPED.
         self.retiring = False
         self.started_at: float | None = None
@@ -175,6 +178,8 @@ class SupervisedNode:
         """What a later supervisor should do with the node (stored in the node table)."""
         if self.retiring:
             return Intent.REMOVE
+        if self.user_stopped:
+            return Intent.HOLD
         p = self.policy
         if self.held or p.restart_pending or p.state in _WANTED_RUNNING:
             return Intent.RUN

@@ -139,6 +139,10 @@ class NodeSpec:
         cwd: the node directory, ``<state>/nodes/<name>``; created when missing. The
             node's ``stdout``, ``stderr`` and ``.status`` files live there.
         cpu_affinity: a CPU to pin the process to, or ``None``.
+        role: the node's cluster role (``logger``, ``manager``, ``proxy``, ``worker``;
+            empty if unknown), for the start and stop order
+            (:mod:`mgmt.supervisor.order`). Not part of the spec's identity: a node
+            whose role alone changed keeps running.
     """
 
     name: NodeName
@@ -146,6 +150,7 @@ class NodeSpec:
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     cwd: str = "."
     cpu_affinity: int | None = None
+    role: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         # Accept lists and dicts from callers but keep immutable copies.

@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from mgmt.core import startorder
 from mgmt.exceptions import InvalidState, NoSuchNode
 from mgmt.persist.nodetable import Intent, NodeTableStore, StoredNode
 from mgmt.supervisor.backend import Backend, OsBackend
@@ -48,6 +49,7 @@ from mgmt.supervisor.exitwatch import ExitWatcher
 from mgmt.supervisor.node import SETTLED_STATES, NodeInfo, SupervisedNode
 from mgmt.supervisor.nodeevents import NodeEvent, NodeEventRecorder
 from mgmt.supervisor.nodefiles import read_outputs
+from mgmt.supervisor.order import GroupOrder, Member
 from mgmt.supervisor.policy import (
     Action,
     ExitStatus,
@@ -85,6 +87,8 @@ class SupervisorService:
         on_node_event: called with each :class:`~mgmt.supervisor.nodeevents.NodeEvent`
             (crashed, gave-up, failed, recovered), in order, a crash once its directory
             is written. Runs in the event loop; exceptions are logged and ignored.
+        start_order: start the nodes a deploy holds back group by group, by role
+            (:mod:`mgmt.supervisor.order`); ``None``: all at once.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class SupervisorService:
         on_state_change: Callable[[NodeInfo], None] | None = None,
         crash_keep: int = 10,
         on_node_event: Callable[[NodeEvent], None] | None = None,
+        start_order: GroupOrder | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.backend: Backend = (
@@ -111,6 +116,7 @@ class SupervisorService:
         self.poll_interval = poll_interval
         self.ready_poll_interval = min(ready_poll_interval, poll_interval)
         self.on_state_change = on_state_change
+        self.start_order = start_order
         self._nodes: dict[NodeName, SupervisedNode] = {}
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -165,10 +171,12 @@ class SupervisorService:
             if handle is None:
                 logger.info("[%s] pid %d is gone or reused; not adopted", spec.name, row.pid)
         if handle is None and row.intent is not Intent.RUN:
-            if row.intent is Intent.STOP:
-                self._nodes[spec.name] = SupervisedNode(spec, self.settings)
+            if row.intent in (Intent.STOP, Intent.HOLD):
+                node = self._nodes[spec.name] = SupervisedNode(spec, self.settings)
+                node.user_stopped = row.intent is Intent.HOLD
             return
         node = SupervisedNode(spec, self.settings)
+        node.user_stopped = row.intent is Intent.HOLD
         self._nodes[spec.name] = node
         if handle is None:
             # Should run, but nothing to adopt: start it.
@@ -210,6 +218,8 @@ class SupervisorService:
                     )
                     self._exits.unwatch(node.name)
                     self.backend.release(node.handle)
+        elif self.start_order is not None:
+            await self._stop_in_order(self.start_order.timeout)
         else:
             for node in self._nodes.values():
                 node.held = False
@@ -224,6 +234,42 @@ class SupervisorService:
             # The table reflects what is left: live pids with keep_nodes, none otherwise.
             self._persist()
             await self._events.close()
+
+    async def _stop_in_order(self, group_wait: float) -> None:
+        """Stop every node in the reverse start order: workers first, loggers last, each
+        group once the previous one is gone (or after ``group_wait`` seconds)."""
+        order = GroupOrder(reverse=True, timeout=group_wait)
+        waiting = set(self._nodes)
+        for node in self._nodes.values():
+            node.held = False
+        while True:
+            changed = self._changed
+            members = [
+                Member(
+                    n.name,
+                    startorder.rank(n.spec.role),
+                    waiting=n.name in waiting,
+                    busy=n.policy.state is ProcessState.STOPPING,
+                )
+                for n in self._nodes.values()
+            ]
+            now = time.monotonic()
+            for group in order.release(members, now):
+                logger.info("stopping %s: %s", group.group, ", ".join(group.names))
+                for name in group.names:
+                    waiting.discard(name)
+                    node = self._nodes[name]
+                    self._execute(node, node.policy.stop(now))
+            self._after_change()
+            if not waiting and all(n.handle is None for n in self._nodes.values()):
+                return
+            if self._task is not None and self._task.done():
+                self._task.result()  # re-raise the driver's failure
+                raise InvalidState("supervisor is closed")
+            due = order.next_deadline()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if due is None else max(0.0, due - now)):
+                    await changed.wait()
 
     async def __aenter__(self) -> SupervisorService:
         await self.start()
@@ -241,7 +287,8 @@ class SupervisorService:
         Every current node is stopped (nodes not in ``specs`` are forgotten once stopped),
         and the new nodes are started once no old process is left, so a new node never
         races an old one for a port or a directory. With ``keep_unchanged``, a live node
-        whose spec is identical keeps running untouched (useful after adoption).
+        whose spec is identical keeps running untouched (useful after adoption). A node a
+        user stopped (:meth:`stop` with ``hold``) whose spec is identical stays stopped.
 
         Returns at once; await :meth:`wait_settled` for the outcome.
 
@@ -259,6 +306,16 @@ class SupervisorService:
         kept = 0
         for name, node in self._nodes.items():
             wanted = new.get(name)
+            if node.user_stopped and wanted == node.spec and not node.retiring:
+                new.pop(name)  # stays stopped until started
+                continue
+            if node.user_stopped:
+                logger.info(
+                    "[%s] was stopped by request; its spec changed (%s): starting it",
+                    name,
+                    ", ".join(_spec_changes(node.spec, wanted)),
+                )
+            node.user_stopped = False
             alive = node.policy.state in (ProcessState.PENDING, ProcessState.RUNNING)
             if (
                 keep_unchanged
@@ -296,6 +353,7 @@ class SupervisorService:
         """
         now, nodes = self._command(names)
         for node in nodes:
+            node.user_stopped = False
             if node.held:
                 continue  # already waiting to start
             if node.policy.state is ProcessState.PENDING and node.policy.pid is None:
@@ -304,15 +362,38 @@ class SupervisorService:
             self._execute(node, node.policy.restart(now))
         self._after_change()
 
-    def stop(self, names: Iterable[str] | None = None) -> None:
+    def stop(self, names: Iterable[str] | None = None, *, hold: bool = False) -> None:
         """Stop nodes (all when ``names`` is ``None``) for good: SIGTERM every
         ``term_interval``, SIGKILL after ``stop_grace``. They stay listed as STOPPED and
         are never revived. Idempotent. Raises as :meth:`restart`.
+
+        With ``hold`` (``zeek-mgmt stop``) the nodes also stay stopped across a restart
+        of the supervisor and a :meth:`deploy` of their unchanged spec, until
+        :meth:`start_nodes` or :meth:`restart`.
         """
         now, nodes = self._command(names)
         for node in nodes:
             node.held = False
+            node.user_stopped = node.user_stopped or hold
             self._execute(node, node.policy.stop(now))
+        self._after_change()
+
+    def start_nodes(self, names: Iterable[str] | None = None) -> None:
+        """Start nodes (all when ``names`` is ``None``) that have no process (STOPPED,
+        CRASHED, FAILED), ending a :meth:`stop` hold; live nodes are left alone. A node a
+        deploy still holds back starts with it. Raises as :meth:`restart`."""
+        now, nodes = self._command(names)
+        for node in nodes:
+            node.user_stopped = False
+            state = node.policy.state
+            if node.held or state not in (
+                ProcessState.STOPPED,
+                ProcessState.CRASHED,
+                ProcessState.FAILED,
+            ):
+                continue
+            node.exit_outputs = None
+            self._execute(node, node.policy.start(now))
         self._after_change()
 
     # ----------------------------------------------------------------------------------
@@ -470,6 +551,8 @@ class SupervisorService:
         held = [n for n in self._nodes.values() if n.held]
         if not held or any(n.policy.state is ProcessState.STOPPING for n in self._nodes.values()):
             return
+        if self.start_order is not None:
+            held = self._next_groups(self.start_order, now)
         for node in held:
             node.held = False
             if node.policy.state in (
@@ -479,10 +562,39 @@ class SupervisorService:
             ):
                 self._execute(node, node.policy.start(now))
 
+    def _next_groups(self, order: GroupOrder, now: float) -> list[SupervisedNode]:
+        """The held nodes whose start group may go now (zeekctl's order), logged."""
+        members = [
+            Member(
+                n.name,
+                startorder.rank(n.spec.role),
+                waiting=n.held,
+                busy=n.policy.state in (ProcessState.PENDING, ProcessState.CRASHED),
+            )
+            for n in self._nodes.values()
+            if not n.retiring
+        ]
+        out: list[SupervisedNode] = []
+        for group in order.release(members, now):
+            if group.overdue:
+                logger.warning(
+                    "starting %s after %g s without waiting any longer for %s to run",
+                    group.group,
+                    order.timeout,
+                    ", ".join(group.overdue),
+                )
+            logger.info("starting %s: %s", group.group, ", ".join(group.names))
+            out += [self._nodes[name] for name in group.names]
+        return out
+
     def _sleep_time(self, now: float) -> float | None:
         deadlines = [
             d for d in (n.policy.next_deadline() for n in self._nodes.values()) if d is not None
         ]
+        if self.start_order is not None and any(n.held for n in self._nodes.values()):
+            group_due = self.start_order.next_deadline()
+            if group_due is not None:
+                deadlines.append(group_due)
         live = [n for n in self._nodes.values() if n.handle is not None]
         if any(n.policy.state is ProcessState.PENDING for n in live):
             deadlines.append(now + self.ready_poll_interval)
@@ -561,3 +673,13 @@ class SupervisorService:
                 if not (node.retiring and node.handle is None)
             )
         )
+
+
+def _spec_changes(old: NodeSpec, new: NodeSpec | None) -> list[str]:
+    """What differs between two specs of a node, for logs (env by variable name)."""
+    if new is None:
+        return ["removed"]
+    out = [f for f in ("argv", "cwd", "cpu_affinity") if getattr(old, f) != getattr(new, f)]
+    keys = set(old.env) | set(new.env)
+    out += [f"env {k}" for k in sorted(keys) if old.env.get(k) != new.env.get(k)]
+    return out

@@ -193,6 +193,19 @@ def test_node_env_overrides_agent_env_but_not_cluster_node() -> None:
     assert p.env["ZEEK_MGMT_NODE_WEBSOCKET_PORT"] == "27800"
 
 
+def test_node_redefs_go_to_zeek_dash_e_after_the_scripts() -> None:
+    """ZEEK_MGMT_REDEF_* env entries become one -e argument of redefs, after the scripts."""
+    node = example_config().node("manager")
+    assert node is not None
+    env = {"ZEEK_MGMT_REDEF_AF_Packet::fanout_id": "7", "ZEEK_MGMT_REDEF_A::b": "T"}
+    p = launch_plan(
+        node.with_changes(env=env), zeek=ZEEK, layout_dir=LAYOUT_DIR, nodes_dir=STATE, base_env={}
+    )
+    assert p.argv[-3:] == (
+        NODE_SCRIPT, "-e", "redef A::b = T; redef AF_Packet::fanout_id = 7;"
+    )  # fmt: skip
+
+
 def test_zeekpath_keeps_agents_zeekpath_after_layout_dir() -> None:
     """An explicit ZEEKPATH in the agent's environment follows the layout directory."""
     p = plan("manager", base_env={"ZEEKPATH": "/opt/zeek/share:/site"})

@@ -158,7 +158,8 @@ def test_deploy_launches_persists_then_waits_for_running(
     kinds = [type(a) for a in actions if not isinstance(a, Log)]
     assert kinds == [PersistConfig, Launch]  # persisted before anything is launched
     assert sends(actions) == []
-    assert agent.next_deadline() == clock.now + 5.0
+    # One request timeout per start group (logger, manager, workers: ordered start).
+    assert agent.next_deadline() == clock.now + 5.0 * 3
 
     agent.nodes_changed(views(State.PENDING), clock.advance(0.1))
     assert sends(agent.actions()) == []
@@ -243,13 +244,14 @@ def test_empty_config_answers_once_without_stray_timeout(
 def test_deploy_timeout_reports_failed_nodes_with_outputs(
     agent: AgentState, clock: FakeClock
 ) -> None:
-    """At the deadline: a 'request timed out' Result, then per-node results with outputs."""
+    """At the deadline (one request timeout per start group): a 'request timed out'
+    Result, then per-node results with outputs."""
     deploy(agent, clock, quickstart())
     snapshot, outputs = one_down(
         "worker-02", State.CRASHED, "fatal error: problem with interface lo"
     )
     agent.nodes_changed(snapshot, clock.advance(1))
-    agent.tick(clock.advance(3.9))  # 4.9 s: not yet
+    agent.tick(clock.advance(5.0 * 3 - 1.1))  # 3 groups: 14.9 s, not yet
     assert sends(agent.actions()) == []
     agent.tick(clock.advance(0.1))
     response = only_send(agent.actions())
@@ -538,15 +540,26 @@ def test_next_deadline_is_earliest_request(agent: AgentState, clock: FakeClock) 
     """next_deadline is the earliest outstanding request's deadline, None when idle."""
     assert agent.next_deadline() is None
     deploy(agent, clock, quickstart())
-    first = clock.now + 5.0
+    assert agent.next_deadline() == clock.now + 5.0 * 3  # one timeout per start group
     clock.advance(2)
     agent.receive(ev.AgentRestartRequest("r1", BrokerSet()), clock.now)
-    assert agent.next_deadline() == first
+    assert agent.next_deadline() == clock.now + 5.0  # the restart's comes first
     agent.tick(clock.now)  # before any deadline: nothing happens
     assert sends(agent.actions()) == []
 
 
 # -- extension requests (mgmt.agent.extensions) ---------------------------------------------
+
+
+def test_check_request_waits_one_request_timeout_per_local_node(
+    agent: AgentState, clock: FakeClock
+) -> None:
+    """A check runs zeek -a for each local node: its deadline grows with their number."""
+    config = quickstart()
+    agent.receive(xev.AgentCheckRequest("c1", config), clock.now)
+    (action,) = [a for a in agent.actions() if not isinstance(a, Log)]
+    assert action == ast.RunExtension("c1", xev.AgentCheckRequest("c1", config))
+    assert agent.next_deadline() == clock.now + 5.0 * len(config.nodes_of(AGENT))
 
 
 def test_extension_request_is_answered_through_the_service(

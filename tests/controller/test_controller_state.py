@@ -28,6 +28,7 @@ from mgmt.broker.records import (
 from mgmt.controller import state as cs
 from mgmt.controller.fanout import FanOut, Scope
 from mgmt.controller.state import ControllerState
+from mgmt.core import startorder
 from mgmt.core.version import ProcessFacts
 from tests.support.settings import controller_settings
 
@@ -404,17 +405,21 @@ def test_deploy_of_empty_config_completes_at_once() -> None:
 
 
 def test_deploy_timeout_keeps_old_deployed_then_redeploys_it() -> None:
-    """A timed-out deploy keeps DEPLOYED; the old config comes back later (Q4)."""
+    """A timed-out deploy keeps DEPLOYED; the old config comes back later (Q4). Its
+    timeout is one request timeout per start group (ordered start)."""
     h = Harness()
     h.hello("a")
     old = cfg("a", cid="old")
     deploy_ready(h, old)
-    stage(h, cfg("a", "b", cid="new"))
+    new = cfg("a", "b", cid="new")
+    stage(h, new)
     acts = h.client(ev.DeployRequest("d2"))
     acts += h.welcome_all(acts)  # a is ready, b never connects
     assert not published(acts)
-    assert h.state.next_deadline() == pytest.approx(h.now + TIMEOUT)
-    assert not h.tick(TIMEOUT - 0.1)
+    timeout = TIMEOUT * startorder.group_count(n.role for n in new.nodes)
+    assert timeout == TIMEOUT * 3
+    assert h.state.next_deadline() == pytest.approx(h.now + timeout)
+    assert not h.tick(timeout - 0.1)
     acts = h.tick(0.1)
     resp = one_published(acts, ev.DeployResponse)
     assert resp.results == (Result("d2", False, error="request timed out"),)

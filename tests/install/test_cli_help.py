@@ -62,7 +62,8 @@ def test_unknown_command_suggests_the_closest() -> None:
     proc = zeek_mgmt("staus")
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        "zeek-mgmt: error: unknown command 'staus' (did you mean 'status' or 'netstats'?); "
+        "zeek-mgmt: error: unknown command 'staus' "
+        "(did you mean 'status', 'netstats' or 'start'?); "
         "'zeek-mgmt --help' lists them\n"
     )
     assert zeek_mgmt("frobnicate").stderr == (
@@ -150,7 +151,7 @@ def complete(line: str, tmp_path: Path) -> list[str]:
 def test_completion_of_commands_and_options(tmp_path: Path) -> None:
     """Completion offers command names (not the hidden former ones), a command's options
     and its choices."""
-    assert complete("zeek-mgmt sta", tmp_path) == ["stage-config", "status"]
+    assert complete("zeek-mgmt sta", tmp_path) == ["stage-config", "status", "start"]
     assert complete("zeek-mgmt sh", tmp_path) == [""]
     assert complete("zeek-mgmt get-nodes --con", tmp_path) == ["--configfile", "--controller"]
     assert complete("zeek-mgmt daemon-settings a", tmp_path) == ["agent", "all"]

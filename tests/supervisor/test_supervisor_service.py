@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from mgmt.supervisor import nodefiles
 from mgmt.supervisor.backend import Handle, OsBackend, process_name
 from mgmt.supervisor.node import NodeInfo
 from mgmt.supervisor.nodefiles import read_outputs, read_status, tail_lines
+from mgmt.supervisor.order import GroupOrder
 from mgmt.supervisor.policy import ExitStatus, NodeSpec, PolicySettings, ProcessState
 from mgmt.supervisor.service import SupervisorService
 from tests.paths import REPO_ROOT
@@ -298,6 +300,69 @@ async def test_restart_gives_new_process(
     with pytest.raises(NoSuchNode):
         sup.stop(["manager", "nope"])
     assert sup.status(["manager"])[0].state is S.RUNNING  # nothing changed
+
+
+@pytest.mark.asyncio
+async def test_held_stop_survives_redeploy_and_new_supervisor_until_start(
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """stop(hold=True) keeps a node STOPPED through a deploy of its unchanged spec and a
+    new supervisor on the same table; start_nodes() runs it again, other nodes untouched."""
+    manager, logger = make_spec("manager"), make_spec("logger")
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as a:
+        before = await deployed(a, manager, logger)
+        a.stop(["manager"], hold=True)
+        async with asyncio.timeout(TIMEOUT):
+            await a.wait_settled(["manager"])
+        a.deploy([manager, logger], keep_unchanged=True)
+        after = await wait_for(a, lambda n: n["logger"].state is S.RUNNING)
+        assert after["manager"].state is S.STOPPED
+        assert after["logger"].pid == before["logger"].pid
+        await a.close(keep_nodes=True)
+    async with SupervisorService(state_dir, policy=FAST, poll_interval=POLL) as b:
+        b.deploy([manager, logger], keep_unchanged=True)
+        nodes = await wait_for(b, lambda n: n["logger"].state is S.RUNNING)
+        assert nodes["manager"].state is S.STOPPED
+        b.start_nodes(["manager"])
+        nodes = await wait_for(b, lambda n: n["manager"].state is S.RUNNING)
+        assert nodes["logger"].pid == before["logger"].pid
+
+
+@pytest.mark.asyncio
+async def test_held_stop_ends_when_the_spec_changes(
+    sup: SupervisorService, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """A deploy that changes a held node's spec starts it (a new configuration)."""
+    await deployed(sup, make_spec("manager"))
+    sup.stop(hold=True)
+    async with asyncio.timeout(TIMEOUT):
+        await sup.wait_settled()
+    changed = dataclasses.replace(make_spec("manager"), cpu_affinity=0)
+    await deployed(sup, changed)
+
+
+@pytest.mark.asyncio
+async def test_ordered_start_and_reverse_stop_by_role(
+    state_dir: Path, make_spec: Callable[..., NodeSpec], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a start order, the worker is spawned only once the logger is RUNNING; close()
+    stops the worker first and the logger once the worker is gone."""
+    logger = dataclasses.replace(make_spec("logger"), role="logger")
+    worker = dataclasses.replace(make_spec("worker"), role="worker")
+    order = GroupOrder(reverse=False, timeout=TIMEOUT)
+    caplog.set_level(logging.INFO, logger="mgmt.supervisor")
+    async with SupervisorService(
+        state_dir, policy=FAST, poll_interval=POLL, start_order=order
+    ) as sup:
+        await deployed(sup, worker, logger)
+    messages = [r.getMessage() for r in caplog.records if r.name == "mgmt.supervisor"]
+    steps = [m for m in messages if m.startswith(("starting ", "stopping ", "[logger] running"))]
+    assert [m.split(" (pid")[0] for m in steps] == [
+        "starting loggers: logger", "[logger] running", "starting workers: worker",
+        "stopping workers: worker", "stopping loggers: logger",
+    ]  # fmt: skip
+    exits = [m for m in messages if " stopped: " in m]
+    assert [m.split("]")[0] for m in exits] == ["[worker", "[logger"]
 
 
 # --------------------------------------------------------------------------------------
