@@ -671,13 +671,14 @@ def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "id", metavar="IDENTIFIER", help="name of the Zeek script identifier to retrieve"
     )
-    parser.add_argument(
-        "nodes",
-        metavar="NODES",
-        nargs="*",
-        default=[],
-        help="name(s) of Zeek cluster nodes to query; when omitted, queries all nodes",
+    _add_nodes_argument(
+        parser, "name(s) of Zeek cluster nodes to query; when omitted, queries all nodes"
     )
+
+
+def _add_nodes_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The optional NODES list (empty: all nodes) that several commands take."""
+    parser.add_argument("nodes", metavar="NODES", nargs="*", default=[], help=help)
 
 
 async def _get_id_value(ctx: Context) -> int:
@@ -725,12 +726,8 @@ def _print(line: str) -> None:
 
 
 def _nodes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "nodes",
-        metavar="NODES",
-        nargs="*",
-        default=[],
-        help="name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes",
+    _add_nodes_argument(
+        parser, "name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes"
     )
 
 
@@ -798,9 +795,7 @@ async def _status(ctx: Context) -> int:
 
 
 def _observe_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "nodes", metavar="NODES", nargs="*", default=[], help="cluster nodes (default: all)"
-    )
+    _add_nodes_argument(parser, "cluster nodes (default: all)")
 
 
 async def _diag(ctx: Context) -> int:
