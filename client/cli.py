@@ -517,13 +517,21 @@ async def _stage_on(ctx: Context, client: ControllerClient, config: Configuratio
     return render.render_stage(results, pretty=ctx.pretty)
 
 
-async def _stage_config(ctx: Context) -> int:
+async def _config_and_client(ctx: Context) -> tuple[Configuration, ControllerClient] | None:
+    """The cluster configuration file named on the command line, read first, then a
+    connected client; ``None`` (after saying why) when either fails."""
     config = load_cluster_config(ctx.args.config)
     if config is None:
-        return 1
+        return None
     client = await _connected(ctx)
-    if client is None:
+    return None if client is None else (config, client)
+
+
+async def _stage_config(ctx: Context) -> int:
+    opened = await _config_and_client(ctx)
+    if opened is None:
         return 1
+    config, client = opened
     async with client:
         return emit(await _stage_on(ctx, client, config))
 
@@ -553,12 +561,10 @@ def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deploy_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config)
-    if config is None:
+    opened = await _config_and_client(ctx)
+    if opened is None:
         return 1
-    client = await _connected(ctx)
-    if client is None:
-        return 1
+    config, client = opened
     async with client:
         staged = await _stage_on(ctx, client, config)
         if staged.exit_code != 0:
