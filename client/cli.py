@@ -331,9 +331,12 @@ async def _request(
     ctx: Context,
     call: Callable[[ControllerClient], Awaitable[T]],
     show: Callable[[T], Rendered],
+    *,
+    filename: str | None = None,
 ) -> int:
-    """Connect, make one request, render its answer; 1 (with zeek-client's error line)
-    when the controller cannot be reached or does not answer."""
+    """Connect, make one request, render its answer to stdout (or to ``filename``, ``-``
+    meaning stdout); 1 (with zeek-client's error line) when the controller cannot be
+    reached or does not answer."""
     client = await _connected(ctx)
     if client is None:
         return 1
@@ -342,7 +345,7 @@ async def _request(
             answer = await call(client)
         except _NO_RESPONSE as exc:
             return _no_response(exc)
-    return emit(show(answer))
+    return _emit_to(show(answer), filename)
 
 
 async def _request_json(
@@ -647,19 +650,15 @@ def _get_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _get_config(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            resp = await client.request(
-                ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
-                ev.GetConfigurationResponse,
-            )
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    rendered = render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty)
-    return _emit_to(rendered, ctx.args.filename)
+    return await _request(
+        ctx,
+        lambda c: c.request(
+            ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
+            ev.GetConfigurationResponse,
+        ),
+        lambda resp: render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty),
+        filename=ctx.args.filename,
+    )
 
 
 def _emit_to(rendered: Rendered, filename: str | None) -> int:
