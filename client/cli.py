@@ -310,6 +310,15 @@ async def _connected(ctx: Context) -> ControllerClient | None:
     return client
 
 
+async def _with_client(ctx: Context, session: Callable[[ControllerClient], Awaitable[int]]) -> int:
+    """Connect, run ``session`` on the client and close it; 1 when it cannot connect."""
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return await session(client)
+
+
 _NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
 T = TypeVar("T")
@@ -337,15 +346,15 @@ async def _request(
     """Connect, make one request, render its answer to stdout (or to ``filename``, ``-``
     meaning stdout); 1 (with zeek-client's error line) when the controller cannot be
     reached or does not answer."""
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
+
+    async def one(client: ControllerClient) -> int:
         try:
             answer = await call(client)
         except _NO_RESPONSE as exc:
             return _no_response(exc)
-    return _emit_to(show(answer), filename)
+        return _emit_to(show(answer), filename)
+
+    return await _with_client(ctx, one)
 
 
 async def _request_json(
@@ -496,11 +505,7 @@ def load_cluster_config(path: str | None) -> Configuration | None:
 
 
 async def _deploy(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        return await _deploy_on(ctx, client)
+    return await _with_client(ctx, lambda client: _deploy_on(ctx, client))
 
 
 async def _deploy_on(ctx: Context, client: ControllerClient) -> int:
@@ -520,23 +525,22 @@ async def _stage_on(ctx: Context, client: ControllerClient, config: Configuratio
     return render.render_stage(results, pretty=ctx.pretty)
 
 
-async def _config_and_client(ctx: Context) -> tuple[Configuration, ControllerClient] | None:
-    """The cluster configuration file named on the command line, read first, then a
-    connected client; ``None`` (after saying why) when either fails."""
+async def _with_config(
+    ctx: Context, session: Callable[[ControllerClient, Configuration], Awaitable[int]]
+) -> int:
+    """:func:`_with_client` for the cluster configuration file named on the command line,
+    read before connecting; 1 when it cannot be read."""
     config = load_cluster_config(ctx.args.config)
     if config is None:
-        return None
-    client = await _connected(ctx)
-    return None if client is None else (config, client)
+        return 1
+    return await _with_client(ctx, lambda client: session(client, config))
 
 
 async def _stage_config(ctx: Context) -> int:
-    opened = await _config_and_client(ctx)
-    if opened is None:
-        return 1
-    config, client = opened
-    async with client:
+    async def stage(client: ControllerClient, config: Configuration) -> int:
         return emit(await _stage_on(ctx, client, config))
+
+    return await _with_config(ctx, stage)
 
 
 def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -564,11 +568,7 @@ def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deploy_config(ctx: Context) -> int:
-    opened = await _config_and_client(ctx)
-    if opened is None:
-        return 1
-    config, client = opened
-    async with client:
+    async def deploy(client: ControllerClient, config: Configuration) -> int:
         staged = await _stage_on(ctx, client, config)
         if staged.exit_code != 0:
             return emit(staged)
@@ -582,6 +582,8 @@ async def _deploy_config(ctx: Context) -> int:
             interval=ctx.args.wait_interval,
             progress=None if ctx.quiet else sys.stderr,
         )
+
+    return await _with_config(ctx, deploy)
 
 
 async def wait_until_running(
@@ -705,24 +707,24 @@ async def _get_nodes(ctx: Context) -> int:
 
 
 async def _monitor(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        while True:
-            try:
-                event = await client.receive()
-            except RequestTimeout as exc:
-                _print(f"no response received: {exc}")
-                continue
-            except SessionClosedError as exc:
-                _print(f"no response received: {exc}")
-                return 1
-            line = render.monitor_line(event)
-            if line is None:
-                log.warning('received unexpected event "%s", skipping', ev.event_name(event))
-                continue
-            _print(line)
+    return await _with_client(ctx, _monitor_on)
+
+
+async def _monitor_on(client: ControllerClient) -> int:
+    while True:
+        try:
+            event = await client.receive()
+        except RequestTimeout as exc:
+            _print(f"no response received: {exc}")
+            continue
+        except SessionClosedError as exc:
+            _print(f"no response received: {exc}")
+            return 1
+        line = render.monitor_line(event)
+        if line is None:
+            log.warning('received unexpected event "%s", skipping', ev.event_name(event))
+            continue
+        _print(line)
 
 
 def _print(line: str) -> None:
@@ -832,19 +834,20 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 async def _top(ctx: Context) -> int:
     if not ctx.args.watch:
         return await _request(ctx, lambda c: c.top(), observe.render_top)
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        while True:
-            try:
-                answer = await client.top()
-            except _NO_RESPONSE as exc:
-                return _no_response(exc)
-            title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {ctx.args.delay:g} s)"
-            sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
-            emit(observe.render_top(answer))
-            await asyncio.sleep(max(0.1, ctx.args.delay))
+    return await _with_client(ctx, lambda client: _top_watch(client, ctx.args.delay))
+
+
+async def _top_watch(client: ControllerClient, delay: float) -> int:
+    """``top --watch``: redraw every ``delay`` seconds until interrupted."""
+    while True:
+        try:
+            answer = await client.top()
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+        title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {delay:g} s)"
+        sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
+        emit(observe.render_top(answer))
+        await asyncio.sleep(max(0.1, delay))
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
