@@ -310,6 +310,15 @@ async def _connected(ctx: Context) -> ControllerClient | None:
     return client
 
 
+async def _with_client(ctx: Context, session: Callable[[ControllerClient], Awaitable[int]]) -> int:
+    """Connect, run ``session`` on the client and close it; 1 when it cannot connect."""
+    client = await _connected(ctx)
+    if client is None:
+        return 1
+    async with client:
+        return await session(client)
+
+
 _NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
 T = TypeVar("T")
@@ -331,18 +340,21 @@ async def _request(
     ctx: Context,
     call: Callable[[ControllerClient], Awaitable[T]],
     show: Callable[[T], Rendered],
+    *,
+    filename: str | None = None,
 ) -> int:
-    """Connect, make one request, render its answer; 1 (with zeek-client's error line)
-    when the controller cannot be reached or does not answer."""
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
+    """Connect, make one request, render its answer to stdout (or to ``filename``, ``-``
+    meaning stdout); 1 (with zeek-client's error line) when the controller cannot be
+    reached or does not answer."""
+
+    async def one(client: ControllerClient) -> int:
         try:
             answer = await call(client)
         except _NO_RESPONSE as exc:
             return _no_response(exc)
-    return emit(show(answer))
+        return _emit_to(show(answer), filename)
+
+    return await _with_client(ctx, one)
 
 
 async def _request_json(
@@ -508,11 +520,7 @@ def load_cluster_config(path: str | None, *, unknown_keys_ok: bool = False) -> C
 
 
 async def _deploy(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        return await _deploy_on(ctx, client)
+    return await _with_client(ctx, lambda client: _deploy_on(ctx, client))
 
 
 async def _deploy_on(ctx: Context, client: ControllerClient) -> int:
@@ -532,15 +540,22 @@ async def _stage_on(ctx: Context, client: ControllerClient, config: Configuratio
     return render.render_stage(results, pretty=ctx.pretty)
 
 
-async def _stage_config(ctx: Context) -> int:
+async def _with_config(
+    ctx: Context, session: Callable[[ControllerClient, Configuration], Awaitable[int]]
+) -> int:
+    """:func:`_with_client` for the cluster configuration file named on the command line,
+    read before connecting; 1 when it cannot be read."""
     config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
     if config is None:
         return 1
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
+    return await _with_client(ctx, lambda client: session(client, config))
+
+
+async def _stage_config(ctx: Context) -> int:
+    async def stage(client: ControllerClient, config: Configuration) -> int:
         return emit(await _stage_on(ctx, client, config))
+
+    return await _with_config(ctx, stage)
 
 
 def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -574,13 +589,7 @@ def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deploy_config(ctx: Context) -> int:
-    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
-    if config is None:
-        return 1
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
+    async def deploy(client: ControllerClient, config: Configuration) -> int:
         if ctx.args.check:
             checked = await _check_on(ctx, client, config)
             if checked.exit_code != 0:
@@ -599,6 +608,8 @@ async def _deploy_config(ctx: Context) -> int:
             interval=ctx.args.wait_interval,
             progress=None if ctx.quiet else sys.stderr,
         )
+
+    return await _with_config(ctx, deploy)
 
 
 async def wait_until_running(
@@ -667,19 +678,15 @@ def _get_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _get_config(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        try:
-            resp = await client.request(
-                ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
-                ev.GetConfigurationResponse,
-            )
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-    rendered = render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty)
-    return _emit_to(rendered, ctx.args.filename)
+    return await _request(
+        ctx,
+        lambda c: c.request(
+            ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
+            ev.GetConfigurationResponse,
+        ),
+        lambda resp: render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty),
+        filename=ctx.args.filename,
+    )
 
 
 def _emit_to(rendered: Rendered, filename: str | None) -> int:
@@ -697,13 +704,14 @@ def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "id", metavar="IDENTIFIER", help="name of the Zeek script identifier to retrieve"
     )
-    parser.add_argument(
-        "nodes",
-        metavar="NODES",
-        nargs="*",
-        default=[],
-        help="name(s) of Zeek cluster nodes to query; when omitted, queries all nodes",
+    _add_nodes_argument(
+        parser, "name(s) of Zeek cluster nodes to query; when omitted, queries all nodes"
     )
+
+
+def _add_nodes_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The optional NODES list (empty: all nodes) that several commands take."""
+    parser.add_argument("nodes", metavar="NODES", nargs="*", default=[], help=help)
 
 
 async def _get_id_value(ctx: Context) -> int:
@@ -725,24 +733,24 @@ async def _get_nodes(ctx: Context) -> int:
 
 
 async def _monitor(ctx: Context) -> int:
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        while True:
-            try:
-                event = await client.receive()
-            except RequestTimeout as exc:
-                _print(f"no response received: {exc}")
-                continue
-            except SessionClosedError as exc:
-                _print(f"no response received: {exc}")
-                return 1
-            line = render.monitor_line(event)
-            if line is None:
-                log.warning('received unexpected event "%s", skipping', ev.event_name(event))
-                continue
-            _print(line)
+    return await _with_client(ctx, _monitor_on)
+
+
+async def _monitor_on(client: ControllerClient) -> int:
+    while True:
+        try:
+            event = await client.receive()
+        except RequestTimeout as exc:
+            _print(f"no response received: {exc}")
+            continue
+        except SessionClosedError as exc:
+            _print(f"no response received: {exc}")
+            return 1
+        line = render.monitor_line(event)
+        if line is None:
+            log.warning('received unexpected event "%s", skipping', ev.event_name(event))
+            continue
+        _print(line)
 
 
 def _print(line: str) -> None:
@@ -751,12 +759,8 @@ def _print(line: str) -> None:
 
 
 def _nodes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "nodes",
-        metavar="NODES",
-        nargs="*",
-        default=[],
-        help="name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes",
+    _add_nodes_argument(
+        parser, "name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes"
     )
 
 
@@ -796,11 +800,11 @@ async def _check(ctx: Context) -> int:
         config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
         if config is None:
             return 1
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
+
+    async def check(client: ControllerClient) -> int:
         return emit(await _check_on(ctx, client, config))
+
+    return await _with_client(ctx, check)
 
 
 async def _check_on(
@@ -880,9 +884,7 @@ async def _status(ctx: Context) -> int:
 
 
 def _observe_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "nodes", metavar="NODES", nargs="*", default=[], help="cluster nodes (default: all)"
-    )
+    _add_nodes_argument(parser, "cluster nodes (default: all)")
 
 
 async def _diag(ctx: Context) -> int:
@@ -914,19 +916,20 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 async def _top(ctx: Context) -> int:
     if not ctx.args.watch:
         return await _request(ctx, lambda c: c.top(), observe.render_top)
-    client = await _connected(ctx)
-    if client is None:
-        return 1
-    async with client:
-        while True:
-            try:
-                answer = await client.top()
-            except _NO_RESPONSE as exc:
-                return _no_response(exc)
-            title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {ctx.args.delay:g} s)"
-            sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
-            emit(observe.render_top(answer))
-            await asyncio.sleep(max(0.1, ctx.args.delay))
+    return await _with_client(ctx, lambda client: _top_watch(client, ctx.args.delay))
+
+
+async def _top_watch(client: ControllerClient, delay: float) -> int:
+    """``top --watch``: redraw every ``delay`` seconds until interrupted."""
+    while True:
+        try:
+            answer = await client.top()
+        except _NO_RESPONSE as exc:
+            return _no_response(exc)
+        title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {delay:g} s)"
+        sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
+        emit(observe.render_top(answer))
+        await asyncio.sleep(max(0.1, delay))
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).

@@ -10,7 +10,6 @@ it owns and reports the results with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -26,6 +25,7 @@ from mgmt.broker.records import Configuration, Result
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.procstats import ProcessSampler
+from mgmt.supervisor.backend import run_command
 from mgmt.supervisor.node import NodeInfo
 
 log = logging.getLogger("mgmt.agent")
@@ -33,8 +33,11 @@ log = logging.getLogger("mgmt.agent")
 #: Dispatches an action to nodes: (reqid, action, names) -> one Result per node.
 AskNodes = Callable[[str, tuple[str, ...], Iterable[str]], Awaitable[list[Result]]]
 
-#: ``zeek --version`` prints ``<argv0> version <version>``.
-_ZEEK_VERSION = re.compile(r" version (\S+)\s*$")
+#: ``zeek --version`` prints ``<argv0> version <version>`` (stderr, merged with it, may
+#: add warnings around that line).
+_ZEEK_VERSION = re.compile(r" version (\S+)[ \t]*$", re.MULTILINE)
+#: How much of ``zeek --version``'s output is kept (it is one line).
+_VERSION_OUTPUT_BYTES = 4096
 
 
 class ExtensionActions:
@@ -171,33 +174,17 @@ class ExtensionActions:
         known = self._zeek_versions.get(zeek)
         if known is not None:
             return known
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                zeek,
-                "--version",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            log.debug("cannot run %s --version: %s", zeek, exc)
-            return None
-        try:
-            async with asyncio.timeout(self._timeout):
-                out, _ = await proc.communicate()
-        except TimeoutError:
+        result = await run_command(
+            (zeek, "--version"), time_limit=self._timeout, output_limit=_VERSION_OUTPUT_BYTES
+        )
+        if result.timed_out:
             log.warning("%s --version did not answer within %s s", zeek, self._timeout)
             return None
-        finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        first = out.decode("utf-8", "replace").strip().splitlines()[:1]
-        if proc.returncode != 0 or not first:
-            log.debug("%s --version: exit %s, output %s", zeek, proc.returncode, peer_text(first))
+        first = result.output.splitlines()[:1]
+        if result.status != 0 or not first:
+            log.debug("%s --version: exit %s, output %s", zeek, result.status, peer_text(first))
             return None
-        match = _ZEEK_VERSION.search(first[0])
+        match = _ZEEK_VERSION.search(result.output)
         version = match.group(1) if match else first[0][:100]
         self._zeek_versions[zeek] = version
         return version

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import shlex
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from mgmt.core.exittext import exit_text
 from mgmt.core.peertext import peer_text
 from mgmt.settings.model import AgentSettings
+from mgmt.supervisor.backend import run_command
 from mgmt.supervisor.crashdirs import signal_name
 from mgmt.supervisor.nodeevents import NodeEvent
 
@@ -150,32 +150,21 @@ async def notify(settings: AgentSettings, event: NotifyEvent) -> bool:
     if argv is None:
         return True
     what = f"notify_cmd for {event.kind} {event.node}".rstrip()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=hook_env(settings, event),
-            start_new_session=True,
-        )
-    except (OSError, ValueError) as exc:
-        log.warning("%s: cannot run %s: %s", what, peer_text(argv[0]), exc)
-        return False
-    try:
-        async with asyncio.timeout(settings.notify_timeout):
-            out, _ = await proc.communicate()
-    except TimeoutError:
+    result = await run_command(
+        argv,
+        time_limit=settings.notify_timeout,
+        output_limit=OUTPUT_BYTES,
+        env=hook_env(settings, event),
+    )
+    if result.timed_out:
         log.warning("%s: no exit within %s s, killed", what, settings.notify_timeout)
         return False
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    text = out[-OUTPUT_BYTES:].decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        log.warning("%s: exit status %s%s", what, proc.returncode, f": {text}" if text else "")
+    if result.status is None:
+        log.warning("%s: cannot run %s: %s", what, peer_text(argv[0]), result.output)
+        return False
+    text = result.output
+    if result.status != 0:
+        log.warning("%s: exit status %s%s", what, result.status, f": {text}" if text else "")
         return False
     log.debug("%s: done%s", what, f": {text}" if text else "")
     return True

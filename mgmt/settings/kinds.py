@@ -136,7 +136,11 @@ def _parse_listen_port(raw: object, text: bool) -> int:
     return port_number(raw, 0)
 
 
-def _parse_number(raw: object, text: bool, convert: type[float] | type[int]) -> float:
+def _parse_number(
+    raw: object, text: bool, convert: type[float] | type[int], *, positive: bool
+) -> float:
+    """``raw`` as a finite number of ``convert``'s kind, greater than 0 where ``positive``,
+    else not negative; ``text``: a string is parsed (env vars, flags)."""
     if text and isinstance(raw, str):
         try:
             value: float = convert(raw)
@@ -151,21 +155,19 @@ def _parse_number(raw: object, text: bool, convert: type[float] | type[int]) -> 
         raise ValueError(f"expected a number, got {_typename(raw)} {raw!r}")
     if not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {raw!r}")
+    if positive and value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
     return value
 
 
 def _parse_positive_float(raw: object, text: bool) -> float:
-    value = float(_parse_number(raw, text, float))
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {raw!r}")
-    return value
+    return float(_parse_number(raw, text, float, positive=True))
 
 
 def _parse_nonneg_float(raw: object, text: bool) -> float:
-    value = float(_parse_number(raw, text, float))
-    if value < 0:
-        raise ValueError(f"must not be negative, got {raw!r}")
-    return value
+    return float(_parse_number(raw, text, float, positive=False))
 
 
 def _parse_archive_interval(raw: object, text: bool) -> float:
@@ -174,17 +176,11 @@ def _parse_archive_interval(raw: object, text: bool) -> float:
 
 
 def _parse_positive_int(raw: object, text: bool) -> int:
-    value = int(_parse_number(raw, text, int))
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {raw!r}")
-    return value
+    return int(_parse_number(raw, text, int, positive=True))
 
 
 def _parse_nonneg_int(raw: object, text: bool) -> int:
-    value = int(_parse_number(raw, text, int))
-    if value < 0:
-        raise ValueError(f"must not be negative, got {raw!r}")
-    return value
+    return int(_parse_number(raw, text, int, positive=False))
 
 
 def _parse_command(raw: object, text: bool) -> str | tuple[str, ...]:

@@ -26,8 +26,9 @@ Reaping: only our own children, one ``Popen.poll()`` per handle, never ``waitpid
 children; their exit is detected with psutil (gone, or a zombie), and they are signalled
 through psutil, which refuses to signal a pid that now belongs to another process.
 
-One-shot commands (the agent's log archiver, :meth:`OsBackend.run_command`): the command
-runs in its own process group with stdin from ``/dev/null``, its stdout and stderr read
+One-shot commands (the agent's log archiver through :meth:`OsBackend.run_command`; the
+``notify_cmd`` hook and ``zeek --version`` through :func:`run_command`): the command runs
+in its own process group with stdin from ``/dev/null``, its stdout and stderr read
 through one pipe of which only the last ``output_limit`` bytes are kept. At the time
 limit, or when the awaiting task is cancelled, the whole group is killed (SIGKILL), so
 children it started (e.g. ``gzip``) do not linger.
@@ -398,35 +399,53 @@ class OsBackend:
         cwd: str | None = None,
     ) -> CommandResult:
         """See :meth:`CommandRunner.run_command`."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=None if env is None else dict(env),
-                cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return CommandResult(None, _strerror(exc))
-        tail, cut = bytearray(), False
-        try:
-            async with asyncio.timeout(time_limit):
-                assert proc.stdout is not None
-                while chunk := await proc.stdout.read(65536):
-                    tail += chunk
-                    if len(tail) > output_limit:
-                        del tail[:-output_limit]
-                        cut = True
-                status = await proc.wait()
-        except TimeoutError:
-            await _kill_group(proc)
-            return CommandResult(None, _text(tail, cut), timed_out=True)
-        except asyncio.CancelledError:
-            await _kill_group(proc)
-            raise
-        return CommandResult(status, _text(tail, cut))
+        return await run_command(
+            argv, time_limit=time_limit, output_limit=output_limit, env=env, cwd=cwd
+        )
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    time_limit: float | None,
+    output_limit: int,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> CommandResult:
+    """Run a one-shot command as :meth:`CommandRunner.run_command` says (``time_limit``
+    ``None``: no limit), with ``env`` as its whole environment if given (else ours), in
+    ``cwd`` if given."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandResult(None, _strerror(exc))
+    except ValueError as exc:  # what execve cannot take, e.g. a NUL byte in an argument
+        return CommandResult(None, str(exc))
+    tail, cut = bytearray(), False
+    try:
+        async with asyncio.timeout(time_limit):
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(65536):
+                tail += chunk
+                if len(tail) > output_limit:
+                    del tail[:-output_limit]
+                    cut = True
+            status = await proc.wait()
+    except TimeoutError:
+        await _kill_group(proc)
+        return CommandResult(None, _text(tail, cut), timed_out=True)
+    except asyncio.CancelledError:
+        await _kill_group(proc)
+        raise
+    return CommandResult(status, _text(tail, cut))
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.broker import extevents as xev
 from mgmt.core.version import ProcessFacts
+from tests.support.programs import write_executable
 from tests.support.real_zeek import real_zeek
 from tests.zeekdouble.fixture import install_zeek_double
 
@@ -18,10 +18,7 @@ FACTS = ProcessFacts("agent", "agent-x", 4242, 1_700_000_123.9)
 
 
 def script(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "zeek"
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
+    return str(write_executable(tmp_path / "zeek", "#!/bin/sh\n" + body))
 
 
 @pytest.mark.asyncio

@@ -17,6 +17,7 @@ from mgmt.settings.model import AgentSettings
 from mgmt.settings.sources import load_settings
 from mgmt.supervisor.nodeevents import NodeEvent
 from mgmt.supervisor.policy import ExitStatus
+from tests.support.programs import write_executable
 from tests.support.settings import ENV, HOST, agent_settings
 from tests.support.waiting import TIMEOUT
 
@@ -35,10 +36,7 @@ sys.exit(3 if os.environ.get("ZEEK_MGMT_NODE") == "bad" else 0)
 
 @pytest.fixture
 def hook(tmp_path: Path) -> Path:
-    path = tmp_path / "hook"
-    path.write_text(HOOK.format(python=sys.executable))
-    path.chmod(0o755)
-    return path
+    return write_executable(tmp_path / "hook", HOOK.format(python=sys.executable))
 
 
 def calls(out: Path) -> list[dict[str, object]]:

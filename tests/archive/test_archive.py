@@ -44,6 +44,7 @@ from mgmt.archive.names import (
 from mgmt.exceptions import ArchiveError, ConfigError
 from tests.paths import REPO_ROOT
 from tests.support.cli import RUN_TIMEOUT
+from tests.support.programs import killed_at_exit
 from tests.support.waiting import MS, TIMEOUT, wait_until
 
 # -- helpers ------------------------------------------------------------------------------
@@ -604,13 +605,11 @@ def test_cli_loop_mode_and_sigterm(tmp_path: Path) -> None:
     queue, archive = tmp_path / "q", tmp_path / "a"
     queue.mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mgmt", "archive", "-i", "1", str(queue), str(archive)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    argv = [sys.executable, "-m", "mgmt", "archive", "-i", "1", str(queue), str(archive)]
+    with (
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc,
+        killed_at_exit(proc),
+    ):
         put(queue, f"test__{D}__{D}__.log", b"hello\n")
         out = archive / "2020-07-16/test.09:43:10-09:43:10.log.gz"
         wait_until(out.exists, "the first archived file")
@@ -618,13 +617,6 @@ def test_cli_loop_mode_and_sigterm(tmp_path: Path) -> None:
         wait_until((archive / "2020-07-16/test.09:43:10-10:00:00.log.gz").exists, "a later file")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=TIMEOUT) == 131
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_kill_9_mid_file_loses_nothing(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.install.systemd import Installation, render, under_home
 from tests.paths import REPO_ROOT
 from tests.support.cli import RUN_TIMEOUT
+from tests.support.programs import write_executable
 
 UNITS = ("zeek-mgmt-controller.service", "zeek-mgmt-agent.service")
 TEMPLATES = REPO_ROOT / "mgmt" / "install" / "units"
@@ -64,9 +65,7 @@ def _verify(name: str, tmp_path: Path, extra: str = "") -> subprocess.CompletedP
     """verify a template, its ExecStart pointed at a stand-in (verify checks that the
     program exists; /usr/local/bin/zeek-mgmt need not)."""
     _analyze()
-    exe = tmp_path / "zeek-mgmt"
-    exe.write_text("#!/bin/sh\nexit 0\n")
-    exe.chmod(0o755)
+    exe = write_executable(tmp_path / "zeek-mgmt", "#!/bin/sh\nexit 0\n")
     text = (TEMPLATES / name).read_text()
     assert "\nExecStart=/usr/local/bin/zeek-mgmt " in text
     text = text.replace("\nExecStart=/usr/local/bin/zeek-mgmt ", f"\nExecStart={exe} ") + extra
@@ -115,10 +114,9 @@ def test_install_names_the_running_executable(tmp_path: Path) -> None:
     script = tmp_path / "venv" / "bin" / "zeek-mgmt"
     script.parent.mkdir(parents=True)
     # What pip writes for the console script.
-    script.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom mgmt.cli import main\nsys.exit(main())\n"
+    write_executable(
+        script, f"#!{sys.executable}\nimport sys\nfrom mgmt.cli import main\nsys.exit(main())\n"
     )
-    script.chmod(0o755)
     prefix = install(tmp_path, argv0=[str(script)])
     for name, role in zip(UNITS, ("controller", "agent"), strict=True):
         assert _parse((prefix / name).read_text())["Service.ExecStart"] == [f"{script} {role}"]

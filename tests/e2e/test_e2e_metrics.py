@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.faultfs import mounted_tmpfs
 from tests.support.ports import free_ports
+from tests.support.programs import write_executable
 from tests.support.scrape import Samples, http_get
 from tests.support.scrape import scrape as scrape_url
 from tests.support.sites import QUICKSTART_CFG, TIMEOUT, Site, mgmt_run, on_instance
@@ -139,9 +140,9 @@ def test_agent_warns_once_when_its_archive_disk_is_low(tmp_path: Path) -> None:
     (expire_for_disk_space is off), and says when the space is back; notify_cmd hears
     both crossings."""
     heard = tmp_path / "heard"
-    hook = tmp_path / "hook.sh"
-    hook.write_text(f'#!/bin/sh\necho "$ZEEK_MGMT_EVENT $ZEEK_MGMT_PATH" >> {heard}\n')
-    hook.chmod(0o755)
+    hook = write_executable(
+        tmp_path / "hook.sh", f'#!/bin/sh\necho "$ZEEK_MGMT_EVENT $ZEEK_MGMT_PATH" >> {heard}\n'
+    )
     with mounted_tmpfs(tmp_path / "fs", size="1m") as fs:
         day = fs.path / "logs" / "2026-01-01"
         day.mkdir(parents=True)

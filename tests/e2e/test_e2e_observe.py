@@ -12,6 +12,7 @@ from pathlib import Path
 
 from client.cli import CLEAR_SCREEN
 from tests.support.cli import Run, cli_env, ours, run_cmd_sync
+from tests.support.programs import killed_at_exit
 from tests.support.reference import LOCAL_AGENT
 from tests.support.sites import TIMEOUT, Site, pids, site
 from tests.support.waiting import wait_until
@@ -35,17 +36,13 @@ def watch(s: Site, out: Path) -> None:
     argv = ours("top", "--watch", "-d", "0.1", "--controller", f"127.0.0.1:{s.ws_port}")
     with open(out, "w") as f:
         proc = subprocess.Popen(argv, env=cli_env(s.client_env()), stdout=f, stderr=f)
-    try:
+    with killed_at_exit(proc):
         frames = wait_until(
             lambda: (n := out.read_text().count(CLEAR_SCREEN)) >= 2 and n, "two frames"
         )
         assert frames >= 2
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=TIMEOUT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     frame = out.read_text().split(CLEAR_SCREEN)[1]
     assert frame.startswith("zeek-mgmt top - ") and "\nINSTANCE  " in frame
     assert "Traceback" not in out.read_text()

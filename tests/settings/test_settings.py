@@ -22,6 +22,7 @@ from mgmt.settings.show import render_settings
 from mgmt.settings.sources import load_settings
 from tests.paths import REPO_ROOT
 from tests.support.cli import RUN_TIMEOUT
+from tests.support.programs import write_executable
 
 HOST = HostInfo(hostname="testhost", is_root=False, home="/home/tester")
 #: An empty PATH: no zeek or zeek-archiver is found, whatever is installed here.
@@ -189,14 +190,13 @@ def fake_zeek(
     bindir = prefix / "bin"
     bindir.mkdir(parents=True)
     for name in ("zeek", "zeek-archiver"):
-        (bindir / name).write_text("#!/bin/sh\nexit 0\n")
-        (bindir / name).chmod(0o755)
+        write_executable(bindir / name, "#!/bin/sh\nexit 0\n")
     if zeek_config:
         answer = "exit 1" if config_fails else f"echo {prefix}; echo {prefix}/share/zeek"
-        (bindir / "zeek-config").write_text(
-            f"#!/bin/sh\necho run >> {prefix}/zeek-config.calls\n{answer}\n"
+        write_executable(
+            bindir / "zeek-config",
+            f"#!/bin/sh\necho run >> {prefix}/zeek-config.calls\n{answer}\n",
         )
-        (bindir / "zeek-config").chmod(0o755)
     if installation is not None:
         misc = prefix / "share" / "zeek" / "base" / "misc"
         misc.mkdir(parents=True)
@@ -273,9 +273,7 @@ def test_zeek_config_on_path_without_zeek(tmp_path: Path) -> None:
 
 def test_zeek_not_in_a_bin_dir_is_no_installation(tmp_path: Path) -> None:
     """A zeek that is not <prefix>/bin/zeek and has no zeek-config: today's defaults."""
-    script = tmp_path / "zeek.py"
-    script.write_text("#!/bin/sh\n")
-    script.chmod(0o755)
+    script = write_executable(tmp_path / "zeek.py", "#!/bin/sh\n")
     settings, sources = load("agent", flags={"zeek": str(script)})
     assert settings.state_dir == Path("/home/tester/.local/state/zeek-mgmt")
     assert sources["state_dir"] == "default (no Zeek found)"
@@ -369,8 +367,7 @@ def test_programs_are_found_on_path(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for name in ("zeek", "zeek-archiver"):
-        (bindir / name).write_text("#!/bin/sh\n")
-        (bindir / name).chmod(0o755)
+        write_executable(bindir / name, "#!/bin/sh\n")
     settings, _ = load("agent", env={"PATH": str(bindir)})
     assert (settings.zeek, settings.archive_cmd) == (
         str(bindir / "zeek"),
@@ -384,8 +381,7 @@ def test_found_archiver_path_is_quoted_for_the_shell(tmp_path: Path) -> None:
     """archive_cmd is a shell command line: a zeek-archiver path with a space is quoted."""
     bindir = tmp_path / "my bin"
     bindir.mkdir()
-    (bindir / "zeek-archiver").write_text("#!/bin/sh\n")
-    (bindir / "zeek-archiver").chmod(0o755)
+    write_executable(bindir / "zeek-archiver", "#!/bin/sh\n")
     settings, _ = load("agent", env={"PATH": str(bindir)})
     assert shlex.split(settings.archive_cmd) == [str(bindir / "zeek-archiver")]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mgmt.supervisor.policy import NodeSpec
+from tests.support.programs import write_executable
 
 NODE_SCRIPT = """\
 #!{python}
@@ -43,10 +44,7 @@ while True:
 @pytest.fixture
 def node_exe(tmp_path: Path) -> Path:
     """The test-double node executable."""
-    path = tmp_path / "fakezeek"
-    path.write_text(NODE_SCRIPT.format(python=sys.executable))
-    path.chmod(0o755)
-    return path
+    return write_executable(tmp_path / "fakezeek", NODE_SCRIPT.format(python=sys.executable))
 
 
 @pytest.fixture
