@@ -265,25 +265,20 @@ def make_dirs(path: Path, emit: LogFn) -> None:
             emit(logging.DEBUG, f"Created directory {part}")
 
 
+@dataclass(eq=False)
 class _Run:
     """One pass over the queue: per-entry checks, then the file work."""
 
-    def __init__(
-        self,
-        qfd: int,
-        archive_dir: Path,
-        opts: ArchiveOptions,
-        compression: Compression | None,
-        emit: LogFn,
-    ) -> None:
-        self.qfd = qfd
-        self.archive_dir = archive_dir
-        self.opts = opts
-        self.compression = compression
-        self.emit = emit
-        self.gzip_level = compression.gzip_level() if compression else None
-        self.dir_fds: dict[str, int] = {}
-        self.buf = bytearray(opts.chunk_size)
+    qfd: int
+    archive_dir: Path
+    opts: ArchiveOptions
+    compression: Compression | None
+    emit: LogFn
+    dir_fds: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.gzip_level = self.compression.gzip_level() if self.compression else None
+        self.buf = bytearray(self.opts.chunk_size)
 
     def close(self) -> None:
         for fd in self.dir_fds.values():
