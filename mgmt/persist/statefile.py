@@ -159,6 +159,20 @@ def remove_stale_temporaries(directory: Path, names: Iterable[str]) -> list[Path
     return removed
 
 
+def read_if_present(path: Path) -> bytes | None:
+    """The content of the state file ``path``; ``None`` when it does not exist.
+
+    Raises:
+        StateStoreError: it exists but cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+
+
 def save_toml(path: Path, kind: str, schema_version: int, body: dict[str, Any]) -> None:
     """Write ``body`` as a TOML document tagged with ``kind`` and ``schema_version``."""
     doc = {"kind": kind, "schema_version": schema_version, **body}
@@ -175,12 +189,9 @@ def load_toml(path: Path, kind: str, schema_version: int) -> dict[str, Any] | No
         StateStoreError: unreadable, not TOML, another kind of file, or a schema version
             this code does not understand. The file is left untouched.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_if_present(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
