@@ -28,7 +28,7 @@ import io
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 from mgmt.exceptions import ConfigError
 
@@ -97,8 +97,19 @@ class _Setting(Generic[T]):
         self.key = key
         self.read = read
 
-    def __get__(self, settings: ClientSettings, owner: type[ClientSettings]) -> T:
+    @overload
+    def __get__(self, settings: None, owner: type[ClientSettings]) -> _Setting[T]: ...
+    @overload
+    def __get__(self, settings: ClientSettings, owner: type[ClientSettings]) -> T: ...
+    def __get__(
+        self, settings: ClientSettings | None, owner: type[ClientSettings]
+    ) -> T | _Setting[T]:
+        if settings is None:  # on the class, as a property: the descriptor itself
+            return self
         return self.read(settings, self.section, self.key)
+
+    def __set__(self, settings: ClientSettings, value: object) -> None:
+        raise AttributeError(f"{self.section}.{self.key} is set through the settings sources")
 
 
 class ClientSettings:
