@@ -26,8 +26,9 @@ from __future__ import annotations
 import configparser
 import io
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar, overload
 
 from mgmt.exceptions import ConfigError
 
@@ -80,6 +81,35 @@ class TlsSettings:
     passphrase: str
     #: The pre-1.5 ``ssl.disable`` setting is present (ignored, with a warning).
     legacy_disable: bool
+
+
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """A read-only typed attribute of :class:`ClientSettings`: ``section.key`` converted
+    by one of its ``get*`` readers (so a bad value raises ``ConfigError`` naming it)."""
+
+    def __init__(
+        self, section: str, key: str, read: Callable[[ClientSettings, str, str], T]
+    ) -> None:
+        self.section = section
+        self.key = key
+        self.read = read
+
+    @overload
+    def __get__(self, settings: None, owner: type[ClientSettings]) -> _Setting[T]: ...
+    @overload
+    def __get__(self, settings: ClientSettings, owner: type[ClientSettings]) -> T: ...
+    def __get__(
+        self, settings: ClientSettings | None, owner: type[ClientSettings]
+    ) -> T | _Setting[T]:
+        if settings is None:  # on the class, as a property: the descriptor itself
+            return self
+        return self.read(settings, self.section, self.key)
+
+    def __set__(self, settings: ClientSettings, value: object) -> None:
+        raise AttributeError(f"{self.section}.{self.key} is set through the settings sources")
 
 
 class ClientSettings:
@@ -218,19 +248,19 @@ class ClientSettings:
 
     def get_int(self, section: str, key: str) -> int:
         """An integer setting."""
-        value = self.get(section, key)
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f'setting {section}.{key}: "{value}" is not an integer') from None
+        return self._converted(section, key, int, "an integer")
 
     def get_float(self, section: str, key: str) -> float:
         """A float setting."""
+        return self._converted(section, key, float, "a number")
+
+    def _converted(self, section: str, key: str, convert: Callable[[str], T], what: str) -> T:
+        """The raw value through ``convert``; a ``ValueError`` says it is not ``what``."""
         value = self.get(section, key)
         try:
-            return float(value)
+            return convert(value)
         except ValueError:
-            raise ConfigError(f'setting {section}.{key}: "{value}" is not a number') from None
+            raise ConfigError(f'setting {section}.{key}: "{value}" is not {what}') from None
 
     def get_bool(self, section: str, key: str) -> bool:
         """A boolean setting (configparser's spellings: 1/yes/true/on, 0/no/false/off)."""
@@ -240,45 +270,18 @@ class ClientSettings:
             value = self._cfp.get(section, key, fallback="")
             raise ConfigError(f'setting {section}.{key}: "{value}" is not a boolean') from None
 
-    @property
-    def controller_host(self) -> str:
-        """``controller.host`` (brackets of an IPv6 address included)."""
-        return self.get("controller", "host")
+    # -- the typed settings: attributes read from the settings on each access --------
 
-    @property
-    def controller_port(self) -> int:
-        """``controller.port``."""
-        return self.get_int("controller", "port")
-
-    @property
-    def request_timeout(self) -> int:
-        """``client.request_timeout_secs``: per-read wait for a response."""
-        return self.get_int("client", "request_timeout_secs")
-
-    @property
-    def peering_attempts(self) -> int:
-        """``client.peering_attempts``."""
-        return self.get_int("client", "peering_attempts")
-
-    @property
-    def peering_retry_delay(self) -> float:
-        """``client.peering_retry_delay_secs``."""
-        return self.get_float("client", "peering_retry_delay_secs")
-
-    @property
-    def pretty_json(self) -> bool:
-        """``client.pretty_json``."""
-        return self.get_bool("client", "pretty_json")
-
-    @property
-    def rich_logging(self) -> bool:
-        """``client.rich_logging_format``."""
-        return self.get_bool("client", "rich_logging_format")
-
-    @property
-    def verbosity(self) -> int:
-        """``client.verbosity``."""
-        return self.get_int("client", "verbosity")
+    #: ``controller.host`` (brackets of an IPv6 address included).
+    controller_host = _Setting("controller", "host", get)
+    controller_port = _Setting("controller", "port", get_int)
+    #: ``client.request_timeout_secs``: per-read wait for a response.
+    request_timeout = _Setting("client", "request_timeout_secs", get_int)
+    peering_attempts = _Setting("client", "peering_attempts", get_int)
+    peering_retry_delay = _Setting("client", "peering_retry_delay_secs", get_float)
+    pretty_json = _Setting("client", "pretty_json", get_bool)
+    rich_logging = _Setting("client", "rich_logging_format", get_bool)
+    verbosity = _Setting("client", "verbosity", get_int)
 
     def tls(self) -> TlsSettings:
         """The ``[ssl]`` settings."""

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from mgmt.agent import layout
@@ -55,6 +56,7 @@ def check_argv(argv: tuple[str, ...]) -> tuple[str, ...]:
     return (argv[0], "-a", *args)
 
 
+@dataclass(frozen=True, eq=False)
 class ConfigCheck:
     """Checks configurations for one agent (see the module docstring).
 
@@ -66,20 +68,12 @@ class ConfigCheck:
         time_limit: seconds one node's check may take.
     """
 
-    def __init__(
-        self,
-        settings: AgentSettings,
-        base_env: Mapping[str, str],
-        runner: CommandRunner,
-        management: Callable[[], layout.ManagementSettings],
-        *,
-        time_limit: float,
-    ) -> None:
-        self.settings = settings
-        self.base_env = base_env
-        self.runner = runner
-        self.management = management
-        self.time_limit = time_limit
+    settings: AgentSettings
+    base_env: Mapping[str, str]
+    runner: CommandRunner
+    management: Callable[[], layout.ManagementSettings]
+    _: KW_ONLY
+    time_limit: float
 
     async def check(self, reqid: str, config: Configuration) -> tuple[Result, ...]:
         """One Result per node of this agent in ``config`` (none if it has none here)."""

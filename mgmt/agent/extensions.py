@@ -12,8 +12,9 @@ the request (it expires with ``request timed out``) and emits
 :mod:`mgmt.agent.extactions`.
 
 A feature adds its events to :mod:`mgmt.broker.extevents`, a row here, its request class
-to :data:`ExtensionRequest` and to the extension case of ``AgentState.receive``, and (for
-a row without ``answer``) a handler in :mod:`mgmt.agent.extactions`.
+to :data:`mgmt.broker.directions.AgentExtensionRequest` and to the extension case of
+``AgentState.receive``, and (for a row without ``answer``) a handler in
+:mod:`mgmt.agent.extactions`.
 
 This module is pure: no I/O, no asyncio.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mgmt.broker import extevents as xev
-from mgmt.broker.directions import AgentToController
+from mgmt.broker.directions import AgentExtensionRequest, AgentToController
 from mgmt.broker.records import Result
 from mgmt.core.requests import Respond
 
@@ -33,19 +34,7 @@ if TYPE_CHECKING:
     from mgmt.agent.state import AgentState
 
 #: The extension requests an agent answers (each has a row in :data:`EXTENSIONS`).
-ExtensionRequest: TypeAlias = (
-    xev.AgentGetVersionRequest
-    # observation (issue 12)
-    | xev.AgentGetNodeInfoRequest
-    | xev.AgentDiagRequest
-    | xev.AgentTopRequest
-    | xev.AgentNetstatsRequest
-    | xev.AgentGetDiskUsageRequest  # issue 13
-    # stop/start, check (issue 11)
-    | xev.AgentStopNodesRequest
-    | xev.AgentStartNodesRequest
-    | xev.AgentCheckRequest
-)
+ExtensionRequest: TypeAlias = AgentExtensionRequest
 
 
 @dataclass(frozen=True, slots=True)

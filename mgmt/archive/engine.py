@@ -46,7 +46,6 @@ Differences from zeek-archiver, all deliberate:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import fcntl
@@ -57,7 +56,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +69,7 @@ from mgmt.archive.names import (
     already_compressed,
 )
 from mgmt.exceptions import ArchiveError, ConfigError
-from mgmt.persist.statefile import AtomicFile, open_directory
+from mgmt.persist.statefile import AtomicFile, closing_fd, open_directory, opened_directory
 
 logger = logging.getLogger("mgmt.archive.engine")
 
@@ -220,7 +219,7 @@ def archive_queue(
         return ArchiveReport(seconds=time.monotonic() - started)
     except OSError as exc:
         raise ArchiveError(str(queue_dir), f"cannot open log queue: {exc.strerror}") from exc
-    with _closing_fd(qfd):
+    with closing_fd(qfd):
         try:
             fcntl.flock(qfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -236,14 +235,6 @@ def archive_queue(
         finally:
             run.close()
     return ArchiveReport(results=tuple(results), seconds=time.monotonic() - started)
-
-
-@contextlib.contextmanager
-def _closing_fd(fd: int) -> Iterator[int]:
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def make_dirs(path: Path, emit: LogFn) -> None:
@@ -265,25 +256,20 @@ def make_dirs(path: Path, emit: LogFn) -> None:
             emit(logging.DEBUG, f"Created directory {part}")
 
 
+@dataclass(eq=False)
 class _Run:
     """One pass over the queue: per-entry checks, then the file work."""
 
-    def __init__(
-        self,
-        qfd: int,
-        archive_dir: Path,
-        opts: ArchiveOptions,
-        compression: Compression | None,
-        emit: LogFn,
-    ) -> None:
-        self.qfd = qfd
-        self.archive_dir = archive_dir
-        self.opts = opts
-        self.compression = compression
-        self.emit = emit
-        self.gzip_level = compression.gzip_level() if compression else None
-        self.dir_fds: dict[str, int] = {}
-        self.buf = bytearray(opts.chunk_size)
+    qfd: int
+    archive_dir: Path
+    opts: ArchiveOptions
+    compression: Compression | None
+    emit: LogFn
+    dir_fds: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.gzip_level = self.compression.gzip_level() if self.compression else None
+        self.buf = bytearray(self.opts.chunk_size)
 
     def close(self) -> None:
         for fd in self.dir_fds.values():
@@ -362,7 +348,7 @@ class _Run:
             if exc.errno == errno.ELOOP:
                 return self.skip(name, f"Skipping archival of symlink: {name}")
             return self.fail(name, f"Failed to open {name}: {exc.strerror}")
-        with _closing_fd(sfd):
+        with closing_fd(sfd):
             st = os.fstat(sfd)
             if not stat.S_ISREG(st.st_mode):
                 return self.skip(name, f"Skipping archival of non-file: {name}")
@@ -482,11 +468,8 @@ class _StepFailed(Exception):
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = open_directory(path)
-    try:
+    with opened_directory(path) as fd:
         os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _run_command(command: str, sfd: int, tfd: int) -> str:

@@ -14,17 +14,10 @@ from typing import TypeAlias, get_args
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
 
-#: Clients -> controller (the controller's client port accepts only these).
-ClientToController: TypeAlias = (
-    ev.GetInstancesRequest
-    | ev.StageConfigurationRequest
-    | ev.GetConfigurationRequest
-    | ev.DeployRequest
-    | ev.GetNodesRequest
-    | ev.GetIdValueRequest
-    | ev.RestartRequest
-    | ev.TestTimeoutRequest
-    | xev.GetVersionRequest
+#: The extension requests a client sends (zeek-mgmt's own, README "API"); the
+#: controller answers each by asking the agents (:mod:`mgmt.controller.fanout`).
+ClientExtensionRequest: TypeAlias = (
+    xev.GetVersionRequest
     # observation (issue 12)
     | xev.GetNodeInfoRequest
     | xev.DiagRequest
@@ -35,6 +28,35 @@ ClientToController: TypeAlias = (
     | xev.StopNodesRequest
     | xev.StartNodesRequest
     | xev.CheckRequest
+)
+
+#: The extension requests the controller passes on to agents, one per
+#: :data:`ClientExtensionRequest` (:mod:`mgmt.agent.extensions`).
+AgentExtensionRequest: TypeAlias = (
+    xev.AgentGetVersionRequest
+    # observation (issue 12)
+    | xev.AgentGetNodeInfoRequest
+    | xev.AgentDiagRequest
+    | xev.AgentTopRequest
+    | xev.AgentNetstatsRequest
+    | xev.AgentGetDiskUsageRequest  # issue 13
+    # stop/start, check (issue 11)
+    | xev.AgentStopNodesRequest
+    | xev.AgentStartNodesRequest
+    | xev.AgentCheckRequest
+)
+
+#: Clients -> controller (the controller's client port accepts only these).
+ClientToController: TypeAlias = (
+    ev.GetInstancesRequest
+    | ev.StageConfigurationRequest
+    | ev.GetConfigurationRequest
+    | ev.DeployRequest
+    | ev.GetNodesRequest
+    | ev.GetIdValueRequest
+    | ev.RestartRequest
+    | ev.TestTimeoutRequest
+    | ClientExtensionRequest
 )
 
 #: Controller -> clients (published on the controller's topic).
@@ -68,19 +90,9 @@ ControllerToAgent: TypeAlias = (
     | ev.AgentWelcomeRequest
     | ev.AgentStandbyRequest
     | ev.AgentRestartRequest
-    | xev.AgentGetVersionRequest
-    # observation (issue 12)
-    | xev.AgentGetNodeInfoRequest
-    | xev.AgentDiagRequest
-    | xev.AgentTopRequest
-    | xev.AgentNetstatsRequest
-    | xev.AgentGetDiskUsageRequest  # issue 13
+    | AgentExtensionRequest
     # cluster backends (issue 14)
     | xev.AgentClusterKeysRequest
-    # stop/start, check (issue 11)
-    | xev.AgentStopNodesRequest
-    | xev.AgentStartNodesRequest
-    | xev.AgentCheckRequest
 )
 
 #: Agents -> controller (the controller's agent port accepts only these).

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mgmt.broker import extevents as xev
-from mgmt.broker.directions import ControllerToAgent, ControllerToClient
+from mgmt.broker.directions import ClientExtensionRequest, ControllerToAgent, ControllerToClient
 from mgmt.broker.records import Result
 from mgmt.core.requests import Respond
 
@@ -41,19 +41,7 @@ if TYPE_CHECKING:
 
 
 #: The client requests answered by a fan-out (each has a row in :data:`FANOUTS`).
-FanOutRequest: TypeAlias = (
-    xev.GetVersionRequest
-    # observation (issue 12)
-    | xev.GetNodeInfoRequest
-    | xev.DiagRequest
-    | xev.TopRequest
-    | xev.NetstatsRequest
-    | xev.GetDiskUsageRequest  # issue 13
-    # stop/start, check (issue 11)
-    | xev.StopNodesRequest
-    | xev.StartNodesRequest
-    | xev.CheckRequest
-)
+FanOutRequest: TypeAlias = ClientExtensionRequest
 
 
 class Scope(enum.Enum):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mgmt.core.curve import CurveKeys
 from mgmt.exceptions import StateStoreError
-from mgmt.persist.statefile import write_atomic
+from mgmt.persist.statefile import read_if_present, write_atomic
 
 log = logging.getLogger("mgmt.persist")
 
@@ -27,15 +27,12 @@ def load(path: Path) -> CurveKeys | None:
     Raises:
         StateStoreError: the file cannot be read or is not a key file.
     """
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    raw = read_if_present(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     try:
-        return CurveKeys.from_json(text)
-    except ValueError as exc:
+        return CurveKeys.from_json(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError included
         raise StateStoreError(str(path), f"not a CURVE key file: {exc}") from None
 
 

@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,20 @@ def open_directory(path: Path | str) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+@contextlib.contextmanager
+def closing_fd(fd: int) -> Iterator[int]:
+    """``fd`` for the block, closed when it ends."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def opened_directory(path: Path | str) -> contextlib.AbstractContextManager[int]:
+    """:func:`open_directory` for a ``with`` block, closed when it ends."""
+    return closing_fd(open_directory(path))
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` atomically and durably (see :class:`AtomicFile`),
     creating its directory if needed. The temporary file is ``.<name>.<random>.tmp``.
@@ -114,8 +128,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        dir_fd = open_directory(path.parent)
-        try:
+        with opened_directory(path.parent) as dir_fd:
             temp = f".{path.name}.{secrets.token_hex(6)}.tmp"
             out = AtomicFile(dir_fd, path.name, temp, mode)
             try:
@@ -124,8 +137,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
                 out.discard()
                 raise
             out.commit()
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
         raise StateStoreError(str(path), f"cannot write: {exc.strerror or exc}") from exc
 
@@ -159,6 +170,20 @@ def remove_stale_temporaries(directory: Path, names: Iterable[str]) -> list[Path
     return removed
 
 
+def read_if_present(path: Path) -> bytes | None:
+    """The content of the state file ``path``; ``None`` when it does not exist.
+
+    Raises:
+        StateStoreError: it exists but cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+
+
 def save_toml(path: Path, kind: str, schema_version: int, body: dict[str, Any]) -> None:
     """Write ``body`` as a TOML document tagged with ``kind`` and ``schema_version``."""
     doc = {"kind": kind, "schema_version": schema_version, **body}
@@ -175,12 +200,9 @@ def load_toml(path: Path, kind: str, schema_version: int) -> dict[str, Any] | No
         StateStoreError: unreadable, not TOML, another kind of file, or a schema version
             this code does not understand. The file is left untouched.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_if_present(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StateStoreError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

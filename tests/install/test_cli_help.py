@@ -28,6 +28,13 @@ def zeek_mgmt(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+def usage_error(*args: str) -> str:
+    """Run ``zeek-mgmt args``, expect a usage error (exit 2): its last stderr line."""
+    proc = zeek_mgmt(*args)
+    assert proc.returncode == 2, proc
+    return proc.stderr.splitlines()[-1]
+
+
 def test_help_groups_commands_by_family_and_imports_none() -> None:
     """zeek-mgmt --help lists daemons, client commands and tools under their own headings,
     without importing any command's module (so it stays fast)."""
@@ -73,24 +80,18 @@ def test_unknown_command_suggests_the_closest() -> None:
 
 def test_mistyped_option_and_choice_suggest_the_closest() -> None:
     """A mistyped option or choice of a command: exit 2, the command's usage and a hint."""
-    proc = zeek_mgmt("get-nodes", "--contoller", "h:1")
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == (
+    assert usage_error("get-nodes", "--contoller", "h:1") == (
         "zeek-mgmt get-nodes: error: unrecognized arguments: --contoller h:1 "
         "(did you mean '--controller' or '--configfile'?)"
     )
-    proc = zeek_mgmt("daemon-settings", "agnet")
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1].endswith(
+    assert usage_error("daemon-settings", "agnet").endswith(
         "invalid choice: 'agnet' (choose from 'controller', 'agent', 'all') (did you mean 'agent'?)"
     )
 
 
 def test_client_commands_refuse_the_daemons_settings_file_flag() -> None:
     """--config on a client command is not taken for --configfile: exit 2, both named."""
-    proc = zeek_mgmt("status", "--config", "/etc/zeek-mgmt.toml")
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == (
+    assert usage_error("status", "--config", "/etc/zeek-mgmt.toml") == (
         "zeek-mgmt status: error: --config names the daemons' TOML settings file (zeek-mgmt "
         "run, controller, agent); client commands read a zeek-client config file: "
         "-c/--configfile FILE"

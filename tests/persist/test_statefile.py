@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mgmt.persist.statefile import (
     AtomicFile,
-    open_directory,
+    opened_directory,
     remove_stale_temporaries,
     write_atomic,
 )
@@ -28,20 +26,10 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
     assert sorted(p.name for p in path.parent.iterdir()) == ["state.toml"]
 
 
-@contextlib.contextmanager
-def directory(path: Path) -> Iterator[int]:
-    """The directory's fd, for AtomicFile, closed at the end."""
-    dir_fd = open_directory(path)
-    try:
-        yield dir_fd
-    finally:
-        os.close(dir_fd)
-
-
 def test_a_discarded_stream_leaves_the_previous_file(tmp_path: Path) -> None:
     """A stream that fails half-way is discarded: the target keeps its old content."""
     (tmp_path / "log.gz").write_bytes(b"old")
-    with directory(tmp_path) as dir_fd:
+    with opened_directory(tmp_path) as dir_fd:
         out = AtomicFile(dir_fd, "log.gz", ".tmp.log", 0o664)
         out.write(b"partial")
         out.discard()
@@ -53,7 +41,7 @@ def test_a_killed_writers_temporary_is_reused_but_never_a_symlink(tmp_path: Path
     """A leftover temporary file is truncated and reused; a symlink there is refused."""
     (tmp_path / ".tmp.log").write_bytes(b"left over by kill -9, and longer")
     (tmp_path / "elsewhere").write_bytes(b"untouched")
-    with directory(tmp_path) as dir_fd:
+    with opened_directory(tmp_path) as dir_fd:
         out = AtomicFile(dir_fd, "log.gz", ".tmp.log", 0o664)
         out.write(b"whole")
         out.commit()
