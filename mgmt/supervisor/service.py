@@ -515,10 +515,17 @@ class SupervisorService:
             self._execute(node, policy.on_tick(now))
         # 4. deploys waiting for old processes
         self._release_held(now)
-        # 5. forget departed nodes
-        for name in [n.name for n in self._nodes.values() if n.retiring and n.handle is None]:
-            if self._nodes[name].policy.state is ProcessState.STOPPED:
-                del self._nodes[name]
+        # 5. forget departed nodes (a change for whoever waits for them to be gone, though
+        # no listed node's state changed)
+        departed = [
+            n.name
+            for n in self._nodes.values()
+            if n.retiring and n.handle is None and n.policy.state is ProcessState.STOPPED
+        ]
+        for name in departed:
+            del self._nodes[name]
+        if departed:
+            self._fire_changed()
         self._after_change()
 
     def _exited(self, node: SupervisedNode, status: ExitStatus, now: float) -> None:

@@ -266,6 +266,24 @@ async def test_stop_escalates_to_sigkill(
 
 
 @pytest.mark.asyncio
+async def test_close_returns_once_a_departing_node_is_gone(
+    state_dir: Path, make_spec: Callable[..., NodeSpec]
+) -> None:
+    """close() while a node that left the deployment is still stopping (it ignores
+    SIGTERM) returns once the node is SIGKILLed and forgotten, not never."""
+    sup = SupervisorService(
+        state_dir, policy=dataclasses.replace(FAST, stop_grace=0.3), poll_interval=POLL
+    )
+    await sup.start()
+    info = (await deployed(sup, make_spec("logger", mode="ignore_term")))["logger"]
+    sup.deploy([])
+    assert sup.status() == []  # departing nodes are not listed while they stop
+    async with asyncio.timeout(TIMEOUT):
+        await sup.close()
+    assert info.pid is not None and not alive(info.pid)
+
+
+@pytest.mark.asyncio
 async def test_stop_with_sigterm(
     sup: SupervisorService, make_spec: Callable[..., NodeSpec]
 ) -> None:
