@@ -1,7 +1,7 @@
 """A small tmpfs for fault tests: fill it up, make it read-only, give it back.
 
-Mounting needs root (the tests run as root in their own network namespace under
-``/work/bin/isolated``); :func:`mounted_tmpfs` skips the test with the reason otherwise.
+Mounting needs root (CI runs the tests as root; locally, e.g. ``sudo`` or
+``unshare -rm``); :func:`mounted_tmpfs` skips the test with the reason otherwise.
 The mount lives under the test's ``tmp_path`` and is always unmounted on the way out
 (lazily if a process still holds a file on it).
 """
@@ -67,7 +67,7 @@ class Tmpfs:
 def mounted_tmpfs(where: Path, size: str = "2m") -> Iterator[Tmpfs]:
     """Mount a tmpfs of ``size`` at ``where`` (created) for the block; skip if not root."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (run the tests under /work/bin/isolated)")
+        pytest.skip("mounting a tmpfs needs root (e.g. run the tests under unshare -rm)")
     where.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "zeek-mgmt-test", str(where)],

@@ -1,8 +1,8 @@
 """Loopback ports for the daemons and nodes tests start.
 
 A port that was free when looked at may be taken a moment later by another process;
-tests accept that small race (each runs in its own network namespace under
-``/work/bin/isolated``, so only the test itself competes).
+tests accept that small race (run them in a network namespace of their own, e.g.
+``unshare -rn``, and only the test itself competes).
 """
 
 from __future__ import annotations
