@@ -3,7 +3,7 @@
 :class:`SupervisedNode` joins a node's pure :class:`~mgmt.supervisor.policy.NodePolicy`
 to its process (through the :class:`~mgmt.supervisor.backend.Backend`): it spawns, takes
 note of exits, and says what the node table stores and what :class:`NodeInfo` shows.
-The driver (:mod:`mgmt.supervisor.service`) decides when.
+The driver (:mod:`mgmt.supervisor.driver`) decides when.
 """
 
 from __future__ import annotations

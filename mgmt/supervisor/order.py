@@ -4,7 +4,7 @@ Rules / theory of operation
 ---------------------------
 zeekctl starts loggers, then the manager, then proxies, then workers, each group once
 the previous one runs; it stops them in the reverse order (:mod:`mgmt.core.startorder`
-ranks the roles). The supervisor's driver (:mod:`mgmt.supervisor.service`) keeps nodes
+ranks the roles). The supervisor's driver (:mod:`mgmt.supervisor.driver`) keeps nodes
 *waiting* (held back from a start, or queued for a stop) and asks a :class:`GroupOrder`
 at each step which of them may go now, describing every node as a :class:`Member`:
 

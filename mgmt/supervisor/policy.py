@@ -4,9 +4,10 @@ Rules / theory of operation
 ---------------------------
 
 One :class:`NodePolicy` tracks one cluster node. It never touches the OS: the driver
-(:mod:`mgmt.supervisor.service`) feeds it *commands* (:meth:`~NodePolicy.start`,
-:meth:`~NodePolicy.stop`, :meth:`~NodePolicy.restart`, :meth:`~NodePolicy.adopt`) and
-*observations* (:meth:`~NodePolicy.on_spawned`, :meth:`~NodePolicy.on_spawn_failed`,
+(:mod:`mgmt.supervisor.driver`, with the commands of :mod:`mgmt.supervisor.service`)
+feeds it *commands* (:meth:`~NodePolicy.start`, :meth:`~NodePolicy.stop`,
+:meth:`~NodePolicy.restart`, :meth:`~NodePolicy.adopt`) and *observations*
+(:meth:`~NodePolicy.on_spawned`, :meth:`~NodePolicy.on_spawn_failed`,
 :meth:`~NodePolicy.on_ready`, :meth:`~NodePolicy.on_exit`, :meth:`~NodePolicy.on_tick`),
 each with the current time ``now`` (seconds on any monotonic clock). Every input returns
 the list of :data:`Action` the driver must carry out *now*, in order; after executing a

@@ -39,6 +39,7 @@ PURE_MODULES = (
         "mgmt.agent.layout",
         "mgmt.agent.retention",
         "mgmt.agent.state",
+        "mgmt.supervisor.order",
         "mgmt.supervisor.policy",
     ]
 )
