@@ -46,13 +46,12 @@ import shlex
 import shutil
 import signal as signals
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mgmt.core.exittext import exit_payload
-from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, read_tail
+from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, Tail, read_tail
 from mgmt.supervisor.policy import ExitStatus, NodeSpec
 
 #: The directory of a node's crashes, inside its node directory.
@@ -178,82 +177,87 @@ def prune(
 
 
 @dataclass(frozen=True, slots=True)
-class CrashSnapshot:
-    """What a crashed run left, read at the moment of its exit (bounded in size)."""
+class LastCrash:
+    """A node's last unexpected exit (a requested stop or restart is not one).
 
-    node: str
-    node_dir: Path
-    pid: int
+    Attributes:
+        status: how the process ended.
+        time: when (seconds since the epoch).
+        pid: the process that ended.
+        started: when that process had started (seconds since the epoch), if known.
+        restarts: automatic revivals before it, since the node was started on request.
+        spec: the spec the process ran.
+    """
+
     status: ExitStatus
     time: float
+    pid: int
     started: float | None
     restarts: int
+    spec: NodeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CrashSnapshot:
+    """What a crashed run left, read at the moment of its exit (bounded in size).
+
+    Attributes:
+        crash: the exit (its spec names the node, its directory and command line).
+        gave_up: no revival follows (``max_restarts`` reached).
+        stdout, stderr: the ends of the output files (at most :data:`TAIL_BYTES`) and
+            their full sizes.
+        status_file: the node's ``.status`` as the run left it.
+        core_files: core files that appeared in the node directory during the run.
+        core_hint: where a core file went, or why there is none.
+    """
+
+    crash: LastCrash
     gave_up: bool
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
+    stdout: Tail
+    stderr: Tail
     status_file: bytes
-    stdout: bytes
-    stderr: bytes
-    stdout_size: int
-    stderr_size: int
     core_files: tuple[str, ...] = field(default=())
     core_hint: str = ""
 
+    @property
+    def node_dir(self) -> Path:
+        """The node directory the run left its files in."""
+        return Path(self.crash.spec.cwd)
+
     def info(self) -> dict[str, Any]:
         """The content of ``crash.json``."""
-        sig = self.status.signal
+        crash = self.crash
+        sig = crash.status.signal
         return {
             "v": 1,
-            "node": self.node,
-            "pid": self.pid,
-            "time": self.time,
-            "exit": exit_payload(self.status.code, sig, signal_name(sig), self.time),
-            "started": self.started,
-            "restarts": self.restarts,
+            "node": crash.spec.name,
+            "pid": crash.pid,
+            "time": crash.time,
+            "exit": exit_payload(crash.status.code, sig, signal_name(sig), crash.time),
+            "started": crash.started,
+            "restarts": crash.restarts,
             "gave_up": self.gave_up,
-            "stdout_size": self.stdout_size,
-            "stderr_size": self.stderr_size,
+            "stdout_size": self.stdout.size,
+            "stderr_size": self.stderr.size,
             "core_files": list(self.core_files),
             "core_hint": self.core_hint,
         }
 
 
-def take_snapshot(
-    spec: NodeSpec,
-    *,
-    pid: int,
-    status: ExitStatus,
-    when: float,
-    started: float | None,
-    restarts: int,
-    gave_up: bool,
-) -> CrashSnapshot:
+def take_snapshot(crash: LastCrash, *, gave_up: bool) -> CrashSnapshot:
     """Read what a crashed run left in its node directory (the ends of its output files,
     ``.status``, core files), before anything truncates them. Never raises for files that
     cannot be read (they are then empty)."""
-    node_dir = Path(spec.cwd)
-    out, out_size = read_tail(node_dir / STDOUT_FILE, TAIL_BYTES)
-    err, err_size = read_tail(node_dir / STDERR_FILE, TAIL_BYTES)
-    status_file, _ = read_tail(node_dir / STATUS_FILE, STATUS_BYTES)
-    cores = find_core_files(node_dir, started)
+    node_dir = Path(crash.spec.cwd)
+    cores = find_core_files(node_dir, crash.started)
     return CrashSnapshot(
-        node=spec.name,
-        node_dir=node_dir,
-        pid=pid,
-        status=status,
-        time=when,
-        started=started,
-        restarts=restarts,
-        gave_up=gave_up,
-        argv=spec.argv,
-        env=spec.env,
-        status_file=status_file,
-        stdout=out,
-        stderr=err,
-        stdout_size=out_size,
-        stderr_size=err_size,
+        crash,
+        gave_up,
+        stdout=read_tail(node_dir / STDOUT_FILE, TAIL_BYTES),
+        stderr=read_tail(node_dir / STDERR_FILE, TAIL_BYTES),
+        status_file=read_tail(node_dir / STATUS_FILE, STATUS_BYTES).data,
         core_files=cores,
-        core_hint=core_hint(status.signal, cores),
+        core_hint=core_hint(crash.status.signal, cores),
     )
 
 
@@ -321,7 +325,7 @@ def write_crash_dir(snap: CrashSnapshot) -> Path:
     """
     root = crash_root(snap.node_dir)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    base = dir_name(snap.time)
+    base = dir_name(snap.crash.time)
     name, n = base, 0
     while (root / name).exists():
         n += 1
@@ -331,10 +335,11 @@ def write_crash_dir(snap: CrashSnapshot) -> Path:
     tmp.mkdir(mode=0o700)
     try:
         _write(tmp / INFO_FILE, json.dumps(snap.info(), indent=1, sort_keys=True).encode() + b"\n")
-        _write(tmp / STDOUT_FILE, snap.stdout)
-        _write(tmp / STDERR_FILE, snap.stderr)
-        _write(tmp / CMDLINE_FILE, shlex.join(snap.argv).encode("utf-8", "replace") + b"\n")
-        env = "".join(f"{k}={v}\n" for k, v in sorted(snap.env.items()))
+        _write(tmp / STDOUT_FILE, snap.stdout.data)
+        _write(tmp / STDERR_FILE, snap.stderr.data)
+        spec = snap.crash.spec
+        _write(tmp / CMDLINE_FILE, shlex.join(spec.argv).encode("utf-8", "replace") + b"\n")
+        env = "".join(f"{k}={v}\n" for k, v in sorted(spec.env.items()))
         _write(tmp / ENV_FILE, env.encode("utf-8", "replace"))
         _write(tmp / STATUS_COPY, snap.status_file)
         for core in snap.core_files:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mgmt.exceptions import SpawnError
 from mgmt.persist.nodetable import Intent, StoredNode
 from mgmt.supervisor.backend import Backend, Handle
+from mgmt.supervisor.crashdirs import LastCrash
 from mgmt.supervisor.nodefiles import read_outputs
 from mgmt.supervisor.policy import (
     Action,
@@ -34,27 +35,6 @@ SETTLED_STATES = frozenset(
 )
 
 _WANTED_RUNNING = frozenset({ProcessState.PENDING, ProcessState.RUNNING, ProcessState.CRASHED})
-
-
-@dataclass(frozen=True, slots=True)
-class LastCrash:
-    """A node's last unexpected exit (a requested stop or restart is not one).
-
-    Attributes:
-        status: how the process ended.
-        time: when (seconds since the epoch).
-        pid: the process that ended.
-        started: when that process had started (seconds since the epoch), if known.
-        restarts: automatic revivals before it, since the node was started on request.
-        spec: the spec the process ran.
-    """
-
-    status: ExitStatus
-    time: float
-    pid: int
-    started: float | None
-    restarts: int
-    spec: NodeSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,15 +97,7 @@ class NodeEventRecorder:
         gave_up = node.policy.state is ProcessState.FAILED
         snapshot = None
         if self.keeps_crashes:
-            snapshot = take_snapshot(
-                crash.spec,
-                pid=crash.pid,
-                status=status,
-                when=crash.time,
-                started=crash.started,
-                restarts=crash.restarts,
-                gave_up=gave_up,
-            )
+            snapshot = take_snapshot(crash, gave_up=gave_up)
         kind = "gave-up" if gave_up else "crashed"
         self.node_event(node, kind, pid=crash.pid, exit_status=status, snapshot=snapshot)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 #: The files a node writes in its directory.
 STDOUT_FILE = "stdout"
@@ -60,20 +61,27 @@ def tail_lines(path: str | os.PathLike[str], limit: int = OUTPUT_LINES) -> list[
     return [line.decode("utf-8", "replace") for line in kept]
 
 
-def read_tail(path: str | os.PathLike[str], limit: int) -> tuple[bytes, int]:
+class Tail(NamedTuple):
+    """The end of a file, and the file's full size."""
+
+    data: bytes
+    size: int
+
+
+def read_tail(path: str | os.PathLike[str], limit: int) -> Tail:
     """The last ``limit`` bytes of a file and its size (``(b"", 0)`` if it cannot be
     read). Only the tail is read, whatever the file's size."""
     try:
         f = open(path, "rb")
     except OSError:
-        return b"", 0
+        return Tail(b"", 0)
     with f:
         try:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - max(0, limit)))
-            return f.read(max(0, limit)), size
+            return Tail(f.read(max(0, limit)), size)
         except OSError:
-            return b"", 0
+            return Tail(b"", 0)
 
 
 def read_outputs(node_dir: str | os.PathLike[str]) -> tuple[str, str]:

@@ -37,15 +37,8 @@ def test_last_exit_survives_an_agent_restart(tmp_path: Path) -> None:
     node_dir.mkdir()
     (node_dir / "stderr").write_text("x" * 10 + "fatal: out of memory\n")
     spec = info(node_dir).spec
-    snap = crashdirs.take_snapshot(
-        spec,
-        pid=5,
-        status=ExitStatus(signal=6),
-        when=900.0,
-        started=800.0,
-        restarts=2,
-        gave_up=False,
-    )
+    crash = crashdirs.LastCrash(ExitStatus(signal=6), 900.0, 5, 800.0, 2, spec)
+    snap = crashdirs.take_snapshot(crash, gave_up=False)
     crashdirs.write_crash_dir(snap)
     (node_dir / "stderr").write_text("listening on eth0\n")
     payload = observe.node_info(info(node_dir), now=1060.0)

@@ -157,15 +157,8 @@ def test_core_file_is_moved_into_the_crash_directory(tmp_path: Path) -> None:
     spec = NodeSpec(name="worker-01", argv=("zeek", "-i", "lo"), env={}, cwd=str(node_dir))  # type: ignore[arg-type]
     from mgmt.supervisor.policy import ExitStatus
 
-    snap = crashdirs.take_snapshot(
-        spec,
-        pid=1234,
-        status=ExitStatus(signal=11),
-        when=time.time(),
-        started=time.time() - 5,
-        restarts=0,
-        gave_up=False,
-    )
+    crash = crashdirs.LastCrash(ExitStatus(signal=11), time.time(), 1234, time.time() - 5, 0, spec)
+    snap = crashdirs.take_snapshot(crash, gave_up=False)
     path = crashdirs.write_crash_dir(snap)
     assert (path / "core.1234").read_bytes() == b"\x7fELF"
     assert not (node_dir / "core.1234").exists() and (node_dir / "core.old").exists()
