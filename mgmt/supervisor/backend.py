@@ -171,6 +171,50 @@ class CommandRunner(Protocol):
         ...
 
 
+async def run_command(
+    argv: Sequence[str],
+    *,
+    time_limit: float | None,
+    output_limit: int,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> CommandResult:
+    """Run a one-shot command as :meth:`CommandRunner.run_command` says (``time_limit``
+    ``None``: no limit), with ``env`` as its whole environment if given (else ours), in
+    ``cwd`` if given."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandResult(None, _strerror(exc))
+    except ValueError as exc:  # what execve cannot take, e.g. a NUL byte in an argument
+        return CommandResult(None, str(exc))
+    tail, cut = bytearray(), False
+    try:
+        async with asyncio.timeout(time_limit):
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(65536):
+                tail += chunk
+                if len(tail) > output_limit:
+                    del tail[:-output_limit]
+                    cut = True
+            status = await proc.wait()
+    except TimeoutError:
+        await _kill_group(proc)
+        return CommandResult(None, _text(tail, cut), timed_out=True)
+    except asyncio.CancelledError:
+        await _kill_group(proc)
+        raise
+    return CommandResult(status, _text(tail, cut))
+
+
 # Children we released while they ran (``close(keep_nodes=True)``). Keeping the Popen
 # objects stops subprocess from warning about a running child and from reaping it behind
 # our back; if a later supervisor in this same process adopts the pid, it can still reap
@@ -389,63 +433,8 @@ class OsBackend:
 
     # --- one-shot commands ------------------------------------------------------------
 
-    async def run_command(
-        self,
-        argv: Sequence[str],
-        *,
-        time_limit: float,
-        output_limit: int,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
-        """See :meth:`CommandRunner.run_command`."""
-        return await run_command(
-            argv, time_limit=time_limit, output_limit=output_limit, env=env, cwd=cwd
-        )
-
-
-async def run_command(
-    argv: Sequence[str],
-    *,
-    time_limit: float | None,
-    output_limit: int,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-) -> CommandResult:
-    """Run a one-shot command as :meth:`CommandRunner.run_command` says (``time_limit``
-    ``None``: no limit), with ``env`` as its whole environment if given (else ours), in
-    ``cwd`` if given."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=None if env is None else dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return CommandResult(None, _strerror(exc))
-    except ValueError as exc:  # what execve cannot take, e.g. a NUL byte in an argument
-        return CommandResult(None, str(exc))
-    tail, cut = bytearray(), False
-    try:
-        async with asyncio.timeout(time_limit):
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                tail += chunk
-                if len(tail) > output_limit:
-                    del tail[:-output_limit]
-                    cut = True
-            status = await proc.wait()
-    except TimeoutError:
-        await _kill_group(proc)
-        return CommandResult(None, _text(tail, cut), timed_out=True)
-    except asyncio.CancelledError:
-        await _kill_group(proc)
-        raise
-    return CommandResult(status, _text(tail, cut))
+    #: See :meth:`CommandRunner.run_command`: no state of the backend's is involved.
+    run_command = staticmethod(run_command)
 
 
 # --------------------------------------------------------------------------------------
