@@ -70,6 +70,11 @@ def _header(path: str, opened: str) -> str:
     )
 
 
+def _columns(*fields: object) -> str:
+    """``\t<field>`` for each field, then the newline: a log line after its originator."""
+    return "".join(f"\t{f}" for f in fields) + "\n"
+
+
 class _Pools:
     """Value pools with skewed (Zipf-like) popularity, as real traffic has."""
 
@@ -121,22 +126,22 @@ class _Pools:
         ob = int(rng.lognormvariate(5, 1.5)) if state != "S0" else 0
         rb = int(rng.lognormvariate(6, 2)) if state != "S0" else 0
         opk, rpk = 1 + ob // 1400, rb // 1400 + (state != "S0")
-        return self.originator() + (
-            f"\t{self.pick(self.outside, self.ow)}\t{port}\t{proto}\t{service}"
-            f"\t{rng.expovariate(4):.6f}\t{ob}\t{rb}\t{state}\tT\tF\t0\t{history}\t{opk}"
-            f"\t{ob + 52 * opk}\t{rpk}\t{rb + 52 * rpk}\t-\t{6 if proto == 'tcp' else 17}\n"
-        )
+        return self.originator() + _columns(
+            self.pick(self.outside, self.ow), port, proto, service, f"{rng.expovariate(4):.6f}",
+            ob, rb, state, "T", "F", 0, history, opk, ob + 52 * opk, rpk, rb + 52 * rpk, "-",
+            6 if proto == "tcp" else 17,
+        )  # fmt: skip
 
     def dns(self) -> str:
         rng = self.rng
         q = self.pick(self.domains, self.dw)
         qtype, qname = rng.choice([(1, "A"), (1, "A"), (28, "AAAA"), (65, "HTTPS")])
         answers = ",".join(self.pick(self.outside, self.ow) for _ in range(rng.randrange(1, 3)))
-        return self.originator() + (
-            f"\t10.1.0.1\t53\tudp\t{rng.randrange(65536)}\t{rng.expovariate(50):.6f}\t{q}\t1"
-            f"\tC_INTERNET\t{qtype}\t{qname}\t0\tNOERROR\tF\tF\tT\tT\t0\t{answers}"
-            f"\t{rng.choice(['60.000000', '300.000000', '3600.000000'])}\tF\n"
-        )
+        return self.originator() + _columns(
+            "10.1.0.1", 53, "udp", rng.randrange(65536), f"{rng.expovariate(50):.6f}", q, 1,
+            "C_INTERNET", qtype, qname, 0, "NOERROR", "F", "F", "T", "T", 0, answers,
+            rng.choice(["60.000000", "300.000000", "3600.000000"]), "F",
+        )  # fmt: skip
 
     def http(self) -> str:
         rng = self.rng
@@ -148,11 +153,11 @@ class _Pools:
             [(200, "OK"), (200, "OK"), (304, "Not Modified"), (404, "Not Found")]
         )
         mime = rng.choice(["text/html", "application/javascript", "image/png", "text/css"])
-        return self.originator() + (
-            f"\t{self.pick(self.outside, self.ow)}\t80\t1\tGET\t{host}\t{uri}\t-\t1.1"
-            f"\t{rng.choice(self.agents)}\t-\t0\t{int(rng.lognormvariate(8, 1.5))}\t{status}"
-            f"\t{msg}\t-\t-\t(empty)\t-\t-\t-\t-\t-\t-\tF{self.uid()[1:]}\t-\t{mime}\n"
-        )
+        return self.originator() + _columns(
+            self.pick(self.outside, self.ow), 80, 1, "GET", host, uri, "-", "1.1",
+            rng.choice(self.agents), "-", 0, int(rng.lognormvariate(8, 1.5)), status, msg,
+            "-", "-", "(empty)", "-", "-", "-", "-", "-", "-", "F" + self.uid()[1:], "-", mime,
+        )  # fmt: skip
 
 
 def generate(src: Path, files: int, total_bytes: int, seed: int = 1) -> int:
