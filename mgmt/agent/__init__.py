@@ -1,7 +1,8 @@
 """The agent: Zeek's ``Management::Agent`` in Python.
 
 * :mod:`mgmt.agent.layout` -- pure: cluster layout and node command lines (behaviour §8).
-* :mod:`mgmt.agent.state` -- the pure state machine (behaviour §5).
+* :mod:`mgmt.agent.state` -- the pure state machine (behaviour §5), its inputs and actions
+  in :mod:`~mgmt.agent.actions`.
 * :mod:`mgmt.agent.service` -- the asyncio daemon, wiring one part per job:
   :mod:`~mgmt.agent.controllerlink` (the controller connections),
   :mod:`~mgmt.agent.nodes` (node specs and layout files),

@@ -10,7 +10,8 @@ Inputs: :meth:`receive` (an agent API event from the controller), :meth:`nodes_c
 :meth:`management_changed` (the other management processes, for get-nodes),
 :meth:`restart_done`, :meth:`dispatch_done`, :meth:`extension_done`, :meth:`persisted`,
 :meth:`tick` -- all take ``now``.
-Outputs, drained with :meth:`actions`: :class:`Send` (an event to the controller),
+Outputs (:mod:`mgmt.agent.actions`, the inputs' types there too), drained with
+:meth:`actions`: :class:`Send` (an event to the controller),
 :class:`Launch` (make the supervisor run exactly this configuration's local nodes),
 :class:`RestartNodes`, :class:`Dispatch` (ask nodes over the node channel),
 :class:`RunExtension` (an extension request the service answers),
@@ -49,9 +50,17 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TypeAlias, assert_never
 
+from mgmt.agent.actions import Action as Action
+from mgmt.agent.actions import Dispatch as Dispatch
+from mgmt.agent.actions import Launch as Launch
+from mgmt.agent.actions import ManagementProcess as ManagementProcess
+from mgmt.agent.actions import NodeView as NodeView
+from mgmt.agent.actions import PersistConfig as PersistConfig
+from mgmt.agent.actions import RestartNodes as RestartNodes
+from mgmt.agent.actions import RunExtension as RunExtension
+from mgmt.agent.actions import Send as Send
 from mgmt.agent.extensions import EXTENSIONS, ExtensionRequest
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
@@ -77,85 +86,6 @@ from mgmt.settings.model import AgentSettings
 #: Errors in deploy responses while ``agent.toml`` / the node table cannot be written.
 CONFIG_NOT_PERSISTED = "could not persist configuration"
 NODES_NOT_PERSISTED = "could not persist node table"
-
-
-# --------------------------------------------------------------------------------------
-# Inputs from the supervisor
-
-
-@dataclass(frozen=True, slots=True)
-class NodeView:
-    """What the supervisor knows about one local node."""
-
-    name: str
-    state: State
-    pid: int | None = None
-    outputs: NodeOutputs | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ManagementProcess:
-    """A management process shown in get-nodes (the controller under ``zeek-mgmt run``)."""
-
-    name: str
-    role: Role
-    pid: int | None
-
-
-# --------------------------------------------------------------------------------------
-# Actions
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send an event to the controller on this agent's topic."""
-
-    event: AgentToController
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """Run exactly the local nodes of ``config`` (stopping any others)."""
-
-    config: Configuration
-
-
-@dataclass(frozen=True, slots=True)
-class RestartNodes:
-    """Restart these nodes; report with :meth:`AgentState.restart_done`."""
-
-    reqid: str
-    nodes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """Ask these running nodes over the node channel; report with
-    :meth:`AgentState.dispatch_done` (one Result per node)."""
-
-    reqid: str
-    action: tuple[str, ...]
-    nodes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RunExtension:
-    """Answer an extension request (:mod:`mgmt.agent.extensions`); report the results
-    with :meth:`AgentState.extension_done`."""
-
-    reqid: str
-    event: ExtensionRequest
-
-
-@dataclass(frozen=True, slots=True)
-class PersistConfig:
-    """Remember the configuration this agent runs (to recognise it after a restart); a
-    failure is reported with :meth:`AgentState.persisted`."""
-
-    config: Configuration
-
-
-Action = Send | Launch | RestartNodes | Dispatch | RunExtension | PersistConfig | Log
 
 
 class Kind(enum.Enum):

@@ -35,6 +35,7 @@ PURE_MODULES = (
         "mgmt.controller.fanout",
         "mgmt.controller.instances",
         "mgmt.controller.state",
+        "mgmt.agent.actions",
         "mgmt.agent.extensions",
         "mgmt.agent.layout",
         "mgmt.agent.retention",
