@@ -82,13 +82,6 @@ from mgmt.exceptions import ConfigError, HandshakeError, RequestTimeout, Session
 
 log = logging.getLogger("mgmt.client")
 
-_LEVELS = {
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Command:
@@ -163,7 +156,7 @@ class Context:
 def emit(rendered: Rendered, out: TextIO | None = None) -> int:
     """Log a rendering's diagnostics, write its text, return its exit code."""
     for diag in rendered.diagnostics:
-        log.log(_LEVELS[diag.level], "%s", diag.message)
+        log.log(diag.level, "%s", diag.message)
     if rendered.text is not None:
         stream = sys.stdout if out is None else out
         stream.write(rendered.text)
@@ -509,7 +502,7 @@ def load_cluster_config(path: str | None, *, unknown_keys_ok: bool = False) -> C
         unknown_keys_ok=unknown_keys_ok,
     )
     for diag in parsed.diagnostics:
-        log.log(_LEVELS[diag.level], "%s", diag.message)
+        log.log(diag.level, "%s", diag.message)
     if parsed.config is None:
         log.error("configuration has errors, not sending")
     return parsed.config

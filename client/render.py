@@ -28,7 +28,7 @@ import ipaddress
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mgmt.broker import data as bd
 from mgmt.broker import events as ev
@@ -45,31 +45,23 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.core.logaction import Level, Log
 from mgmt.exceptions import DecodeError
-
-Level = Literal["error", "warning", "info", "debug"]
-
-
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One stderr message, logged as ``<level>: <message>``."""
-
-    level: Level
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """What a command prints: ``text`` for stdout (``None``: nothing), the exit code, and
-    the diagnostics for stderr (logged before ``text`` is written)."""
+    the diagnostics for stderr (each logged as ``<level>: <message>`` before ``text`` is
+    written)."""
 
     text: str | None
     exit_code: int
-    diagnostics: tuple[Diagnostic, ...] = ()
+    diagnostics: tuple[Log, ...] = ()
 
 
 def _error(message: str) -> Rendered:
-    return Rendered(None, 1, (Diagnostic("error", message),))
+    return Rendered(None, 1, (Log(Level.ERROR, message),))
 
 
 # --------------------------------------------------------------------------------------
@@ -200,7 +192,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
     code = 0
     errors: list[str] = []
     out: dict[str, Any] = {}
-    diags: list[Diagnostic] = []
+    diags: list[Log] = []
     for res in results:
         if not res.success:
             code = 1
@@ -211,7 +203,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
             out["id"] = jsonable(res.data)
             continue
         if res.instance is None:
-            diags.append(Diagnostic("warning", f"skipping unexpected response {res!r}"))
+            diags.append(Log(Level.WARNING, f"skipping unexpected response {res!r}"))
             continue
         if res.node is None:
             continue  # an agent without nodes of its own succeeded
@@ -220,7 +212,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
             try:
                 outputs = NodeOutputs.from_value(res.data)
             except DecodeError as exc:
-                diags.append(Diagnostic("error", f"invalid node outputs for {res.node}: {exc}"))
+                diags.append(Log(Level.ERROR, f"invalid node outputs for {res.node}: {exc}"))
             else:
                 entry["stdout"] = outputs.stdout
                 entry["stderr"] = outputs.stderr
@@ -382,11 +374,11 @@ def render_get_instances(response: ev.GetInstancesResponse, *, pretty: bool) -> 
     if res.data is None:
         return _error("received result did not contain instance data: " + describe_event(response))
     out: dict[str, Any] = {}
-    diags: tuple[Diagnostic, ...] = ()
+    diags: tuple[Log, ...] = ()
     try:
         items = decode_instances(res.data)
     except DecodeError as exc:
-        diags = (Diagnostic("error", f"instance data invalid: {exc}"),)
+        diags = (Log(Level.ERROR, f"instance data invalid: {exc}"),)
     else:
         for inst in items:
             entry = _instance_json(inst)
@@ -427,7 +419,7 @@ def render_get_nodes(results: Sequence[Result], *, pretty: bool) -> Rendered:
     port?, metrics_port?}}}``; exit 1 if any result is an error."""
     errors: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
-    diags: list[Diagnostic] = []
+    diags: list[Log] = []
     for res in sorted_results(results):
         if not res.success:
             errors.append({"source": res.instance, "error": res.error})
@@ -443,7 +435,7 @@ def render_get_nodes(results: Sequence[Result], *, pretty: bool) -> Rendered:
             statuses = decode_node_statuses(res.data)
         except DecodeError as exc:
             # Like zeek-client: one bad row drops all of this instance's rows.
-            diags.append(Diagnostic("error", f"NodeStatus data invalid: {exc}"))
+            diags.append(Log(Level.ERROR, f"NodeStatus data invalid: {exc}"))
             continue
         for st in statuses:
             row: dict[str, Any] = {
@@ -501,7 +493,7 @@ def render_df(results: Sequence[ExtensionResult]) -> Rendered:
     diags = []
     for res in results:
         if res.payload is None:
-            diags.append(Diagnostic("error", f"df failed on {res.instance}: {res.error}"))
+            diags.append(Log(Level.ERROR, f"df failed on {res.instance}: {res.error}"))
             continue
         for fs in res.payload.get("filesystems", ()):
             used, avail = fs["used"], fs["avail"]
@@ -613,22 +605,22 @@ def _role_name(st: NodeStatus) -> str:
     return "-"
 
 
-def status_rows(results: Sequence[Result]) -> tuple[list[StatusRow], list[Diagnostic]]:
+def status_rows(results: Sequence[Result]) -> tuple[list[StatusRow], list[Log]]:
     """The ``status`` rows of a get-nodes answer, plus one error per failed result."""
     rows: list[StatusRow] = []
-    diags: list[Diagnostic] = []
+    diags: list[Log] = []
     for res in sorted_results(results):
         source = res.instance or "controller"
         if not res.success:
-            diags.append(Diagnostic("error", f"{source}: {res.error or 'no reason given'}"))
+            diags.append(Log(Level.ERROR, f"{source}: {res.error or 'no reason given'}"))
             continue
         if res.data is None:
-            diags.append(Diagnostic("error", f"{source}: result does not contain node status"))
+            diags.append(Log(Level.ERROR, f"{source}: result does not contain node status"))
             continue
         try:
             statuses = decode_node_statuses(res.data)
         except DecodeError as exc:
-            diags.append(Diagnostic("error", f"{source}: NodeStatus data invalid: {exc}"))
+            diags.append(Log(Level.ERROR, f"{source}: NodeStatus data invalid: {exc}"))
             continue
         for st in statuses:
             rows.append(

@@ -9,7 +9,6 @@ import json
 import pytest
 
 from client import render
-from client.render import Diagnostic
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
@@ -25,6 +24,7 @@ from mgmt.broker.records import (
     Role,
     State,
 )
+from mgmt.core.logaction import Level, Log
 
 
 def decoded(result: Result) -> Result:
@@ -59,7 +59,7 @@ def test_deploy_rules() -> None:
             },
         },
     }
-    assert [d.level for d in out.diagnostics] == ["warning"]
+    assert [d.level for d in out.diagnostics] == [Level.WARNING]
 
 
 def test_deploy_empty_string_id_counts() -> None:
@@ -157,7 +157,7 @@ def test_get_nodes_bad_row_drops_instance_rows() -> None:
     out = render.render_get_nodes([Result("r", True, instance="a", data=(bad,))], pretty=True)
     assert out.exit_code == 0
     assert loads(out) == {"errors": [], "results": {"a": {}}}
-    assert out.diagnostics[0].level == "error"
+    assert out.diagnostics[0].level is Level.ERROR
     assert out.diagnostics[0].message.startswith("NodeStatus data invalid: ")
 
 
@@ -218,8 +218,8 @@ def test_get_instances_rules() -> None:
     )
     assert missing.text is None and missing.exit_code == 1
     assert missing.diagnostics == (
-        Diagnostic(
-            "error",
+        Log(
+            Level.ERROR,
             "received result did not contain instance data: "
             "Management::Controller::API::get_instances_response("
             "reqid: <class 'zeekclient.brokertypes.String'>, "
@@ -278,7 +278,7 @@ def test_get_config_json_and_errors() -> None:
     assert data["nodes"][1]["scripts"] == ["b.zeek", "a b.zeek"]  # wire order
     failed = ev.GetConfigurationResponse("r", Result("r", False))
     assert render.render_get_config(failed, as_json=False, pretty=True).diagnostics == (
-        Diagnostic("error", "no reason given"),
+        Log(Level.ERROR, "no reason given"),
     )
     empty = ev.GetConfigurationResponse("r", Result("r", True, data=()))
     out = render.render_get_config(empty, as_json=False, pretty=True)
@@ -317,7 +317,7 @@ def test_status_table() -> None:
     assert ok.exit_code == 0
     failed = render.render_status([Result("r", False, error="no instances connected")])
     assert failed.exit_code == 1
-    assert failed.diagnostics == (Diagnostic("error", "controller: no instances connected"),)
+    assert failed.diagnostics == (Log(Level.ERROR, "controller: no instances connected"),)
 
 
 @pytest.mark.parametrize(
