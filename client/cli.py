@@ -70,7 +70,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO, TypeVar
 
-from client import observe, render
+from client import extrender, observe, render
 from client.api import ControllerClient, ControllerRefused, new_request_id
 from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
@@ -625,7 +625,7 @@ async def wait_until_running(
             results = await client.get_nodes()
         except _NO_RESPONSE as exc:
             return _no_response(exc)
-        step = render.wait_progress(wanted, states, results)
+        step = extrender.wait_progress(wanted, states, results)
         states = dict(step.states)
         if progress is not None:
             for line in step.lines:
@@ -771,7 +771,7 @@ async def _stop(ctx: Context) -> int:
     return await _request(
         ctx,
         lambda c: c.stop_nodes(ctx.args.nodes),
-        lambda r: render.render_extension(r, pretty=ctx.pretty),
+        lambda r: extrender.render_extension(r, pretty=ctx.pretty),
     )
 
 
@@ -779,7 +779,7 @@ async def _start(ctx: Context) -> int:
     return await _request(
         ctx,
         lambda c: c.start_nodes(ctx.args.nodes),
-        lambda r: render.render_extension(r, pretty=ctx.pretty),
+        lambda r: extrender.render_extension(r, pretty=ctx.pretty),
     )
 
 
@@ -814,7 +814,7 @@ async def _check_on(
         results = await client.check(config)
     except _NO_RESPONSE as exc:
         return Rendered(None, _no_response(exc))
-    return render.render_extension(results, pretty=ctx.pretty)
+    return extrender.render_extension(results, pretty=ctx.pretty)
 
 
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -830,7 +830,7 @@ async def _test_timeout(ctx: Context) -> int:
 
 
 async def _get_versions(ctx: Context) -> int:
-    return await _request_json(ctx, lambda c: c.get_versions(), render.render_extension)
+    return await _request_json(ctx, lambda c: c.get_versions(), extrender.render_extension)
 
 
 def _df_arguments(parser: argparse.ArgumentParser) -> None:
@@ -844,8 +844,8 @@ def _df_arguments(parser: argparse.ArgumentParser) -> None:
 async def _df(ctx: Context) -> int:
     def show(results: tuple[ExtensionResult, ...]) -> Rendered:
         if ctx.args.json:
-            return render.render_extension(results, pretty=ctx.pretty)
-        return render.render_df(results)
+            return extrender.render_extension(results, pretty=ctx.pretty)
+        return extrender.render_df(results)
 
     return await _request(ctx, lambda c: c.get_disk_usage(), show)
 
@@ -869,7 +869,7 @@ async def _status(ctx: Context) -> int:
     return await _request(
         ctx,
         both,
-        lambda r: render.render_status(r[0], lambda rows: observe.with_node_info(rows, r[1])),
+        lambda r: extrender.render_status(r[0], lambda rows: observe.with_node_info(rows, r[1])),
     )
 
 

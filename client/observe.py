@@ -12,7 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from client.render import Rendered, StatusRow, format_duration, format_table
+from client.extrender import StatusRow, format_duration, format_table
+from client.render import Rendered
 from mgmt.broker.extevents import ExtensionResult
 from mgmt.core.exittext import last_exit_text
 from mgmt.core.logaction import Level, Log

@@ -264,10 +264,7 @@ def test_same_as_zeek_client(text: str) -> None:
     finally:
         zc_log.removeHandler(handler)
         zc_log.setLevel(old_level)
-    expected = tuple(
-        Log(Level[r.levelname], r.getMessage())
-        for r in handler.records
-    )
+    expected = tuple(Log(Level[r.levelname], r.getMessage()) for r in handler.records)
     parsed = parse(text)
     assert parsed.diagnostics == expected
     if theirs is None:

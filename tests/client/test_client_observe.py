@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from client import observe
-from client.render import StatusRow
+from client.extrender import StatusRow
 from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import State
 from mgmt.core.logaction import Level, Log

@@ -41,6 +41,16 @@ PURE_MODULES = (
         "mgmt.agent.state",
         "mgmt.supervisor.policy",
     ]
+    # The client's pure layer: settings, cluster files and every renderer (the CLI's I/O
+    # is in client.cli and client.api).
+    + [
+        "client.config",
+        "client.clusterconfig",
+        "client.workers",
+        "client.render",
+        "client.extrender",
+        "client.observe",
+    ]
 )
 
 
