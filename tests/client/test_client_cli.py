@@ -7,11 +7,14 @@ a fake agent.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
+from client import COMMANDS as CLIENT_COMMANDS
+from client import ZEEK_CLIENT_COMMANDS
 from client.api import ControllerClient
 from mgmt.cli import SUBCOMMANDS, build_parser
 from tests.support.cli import cli_env, ours, run_cmd, zeek_client
@@ -26,24 +29,20 @@ def at(cluster: Cluster) -> list[str]:
 
 
 def test_every_client_command_is_registered() -> None:
-    """zeek-client's commands and the extras are zeek-mgmt subcommands with its options."""
-    for name in (
-        "deploy",
-        "deploy-config",
-        "get-config",
-        "get-id-value",
-        "get-instances",
-        "get-nodes",
-        "monitor",
-        "restart",
-        "stage-config",
-        "test-timeout",
-        "status",
-        "get-versions",
-        "df",
-        "client-settings",
-    ):
-        assert SUBCOMMANDS[name][0].startswith("client.cli:")
+    """zeek-client's commands (as its own parser lists them; its show-settings is our
+    client-settings) are zeek-mgmt subcommands in client.commands, the extras in
+    client.extcommands, each with zeek-client's options."""
+    zc_cli = pytest.importorskip("zeekclient.cli")
+    (commands,) = [
+        a.choices for a in zc_cli.create_parser()._actions if isinstance(a.choices, dict)
+    ]
+    theirs = {"client-settings" if name == "show-settings" else name for name in commands}
+    assert theirs == ZEEK_CLIENT_COMMANDS
+    for name, _ in CLIENT_COMMANDS:
+        module = "client.commands" if name in theirs else "client.extcommands"
+        attribute = name.replace("-", "_")
+        assert SUBCOMMANDS[name][0] == f"{module}:{attribute}"
+        assert callable(getattr(importlib.import_module(module), attribute).run)
     args = build_parser("get-nodes").parse_args(
         ["get-nodes", "--controller", "h:1", "--set", "a.b=c", "-vv", "-c", "f"]
     )

@@ -180,7 +180,7 @@ def test_tls_context_follows_settings(tmp_path: Path) -> None:
     """ssl.enable without a certificate: no verification; missing files are errors."""
     import ssl
 
-    from client.cli import tls_context
+    from client.connect import tls_context
 
     assert tls_context(load()) is None
     ctx = tls_context(load(sets=["ssl.enable=true"]))

@@ -42,7 +42,7 @@ PURE_MODULES = (
         "mgmt.supervisor.policy",
     ]
     # The client's pure layer: settings, cluster files and every renderer (the CLI's I/O
-    # is in client.cli and client.api).
+    # is in client.api, client.connect and the command modules).
     + [
         "client.config",
         "client.clusterconfig",
