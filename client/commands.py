@@ -48,64 +48,53 @@ do, it prints a Python traceback or it loops. The first three keep zeek-client's
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from client import extcommands, render
+from client import cli, extcommands, render
 from client.api import ControllerClient, new_request_id
-from client.cli import (
-    NO_RESPONSE,
-    Context,
-    command,
-    config_file_argument,
-    emit,
-    log,
-    no_arguments,
-    no_response,
-    nodes_argument,
-    request,
-    request_json,
-    with_client,
-    with_config,
-)
+from client.cli import Context
 from client.render import Rendered
 from mgmt.broker import events as ev
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import RequestTimeout, SessionClosedError
+
+log = logging.getLogger("mgmt.client")
 
 # --------------------------------------------------------------------------------------
 # deploy, stage-config, deploy-config
 
 
 async def _deploy(ctx: Context) -> int:
-    return await with_client(ctx, lambda client: _deploy_on(ctx, client))
+    return await cli.with_client(ctx, lambda client: _deploy_on(ctx, client))
 
 
 async def _deploy_on(ctx: Context, client: ControllerClient) -> int:
     try:
         results = await client.deploy()
-    except NO_RESPONSE as exc:
-        return no_response(exc)
-    return emit(render.render_deploy(results, pretty=ctx.pretty))
+    except cli.NO_RESPONSE as exc:
+        return cli.no_response(exc)
+    return cli.emit(render.render_deploy(results, pretty=ctx.pretty))
 
 
 async def _stage_on(ctx: Context, client: ControllerClient, config: Configuration) -> Rendered:
     try:
         results = await client.stage_configuration(config)
-    except NO_RESPONSE as exc:
-        no_response(exc)
+    except cli.NO_RESPONSE as exc:
+        cli.no_response(exc)
         return Rendered(None, 1)
     return render.render_stage(results, pretty=ctx.pretty)
 
 
 async def _stage_config(ctx: Context) -> int:
     async def stage(client: ControllerClient, config: Configuration) -> int:
-        return emit(await _stage_on(ctx, client, config))
+        return cli.emit(await _stage_on(ctx, client, config))
 
-    return await with_config(ctx, stage)
+    return await cli.with_config(ctx, stage)
 
 
 def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
-    config_file_argument(parser)
+    cli.config_file_argument(parser)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -140,10 +129,10 @@ async def _deploy_config(ctx: Context) -> int:
             checked = await extcommands.check_on(ctx, client, config)
             if checked.exit_code != 0:
                 log.error("check failed, not deploying")
-                return emit(checked)
+                return cli.emit(checked)
         staged = await _stage_on(ctx, client, config)
         if staged.exit_code != 0:
-            return emit(staged)
+            return cli.emit(staged)
         code = await _deploy_on(ctx, client)
         if code != 0 or not ctx.args.wait:
             return code
@@ -155,7 +144,7 @@ async def _deploy_config(ctx: Context) -> int:
             progress=None if ctx.quiet else sys.stderr,
         )
 
-    return await with_config(ctx, deploy)
+    return await cli.with_config(ctx, deploy)
 
 
 # --------------------------------------------------------------------------------------
@@ -190,7 +179,7 @@ def _get_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _get_config(ctx: Context) -> int:
-    return await request(
+    return await cli.request(
         ctx,
         lambda c: c.request(
             ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
@@ -205,19 +194,19 @@ def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "id", metavar="IDENTIFIER", help="name of the Zeek script identifier to retrieve"
     )
-    nodes_argument(
+    cli.nodes_argument(
         parser, "name(s) of Zeek cluster nodes to query; when omitted, queries all nodes"
     )
 
 
 async def _get_id_value(ctx: Context) -> int:
-    return await request_json(
+    return await cli.request_json(
         ctx, lambda c: c.get_id_value(ctx.args.id, ctx.args.nodes), render.render_get_id_value
     )
 
 
 async def _get_instances(ctx: Context) -> int:
-    return await request_json(
+    return await cli.request_json(
         ctx,
         lambda c: c.request(ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse),
         render.render_get_instances,
@@ -225,11 +214,11 @@ async def _get_instances(ctx: Context) -> int:
 
 
 async def _get_nodes(ctx: Context) -> int:
-    return await request_json(ctx, lambda c: c.get_nodes(), render.render_get_nodes)
+    return await cli.request_json(ctx, lambda c: c.get_nodes(), render.render_get_nodes)
 
 
 async def _monitor(ctx: Context) -> int:
-    return await with_client(ctx, _monitor_on)
+    return await cli.with_client(ctx, _monitor_on)
 
 
 async def _monitor_on(client: ControllerClient) -> int:
@@ -255,13 +244,13 @@ def _print(line: str) -> None:
 
 
 def _nodes_argument(parser: argparse.ArgumentParser) -> None:
-    nodes_argument(
+    cli.nodes_argument(
         parser, "name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes"
     )
 
 
 async def _restart(ctx: Context) -> int:
-    return await request_json(ctx, lambda c: c.restart(ctx.args.nodes), render.render_restart)
+    return await cli.request_json(ctx, lambda c: c.restart(ctx.args.nodes), render.render_restart)
 
 
 def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -271,7 +260,7 @@ def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _test_timeout(ctx: Context) -> int:
-    return await request_json(
+    return await cli.request_json(
         ctx, lambda c: c.test_timeout(ctx.args.with_state), render.render_test_timeout
     )
 
@@ -283,14 +272,14 @@ async def _client_settings(ctx: Context) -> int:
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
-deploy = command(no_arguments, _deploy)
-deploy_config = command(_deploy_config_arguments, _deploy_config)
-get_config = command(_get_config_arguments, _get_config)
-get_id_value = command(_get_id_value_arguments, _get_id_value)
-get_instances = command(no_arguments, _get_instances)
-get_nodes = command(no_arguments, _get_nodes)
-monitor = command(no_arguments, _monitor)
-restart = command(_nodes_argument, _restart)
-stage_config = command(config_file_argument, _stage_config)
-test_timeout = command(_test_timeout_arguments, _test_timeout)
-client_settings = command(no_arguments, _client_settings)
+deploy = cli.command(cli.no_arguments, _deploy)
+deploy_config = cli.command(_deploy_config_arguments, _deploy_config)
+get_config = cli.command(_get_config_arguments, _get_config)
+get_id_value = cli.command(_get_id_value_arguments, _get_id_value)
+get_instances = cli.command(cli.no_arguments, _get_instances)
+get_nodes = cli.command(cli.no_arguments, _get_nodes)
+monitor = cli.command(cli.no_arguments, _monitor)
+restart = cli.command(_nodes_argument, _restart)
+stage_config = cli.command(cli.config_file_argument, _stage_config)
+test_timeout = cli.command(_test_timeout_arguments, _test_timeout)
+client_settings = cli.command(cli.no_arguments, _client_settings)

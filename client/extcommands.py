@@ -24,31 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from typing import Any, TextIO
 
-from client import extrender, observe
+from client import cli, extrender, observe
 from client.api import ControllerClient
-from client.cli import (
-    NO_RESPONSE,
-    Context,
-    command,
-    config_file_argument,
-    emit,
-    load_cluster_config,
-    log,
-    no_arguments,
-    no_response,
-    nodes_argument,
-    request,
-    request_json,
-    with_client,
-)
+from client.cli import Context
 from client.render import Rendered
 from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import RequestTimeout
+
+log = logging.getLogger("mgmt.client")
 
 # --------------------------------------------------------------------------------------
 # status, get-versions, df
@@ -64,7 +53,7 @@ async def _status(ctx: Context) -> int:
             infos = ()
         return nodes, infos
 
-    return await request(
+    return await cli.request(
         ctx,
         both,
         lambda r: extrender.render_status(r[0], lambda rows: observe.with_node_info(rows, r[1])),
@@ -72,7 +61,7 @@ async def _status(ctx: Context) -> int:
 
 
 async def _get_versions(ctx: Context) -> int:
-    return await request_json(ctx, lambda c: c.get_versions(), extrender.render_extension)
+    return await cli.request_json(ctx, lambda c: c.get_versions(), extrender.render_extension)
 
 
 def _df_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +78,7 @@ async def _df(ctx: Context) -> int:
             return extrender.render_extension(results, pretty=ctx.pretty)
         return extrender.render_df(results)
 
-    return await request(ctx, lambda c: c.get_disk_usage(), show)
+    return await cli.request(ctx, lambda c: c.get_disk_usage(), show)
 
 
 # --------------------------------------------------------------------------------------
@@ -97,36 +86,38 @@ async def _df(ctx: Context) -> int:
 
 
 def _some_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    nodes_argument(parser, "node names (default: all nodes)")
+    cli.nodes_argument(parser, "node names (default: all nodes)")
 
 
 async def _stop(ctx: Context) -> int:
-    return await request_json(
+    return await cli.request_json(
         ctx, lambda c: c.stop_nodes(ctx.args.nodes), extrender.render_extension
     )
 
 
 async def _start(ctx: Context) -> int:
-    return await request_json(
+    return await cli.request_json(
         ctx, lambda c: c.start_nodes(ctx.args.nodes), extrender.render_extension
     )
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    config_file_argument(parser, optional=True)
+    cli.config_file_argument(parser, optional=True)
 
 
 async def _check(ctx: Context) -> int:
     config: Configuration | None = None
     if ctx.args.config:
-        config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
+        config = cli.load_cluster_config(
+            ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys
+        )
         if config is None:
             return 1
 
     async def check(client: ControllerClient) -> int:
-        return emit(await check_on(ctx, client, config))
+        return cli.emit(await check_on(ctx, client, config))
 
-    return await with_client(ctx, check)
+    return await cli.with_client(ctx, check)
 
 
 async def check_on(
@@ -141,8 +132,8 @@ async def check_on(
                 return Rendered(None, 1)
             config = Configuration.from_value(staged.data)
         results = await client.check(config)
-    except NO_RESPONSE as exc:
-        return Rendered(None, no_response(exc))
+    except cli.NO_RESPONSE as exc:
+        return Rendered(None, cli.no_response(exc))
     return extrender.render_extension(results, pretty=ctx.pretty)
 
 
@@ -164,8 +155,8 @@ async def wait_until_running(
     while True:
         try:
             results = await client.get_nodes()
-        except NO_RESPONSE as exc:
-            return no_response(exc)
+        except cli.NO_RESPONSE as exc:
+            return cli.no_response(exc)
         step = extrender.wait_progress(wanted, states, results)
         states = dict(step.states)
         if progress is not None:
@@ -189,15 +180,15 @@ async def wait_until_running(
 
 
 def _observe_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    nodes_argument(parser, "cluster nodes (default: all)")
+    cli.nodes_argument(parser, "cluster nodes (default: all)")
 
 
 async def _diag(ctx: Context) -> int:
-    return await request(ctx, lambda c: c.diag(ctx.args.nodes), observe.render_diag)
+    return await cli.request(ctx, lambda c: c.diag(ctx.args.nodes), observe.render_diag)
 
 
 async def _netstats(ctx: Context) -> int:
-    return await request(ctx, lambda c: c.netstats(ctx.args.nodes), observe.render_netstats)
+    return await cli.request(ctx, lambda c: c.netstats(ctx.args.nodes), observe.render_netstats)
 
 
 def _top_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,8 +211,8 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 async def _top(ctx: Context) -> int:
     if not ctx.args.watch:
-        return await request(ctx, lambda c: c.top(), observe.render_top)
-    return await with_client(ctx, lambda client: _top_watch(client, ctx.args.delay))
+        return await cli.request(ctx, lambda c: c.top(), observe.render_top)
+    return await cli.with_client(ctx, lambda client: _top_watch(client, ctx.args.delay))
 
 
 async def _top_watch(client: ControllerClient, delay: float) -> int:
@@ -229,21 +220,21 @@ async def _top_watch(client: ControllerClient, delay: float) -> int:
     while True:
         try:
             answer = await client.top()
-        except NO_RESPONSE as exc:
-            return no_response(exc)
+        except cli.NO_RESPONSE as exc:
+            return cli.no_response(exc)
         title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {delay:g} s)"
         sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
-        emit(observe.render_top(answer))
+        cli.emit(observe.render_top(answer))
         await asyncio.sleep(max(0.1, delay))
 
 
 # The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
-status = command(no_arguments, _status)
-diag = command(_observe_nodes_argument, _diag)
-top = command(_top_arguments, _top)
-netstats = command(_observe_nodes_argument, _netstats)
-get_versions = command(no_arguments, _get_versions)
-df = command(_df_arguments, _df)
-check = command(_check_arguments, _check)
-stop = command(_some_nodes_argument, _stop)
-start = command(_some_nodes_argument, _start)
+status = cli.command(cli.no_arguments, _status)
+diag = cli.command(_observe_nodes_argument, _diag)
+top = cli.command(_top_arguments, _top)
+netstats = cli.command(_observe_nodes_argument, _netstats)
+get_versions = cli.command(cli.no_arguments, _get_versions)
+df = cli.command(_df_arguments, _df)
+check = cli.command(_check_arguments, _check)
+stop = cli.command(_some_nodes_argument, _stop)
+start = cli.command(_some_nodes_argument, _start)

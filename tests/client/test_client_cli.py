@@ -17,7 +17,7 @@ from client import COMMANDS as CLIENT_COMMANDS
 from client import ZEEK_CLIENT_COMMANDS
 from client.api import ControllerClient
 from mgmt.cli import SUBCOMMANDS, build_parser
-from tests.support.cli import cli_env, ours, run_cmd, zeek_client
+from tests.support.cli import STATUS_HEADER, cli_env, ours, run_cmd, zeek_client
 from tests.support.controller_harness import Cluster, running_cluster
 from tests.support.reference import CONFIGS, LOCAL_AGENT
 
@@ -59,19 +59,7 @@ async def test_status_table_and_exit_codes(tmp_path: Path) -> None:
         run = await run_cmd(ours("status", *at(cluster)))
         assert run.code == 0, run
         lines = run.stdout.splitlines()
-        assert lines[0].split() == [
-            "INSTANCE",
-            "NODE",
-            "ROLE",
-            "STATE",
-            "PID",
-            "PORT",
-            "METRICS",
-            "RESTARTS",
-            "UPTIME",
-            "LAST",
-            "EXIT",
-        ]
+        assert lines[0].split() == STATUS_HEADER.split()
         rows = {line.split()[1]: line.split() for line in lines[1:]}
         assert set(rows) == {LOCAL_AGENT, "logger", "manager", "worker-01", "worker-02"}
         assert rows["manager"][:4] == [LOCAL_AGENT, "manager", "manager", "RUNNING"]
