@@ -222,6 +222,7 @@ async def with_config(
     return await with_client(ctx, lambda client: session(client, config))
 
 
+#: What a request raises when no answer comes (zeek-client: ``no response received``).
 NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
 T = TypeVar("T")
@@ -235,6 +236,7 @@ class JsonRenderer(Protocol[T_contra]):
 
 
 def no_response(exc: Exception) -> int:
+    """Log zeek-client's error for a request without answer; exit code 1."""
     log.error("no response received: %s", exc)
     return 1
 
@@ -345,6 +347,7 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """The cluster configuration FILE (``-``: stdin) and ``--allow-unknown-keys``."""
     parser.add_argument(
         "config",
         metavar="FILE",

@@ -243,7 +243,7 @@ def _print(line: str) -> None:
     sys.stdout.flush()
 
 
-def _nodes_argument(parser: argparse.ArgumentParser) -> None:
+def _restart_arguments(parser: argparse.ArgumentParser) -> None:
     cli.nodes_argument(
         parser, "name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes"
     )
@@ -271,7 +271,7 @@ async def _client_settings(ctx: Context) -> int:
     return 0
 
 
-# The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
+# The commands, by the attribute names mgmt.cli looks up (client.command_target).
 deploy = cli.command(cli.no_arguments, _deploy)
 deploy_config = cli.command(_deploy_config_arguments, _deploy_config)
 get_config = cli.command(_get_config_arguments, _get_config)
@@ -279,7 +279,7 @@ get_id_value = cli.command(_get_id_value_arguments, _get_id_value)
 get_instances = cli.command(cli.no_arguments, _get_instances)
 get_nodes = cli.command(cli.no_arguments, _get_nodes)
 monitor = cli.command(cli.no_arguments, _monitor)
-restart = cli.command(_nodes_argument, _restart)
+restart = cli.command(_restart_arguments, _restart)
 stage_config = cli.command(cli.config_file_argument, _stage_config)
 test_timeout = cli.command(_test_timeout_arguments, _test_timeout)
 client_settings = cli.command(cli.no_arguments, _client_settings)

@@ -228,7 +228,7 @@ async def _top_watch(client: ControllerClient, delay: float) -> int:
         await asyncio.sleep(max(0.1, delay))
 
 
-# The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
+# The commands, by the attribute names mgmt.cli looks up (client.command_target).
 status = cli.command(cli.no_arguments, _status)
 diag = cli.command(_observe_nodes_argument, _diag)
 top = cli.command(_top_arguments, _top)
