@@ -1,16 +1,18 @@
 """zeek-mgmt's own client for the Management framework's controller API.
 
-Two layers:
+Layers, from the wire up:
 
 * :mod:`client.api` -- an asyncio library, ``async with ControllerClient(host, port) as c:``
-  with one coroutine per controller request;
-* :mod:`client.cli` -- ``zeek-mgmt <command>``: zeek-client 1.5.0's commands with the same
-  options, output bytes and exit codes, plus ``status``, ``get-versions``,
-  ``deploy-config --wait`` and ``client-settings`` (zeek-client's ``show-settings``; in
-  ``zeek-mgmt`` that name is the former name of ``daemon-settings``, the daemons' settings).
-
-Pure helpers: :mod:`client.config` (settings), :mod:`client.clusterconfig` (the ``.ini``
-cluster configuration parser) and :mod:`client.render` (output rendering).
+  with one coroutine per controller request; :mod:`client.connect` configures it from
+  the client settings (TLS as zeek-client);
+* pure inputs and outputs: :mod:`client.config` (settings), :mod:`client.clusterconfig`
+  and :mod:`client.workers` (the ``.ini`` cluster configuration), :mod:`client.render`
+  (zeek-client's outputs), :mod:`client.extrender` and :mod:`client.observe`
+  (zeek-mgmt's own tables and JSON);
+* ``zeek-mgmt <command>``: :mod:`client.cli` (what every command shares: options,
+  settings, logging, requests, exit codes), :mod:`client.commands` (zeek-client 1.5.0's
+  commands with the same options, output bytes and exit codes) and
+  :mod:`client.extcommands` (``status``, ``top``, ``df``, ``check``, ``stop``, ...).
 
 This module stays import-light: ``zeek-mgmt --help`` reads :data:`COMMANDS` without
 loading the client.
@@ -19,7 +21,8 @@ loading the client.
 from __future__ import annotations
 
 #: The client subcommands of ``zeek-mgmt``: (command name, one-line help), in help order.
-#: Each is implemented by the attribute ``client.cli:<name with - replaced by _>``.
+#: Each is implemented by the attribute ``<module>:<name with - replaced by _>`` of
+#: :func:`command_target`.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("deploy", "deploy the staged cluster configuration (zeek-client deploy)"),
     ("deploy-config", "upload a cluster configuration and deploy it (zeek-client deploy-config)"),
@@ -46,6 +49,26 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The commands that are zeek-client's (in :mod:`client.commands`; ``client-settings`` is
+#: its ``show-settings``); the others are zeek-mgmt's own (:mod:`client.extcommands`).
+ZEEK_CLIENT_COMMANDS = frozenset(
+    {
+        "deploy",
+        "deploy-config",
+        "get-config",
+        "get-id-value",
+        "get-instances",
+        "get-nodes",
+        "monitor",
+        "restart",
+        "stage-config",
+        "test-timeout",
+        "client-settings",
+    }
+)
+
+
 def command_target(name: str) -> str:
     """The ``module:attribute`` that implements client command ``name``."""
-    return f"client.cli:{name.replace('-', '_')}"
+    module = "client.commands" if name in ZEEK_CLIENT_COMMANDS else "client.extcommands"
+    return f"{module}:{name.replace('-', '_')}"

@@ -1,58 +1,20 @@
-"""``zeek-mgmt`` client commands: zeek-client 1.5.0's commands, plus four extras.
+"""The runtime every ``zeek-mgmt`` client command shares (zeek-client's behaviour).
 
-Every zeek-client command keeps its name, arguments, stdout bytes and exit codes
-(wire spec §7): ``deploy``, ``deploy-config``, ``get-config``, ``get-id-value``,
-``get-instances``, ``get-nodes``, ``monitor``, ``restart``, ``stage-config``,
-``test-timeout``. zeek-client's global options are accepted after each command name:
-``-c/--configfile``, ``--controller HOST:PORT``, ``--set SECTION.KEY=VAL``, ``-q`` and
-``-v``, e.g. ``zeek-mgmt get-nodes --controller 127.0.0.1:2149``. Settings and their
-precedence are zeek-client's (:mod:`client.config`).
+A command is an argument-adding function and a coroutine over a :class:`Context`, made
+into a :class:`Command` by :func:`command` (the attributes :mod:`mgmt.cli` loads; see
+:func:`client.command_target`). Around the coroutine this module does what zeek-client
+does around each of its commands:
 
-Extras:
+* zeek-client's global options after the command name (:func:`add_global_arguments`),
+  refusing the daemons' ``--config`` and daemon settings in ``--set``, saying where they
+  belong;
+* the client settings (:mod:`client.config`) and zeek-client's stderr logging;
+* connecting (:mod:`client.connect`), one request and its rendering to stdout
+  (:func:`request`), the ``no response received`` error, exit codes;
+* reading a cluster configuration file (:func:`load_cluster_config`).
 
-* ``client-settings`` -- zeek-client's ``show-settings`` (same output). In ``zeek-mgmt``
-  that name is the former name of ``daemon-settings`` (the daemons' settings).
-* ``get-versions`` -- the versions of the controller, of each connected agent and of the
-  Zeek it runs, as JSON keyed by name (the ``get_version`` extension request; README,
-  "API"). Exit 1 if any of them failed to answer.
-* ``df [--json]`` -- zeekctl's ``df``: free space on every connected agent's state, spool
-  and archive file systems (the ``get_disk_usage`` extension request, issue 13).
-* ``status`` -- a table of every node: instance, node, role, state, pid, port, metrics
-  port, restarts, uptime and last exit. The last three are not in the controller's v1
-  API: they come from the ``get_node_info`` extension request, and show ``-`` where it
-  is not answered (nothing is guessed). Exit 0 when every row is RUNNING and no instance
-  reported an error; 1 otherwise (also when the controller cannot be reached).
-* ``diag [NODES]``, ``top [--watch]``, ``netstats [NODES]`` -- the observation
-  extension requests rendered by :mod:`client.observe`.
-* ``deploy-config FILE --wait [--wait-timeout S] [--wait-interval S]`` -- after the deploy
-  response (printed as usual on stdout), poll ``get-nodes`` on the same connection and
-  print one progress line per node state change on stderr (so stdout stays the deploy
-  JSON), until every node of the deployed configuration is RUNNING (exit 0), any is
-  FAILED or CRASHED (exit 1) or the wait timeout passes (exit 1). A failed deploy does
-  not wait.
-
-Deviations from zeek-client, all in error paths where its message does not say what to
-do, it prints a Python traceback or it loops. The first three keep zeek-client's stdout
-(nothing) and exit code (1); only the stderr line differs
-(tests/client/test_client_parity.py):
-
-* nothing listens on the controller's port: ``connection refused: no controller at
-  H:P (is zeek-mgmt controller running? see --controller)``, at once (zeek-client retries
-  for 10 s, then says ``websocket connection to H:P timed out in connect()``);
-* plaintext against a TLS port, TLS against a plaintext port, or no client certificate
-  for a mutual-TLS port: zeek-client's message with a hint appended, e.g. ``(is the
-  controller's port TLS? then --set ssl.enable=true)``;
-* a cluster file that cannot be read: ``cannot read <path>: No such file or directory``
-  (zeek-client: ``please provide a cluster configuration file.``);
-* names of the daemons' family, which zeek-client would misread or drop silently:
-  ``--config`` (the daemons' settings file; argparse would take it for ``--configfile``)
-  exits 2, and ``--set`` with a daemon setting (sections ``common`` and ``agent``, or
-  ``controller`` keys other than ``host`` and ``port``) exits 1, each saying where it
-  belongs;
-* invalid cluster files (duplicate sections, host names in ``[instances]``, unbalanced
-  quotes), bad settings values and unwritable ``-f`` files give an ``error:`` line and
-  exit 1; ``monitor`` exits 1 when the controller closes the connection instead of
-  printing the same error forever; malformed ``--set`` items are reported.
+The commands themselves: :mod:`client.commands` (zeek-client's) and
+:mod:`client.extcommands` (zeek-mgmt's own).
 """
 
 from __future__ import annotations
@@ -62,32 +24,24 @@ import asyncio
 import logging
 import os
 import socket
-import ssl as ssl_module
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO, TypeVar
 
-from client import observe, render
-from client.api import ControllerClient, ControllerRefused, new_request_id
+from client.api import ControllerClient, ControllerRefused
 from client.clusterconfig import parse_cluster_config
 from client.config import CONFIG_FILE_ENV, CONFIG_SETTINGS_ENV, ClientSettings
+from client.connect import make_client
 from client.render import Rendered
-from mgmt.broker import events as ev
-from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import Configuration
 from mgmt.exceptions import ConfigError, HandshakeError, RequestTimeout, SessionClosedError
 
 log = logging.getLogger("mgmt.client")
 
-_LEVELS = {
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-}
+#: A command's body: what it does once settings are loaded and logging is set up.
+Body = Callable[["Context"], Coroutine[Any, Any, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +117,7 @@ class Context:
 def emit(rendered: Rendered, out: TextIO | None = None) -> int:
     """Log a rendering's diagnostics, write its text, return its exit code."""
     for diag in rendered.diagnostics:
-        log.log(_LEVELS[diag.level], "%s", diag.message)
+        log.log(diag.level, "%s", diag.message)
     if rendered.text is not None:
         stream = sys.stdout if out is None else out
         stream.write(rendered.text)
@@ -181,7 +135,8 @@ def _load_settings(args: argparse.Namespace) -> ClientSettings:
     )
 
 
-def _main(args: argparse.Namespace, body: Callable[[Context], Coroutine[Any, Any, int]]) -> int:
+def _run(args: argparse.Namespace, body: Body) -> int:
+    """Load the settings, set up logging, run ``body``; its exit code."""
     misplaced = [item for item in args.set if daemon_setting(item)]
     if misplaced:
         configure_logging(0, rich=False, quiet=False)
@@ -213,83 +168,20 @@ def _main(args: argparse.Namespace, body: Callable[[Context], Coroutine[Any, Any
         return 1
 
 
+def emit_to(rendered: Rendered, filename: str | None) -> int:
+    """:func:`emit` to ``filename`` (``None`` or ``-``: stdout); 1 if it cannot be written."""
+    if rendered.text is None or not filename or filename == "-":
+        return emit(rendered)
+    try:
+        with open(filename, "w", encoding="utf-8") as fh:
+            return emit(rendered, fh)
+    except OSError as exc:
+        log.error("cannot write %s: %s", filename, exc)
+        return 1
+
+
 # --------------------------------------------------------------------------------------
-# Connecting
-
-
-def tls_context(settings: ClientSettings) -> ssl_module.SSLContext | None:
-    """The TLS context for ``ssl.enable = true`` (zeek-client's choices, §1.9), else
-    ``None``.
-
-    Without ``ssl.certificate`` the server is not verified (Broker's default mode); with
-    it, the client presents its certificate and verifies the server against
-    ``ssl.cafile``/``ssl.capath``.
-
-    Raises:
-        ConfigError: a configured file is missing or unusable.
-    """
-    tls = settings.tls()
-    if not tls.enable:
-        return None
-    for path, what in (
-        (tls.certificate, "SSL certificate file"),
-        (tls.keyfile, "SSL private key file"),
-        (tls.cafile, "SSL trusted CAs file"),
-    ):
-        if path and not os.path.isfile(path):
-            raise ConfigError(f'{what} "{path}" not found')
-    if tls.capath and not os.path.isdir(tls.capath):
-        raise ConfigError(f'SSL trusted CAs path "{tls.capath}" not found')
-    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
-    try:
-        if not tls.certificate:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl_module.CERT_NONE
-            # Anonymous ECDH for TLS <= 1.2 as Broker does; TLS 1.3 is unaffected. Where
-            # OpenSSL lacks the suite (zeek-client then fails), keep the defaults.
-            for ciphers in ("AECDH-AES256-SHA@SECLEVEL=0", "AECDH-AES256-SHA"):
-                try:
-                    ctx.set_ciphers(ciphers)
-                    break
-                except ssl_module.SSLError:
-                    continue
-        else:
-            ctx.set_ciphers("HIGH:!aNULL:!MD5")
-            ctx.load_cert_chain(tls.certificate, tls.keyfile or None, tls.passphrase or None)
-            if tls.cafile or tls.capath:
-                ctx.load_verify_locations(cafile=tls.cafile or None, capath=tls.capath or None)
-    except (ssl_module.SSLError, OSError) as exc:
-        raise ConfigError(str(exc)) from exc
-    return ctx
-
-
-def make_client(settings: ClientSettings) -> ControllerClient:
-    """A :class:`ControllerClient` from the settings.
-
-    Raises:
-        ConfigError: ``cannot configure connection to H:P: ...`` (zeek-client's message).
-    """
-    host = settings.controller_host
-    port = settings.controller_port
-    if settings.tls().legacy_disable:
-        log.warning(
-            "The ssl.disable setting is deprecated and ignored. "
-            "Controller connections now default to plaintext. "
-            "Use ssl.enabled to enable encryption. "
-            "See 'zeek-client show-settings' for details."
-        )
-    try:
-        ctx = tls_context(settings)
-        return ControllerClient(
-            host,
-            port,
-            ssl=ctx,
-            timeout=settings.request_timeout,
-            peering_attempts=settings.peering_attempts,
-            retry_delay=settings.peering_retry_delay,
-        )
-    except (ValueError, ConfigError) as exc:
-        raise ConfigError(f"cannot configure connection to {host}:{port}: {exc}") from exc
+# Connecting and requests
 
 
 async def _connected(ctx: Context) -> ControllerClient | None:
@@ -310,7 +202,7 @@ async def _connected(ctx: Context) -> ControllerClient | None:
     return client
 
 
-async def _with_client(ctx: Context, session: Callable[[ControllerClient], Awaitable[int]]) -> int:
+async def with_client(ctx: Context, session: Callable[[ControllerClient], Awaitable[int]]) -> int:
     """Connect, run ``session`` on the client and close it; 1 when it cannot connect."""
     client = await _connected(ctx)
     if client is None:
@@ -319,24 +211,37 @@ async def _with_client(ctx: Context, session: Callable[[ControllerClient], Await
         return await session(client)
 
 
-_NO_RESPONSE = (RequestTimeout, SessionClosedError)
+async def with_config(
+    ctx: Context, session: Callable[[ControllerClient, Configuration], Awaitable[int]]
+) -> int:
+    """:func:`with_client` for the cluster configuration file named on the command line,
+    read before connecting; 1 when it cannot be read."""
+    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
+    if config is None:
+        return 1
+    return await with_client(ctx, lambda client: session(client, config))
+
+
+#: What a request raises when no answer comes (zeek-client: ``no response received``).
+NO_RESPONSE = (RequestTimeout, SessionClosedError)
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
-class _JsonRenderer(Protocol[T_contra]):
+class JsonRenderer(Protocol[T_contra]):
     """A ``render.render_*`` function for a zeek-client command's JSON output."""
 
     def __call__(self, answer: T_contra, /, *, pretty: bool) -> Rendered: ...
 
 
-def _no_response(exc: Exception) -> int:
+def no_response(exc: Exception) -> int:
+    """Log zeek-client's error for a request without answer; exit code 1."""
     log.error("no response received: %s", exc)
     return 1
 
 
-async def _request(
+async def request(
     ctx: Context,
     call: Callable[[ControllerClient], Awaitable[T]],
     show: Callable[[T], Rendered],
@@ -350,20 +255,20 @@ async def _request(
     async def one(client: ControllerClient) -> int:
         try:
             answer = await call(client)
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-        return _emit_to(show(answer), filename)
+        except NO_RESPONSE as exc:
+            return no_response(exc)
+        return emit_to(show(answer), filename)
 
-    return await _with_client(ctx, one)
+    return await with_client(ctx, one)
 
 
-async def _request_json(
+async def request_json(
     ctx: Context,
     call: Callable[[ControllerClient], Awaitable[T]],
-    show: _JsonRenderer[T],
+    show: JsonRenderer[T],
 ) -> int:
-    """:func:`_request` with a renderer that prints JSON, pretty as the user asked."""
-    return await _request(ctx, call, lambda answer: show(answer, pretty=ctx.pretty))
+    """:func:`request` with a renderer that prints JSON, pretty as the user asked."""
+    return await request(ctx, call, lambda answer: show(answer, pretty=ctx.pretty))
 
 
 # --------------------------------------------------------------------------------------
@@ -441,7 +346,8 @@ def add_global_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+def config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """The cluster configuration FILE (``-``: stdin) and ``--allow-unknown-keys``."""
     parser.add_argument(
         "config",
         metavar="FILE",
@@ -457,22 +363,28 @@ def _config_file_argument(parser: argparse.ArgumentParser, *, optional: bool = F
     )
 
 
-def _nothing(parser: argparse.ArgumentParser) -> None:
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    """For commands that take only zeek-client's global options."""
     return None
 
 
-def _command(
-    extra: Callable[[argparse.ArgumentParser], None],
-    body: Callable[[Context], Coroutine[Any, Any, int]],
-) -> Command:
+def command(extra: Callable[[argparse.ArgumentParser], None], body: Body) -> Command:
+    """The :class:`Command` of a command's own arguments (``extra``; zeek-client's global
+    options are added after them) and its ``body``."""
+
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         extra(parser)
         add_global_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
-        return _main(args, body)
+        return _run(args, body)
 
     return Command(add_arguments, run)
+
+
+def nodes_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The optional NODES list (empty: all nodes) that several commands take."""
+    parser.add_argument("nodes", metavar="NODES", nargs="*", default=[], help=help)
 
 
 # --------------------------------------------------------------------------------------
@@ -509,447 +421,7 @@ def load_cluster_config(path: str | None, *, unknown_keys_ok: bool = False) -> C
         unknown_keys_ok=unknown_keys_ok,
     )
     for diag in parsed.diagnostics:
-        log.log(_LEVELS[diag.level], "%s", diag.message)
+        log.log(diag.level, "%s", diag.message)
     if parsed.config is None:
         log.error("configuration has errors, not sending")
     return parsed.config
-
-
-# --------------------------------------------------------------------------------------
-# zeek-client commands
-
-
-async def _deploy(ctx: Context) -> int:
-    return await _with_client(ctx, lambda client: _deploy_on(ctx, client))
-
-
-async def _deploy_on(ctx: Context, client: ControllerClient) -> int:
-    try:
-        results = await client.deploy()
-    except _NO_RESPONSE as exc:
-        return _no_response(exc)
-    return emit(render.render_deploy(results, pretty=ctx.pretty))
-
-
-async def _stage_on(ctx: Context, client: ControllerClient, config: Configuration) -> Rendered:
-    try:
-        results = await client.stage_configuration(config)
-    except _NO_RESPONSE as exc:
-        _no_response(exc)
-        return Rendered(None, 1)
-    return render.render_stage(results, pretty=ctx.pretty)
-
-
-async def _with_config(
-    ctx: Context, session: Callable[[ControllerClient, Configuration], Awaitable[int]]
-) -> int:
-    """:func:`_with_client` for the cluster configuration file named on the command line,
-    read before connecting; 1 when it cannot be read."""
-    config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
-    if config is None:
-        return 1
-    return await _with_client(ctx, lambda client: session(client, config))
-
-
-async def _stage_config(ctx: Context) -> int:
-    async def stage(client: ControllerClient, config: Configuration) -> int:
-        return emit(await _stage_on(ctx, client, config))
-
-    return await _with_config(ctx, stage)
-
-
-def _deploy_config_arguments(parser: argparse.ArgumentParser) -> None:
-    _config_file_argument(parser)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="first run zeek-mgmt check on the configuration; deploy only if every node "
-        "passes (zeek-mgmt extension)",
-    )
-    parser.add_argument(
-        "--wait",
-        action="store_true",
-        help="after deploying, wait until every node is RUNNING (progress on stderr); "
-        "exit 1 if a node fails or the wait times out (zeek-mgmt extension)",
-    )
-    parser.add_argument(
-        "--wait-timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="give up waiting after this long (default 60)",
-    )
-    parser.add_argument(
-        "--wait-interval",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="time between get-nodes polls while waiting (default 1)",
-    )
-
-
-async def _deploy_config(ctx: Context) -> int:
-    async def deploy(client: ControllerClient, config: Configuration) -> int:
-        if ctx.args.check:
-            checked = await _check_on(ctx, client, config)
-            if checked.exit_code != 0:
-                log.error("check failed, not deploying")
-                return emit(checked)
-        staged = await _stage_on(ctx, client, config)
-        if staged.exit_code != 0:
-            return emit(staged)
-        code = await _deploy_on(ctx, client)
-        if code != 0 or not ctx.args.wait:
-            return code
-        return await wait_until_running(
-            client,
-            config,
-            limit=ctx.args.wait_timeout,
-            interval=ctx.args.wait_interval,
-            progress=None if ctx.quiet else sys.stderr,
-        )
-
-    return await _with_config(ctx, deploy)
-
-
-async def wait_until_running(
-    client: ControllerClient,
-    config: Configuration,
-    *,
-    limit: float,
-    interval: float,
-    progress: TextIO | None,
-) -> int:
-    """Poll get-nodes until the configuration's nodes run (0), or fail or ``limit``
-    seconds pass (1). Writes a line per node state change to ``progress``.
-    """
-    wanted = {n.name: n.instance for n in config.nodes}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    states: dict[str, str] = {}
-    while True:
-        try:
-            results = await client.get_nodes()
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-        step = render.wait_progress(wanted, states, results)
-        states = dict(step.states)
-        if progress is not None:
-            for line in step.lines:
-                progress.write(line + "\n")
-            progress.flush()
-        if step.failed:
-            log.error("nodes failed: %s", ", ".join(step.failed))
-            return 1
-        if step.done:
-            return 0
-        if loop.time() >= deadline:
-            waiting = [n for n, s in states.items() if s != "RUNNING"]
-            log.error("timed out after %gs waiting for nodes to run: %s", limit, ", ".join(waiting))
-            return 1
-        await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
-
-
-def _get_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--filename",
-        "-f",
-        metavar="FILE",
-        default="-",
-        help="output file for the configuration, default stdout",
-    )
-    parser.add_argument(
-        "--as-json", action="store_true", help="report in JSON instead of INI-style config file"
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--deployed",
-        action="store_true",
-        dest="deployed",
-        default=False,
-        help="return deployed configuration",
-    )
-    group.add_argument(
-        "--staged",
-        action="store_false",
-        dest="deployed",
-        help="return staged configuration (default)",
-    )
-
-
-async def _get_config(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.request(
-            ev.GetConfigurationRequest(new_request_id(), ctx.args.deployed),
-            ev.GetConfigurationResponse,
-        ),
-        lambda resp: render.render_get_config(resp, as_json=ctx.args.as_json, pretty=ctx.pretty),
-        filename=ctx.args.filename,
-    )
-
-
-def _emit_to(rendered: Rendered, filename: str | None) -> int:
-    if rendered.text is None or not filename or filename == "-":
-        return emit(rendered)
-    try:
-        with open(filename, "w", encoding="utf-8") as fh:
-            return emit(rendered, fh)
-    except OSError as exc:
-        log.error("cannot write %s: %s", filename, exc)
-        return 1
-
-
-def _get_id_value_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "id", metavar="IDENTIFIER", help="name of the Zeek script identifier to retrieve"
-    )
-    _add_nodes_argument(
-        parser, "name(s) of Zeek cluster nodes to query; when omitted, queries all nodes"
-    )
-
-
-def _add_nodes_argument(parser: argparse.ArgumentParser, help: str) -> None:
-    """The optional NODES list (empty: all nodes) that several commands take."""
-    parser.add_argument("nodes", metavar="NODES", nargs="*", default=[], help=help)
-
-
-async def _get_id_value(ctx: Context) -> int:
-    return await _request_json(
-        ctx, lambda c: c.get_id_value(ctx.args.id, ctx.args.nodes), render.render_get_id_value
-    )
-
-
-async def _get_instances(ctx: Context) -> int:
-    return await _request_json(
-        ctx,
-        lambda c: c.request(ev.GetInstancesRequest(new_request_id()), ev.GetInstancesResponse),
-        render.render_get_instances,
-    )
-
-
-async def _get_nodes(ctx: Context) -> int:
-    return await _request_json(ctx, lambda c: c.get_nodes(), render.render_get_nodes)
-
-
-async def _monitor(ctx: Context) -> int:
-    return await _with_client(ctx, _monitor_on)
-
-
-async def _monitor_on(client: ControllerClient) -> int:
-    while True:
-        try:
-            event = await client.receive()
-        except RequestTimeout as exc:
-            _print(f"no response received: {exc}")
-            continue
-        except SessionClosedError as exc:
-            _print(f"no response received: {exc}")
-            return 1
-        line = render.monitor_line(event)
-        if line is None:
-            log.warning('received unexpected event "%s", skipping', ev.event_name(event))
-            continue
-        _print(line)
-
-
-def _print(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def _nodes_argument(parser: argparse.ArgumentParser) -> None:
-    _add_nodes_argument(
-        parser, "name(s) of Zeek cluster nodes to restart; when omitted, restarts all nodes"
-    )
-
-
-async def _restart(ctx: Context) -> int:
-    return await _request_json(ctx, lambda c: c.restart(ctx.args.nodes), render.render_restart)
-
-
-def _some_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "nodes", metavar="NODES", nargs="*", default=[], help="node names (default: all nodes)"
-    )
-
-
-async def _stop(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.stop_nodes(ctx.args.nodes),
-        lambda r: render.render_extension(r, pretty=ctx.pretty),
-    )
-
-
-async def _start(ctx: Context) -> int:
-    return await _request(
-        ctx,
-        lambda c: c.start_nodes(ctx.args.nodes),
-        lambda r: render.render_extension(r, pretty=ctx.pretty),
-    )
-
-
-def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    _config_file_argument(parser, optional=True)
-
-
-async def _check(ctx: Context) -> int:
-    config: Configuration | None = None
-    if ctx.args.config:
-        config = load_cluster_config(ctx.args.config, unknown_keys_ok=ctx.args.allow_unknown_keys)
-        if config is None:
-            return 1
-
-    async def check(client: ControllerClient) -> int:
-        return emit(await _check_on(ctx, client, config))
-
-    return await _with_client(ctx, check)
-
-
-async def _check_on(
-    ctx: Context, client: ControllerClient, config: Configuration | None
-) -> Rendered:
-    """``check`` of ``config`` (``None``: the staged configuration)."""
-    try:
-        if config is None:
-            staged = await client.get_configuration(deployed=False)
-            if not staged.success or staged.data is None:
-                log.error("%s", staged.error or "no staged configuration available")
-                return Rendered(None, 1)
-            config = Configuration.from_value(staged.data)
-        results = await client.check(config)
-    except _NO_RESPONSE as exc:
-        return Rendered(None, _no_response(exc))
-    return render.render_extension(results, pretty=ctx.pretty)
-
-
-def _test_timeout_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--with-state", action="store_true", help="make the request stateful in the controller"
-    )
-
-
-async def _test_timeout(ctx: Context) -> int:
-    return await _request_json(
-        ctx, lambda c: c.test_timeout(ctx.args.with_state), render.render_test_timeout
-    )
-
-
-async def _get_versions(ctx: Context) -> int:
-    return await _request_json(ctx, lambda c: c.get_versions(), render.render_extension)
-
-
-def _df_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the agents' answers as JSON (README, API: get_disk_usage)",
-    )
-
-
-async def _df(ctx: Context) -> int:
-    def show(results: tuple[ExtensionResult, ...]) -> Rendered:
-        if ctx.args.json:
-            return render.render_extension(results, pretty=ctx.pretty)
-        return render.render_df(results)
-
-    return await _request(ctx, lambda c: c.get_disk_usage(), show)
-
-
-async def _client_settings(ctx: Context) -> int:
-    sys.stdout.write(ctx.settings.render())
-    sys.stdout.flush()
-    return 0
-
-
-async def _status(ctx: Context) -> int:
-    async def both(c: ControllerClient) -> tuple[Any, tuple[ExtensionResult, ...]]:
-        nodes = await c.get_nodes()
-        try:
-            infos = await c.get_node_info()
-        except RequestTimeout:  # a controller without the extension: "-" instead
-            log.debug("no get_node_info response: RESTARTS, UPTIME, LAST EXIT unknown")
-            infos = ()
-        return nodes, infos
-
-    return await _request(
-        ctx,
-        both,
-        lambda r: render.render_status(r[0], lambda rows: observe.with_node_info(rows, r[1])),
-    )
-
-
-# -- observation (issue 12): diag, top, netstats
-
-
-def _observe_nodes_argument(parser: argparse.ArgumentParser) -> None:
-    _add_nodes_argument(parser, "cluster nodes (default: all)")
-
-
-async def _diag(ctx: Context) -> int:
-    return await _request(ctx, lambda c: c.diag(ctx.args.nodes), observe.render_diag)
-
-
-async def _netstats(ctx: Context) -> int:
-    return await _request(ctx, lambda c: c.netstats(ctx.args.nodes), observe.render_netstats)
-
-
-def _top_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-w", "--watch", action="store_true", help="refresh in place until interrupted, as top"
-    )
-    parser.add_argument(
-        "-d",
-        "--delay",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="seconds between refreshes with --watch (default: 2)",
-    )
-
-
-#: Moves the cursor home and clears the screen (what top and watch do between frames).
-CLEAR_SCREEN = "\x1b[H\x1b[2J"
-
-
-async def _top(ctx: Context) -> int:
-    if not ctx.args.watch:
-        return await _request(ctx, lambda c: c.top(), observe.render_top)
-    return await _with_client(ctx, lambda client: _top_watch(client, ctx.args.delay))
-
-
-async def _top_watch(client: ControllerClient, delay: float) -> int:
-    """``top --watch``: redraw every ``delay`` seconds until interrupted."""
-    while True:
-        try:
-            answer = await client.top()
-        except _NO_RESPONSE as exc:
-            return _no_response(exc)
-        title = f"zeek-mgmt top - {time.strftime('%H:%M:%S')} (every {delay:g} s)"
-        sys.stdout.write(f"{CLEAR_SCREEN}{title}\n")
-        emit(observe.render_top(answer))
-        await asyncio.sleep(max(0.1, delay))
-
-
-# The commands, by the attribute names mgmt.cli looks up (client.COMMANDS).
-deploy = _command(_nothing, _deploy)
-deploy_config = _command(_deploy_config_arguments, _deploy_config)
-get_config = _command(_get_config_arguments, _get_config)
-get_id_value = _command(_get_id_value_arguments, _get_id_value)
-get_instances = _command(_nothing, _get_instances)
-get_nodes = _command(_nothing, _get_nodes)
-monitor = _command(_nothing, _monitor)
-restart = _command(_nodes_argument, _restart)
-stage_config = _command(_config_file_argument, _stage_config)
-test_timeout = _command(_test_timeout_arguments, _test_timeout)
-status = _command(_nothing, _status)
-diag = _command(_observe_nodes_argument, _diag)
-top = _command(_top_arguments, _top)
-netstats = _command(_observe_nodes_argument, _netstats)
-get_versions = _command(_nothing, _get_versions)
-df = _command(_df_arguments, _df)
-client_settings = _command(_nothing, _client_settings)
-check = _command(_check_arguments, _check)
-stop = _command(_some_nodes_argument, _stop)
-start = _command(_some_nodes_argument, _start)

@@ -28,10 +28,10 @@ import ipaddress
 import shlex
 from dataclasses import dataclass
 
-from client.render import Diagnostic
 from client.workers import WORKER_KEYS, ExpansionError, expand_workers
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+from mgmt.core.logaction import Level, Log
 
 #: Node keys zeek-client understands (``type`` and ``state`` are read but still reported
 #: as unexpected, as zeek-client does).
@@ -53,12 +53,12 @@ class ParsedConfig:
     """
 
     config: Configuration | None
-    diagnostics: tuple[Diagnostic, ...]
+    diagnostics: tuple[Log, ...]
 
     @property
     def errors(self) -> tuple[str, ...]:
         """The error messages only."""
-        return tuple(d.message for d in self.diagnostics if d.level == "error")
+        return tuple(d.message for d in self.diagnostics if d.level is Level.ERROR)
 
 
 class _Invalid(Exception):
@@ -94,7 +94,7 @@ def parse_cluster_config(
     Returns:
         The configuration (or ``None``) and the diagnostics.
     """
-    diags: list[Diagnostic] = []
+    diags: list[Log] = []
     cfp = configparser.ConfigParser(allow_no_value=True)
     try:
         cfp.read_string(text, source=source)
@@ -105,10 +105,10 @@ def parse_cluster_config(
         config = _build(cfp, diags, hostname or "localhost", config_id)
     except configparser.Error as exc:
         # Duplicates, a key before the first section, bad "%" interpolation.
-        diags.append(Diagnostic("error", str(exc)))
+        diags.append(Log(Level.ERROR, str(exc)))
         return ParsedConfig(None, tuple(diags))
     except (_Invalid, ExpansionError) as exc:
-        diags.append(Diagnostic("error", str(exc)))
+        diags.append(Log(Level.ERROR, str(exc)))
         return ParsedConfig(None, tuple(diags))
     return ParsedConfig(config, tuple(diags))
 
@@ -125,7 +125,7 @@ def _refuse_unknown_keys(cfp: configparser.ConfigParser) -> None:
 
 
 def _build(
-    cfp: configparser.ConfigParser, diags: list[Diagnostic], hostname: str, config_id: str
+    cfp: configparser.ConfigParser, diags: list[Log], hostname: str, config_id: str
 ) -> Configuration:
     instances: list[Instance] = []
     nodes: list[Node] = []
@@ -206,16 +206,14 @@ def _role(text: str) -> ClusterRole:
         raise _NodeError(f'role "{text}" is invalid') from None
 
 
-def _node(
-    cfp: configparser.ConfigParser, section: str, diags: list[Diagnostic], hostname: str
-) -> Node:
+def _node(cfp: configparser.ConfigParser, section: str, diags: list[Log], hostname: str) -> Node:
     # The order of reads, warnings and checks is zeek-client's (Node.from_config_parser).
     instance = _get(cfp, section, "instance")
     role_text = _get(cfp, section, "role", "type")
     state = _get(cfp, section, "state")
     if state:
         diags.append(
-            Diagnostic("warning", f'ignoring node "{section}" state "{state}" in configuration')
+            Log(Level.WARNING, f'ignoring node "{section}" state "{state}" in configuration')
         )
     port = _get_int(cfp, section, "port")
     interface = _get(cfp, section, "interface")
@@ -256,7 +254,7 @@ def _node(
     unexpected = set(cfp[section].keys()) - _NODE_KEYS
     if unexpected:
         diags.append(
-            Diagnostic("warning", "ignoring unexpected keys: " + ", ".join(sorted(unexpected)))
+            Log(Level.WARNING, "ignoring unexpected keys: " + ", ".join(sorted(unexpected)))
         )
 
     return Node(

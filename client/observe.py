@@ -12,9 +12,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from client.render import Diagnostic, Rendered, StatusRow, format_duration, format_table
+from client.extrender import StatusRow, format_duration, format_table
+from client.render import Rendered
 from mgmt.broker.extevents import ExtensionResult
 from mgmt.core.exittext import last_exit_text
+from mgmt.core.logaction import Level, Log
 
 TOP_COLUMNS = ("INSTANCE", "NODE", "ROLE", "PID", "CPU%", "RSS", "THREADS", "STATE")
 NETSTATS_COLUMNS = ("INSTANCE", "NODE", "INTERFACE", "RECEIVED", "DROPPED", "LINK", "SINCE")
@@ -34,8 +36,8 @@ def _by_source(r: ExtensionResult) -> tuple[str, str]:
     return (r.instance or "", r.node or "")
 
 
-def _errors(results: Sequence[ExtensionResult]) -> list[Diagnostic]:
-    return [Diagnostic("error", f"{_source(r)}: {r.error}") for r in results if r.payload is None]
+def _errors(results: Sequence[ExtensionResult]) -> list[Log]:
+    return [Log(Level.ERROR, f"{_source(r)}: {r.error}") for r in results if r.payload is None]
 
 
 # --------------------------------------------------------------------------------------

@@ -14,9 +14,8 @@ zeek-client's rules that shape the output, kept here on purpose:
 * "truthy" ``data`` follows zeek-client's Broker types: containers are false when empty,
   every scalar (even ``""``) is true.
 
-Extras of zeek-mgmt (not in zeek-client): :func:`render_status` and
-:func:`wait_progress` for ``status`` and ``deploy-config --wait``, and
-:func:`render_extension` for extension requests (``get-versions``).
+zeek-mgmt's own outputs (``status``, ``df``, extension JSON, ``deploy-config --wait``)
+are rendered by :mod:`client.extrender` and :mod:`client.observe`.
 """
 
 from __future__ import annotations
@@ -26,14 +25,13 @@ import functools
 import io
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from mgmt.broker import data as bd
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, BrokerValue, Port, Table
-from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -43,33 +41,24 @@ from mgmt.broker.records import (
     NodeStatus,
     Result,
     Role,
-    State,
 )
+from mgmt.core.logaction import Level, Log
 from mgmt.exceptions import DecodeError
-
-Level = Literal["error", "warning", "info", "debug"]
-
-
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One stderr message, logged as ``<level>: <message>``."""
-
-    level: Level
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """What a command prints: ``text`` for stdout (``None``: nothing), the exit code, and
-    the diagnostics for stderr (logged before ``text`` is written)."""
+    the diagnostics for stderr (each logged as ``<level>: <message>`` before ``text`` is
+    written)."""
 
     text: str | None
     exit_code: int
-    diagnostics: tuple[Diagnostic, ...] = ()
+    diagnostics: tuple[Log, ...] = ()
 
 
 def _error(message: str) -> Rendered:
-    return Rendered(None, 1, (Diagnostic("error", message),))
+    return Rendered(None, 1, (Log(Level.ERROR, message),))
 
 
 # --------------------------------------------------------------------------------------
@@ -200,7 +189,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
     code = 0
     errors: list[str] = []
     out: dict[str, Any] = {}
-    diags: list[Diagnostic] = []
+    diags: list[Log] = []
     for res in results:
         if not res.success:
             code = 1
@@ -211,7 +200,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
             out["id"] = jsonable(res.data)
             continue
         if res.instance is None:
-            diags.append(Diagnostic("warning", f"skipping unexpected response {res!r}"))
+            diags.append(Log(Level.WARNING, f"skipping unexpected response {res!r}"))
             continue
         if res.node is None:
             continue  # an agent without nodes of its own succeeded
@@ -220,7 +209,7 @@ def render_deploy(results: Sequence[Result], *, pretty: bool) -> Rendered:
             try:
                 outputs = NodeOutputs.from_value(res.data)
             except DecodeError as exc:
-                diags.append(Diagnostic("error", f"invalid node outputs for {res.node}: {exc}"))
+                diags.append(Log(Level.ERROR, f"invalid node outputs for {res.node}: {exc}"))
             else:
                 entry["stdout"] = outputs.stdout
                 entry["stderr"] = outputs.stderr
@@ -382,11 +371,11 @@ def render_get_instances(response: ev.GetInstancesResponse, *, pretty: bool) -> 
     if res.data is None:
         return _error("received result did not contain instance data: " + describe_event(response))
     out: dict[str, Any] = {}
-    diags: tuple[Diagnostic, ...] = ()
+    diags: tuple[Log, ...] = ()
     try:
         items = decode_instances(res.data)
     except DecodeError as exc:
-        diags = (Diagnostic("error", f"instance data invalid: {exc}"),)
+        diags = (Log(Level.ERROR, f"instance data invalid: {exc}"),)
     else:
         for inst in items:
             entry = _instance_json(inst)
@@ -422,30 +411,61 @@ def decode_node_statuses(data: BrokerValue) -> list[NodeStatus]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceNodes:
+    """One result of a get-nodes answer, decoded.
+
+    Attributes:
+        instance: the instance that answered (``None``: the controller itself).
+        statuses: its nodes, sorted by name; empty when ``failed`` or ``invalid``.
+        failed: the result is an error, ``error`` says why (as received, so possibly
+            ``None``); zeek-client lists it under ``errors``.
+        invalid: the data did not decode; zeek-client logs it and shows the instance
+            without nodes.
+    """
+
+    instance: str | None
+    statuses: tuple[NodeStatus, ...] = ()
+    failed: bool = False
+    error: str | None = None
+    invalid: str | None = None
+
+
+def decode_get_nodes(results: Sequence[Result]) -> list[InstanceNodes]:
+    """A get-nodes answer in zeek-client's order, each result's node statuses decoded
+    (one bad row drops all of that instance's rows, as in zeek-client)."""
+    out: list[InstanceNodes] = []
+    for res in sorted_results(results):
+        if not res.success:
+            out.append(InstanceNodes(res.instance, failed=True, error=res.error))
+        elif res.data is None:
+            no_data = "result does not contain node status data"
+            out.append(InstanceNodes(res.instance, failed=True, error=no_data))
+        else:
+            try:
+                statuses = tuple(decode_node_statuses(res.data))
+            except DecodeError as exc:
+                out.append(InstanceNodes(res.instance, invalid=f"NodeStatus data invalid: {exc}"))
+            else:
+                out.append(InstanceNodes(res.instance, statuses))
+    return out
+
+
 def render_get_nodes(results: Sequence[Result], *, pretty: bool) -> Rendered:
     """``get-nodes`` (§7.8): ``{instance: {node: {state, mgmt_role, cluster_role, pid?,
     port?, metrics_port?}}}``; exit 1 if any result is an error."""
     errors: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
-    diags: list[Diagnostic] = []
-    for res in sorted_results(results):
-        if not res.success:
-            errors.append({"source": res.instance, "error": res.error})
-            continue
-        if res.data is None:
-            errors.append(
-                {"source": res.instance, "error": "result does not contain node status data"}
-            )
+    diags: list[Log] = []
+    for answer in decode_get_nodes(results):
+        if answer.failed:
+            errors.append({"source": answer.instance, "error": answer.error})
             continue
         nodes: dict[str, Any] = {}
-        out[str(res.instance)] = nodes
-        try:
-            statuses = decode_node_statuses(res.data)
-        except DecodeError as exc:
-            # Like zeek-client: one bad row drops all of this instance's rows.
-            diags.append(Diagnostic("error", f"NodeStatus data invalid: {exc}"))
-            continue
-        for st in statuses:
+        out[str(answer.instance)] = nodes
+        if answer.invalid is not None:
+            diags.append(Log(Level.ERROR, answer.invalid))
+        for st in answer.statuses:
             row: dict[str, Any] = {
                 "state": st.state.name,
                 "mgmt_role": None if st.mgmt_role is Role.NONE else st.mgmt_role.name,
@@ -485,236 +505,6 @@ def render_restart(results: Sequence[Result], *, pretty: bool) -> Rendered:
     )
 
 
-def _unit_size(num: float) -> str:
-    """zeekctl's ``number_unit_str``: ``931G``, `` 12M``, ``  0``."""
-    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if num >= factor:
-            return f"{num / factor:3.0f}{unit}"
-    return f" {num:3.0f}"
-
-
-def render_df(results: Sequence[ExtensionResult]) -> Rendered:
-    """``df`` (issue 13): zeekctl's ``df`` table, a row per file system of each agent's
-    state, spool and archive directories (``instance``, mount point, total, available,
-    percent used); exit 1 if an agent failed (``df failed on <instance>: <error>``)."""
-    lines = [f"{'':>27s}  {'':>15s}  {'total':<5s}  {'avail':<5s}  {'capacity':<5s}"]
-    diags = []
-    for res in results:
-        if res.payload is None:
-            diags.append(Diagnostic("error", f"df failed on {res.instance}: {res.error}"))
-            continue
-        for fs in res.payload.get("filesystems", ()):
-            used, avail = fs["used"], fs["avail"]
-            percent = 100.0 * used / (used + avail) if used + avail else 0.0
-            lines.append(
-                f"{res.instance or '':>28s}  {fs['fs']:>15s}  {_unit_size(fs['size']):<5s}  "
-                f"{_unit_size(avail):<5s}  {percent:<5.1f}%"
-            )
-    return Rendered("\n".join(lines) + "\n", 1 if diags else 0, tuple(diags))
-
-
-def render_extension(results: Sequence[ExtensionResult], *, pretty: bool) -> Rendered:
-    """An extension response like zeek-client's commands: ``{"results": {<instance>:
-    <payload>, ...}, "errors": [{"source", "error"}, ...]}`` (``<instance>/<node>`` for
-    node-level results); exit 1 if any result is an error."""
-    out: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
-    for res in results:
-        source = "/".join(part for part in (res.instance, res.node) if part) or None
-        if res.payload is None or source is None or source in out:
-            error = res.error if res.payload is None else f"unexpected result from {source}"
-            errors.append({"source": source, "error": error})
-            continue
-        out[source] = res.payload
-    return Rendered(
-        json_text({"results": out, "errors": errors}, pretty=pretty), 0 if not errors else 1
-    )
-
-
 def render_test_timeout(result: Result, *, pretty: bool) -> Rendered:
     """``test-timeout``: always exit 0 once a response arrived."""
     return Rendered(json_text({"success": result.success, "error": result.error}, pretty=pretty), 0)
-
-
-# --------------------------------------------------------------------------------------
-# zeek-mgmt extras: status table and deploy --wait progress
-
-STATUS_COLUMNS = (
-    "INSTANCE",
-    "NODE",
-    "ROLE",
-    "STATE",
-    "PID",
-    "PORT",
-    "METRICS",
-    "RESTARTS",
-    "UPTIME",
-    "LAST EXIT",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One row of ``status``. ``restarts``, ``uptime`` and ``last_exit`` are not in the
-    controller's v1 API (``NodeStatus`` has no such fields): they come from the
-    ``get_node_info`` extension (:func:`client.observe.with_node_info`), else ``-``."""
-
-    instance: str
-    node: str
-    role: str
-    state: State
-    pid: int | None = None
-    port: int | None = None
-    metrics_port: int | None = None
-    restarts: int | None = None
-    uptime: float | None = None
-    last_exit: str | None = None
-
-    def cells(self) -> tuple[str, ...]:
-        """The row as table cells; ``-`` for unknown values."""
-        return (
-            self.instance,
-            self.node,
-            self.role,
-            self.state.name,
-            _cell(self.pid),
-            _cell(self.port),
-            _cell(self.metrics_port),
-            _cell(self.restarts),
-            "-" if self.uptime is None else format_duration(self.uptime),
-            self.last_exit or "-",
-        )
-
-
-def _cell(value: int | None) -> str:
-    return "-" if value is None else str(value)
-
-
-def format_duration(seconds: float) -> str:
-    """``3d4h``, ``2h05m``, ``4m07s``, ``12s``."""
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{s:02d}s"
-    return f"{s}s"
-
-
-def _role_name(st: NodeStatus) -> str:
-    if st.cluster_role is not ClusterRole.NONE:
-        return st.cluster_role.name.lower()
-    if st.mgmt_role is not Role.NONE:
-        return st.mgmt_role.name.lower()
-    return "-"
-
-
-def status_rows(results: Sequence[Result]) -> tuple[list[StatusRow], list[Diagnostic]]:
-    """The ``status`` rows of a get-nodes answer, plus one error per failed result."""
-    rows: list[StatusRow] = []
-    diags: list[Diagnostic] = []
-    for res in sorted_results(results):
-        source = res.instance or "controller"
-        if not res.success:
-            diags.append(Diagnostic("error", f"{source}: {res.error or 'no reason given'}"))
-            continue
-        if res.data is None:
-            diags.append(Diagnostic("error", f"{source}: result does not contain node status"))
-            continue
-        try:
-            statuses = decode_node_statuses(res.data)
-        except DecodeError as exc:
-            diags.append(Diagnostic("error", f"{source}: NodeStatus data invalid: {exc}"))
-            continue
-        for st in statuses:
-            rows.append(
-                StatusRow(
-                    instance=source,
-                    node=st.node,
-                    role=_role_name(st),
-                    state=st.state,
-                    pid=st.pid,
-                    port=None if st.p is None else st.p.number,
-                    metrics_port=None if st.metrics_port is None else st.metrics_port.number,
-                )
-            )
-    return rows, diags
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces, no trailing blanks."""
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def render_status(
-    results: Sequence[Result], fill: Callable[[list[StatusRow]], list[StatusRow]] | None = None
-) -> Rendered:
-    """``status``: a table of every node (``fill`` adds what get-nodes lacks); exit 0
-    only if there is no error and every row is RUNNING."""
-    rows, diags = status_rows(results)
-    if fill is not None:
-        rows = fill(rows)
-    all_running = all(r.state is State.RUNNING for r in rows)
-    text = format_table(STATUS_COLUMNS, [r.cells() for r in rows])
-    return Rendered(text, 0 if all_running and not diags else 1, tuple(diags))
-
-
-@dataclass(frozen=True, slots=True)
-class WaitProgress:
-    """One poll of ``deploy-config --wait``.
-
-    Attributes:
-        states: node name -> state name (``UNKNOWN`` while a node is not reported).
-        lines: progress lines for the nodes whose state changed since the last poll.
-        done: every node is RUNNING.
-        failed: nodes that are FAILED or CRASHED (waiting stops).
-    """
-
-    states: Mapping[str, str]
-    lines: tuple[str, ...]
-    done: bool
-    failed: tuple[str, ...] = field(default=())
-
-
-def wait_progress(
-    wanted: Mapping[str, str], previous: Mapping[str, str], results: Sequence[Result]
-) -> WaitProgress:
-    """Compare a get-nodes answer with the last one, for the nodes of a deployment.
-
-    Args:
-        wanted: node name -> instance, the nodes of the deployed configuration.
-        previous: the states of the last poll (empty at first).
-        results: the get-nodes results.
-    """
-    seen: dict[str, str] = {}
-    for res in results:
-        if not res.success or res.data is None or res.instance is None:
-            continue
-        try:
-            statuses = decode_node_statuses(res.data)
-        except DecodeError:
-            continue
-        for st in statuses:
-            if wanted.get(st.node) == res.instance:
-                seen[st.node] = st.state.name
-    states = {name: seen.get(name, State.UNKNOWN.name) for name in sorted(wanted)}
-    lines = tuple(
-        f"{name} on {wanted[name]}: "
-        + (f"{previous[name]} -> {state}" if name in previous else state)
-        for name, state in states.items()
-        if previous.get(name) != state
-    )
-    failed = tuple(n for n, s in states.items() if s in ("FAILED", "CRASHED"))
-    done = all(s == State.RUNNING.name for s in states.values())
-    return WaitProgress(states, lines, done, failed)

@@ -6,7 +6,7 @@ Each subcommand lives in its own module that exposes two functions::
     def run(args: argparse.Namespace) -> int: ...
 
 A registration may also name an attribute, ``module:attribute``, for packages that keep
-several commands in one module (the client: ``client.cli:get_nodes``, each attribute having
+several commands in one module (the client: ``client.commands:get_nodes``, each attribute having
 ``add_arguments``/``run``).
 
 Modules are imported lazily, only when their subcommand runs (or its ``--help`` is asked

@@ -7,14 +7,17 @@ a fake agent.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
+from client import COMMANDS as CLIENT_COMMANDS
+from client import ZEEK_CLIENT_COMMANDS
 from client.api import ControllerClient
 from mgmt.cli import SUBCOMMANDS, build_parser
-from tests.support.cli import cli_env, ours, run_cmd, zeek_client
+from tests.support.cli import STATUS_HEADER, cli_env, ours, run_cmd, zeek_client
 from tests.support.controller_harness import Cluster, running_cluster
 from tests.support.reference import CONFIGS, LOCAL_AGENT
 
@@ -26,24 +29,20 @@ def at(cluster: Cluster) -> list[str]:
 
 
 def test_every_client_command_is_registered() -> None:
-    """zeek-client's commands and the extras are zeek-mgmt subcommands with its options."""
-    for name in (
-        "deploy",
-        "deploy-config",
-        "get-config",
-        "get-id-value",
-        "get-instances",
-        "get-nodes",
-        "monitor",
-        "restart",
-        "stage-config",
-        "test-timeout",
-        "status",
-        "get-versions",
-        "df",
-        "client-settings",
-    ):
-        assert SUBCOMMANDS[name][0].startswith("client.cli:")
+    """zeek-client's commands (as its own parser lists them; its show-settings is our
+    client-settings) are zeek-mgmt subcommands in client.commands, the extras in
+    client.extcommands, each with zeek-client's options."""
+    zc_cli = pytest.importorskip("zeekclient.cli")
+    (commands,) = [
+        a.choices for a in zc_cli.create_parser()._actions if isinstance(a.choices, dict)
+    ]
+    theirs = {"client-settings" if name == "show-settings" else name for name in commands}
+    assert theirs == ZEEK_CLIENT_COMMANDS
+    for name, _ in CLIENT_COMMANDS:
+        module = "client.commands" if name in theirs else "client.extcommands"
+        attribute = name.replace("-", "_")
+        assert SUBCOMMANDS[name][0] == f"{module}:{attribute}"
+        assert callable(getattr(importlib.import_module(module), attribute).run)
     args = build_parser("get-nodes").parse_args(
         ["get-nodes", "--controller", "h:1", "--set", "a.b=c", "-vv", "-c", "f"]
     )
@@ -60,19 +59,7 @@ async def test_status_table_and_exit_codes(tmp_path: Path) -> None:
         run = await run_cmd(ours("status", *at(cluster)))
         assert run.code == 0, run
         lines = run.stdout.splitlines()
-        assert lines[0].split() == [
-            "INSTANCE",
-            "NODE",
-            "ROLE",
-            "STATE",
-            "PID",
-            "PORT",
-            "METRICS",
-            "RESTARTS",
-            "UPTIME",
-            "LAST",
-            "EXIT",
-        ]
+        assert lines[0].split() == STATUS_HEADER.split()
         rows = {line.split()[1]: line.split() for line in lines[1:]}
         assert set(rows) == {LOCAL_AGENT, "logger", "manager", "worker-01", "worker-02"}
         assert rows["manager"][:4] == [LOCAL_AGENT, "manager", "manager", "RUNNING"]

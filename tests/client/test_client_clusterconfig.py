@@ -15,9 +15,9 @@ import socket
 import pytest
 
 from client.clusterconfig import parse_cluster_config
-from client.render import Diagnostic
 from mgmt.broker.data import Port
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
+from mgmt.core.logaction import Level, Log
 from tests.support.reference import CONFIGS, config_files
 
 HOST = socket.gethostname() or "localhost"
@@ -28,18 +28,18 @@ def parse(text: str):
     return parse_cluster_config(text, hostname=HOST, config_id="cfg-1", source="t.cfg")
 
 
-def err(message: str) -> tuple[Diagnostic, ...]:
-    return (Diagnostic("error", message),)
+def err(message: str) -> tuple[Log, ...]:
+    return (Log(Level.ERROR, message),)
 
 
 # (case id, config text, expected diagnostics, whether a configuration results)
-CASES: list[tuple[str, str, tuple[Diagnostic, ...], bool]] = [
+CASES: list[tuple[str, str, tuple[Log, ...], bool]] = [
     ("empty", "", (), True),
     ("one node", "[manager]\nrole = manager\n", (), True),
     (
         "type alias",
         "[p]\ntype = proxy\n",
-        (Diagnostic("warning", "ignoring unexpected keys: type"),),
+        (Log(Level.WARNING, "ignoring unexpected keys: type"),),
         True,
     ),
     (
@@ -112,8 +112,8 @@ CASES: list[tuple[str, str, tuple[Diagnostic, ...], bool]] = [
         "state and unknown keys",
         "[m]\nrole = worker\nstate = STOPPED\nfoo = 1\nBar = 2\n",
         (
-            Diagnostic("warning", 'ignoring node "m" state "STOPPED" in configuration'),
-            Diagnostic("warning", "ignoring unexpected keys: bar, foo, state"),
+            Log(Level.WARNING, 'ignoring node "m" state "STOPPED" in configuration'),
+            Log(Level.WARNING, "ignoring unexpected keys: bar, foo, state"),
         ),
         True,
     ),
@@ -165,7 +165,7 @@ CASES: list[tuple[str, str, tuple[Diagnostic, ...], bool]] = [
 @pytest.mark.parametrize(
     ("text", "expected", "ok"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
-def test_cases(text: str, expected: tuple[Diagnostic, ...], ok: bool) -> None:
+def test_cases(text: str, expected: tuple[Log, ...], ok: bool) -> None:
     """Each configuration gives exactly zeek-client's diagnostics and outcome."""
     parsed = parse(text)
     assert parsed.diagnostics == expected
@@ -264,10 +264,7 @@ def test_same_as_zeek_client(text: str) -> None:
     finally:
         zc_log.removeHandler(handler)
         zc_log.setLevel(old_level)
-    expected = tuple(
-        Diagnostic(r.levelname.lower(), r.getMessage())  # type: ignore[arg-type]
-        for r in handler.records
-    )
+    expected = tuple(Log(Level[r.levelname], r.getMessage()) for r in handler.records)
     parsed = parse(text)
     assert parsed.diagnostics == expected
     if theirs is None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from client.config import ClientSettings, parse_controller
 from mgmt.exceptions import ConfigError
-from tests.paths import REPO_ROOT
 from tests.support.cli import zeek_client
 
 FILE_TEXT = """\
@@ -182,7 +180,7 @@ def test_tls_context_follows_settings(tmp_path: Path) -> None:
     """ssl.enable without a certificate: no verification; missing files are errors."""
     import ssl
 
-    from client.cli import tls_context
+    from client.connect import tls_context
 
     assert tls_context(load()) is None
     ctx = tls_context(load(sets=["ssl.enable=true"]))
@@ -192,14 +190,3 @@ def test_tls_context_follows_settings(tmp_path: Path) -> None:
         tls_context(load(sets=["ssl.enable=true", f"ssl.certificate={missing}"]))
     with pytest.raises(ConfigError, match="SSL trusted CAs path"):
         tls_context(load(sets=["ssl.enable=true", f"ssl.capath={missing}"]))
-
-
-def test_pure_modules_import_no_io() -> None:
-    """Settings, the .ini parser and the renderers load without asyncio or sockets."""
-    code = (
-        "import sys, client.config, client.clusterconfig, client.render; "
-        "bad = {'asyncio', 'socket', 'websockets', 'psutil'} & set(sys.modules); "
-        "assert not bad, bad"
-    )
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)

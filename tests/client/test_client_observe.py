@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from client import observe
-from client.render import Diagnostic, StatusRow
+from client.extrender import StatusRow
 from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import State
+from mgmt.core.logaction import Level, Log
 
 NOW = 1767225600.0
 
@@ -64,7 +65,7 @@ def test_diag_report() -> None:
     }
     out = observe.render_diag([res("a", "w1", payload), res("b", None, None)])
     assert out.exit_code == 1
-    assert out.diagnostics == (Diagnostic("error", "b: request timed out"),)
+    assert out.diagnostics == (Log(Level.ERROR, "b: request timed out"),)
     assert out.text is not None
     lines = out.text.splitlines()
     assert lines[:5] == [

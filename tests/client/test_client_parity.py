@@ -1,7 +1,7 @@
 """Our client commands against the real zeek-client 1.5.0: same stdout, same exit code.
 
 stderr is compared too where zeek-client's message is useful. Three error cases differ
-on stderr by design (client/cli.py): nothing listening on the port (we say ``connection
+on stderr by design (client/commands.py): nothing listening on the port (we say ``connection
 refused`` at once), a TLS mix-up (zeek-client's message plus a hint; not covered here, see
 test_client_errors.py) and a cluster file that cannot be read; their stdout and exit code
 still match.

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import json
 
 import pytest
 
 from client import render
-from client.render import Diagnostic
 from mgmt.broker import events as ev
-from mgmt.broker import extevents as xev
 from mgmt.broker.data import BrokerSet, Port
-from mgmt.broker.extevents import ExtensionResult
 from mgmt.broker.records import (
     ClusterRole,
     Configuration,
@@ -25,16 +21,8 @@ from mgmt.broker.records import (
     Role,
     State,
 )
-
-
-def decoded(result: Result) -> Result:
-    """A result as it arrives: encoded to Broker JSON and decoded again (generic data)."""
-    return Result.from_json(result.to_json())
-
-
-def loads(rendered: render.Rendered) -> object:
-    assert rendered.text is not None and rendered.text.endswith("\n")
-    return json.loads(rendered.text)
+from mgmt.core.logaction import Level, Log
+from tests.support.results import decoded, loads
 
 
 def test_deploy_rules() -> None:
@@ -59,7 +47,7 @@ def test_deploy_rules() -> None:
             },
         },
     }
-    assert [d.level for d in out.diagnostics] == ["warning"]
+    assert [d.level for d in out.diagnostics] == [Level.WARNING]
 
 
 def test_deploy_empty_string_id_counts() -> None:
@@ -157,7 +145,7 @@ def test_get_nodes_bad_row_drops_instance_rows() -> None:
     out = render.render_get_nodes([Result("r", True, instance="a", data=(bad,))], pretty=True)
     assert out.exit_code == 0
     assert loads(out) == {"errors": [], "results": {"a": {}}}
-    assert out.diagnostics[0].level == "error"
+    assert out.diagnostics[0].level is Level.ERROR
     assert out.diagnostics[0].message.startswith("NodeStatus data invalid: ")
 
 
@@ -218,8 +206,8 @@ def test_get_instances_rules() -> None:
     )
     assert missing.text is None and missing.exit_code == 1
     assert missing.diagnostics == (
-        Diagnostic(
-            "error",
+        Log(
+            Level.ERROR,
             "received result did not contain instance data: "
             "Management::Controller::API::get_instances_response("
             "reqid: <class 'zeekclient.brokertypes.String'>, "
@@ -278,7 +266,7 @@ def test_get_config_json_and_errors() -> None:
     assert data["nodes"][1]["scripts"] == ["b.zeek", "a b.zeek"]  # wire order
     failed = ev.GetConfigurationResponse("r", Result("r", False))
     assert render.render_get_config(failed, as_json=False, pretty=True).diagnostics == (
-        Diagnostic("error", "no reason given"),
+        Log(Level.ERROR, "no reason given"),
     )
     empty = ev.GetConfigurationResponse("r", Result("r", True, data=()))
     out = render.render_get_config(empty, as_json=False, pretty=True)
@@ -298,99 +286,3 @@ def test_test_timeout_and_monitor_lines() -> None:
         "nodes: <class 'zeekclient.brokertypes.Set'>)\""
     )
     assert render.monitor_line(ev.NotifyAgentsReady(BrokerSet())) is None
-
-
-def test_status_table() -> None:
-    """status: one row per process, '-' for unknown values, exit 1 unless all RUNNING."""
-    statuses = (
-        NodeStatus("agent-1", State.RUNNING, Role.AGENT, ClusterRole.NONE, 7),
-        NodeStatus("w1", State.CRASHED, Role.NONE, ClusterRole.WORKER, None, None, Port(9001)),
-    )
-    out = render.render_status([decoded(Result("r", True, instance="agent-1", data=statuses))])
-    assert out.exit_code == 1
-    assert out.text == (
-        "INSTANCE  NODE     ROLE    STATE    PID  PORT  METRICS  RESTARTS  UPTIME  LAST EXIT\n"
-        "agent-1   agent-1  agent   RUNNING  7    -     -        -         -       -\n"
-        "agent-1   w1       worker  CRASHED  -    -     9001     -         -       -\n"
-    )
-    ok = render.render_status([decoded(Result("r", True, instance="a", data=statuses[:1]))])
-    assert ok.exit_code == 0
-    failed = render.render_status([Result("r", False, error="no instances connected")])
-    assert failed.exit_code == 1
-    assert failed.diagnostics == (Diagnostic("error", "controller: no instances connected"),)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"), [(0, "0s"), (59.9, "59s"), (61, "1m01s"), (3725, "1h02m"), (90000, "1d1h")]
-)
-def test_format_duration(seconds: float, text: str) -> None:
-    """Durations are short and exact to the coarsest two units."""
-    assert render.format_duration(seconds) == text
-
-
-def test_wait_progress() -> None:
-    """Progress lines only for changes; done when all RUNNING; FAILED/CRASHED stop."""
-    wanted = {"m": "a", "w": "a"}
-
-    def res(*rows: tuple[str, State]) -> list[Result]:
-        data = tuple(NodeStatus(n, s, Role.NONE, ClusterRole.WORKER) for n, s in rows)
-        return [decoded(Result("r", True, instance="a", data=data))]
-
-    first = render.wait_progress(wanted, {}, res(("m", State.PENDING)))
-    assert first.lines == ("m on a: PENDING", "w on a: UNKNOWN")
-    assert not first.done and not first.failed
-    second = render.wait_progress(
-        wanted, first.states, res(("m", State.RUNNING), ("w", State.PENDING))
-    )
-    assert second.lines == ("m on a: PENDING -> RUNNING", "w on a: UNKNOWN -> PENDING")
-    third = render.wait_progress(
-        wanted, second.states, res(("m", State.RUNNING), ("w", State.RUNNING))
-    )
-    assert third.done and third.lines == ("w on a: PENDING -> RUNNING",)
-    crashed = render.wait_progress(
-        wanted, third.states, res(("m", State.RUNNING), ("w", State.CRASHED))
-    )
-    assert crashed.failed == ("w",) and not crashed.done
-    # A node reported by another instance is not ours.
-    other = [decoded(Result("r", True, instance="b", data=(NodeStatus("m", State.RUNNING),)))]
-    assert render.wait_progress({"m": "a"}, {}, other).states == {"m": "UNKNOWN"}
-
-
-def test_extension_rules() -> None:
-    """Extension answers: payloads by instance (instance/node for node results); failed
-    Results and payloads that are not JSON objects go to errors, with exit 1."""
-    ok = [
-        xev.payload_result("r", {"role": "controller"}, instance="ctl"),
-        xev.payload_result("r", {"role": "agent"}, instance="a"),
-        xev.payload_result("r", {"rss": 1}, instance="a", node="worker-1"),
-    ]
-    rendered = render.render_extension(
-        [ExtensionResult.from_result(decoded(r)) for r in ok], pretty=False
-    )
-    assert rendered.exit_code == 0
-    assert loads(rendered) == {
-        "errors": [],
-        "results": {
-            "ctl": {"v": 1, "role": "controller"},
-            "a": {"v": 1, "role": "agent"},
-            "a/worker-1": {"v": 1, "rss": 1},
-        },
-    }
-    bad = [
-        Result("r", False, instance="b", error="request timed out"),
-        Result("r", True, instance="c", data="[1]"),
-        Result("r", True, instance="d", data=7),
-    ]
-    rendered = render.render_extension([ExtensionResult.from_result(r) for r in bad], pretty=True)
-    assert rendered.exit_code == 1
-    assert loads(rendered) == {
-        "errors": [
-            {"source": "b", "error": "request timed out"},
-            {"source": "c", "error": "invalid payload: data: expected a JSON object"},
-            {
-                "source": "d",
-                "error": "invalid payload: data: expected a string holding a JSON object",
-            },
-        ],
-        "results": {},
-    }

@@ -43,6 +43,16 @@ PURE_MODULES = (
         "mgmt.supervisor.order",
         "mgmt.supervisor.policy",
     ]
+    # The client's pure layer: settings, cluster files and every renderer (the CLI's I/O
+    # is in client.api, client.connect and the command modules).
+    + [
+        "client.config",
+        "client.clusterconfig",
+        "client.workers",
+        "client.render",
+        "client.extrender",
+        "client.observe",
+    ]
 )
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from client.cli import CLEAR_SCREEN
+from client.extcommands import CLEAR_SCREEN
 from tests.support.cli import Run, cli_env, ours, run_cmd_sync
 from tests.support.programs import killed_at_exit
 from tests.support.reference import LOCAL_AGENT

@@ -28,6 +28,9 @@ from tests.support.waiting import MS
 
 #: Upper bound for one CLI run (zeek-client retries its connection for a while).
 RUN_TIMEOUT = 60_000 * MS
+#: The header of ``zeek-mgmt status``'s table, words as a user reads them (``LAST EXIT`` is
+#: one column): compare with ``header_line.split() == STATUS_HEADER.split()``.
+STATUS_HEADER = "INSTANCE  NODE  ROLE  STATE  PID  PORT  METRICS  RESTARTS  UPTIME  LAST EXIT"
 
 
 @dataclass(frozen=True)
