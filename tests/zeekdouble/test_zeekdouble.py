@@ -522,6 +522,22 @@ def test_parse_cmdline_like_getopt() -> None:
         parse_cmdline("zeek", ["-i", "a", "--iface=b"])
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "a", "-i", "b"], "ERROR: Only a single interface option (-i) is allowed."),
+        (["-r", "t", "-i", "a"], "ERROR: Using -i is not allow when reading a pcap file."),
+        (["-r", "t", "--readfile=u"], "ERROR: Only a single readfile option (-r) is allowed."),
+        (["-i", "a", "-r", "t"], "Using -r is not allowed when reading a live interface."),
+    ],
+)
+def test_one_packet_source(args: list[str], message: str) -> None:
+    """-i and -r are each allowed once and not together, with Zeek's messages (Options.cc)."""
+    with pytest.raises(UsageError) as info:
+        parse_cmdline("zeek", args)
+    assert info.value.lines == (message, "Try 'zeek --help' for more information.")
+
+
 def test_parse_layout_zeekctl_style() -> None:
     """A zeekctl-style layout with control node, comments and trailing commas parses."""
     text = (

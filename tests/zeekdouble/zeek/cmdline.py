@@ -189,21 +189,33 @@ _SWITCHES = {
     "v": "print_version",
 }
 
+#: The packet sources, one of them once: option -> (its Options field, the other
+#: source's field, Zeek's error for the option given twice, for both sources given).
+_SOURCES = {
+    "i": (
+        "interface",
+        "readfile",
+        "ERROR: Only a single interface option (-i) is allowed.",
+        "ERROR: Using -i is not allow when reading a pcap file.",
+    ),
+    "r": (
+        "readfile",
+        "interface",
+        "ERROR: Only a single readfile option (-r) is allowed.",
+        "Using -r is not allowed when reading a live interface.",
+    ),
+}
+
 
 def _apply_option(opts: Options, key: str, value: str | None, argv0: str) -> None:
     help_hint = f"Try '{argv0} --help' for more information."
-    if key == "i":
-        if opts.interface is not None:
-            raise UsageError("ERROR: Only a single interface option (-i) is allowed.", help_hint)
-        if opts.readfile is not None:
-            raise UsageError("ERROR: Using -i is not allow when reading a pcap file.", help_hint)
-        opts.interface = value
-    elif key == "r":
-        if opts.readfile is not None:
-            raise UsageError("ERROR: Only a single readfile option (-r) is allowed.", help_hint)
-        if opts.interface is not None:
-            raise UsageError("Using -r is not allowed when reading a live interface.", help_hint)
-        opts.readfile = value
+    if key in _SOURCES:
+        own, other, twice, both = _SOURCES[key]
+        if getattr(opts, own) is not None:
+            raise UsageError(twice, help_hint)
+        if getattr(opts, other) is not None:
+            raise UsageError(both, help_hint)
+        setattr(opts, own, value)
     elif key in _SWITCHES:
         setattr(opts, _SWITCHES[key], True)
     elif key == "U":
