@@ -1,1 +1,2 @@
-"""A test-double ``zeek`` executable (``zeek.py``) and helpers to install it (``fixture.py``)."""
+"""A test-double ``zeek`` executable (the package ``zeek``) and helpers to install it
+(``fixture.py``)."""

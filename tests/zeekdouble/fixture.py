@@ -1,11 +1,14 @@
 """Install the test-double ``zeek`` for tests.
 
-``install_zeek_double(bin_dir)`` writes an executable ``bin_dir/zeek`` whose
-first line is ``#!<sys.executable> -I`` followed by the double's source, so that
-it runs under the test interpreter, isolated from ``PYTHON*`` variables in the
-agent's environment. Exec'ing it through a symlink named ``zeek.<node>`` gives
-the process the kernel comm name ``zeek.<node>`` (the kernel names a process
-after the file passed to ``execve``, also for ``#!`` scripts).
+``install_zeek_double(bin_dir)`` writes an executable ``bin_dir/zeek``: a launcher whose
+first line is ``#!<sys.executable> -I`` (it runs under the test interpreter, isolated
+from ``PYTHON*`` variables in the agent's environment and from its working directory)
+and which runs the double, the package ``zeek`` next to this file, with that package's
+directory as the only addition to ``sys.path``. So the double imports the standard
+library, ``websockets`` and itself, never ``mgmt`` or ``tests``; its byte code is cached
+beside its sources like any module's. Exec'ing the launcher through a symlink named
+``zeek.<node>`` gives the process the kernel comm name ``zeek.<node>`` (the kernel names
+a process after the file passed to ``execve``, also for ``#!`` scripts).
 
 To share the pytest fixture, import it in a ``conftest.py``::
 
@@ -21,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-DOUBLE_SOURCE = Path(__file__).with_name("zeek.py")
+#: The double: a package, run by the launcher as the top-level package ``zeek``.
+DOUBLE_PACKAGE = Path(__file__).with_name("zeek")
 
 
 def install_zeek_double(bin_dir: Path) -> Path:
@@ -37,12 +41,17 @@ def install_zeek_double(bin_dir: Path) -> Path:
     if any(ch.isspace() for ch in sys.executable):
         raise RuntimeError(f"cannot use {sys.executable!r} in a #! line")
     bin_dir.mkdir(parents=True, exist_ok=True)
-    source = DOUBLE_SOURCE.read_text(encoding="utf-8")
-    if source.startswith("#!"):
-        source = source.split("\n", 1)[1]
+    launcher = (
+        f"#!{sys.executable} -I\n"
+        '"""The test-double zeek (tests/zeekdouble/fixture.py installed it)."""\n'
+        "import sys\n\n"
+        f"sys.path.insert(0, {str(DOUBLE_PACKAGE.parent)!r})\n"
+        "from zeek.process import run\n\n"
+        "run()\n"
+    )
     target = bin_dir / "zeek"
     tmp = bin_dir / ".zeek.tmp"
-    tmp.write_text(f"#!{sys.executable} -I\n{source}", encoding="utf-8")
+    tmp.write_text(launcher, encoding="utf-8")
     tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, target)
     return target

@@ -1,4 +1,4 @@
-"""Tests of the test-double ``zeek`` (tests/zeekdouble/zeek.py).
+"""Tests of the test-double ``zeek`` (the package tests/zeekdouble/zeek).
 
 The double runs as a real child process through a symlink named ``zeek.<node>``,
 with a real layout directory on ZEEKPATH and a real node directory as cwd, the
@@ -7,10 +7,12 @@ way the agent starts nodes (behaviour.md §8.8).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,9 @@ import pytest
 
 from tests.support.double_nodes import write_node_script
 from tests.support.waiting import TIMEOUT, wait_until
-from tests.zeekdouble import zeek as double
-from tests.zeekdouble.fixture import install_zeek_double, node_link
+from tests.zeekdouble.fixture import DOUBLE_PACKAGE, install_zeek_double, node_link
+from tests.zeekdouble.zeek.cmdline import UsageError, parse_cmdline
+from tests.zeekdouble.zeek.layout import ZeekScriptError, parse_layout
 
 BACKEND = "policy/frameworks/cluster/backend/broker"
 # behaviour.md §8.8, with the logger on IPv6.
@@ -351,6 +354,23 @@ def test_version(cluster: Cluster) -> None:
     assert out.stdout.decode() == f"{cluster.zeek} version 8.2.2\n"
 
 
+def test_double_imports_only_the_standard_library_and_websockets() -> None:
+    """The installed double stands alone: its modules import the standard library,
+    websockets (the node channel) and each other, never mgmt or the tests."""
+    foreign: set[str] = set()
+    for path in sorted(DOUBLE_PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            top = {name.partition(".")[0] for name in names}
+            foreign |= {f"{path.name}: {n}" for n in top - sys.stdlib_module_names}
+    assert foreign == {"channel.py: websockets"}
+
+
 # --- knobs --------------------------------------------------------------------------------
 
 
@@ -494,12 +514,28 @@ def test_strict_zeekpath_needs_zeek_share_dirs(cluster: Cluster) -> None:
 
 def test_parse_cmdline_like_getopt() -> None:
     """Options may follow scripts; name=value and X::Y positionals are classified."""
-    opts = double.parse_cmdline("zeek", ["a.zeek", "-i", "eth0", "-UFILE", "x=1"])
+    opts = parse_cmdline("zeek", ["a.zeek", "-i", "eth0", "-UFILE", "x=1"])
     assert (opts.scripts, opts.interface, opts.status_file) == (["a.zeek"], "eth0", "FILE")
     assert opts.script_options == ["x=1"]
-    assert double.parse_cmdline("zeek", ["-Cb", "--status", "s"]).status_file == "s"
-    with pytest.raises(double.UsageError, match="Only a single interface"):
-        double.parse_cmdline("zeek", ["-i", "a", "--iface=b"])
+    assert parse_cmdline("zeek", ["-Cb", "--status", "s"]).status_file == "s"
+    with pytest.raises(UsageError, match="Only a single interface"):
+        parse_cmdline("zeek", ["-i", "a", "--iface=b"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "a", "-i", "b"], "ERROR: Only a single interface option (-i) is allowed."),
+        (["-r", "t", "-i", "a"], "ERROR: Using -i is not allow when reading a pcap file."),
+        (["-r", "t", "--readfile=u"], "ERROR: Only a single readfile option (-r) is allowed."),
+        (["-i", "a", "-r", "t"], "Using -r is not allowed when reading a live interface."),
+    ],
+)
+def test_one_packet_source(args: list[str], message: str) -> None:
+    """-i and -r are each allowed once and not together, with Zeek's messages (Options.cc)."""
+    with pytest.raises(UsageError) as info:
+        parse_cmdline("zeek", args)
+    assert info.value.lines == (message, "Try 'zeek --help' for more information.")
 
 
 def test_parse_layout_zeekctl_style() -> None:
@@ -512,7 +548,7 @@ def test_parse_layout_zeekctl_style() -> None:
         "};  # done\n"
         'redef Cluster::default_store_dir = "/x";\n'
     )
-    layout = double.parse_layout(text, "f")
+    layout = parse_layout(text, "f")
     assert layout.manager_is_logger is True
     assert layout.nodes["control"].node_type == "CONTROL"
     assert layout.nodes["w"].ip == "fe80::1"
@@ -540,8 +576,8 @@ def test_parse_layout_zeekctl_style() -> None:
 )
 def test_parse_layout_errors(text: str, line: int, msg: str) -> None:
     """Layout errors carry Zeek's line number and message."""
-    with pytest.raises(double.ZeekScriptError) as info:
-        double.parse_layout(text, "f")
+    with pytest.raises(ZeekScriptError) as info:
+        parse_layout(text, "f")
     assert (info.value.line, msg in info.value.msg) == (line, True), info.value.msg
 
 
