@@ -221,6 +221,22 @@ class _Session:
         if self._state is not SessionState.OPEN:
             raise InvalidState(f"cannot send in state {self._state.value}")
 
+    def _receive_message(self, text: str) -> None:
+        """A frame of an open session: a data message, or an error message."""
+        try:
+            msg = bm.parse_message(text)
+        except InvalidMessage as exc:
+            self._invalid(exc)
+            return
+        if isinstance(msg, bm.ErrorMessage):
+            self._receive_error(msg)
+        else:
+            self._receive_data(text, msg)
+
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        """The peer sent a Broker error message."""
+        raise NotImplementedError
+
     def _receive_data(self, text: str, msg: bm.DataMessage) -> None:
         """Decode a data message's event: received, ignored or rejected."""
         try:
@@ -303,7 +319,7 @@ class ServerSession(_Session):
         if self._state is SessionState.AWAIT_HANDSHAKE:
             self._receive_handshake(text)
         elif self._state is SessionState.OPEN:
-            self._receive_open(text)
+            self._receive_message(text)
         # CLOSED: ignore late frames.
 
     def _reject(self, code: str, context: str, detail: str) -> None:
@@ -326,17 +342,9 @@ class ServerSession(_Session):
         self._set_state(SessionState.OPEN)
         self._events.append(handshake)
 
-    def _receive_open(self, text: str) -> None:
-        try:
-            msg = bm.parse_message(text)
-        except InvalidMessage as exc:
-            self._invalid(exc)
-            return
-        if isinstance(msg, bm.ErrorMessage):
-            # Clients have no business sending errors; Zeek cannot decode them as data.
-            self._reject(bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON, "error message from client")
-            return
-        self._receive_data(text, msg)
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        # Clients have no business sending errors; Zeek cannot decode them as data.
+        self._reject(bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON, "error message from client")
 
 
 class ClientSession(_Session):
@@ -376,12 +384,7 @@ class ClientSession(_Session):
             self._set_state(SessionState.OPEN)
             self._events.append(self.ack)
         elif self._state is SessionState.OPEN:
-            try:
-                msg = bm.parse_message(text)
-            except InvalidMessage as exc:
-                self._invalid(exc)
-                return
-            if isinstance(msg, bm.ErrorMessage):
-                self._events.append(msg)
-                return
-            self._receive_data(text, msg)
+            self._receive_message(text)
+
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        self._events.append(msg)
