@@ -83,7 +83,7 @@ class Deployments:
                 self._out.log(Level.INFO, f"deployment {peer_text(reqid)} not started: {error}")
                 self._refuse(reqid, f"{PERSIST_FAILED}: {error}")
                 return
-            self.run(self._requests.deploy(reqid, config, now), now)
+            self._run(self._requests.deploy(reqid, config, now), now)
             self._agents.check_ready()
 
         # Writing the unchanged slots proves the state can be written before any agent
@@ -101,10 +101,10 @@ class Deployments:
             return None
         req = self._requests.deploy(self._requests.new_id(), deployed, now, internal=True)
         self._out.log(Level.INFO, says(req.id))
-        self.run(req, now)
+        self._run(req, now)
         return req
 
-    def run(self, req: ControllerRequest, now: float) -> None:
+    def _run(self, req: ControllerRequest, now: float) -> None:
         """Make ``req``'s configuration the pending one and its instances the needed ones."""
         assert req.config is not None
         config = req.config
