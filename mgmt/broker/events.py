@@ -6,8 +6,11 @@ Layout (wire spec §3.1)::
             vector[ string <qualified name>, vector[<args...>], (vector <metadata>)? ] ]
 
 Each event of the controller, agent, node and supervisor APIs is a frozen dataclass whose
-fields are the event's parameters in declaration order; the registry maps the qualified
-Zeek name to the class and to one codec per argument. Zeek requires the exact number of
+fields are the event's parameters in declaration order, declared with ``@_event(<qualified
+name>)``; the registry maps the name to the class and to one codec per argument, chosen
+by the field's type. Argument lists many events share (``(reqid, results)`` and the like)
+are one base class each (:class:`Reqid`, :class:`ReqidResults`, ...), so most events are
+one line: their name and their argument list. Zeek requires the exact number of
 arguments, with the declared types (wire spec §3.4); so do we. Extra trailing elements
 inside *records* are tolerated (records.py), extra *arguments* are not.
 
@@ -21,8 +24,8 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar, dataclass_transform
 
 from mgmt.broker import data as bd
 from mgmt.broker.data import BrokerSet, JsonObj, JsonValue
@@ -92,6 +95,23 @@ STATE = ArgCodec("Management::State", State.to_json, State.from_json)
 NODE_OUTPUTS = ArgCodec("Management::NodeOutputs", NodeOutputs.to_json, NodeOutputs.from_json)
 
 
+#: The codec of each type an event argument may have, by the type as an event field's
+#: annotation spells it (the event modules postpone annotations: they stay text).
+_CODECS: dict[str, ArgCodec] = {
+    "str": STRING,
+    "bool": BOOL,
+    "int": COUNT,
+    "BrokerSet": STRING_SET,
+    "tuple[str, ...]": STRING_VECTOR,
+    "Result": RESULT,
+    "tuple[Result, ...]": RESULTS,
+    "Configuration": CONFIGURATION,
+    "Node": NODE,
+    "State": STATE,
+    "NodeOutputs": NODE_OUTPUTS,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     """A catalogue entry: qualified name, Python class, and one codec per parameter."""
@@ -108,17 +128,68 @@ _BY_CLASS: dict[type, EventSpec] = {}
 T = TypeVar("T")
 
 
-def _event(name: str, *codecs: ArgCodec) -> Callable[[type[T]], type[T]]:
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _event(name: str) -> Callable[[type[T]], type[T]]:
+    """Declare the event ``name``: the class becomes a frozen dataclass whose fields are
+    the event's arguments, in order, each travelling with the codec of its type
+    (:data:`_CODECS`), and joins the catalogue.
+
+    Raises:
+        AssertionError: a field's type has no codec (at import: a catalogue bug).
+    """
+
     def register(cls: type[T]) -> type[T]:
-        names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-        if len(names) != len(codecs):
-            raise AssertionError(f"{cls.__name__}: {len(names)} fields, {len(codecs)} codecs")
-        spec = EventSpec(name, cls, codecs, names)
+        cls = dataclass(frozen=True, slots=True)(cls)
+        params = fields(cls)  # type: ignore[arg-type]
+        types = [str(f.type) for f in params]
+        unknown = [t for t in types if t not in _CODECS]
+        if unknown:
+            raise AssertionError(f"{cls.__name__}: no Broker codec for {unknown}")
+        codecs = tuple(_CODECS[t] for t in types)
+        spec = EventSpec(name, cls, codecs, tuple(f.name for f in params))
         _BY_NAME[name] = spec
         _BY_CLASS[cls] = spec
         return cls
 
     return register
+
+
+# The argument lists many events share, as Zeek declares them (``reqid: string, ...``).
+
+
+@dataclass(frozen=True, slots=True)
+class Reqid:
+    """``(reqid: string)``."""
+
+    reqid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReqidResult(Reqid):
+    """``(reqid: string, result: Management::Result)``."""
+
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class ReqidResults(Reqid):
+    """``(reqid: string, results: Management::ResultVec)``."""
+
+    results: tuple[Result, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReqidNodes(Reqid):
+    """``(reqid: string, nodes: set[string])``."""
+
+    nodes: BrokerSet
+
+
+@dataclass(frozen=True, slots=True)
+class ReqidConfig(Reqid):
+    """``(reqid: string, config: Management::Configuration)``."""
+
+    config: Configuration
 
 
 def spec_for(event: object) -> EventSpec:
@@ -140,120 +211,82 @@ def event_name(event: object) -> str:
 # Management::Controller::API (clients <-> controller)
 
 
-@_event(CONTROLLER_API + "get_instances_request", STRING)
-@dataclass(frozen=True, slots=True)
-class GetInstancesRequest:
-    reqid: str
+@_event(CONTROLLER_API + "get_instances_request")
+class GetInstancesRequest(Reqid): ...
 
 
-@_event(CONTROLLER_API + "get_instances_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class GetInstancesResponse:
-    reqid: str
-    result: Result
+@_event(CONTROLLER_API + "get_instances_response")
+class GetInstancesResponse(ReqidResult): ...
 
 
-@_event(CONTROLLER_API + "stage_configuration_request", STRING, CONFIGURATION)
-@dataclass(frozen=True, slots=True)
-class StageConfigurationRequest:
-    reqid: str
-    config: Configuration
+@_event(CONTROLLER_API + "stage_configuration_request")
+class StageConfigurationRequest(ReqidConfig): ...
 
 
-@_event(CONTROLLER_API + "stage_configuration_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class StageConfigurationResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_API + "stage_configuration_response")
+class StageConfigurationResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_API + "get_configuration_request", STRING, BOOL)
-@dataclass(frozen=True, slots=True)
+@_event(CONTROLLER_API + "get_configuration_request")
 class GetConfigurationRequest:
     reqid: str
     deployed: bool
 
 
-@_event(CONTROLLER_API + "get_configuration_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class GetConfigurationResponse:
-    reqid: str
-    result: Result
+@_event(CONTROLLER_API + "get_configuration_response")
+class GetConfigurationResponse(ReqidResult): ...
 
 
-@_event(CONTROLLER_API + "deploy_request", STRING)
-@dataclass(frozen=True, slots=True)
-class DeployRequest:
-    reqid: str
+@_event(CONTROLLER_API + "deploy_request")
+class DeployRequest(Reqid): ...
 
 
-@_event(CONTROLLER_API + "deploy_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class DeployResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_API + "deploy_response")
+class DeployResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_API + "get_nodes_request", STRING)
-@dataclass(frozen=True, slots=True)
-class GetNodesRequest:
-    reqid: str
+@_event(CONTROLLER_API + "get_nodes_request")
+class GetNodesRequest(Reqid): ...
 
 
-@_event(CONTROLLER_API + "get_nodes_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class GetNodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_API + "get_nodes_response")
+class GetNodesResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_API + "get_id_value_request", STRING, STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
+@_event(CONTROLLER_API + "get_id_value_request")
 class GetIdValueRequest:
     reqid: str
     id: str
     nodes: BrokerSet
 
 
-@_event(CONTROLLER_API + "get_id_value_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class GetIdValueResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_API + "get_id_value_response")
+class GetIdValueResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_API + "restart_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class RestartRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(CONTROLLER_API + "restart_request")
+class RestartRequest(ReqidNodes): ...
 
 
-@_event(CONTROLLER_API + "restart_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class RestartResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_API + "restart_response")
+class RestartResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_API + "test_timeout_request", STRING, BOOL)
-@dataclass(frozen=True, slots=True)
+@_event(CONTROLLER_API + "test_timeout_request")
 class TestTimeoutRequest:
     __test__ = False  # not a pytest test class
     reqid: str
     with_state: bool
 
 
-@_event(CONTROLLER_API + "test_timeout_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
+@_event(CONTROLLER_API + "test_timeout_response")
 class TestTimeoutResponse:
     __test__ = False
     reqid: str
     result: Result
 
 
-@_event(CONTROLLER_API + "notify_agents_ready", STRING_SET)
-@dataclass(frozen=True, slots=True)
+@_event(CONTROLLER_API + "notify_agents_ready")
 class NotifyAgentsReady:
     instances: BrokerSet
 
@@ -262,91 +295,61 @@ class NotifyAgentsReady:
 # Management::Agent::API (controller <-> agents)
 
 
-@_event(AGENT_API + "deploy_request", STRING, CONFIGURATION, BOOL)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "deploy_request")
 class AgentDeployRequest:
     reqid: str
     config: Configuration
     force: bool = False
 
 
-@_event(AGENT_API + "deploy_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentDeployResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_API + "deploy_response")
+class AgentDeployResponse(ReqidResults): ...
 
 
-@_event(AGENT_API + "get_nodes_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentGetNodesRequest:
-    reqid: str
+@_event(AGENT_API + "get_nodes_request")
+class AgentGetNodesRequest(Reqid): ...
 
 
-@_event(AGENT_API + "get_nodes_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class AgentGetNodesResponse:
-    reqid: str
-    result: Result
+@_event(AGENT_API + "get_nodes_response")
+class AgentGetNodesResponse(ReqidResult): ...
 
 
-@_event(AGENT_API + "node_dispatch_request", STRING, STRING_VECTOR, STRING_SET)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "node_dispatch_request")
 class AgentNodeDispatchRequest:
     reqid: str
     action: tuple[str, ...]
     nodes: BrokerSet
 
 
-@_event(AGENT_API + "node_dispatch_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentNodeDispatchResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_API + "node_dispatch_response")
+class AgentNodeDispatchResponse(ReqidResults): ...
 
 
-@_event(AGENT_API + "agent_welcome_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentWelcomeRequest:
-    reqid: str
+@_event(AGENT_API + "agent_welcome_request")
+class AgentWelcomeRequest(Reqid): ...
 
 
-@_event(AGENT_API + "agent_welcome_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class AgentWelcomeResponse:
-    reqid: str
-    result: Result
+@_event(AGENT_API + "agent_welcome_response")
+class AgentWelcomeResponse(ReqidResult): ...
 
 
-@_event(AGENT_API + "agent_standby_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentStandbyRequest:
-    reqid: str
+@_event(AGENT_API + "agent_standby_request")
+class AgentStandbyRequest(Reqid): ...
 
 
-@_event(AGENT_API + "agent_standby_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class AgentStandbyResponse:
-    reqid: str
-    result: Result
+@_event(AGENT_API + "agent_standby_response")
+class AgentStandbyResponse(ReqidResult): ...
 
 
-@_event(AGENT_API + "restart_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class AgentRestartRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(AGENT_API + "restart_request")
+class AgentRestartRequest(ReqidNodes): ...
 
 
-@_event(AGENT_API + "restart_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentRestartResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_API + "restart_response")
+class AgentRestartResponse(ReqidResults): ...
 
 
-@_event(AGENT_API + "notify_agent_hello", STRING, STRING, BOOL, COUNT)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "notify_agent_hello")
 class NotifyAgentHello:
     instance: str
     id: str
@@ -354,8 +357,7 @@ class NotifyAgentHello:
     api_version: int
 
 
-@_event(AGENT_API + "notify_change", STRING, NODE, STATE, STATE)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "notify_change")
 class NotifyChange:
     instance: str
     n: Node
@@ -363,16 +365,14 @@ class NotifyChange:
     new: State
 
 
-@_event(AGENT_API + "notify_error", STRING, STRING, STRING)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "notify_error")
 class NotifyError:
     instance: str
     msg: str
     node: str = ""
 
 
-@_event(AGENT_API + "notify_log", STRING, STRING, STRING)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_API + "notify_log")
 class NotifyLog:
     instance: str
     msg: str
@@ -383,29 +383,23 @@ class NotifyLog:
 # Management::Node::API (agent <-> nodes) and Management::Supervisor::API
 
 
-@_event(NODE_API + "node_dispatch_request", STRING, STRING_VECTOR, STRING_SET)
-@dataclass(frozen=True, slots=True)
+@_event(NODE_API + "node_dispatch_request")
 class NodeDispatchRequest:
     reqid: str
     action: tuple[str, ...]
     nodes: BrokerSet
 
 
-@_event(NODE_API + "node_dispatch_response", STRING, RESULT)
-@dataclass(frozen=True, slots=True)
-class NodeDispatchResponse:
-    reqid: str
-    result: Result
+@_event(NODE_API + "node_dispatch_response")
+class NodeDispatchResponse(ReqidResult): ...
 
 
-@_event(NODE_API + "notify_node_hello", STRING)
-@dataclass(frozen=True, slots=True)
+@_event(NODE_API + "notify_node_hello")
 class NotifyNodeHello:
     node: str
 
 
-@_event(SUPERVISOR_API + "notify_node_exit", STRING, NODE_OUTPUTS)
-@dataclass(frozen=True, slots=True)
+@_event(SUPERVISOR_API + "notify_node_exit")
 class NotifyNodeExit:
     node: str
     outputs: NodeOutputs

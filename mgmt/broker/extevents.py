@@ -28,9 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mgmt.broker.data import BrokerSet
-from mgmt.broker.events import CONFIGURATION, RESULTS, STRING, STRING_SET, _event
-from mgmt.broker.records import Configuration, Result
+from mgmt.broker.events import Reqid, ReqidConfig, ReqidNodes, ReqidResults, _event
+from mgmt.broker.records import Result
 from mgmt.exceptions import DecodeError
 
 #: Every extension event's name starts with this.
@@ -115,30 +114,20 @@ class ExtensionResult:
 # payload is the dict of mgmt.core.version_payload (README, "API").
 
 
-@_event(CONTROLLER_EXT_API + "get_version_request", STRING)
-@dataclass(frozen=True, slots=True)
-class GetVersionRequest:
-    reqid: str
+@_event(CONTROLLER_EXT_API + "get_version_request")
+class GetVersionRequest(Reqid): ...
 
 
-@_event(CONTROLLER_EXT_API + "get_version_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class GetVersionResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "get_version_response")
+class GetVersionResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "get_version_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentGetVersionRequest:
-    reqid: str
+@_event(AGENT_EXT_API + "get_version_request")
+class AgentGetVersionRequest(Reqid): ...
 
 
-@_event(AGENT_EXT_API + "get_version_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentGetVersionResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "get_version_response")
+class AgentGetVersionResponse(ReqidResults): ...
 
 
 # --------------------------------------------------------------------------------------
@@ -148,112 +137,68 @@ class AgentGetVersionResponse:
 # Payloads: README, "API".
 
 
-@_event(CONTROLLER_EXT_API + "get_node_info_request", STRING)
-@dataclass(frozen=True, slots=True)
-class GetNodeInfoRequest:
-    reqid: str
+@_event(CONTROLLER_EXT_API + "get_node_info_request")
+class GetNodeInfoRequest(Reqid): ...
 
 
-@_event(CONTROLLER_EXT_API + "get_node_info_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class GetNodeInfoResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "get_node_info_response")
+class GetNodeInfoResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "get_node_info_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentGetNodeInfoRequest:
-    reqid: str
+@_event(AGENT_EXT_API + "get_node_info_request")
+class AgentGetNodeInfoRequest(Reqid): ...
 
 
-@_event(AGENT_EXT_API + "get_node_info_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentGetNodeInfoResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "get_node_info_response")
+class AgentGetNodeInfoResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_EXT_API + "diag_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class DiagRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(CONTROLLER_EXT_API + "diag_request")
+class DiagRequest(ReqidNodes): ...
 
 
-@_event(CONTROLLER_EXT_API + "diag_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class DiagResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "diag_response")
+class DiagResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "diag_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class AgentDiagRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(AGENT_EXT_API + "diag_request")
+class AgentDiagRequest(ReqidNodes): ...
 
 
-@_event(AGENT_EXT_API + "diag_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentDiagResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "diag_response")
+class AgentDiagResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_EXT_API + "top_request", STRING)
-@dataclass(frozen=True, slots=True)
-class TopRequest:
-    reqid: str
+@_event(CONTROLLER_EXT_API + "top_request")
+class TopRequest(Reqid): ...
 
 
-@_event(CONTROLLER_EXT_API + "top_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class TopResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "top_response")
+class TopResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "top_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentTopRequest:
-    reqid: str
+@_event(AGENT_EXT_API + "top_request")
+class AgentTopRequest(Reqid): ...
 
 
-@_event(AGENT_EXT_API + "top_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentTopResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "top_response")
+class AgentTopResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_EXT_API + "netstats_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class NetstatsRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(CONTROLLER_EXT_API + "netstats_request")
+class NetstatsRequest(ReqidNodes): ...
 
 
-@_event(CONTROLLER_EXT_API + "netstats_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class NetstatsResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "netstats_response")
+class NetstatsResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "netstats_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class AgentNetstatsRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(AGENT_EXT_API + "netstats_request")
+class AgentNetstatsRequest(ReqidNodes): ...
 
 
-@_event(AGENT_EXT_API + "netstats_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentNetstatsResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "netstats_response")
+class AgentNetstatsResponse(ReqidResults): ...
 
 
 # --------------------------------------------------------------------------------------
@@ -262,30 +207,20 @@ class AgentNetstatsResponse:
 # payload {"filesystems": [...]} (README, "API").
 
 
-@_event(CONTROLLER_EXT_API + "get_disk_usage_request", STRING)
-@dataclass(frozen=True, slots=True)
-class GetDiskUsageRequest:
-    reqid: str
+@_event(CONTROLLER_EXT_API + "get_disk_usage_request")
+class GetDiskUsageRequest(Reqid): ...
 
 
-@_event(CONTROLLER_EXT_API + "get_disk_usage_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class GetDiskUsageResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "get_disk_usage_response")
+class GetDiskUsageResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "get_disk_usage_request", STRING)
-@dataclass(frozen=True, slots=True)
-class AgentGetDiskUsageRequest:
-    reqid: str
+@_event(AGENT_EXT_API + "get_disk_usage_request")
+class AgentGetDiskUsageRequest(Reqid): ...
 
 
-@_event(AGENT_EXT_API + "get_disk_usage_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentGetDiskUsageResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "get_disk_usage_response")
+class AgentGetDiskUsageResponse(ReqidResults): ...
 
 
 # --------------------------------------------------------------------------------------
@@ -295,8 +230,7 @@ class AgentGetDiskUsageResponse:
 # whether the deployment worked (an agent that does not know the event ignores it).
 
 
-@_event(AGENT_EXT_API + "cluster_keys_request", STRING, STRING)
-@dataclass(frozen=True, slots=True)
+@_event(AGENT_EXT_API + "cluster_keys_request")
 class AgentClusterKeysRequest:
     reqid: str
     keys: str = field(repr=False)
@@ -309,60 +243,36 @@ class AgentClusterKeysRequest:
 # node, payload {"state": <Management::State name after the request>} (README, "API").
 
 
-@_event(CONTROLLER_EXT_API + "stop_nodes_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class StopNodesRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(CONTROLLER_EXT_API + "stop_nodes_request")
+class StopNodesRequest(ReqidNodes): ...
 
 
-@_event(CONTROLLER_EXT_API + "stop_nodes_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class StopNodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "stop_nodes_response")
+class StopNodesResponse(ReqidResults): ...
 
 
-@_event(CONTROLLER_EXT_API + "start_nodes_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class StartNodesRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(CONTROLLER_EXT_API + "start_nodes_request")
+class StartNodesRequest(ReqidNodes): ...
 
 
-@_event(CONTROLLER_EXT_API + "start_nodes_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class StartNodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "start_nodes_response")
+class StartNodesResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "stop_nodes_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class AgentStopNodesRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(AGENT_EXT_API + "stop_nodes_request")
+class AgentStopNodesRequest(ReqidNodes): ...
 
 
-@_event(AGENT_EXT_API + "stop_nodes_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentStopNodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "stop_nodes_response")
+class AgentStopNodesResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "start_nodes_request", STRING, STRING_SET)
-@dataclass(frozen=True, slots=True)
-class AgentStartNodesRequest:
-    reqid: str
-    nodes: BrokerSet
+@_event(AGENT_EXT_API + "start_nodes_request")
+class AgentStartNodesRequest(ReqidNodes): ...
 
 
-@_event(AGENT_EXT_API + "start_nodes_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentStartNodesResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "start_nodes_response")
+class AgentStartNodesResponse(ReqidResults): ...
 
 
 # --------------------------------------------------------------------------------------
@@ -372,29 +282,17 @@ class AgentStartNodesResponse:
 # output as the error (README, "API").
 
 
-@_event(CONTROLLER_EXT_API + "check_request", STRING, CONFIGURATION)
-@dataclass(frozen=True, slots=True)
-class CheckRequest:
-    reqid: str
-    config: Configuration
+@_event(CONTROLLER_EXT_API + "check_request")
+class CheckRequest(ReqidConfig): ...
 
 
-@_event(CONTROLLER_EXT_API + "check_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class CheckResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(CONTROLLER_EXT_API + "check_response")
+class CheckResponse(ReqidResults): ...
 
 
-@_event(AGENT_EXT_API + "check_request", STRING, CONFIGURATION)
-@dataclass(frozen=True, slots=True)
-class AgentCheckRequest:
-    reqid: str
-    config: Configuration
+@_event(AGENT_EXT_API + "check_request")
+class AgentCheckRequest(ReqidConfig): ...
 
 
-@_event(AGENT_EXT_API + "check_response", STRING, RESULTS)
-@dataclass(frozen=True, slots=True)
-class AgentCheckResponse:
-    reqid: str
-    results: tuple[Result, ...]
+@_event(AGENT_EXT_API + "check_response")
+class AgentCheckResponse(ReqidResults): ...

@@ -7,9 +7,10 @@ What it wants done comes out of two drained lists, websockets-style:
 
 * ``messages_to_send()`` -- text frames to write, in order (a message the application
   gave as UTF-8 fragments stays one item: :data:`Fragments`);
-* ``events_received()`` -- what happened, for the application (:class:`Subscribed`,
-  :class:`Acked`, :class:`EventReceived`, :class:`Ignored`, :class:`ErrorReceived`,
-  :class:`Rejected`).
+* ``events_received()`` -- what happened, for the application: the protocol messages the
+  peer sent as they arrived (:data:`Subscribed`, :data:`Acked`, :data:`ErrorReceived`:
+  the handshake, ack and error of :mod:`mgmt.broker.messages`), and what the session made
+  of each data message (:class:`EventReceived`, :class:`Ignored`, :class:`Rejected`).
 
 ``close_requested`` says when the session wants the connection closed (code, reason).
 
@@ -73,19 +74,13 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class Subscribed:
-    """Server side: the client's handshake arrived; these are its topic prefixes."""
-
-    topics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    """Client side: the server acknowledged the handshake."""
-
-    endpoint: str
-    version: str
+#: Server side: the client's handshake arrived; its ``topics`` are the prefixes it
+#: subscribes to.
+Subscribed = bm.Handshake
+#: Client side: the server acknowledged the handshake (``endpoint``, ``version``).
+Acked = bm.Ack
+#: Client side: the server sent a Broker error message (``code``, ``context``).
+ErrorReceived = bm.ErrorMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +106,6 @@ class Ignored:
     topic: str
     name: str
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReceived:
-    """Client side: the server sent a Broker error message."""
-
-    code: str
-    context: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,32 +221,62 @@ class _Session:
         if self._state is not SessionState.OPEN:
             raise InvalidState(f"cannot send in state {self._state.value}")
 
-    def _decode_data(self, text: str, msg: bm.DataMessage) -> tuple[str, str, str] | None:
-        """Decode a data message's event; return (code, context, detail) on rejection."""
+    def _receive_message(self, text: str) -> None:
+        """A frame of an open session: a data message, or an error message."""
+        try:
+            msg = bm.parse_message(text)
+        except InvalidMessage as exc:
+            self._invalid(exc)
+            return
+        if isinstance(msg, bm.ErrorMessage):
+            self._receive_error(msg)
+        else:
+            self._receive_data(text, msg)
+
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        """The peer sent a Broker error message."""
+        raise NotImplementedError
+
+    def _receive_data(self, text: str, msg: bm.DataMessage) -> None:
+        """Decode a data message's event: received, ignored or rejected."""
         try:
             event = event_from_json(msg.payload)
         except UnknownEventError as exc:
             if not is_extension_event(exc.name):
-                return self._decode_failed(msg, exc)
+                self._decode_failed(msg, exc)
+                return
             # A newer peer's extension: nothing to do with it, nothing to answer.
             self.unknown_extensions += 1
             self._events.append(Ignored(msg.topic, exc.name, "unknown extension event"))
-            return None
+            return
         except DecodeError as exc:
-            return self._decode_failed(msg, exc)
+            self._decode_failed(msg, exc)
+            return
         if self._accept is not None and not self._accept(event):
-            return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
+            self._reject(
+                bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
+            )
+            return
         if self._topics is not None and not self._topics(msg.topic):
             self.ignored += 1
             self._events.append(Ignored(msg.topic, event_name(event), "not a topic handled here"))
-            return None
+            return
         self._events.append(EventReceived(msg.topic, event, text))
-        return None
 
-    def _decode_failed(self, msg: bm.DataMessage, exc: DecodeError) -> tuple[str, str, str]:
+    def _decode_failed(self, msg: bm.DataMessage, exc: DecodeError) -> None:
         self.fault = exc
         code, context = classify_payload_error(msg.payload, exc)
-        return code, context, str(exc)
+        self._reject(code, context, str(exc))
+
+    def _invalid(self, exc: InvalidMessage) -> None:
+        """The peer sent a message that is not a valid Broker message: reject it."""
+        self.fault = exc
+        self._reject(exc.code, exc.context, exc.detail)
+
+    def _reject(self, code: str, context: str, detail: str) -> None:
+        """Count and report a message we rejected (the server also answers it)."""
+        self.rejected += 1
+        self._events.append(Rejected(code, context, detail))
 
 
 class ServerSession(_Session):
@@ -302,21 +319,20 @@ class ServerSession(_Session):
         if self._state is SessionState.AWAIT_HANDSHAKE:
             self._receive_handshake(text)
         elif self._state is SessionState.OPEN:
-            self._receive_open(text)
+            self._receive_message(text)
         # CLOSED: ignore late frames.
 
-    def _error(self, code: str, context: str, detail: str) -> None:
-        self.rejected += 1
+    def _reject(self, code: str, context: str, detail: str) -> None:
+        """Answer a message we rejected with Broker's error, and report it."""
         self._out.append(bm.ErrorMessage(code, context).to_text())
-        self._events.append(Rejected(code, context, detail))
+        super()._reject(code, context, detail)
 
     def _receive_handshake(self, text: str) -> None:
         try:
             handshake = bm.parse_handshake(text)
         except InvalidMessage as exc:
             # AWAIT_HANDSHAKE -> CLOSED: error, then close with policy violation.
-            self.fault = exc
-            self._error(exc.code, exc.context, exc.detail)
+            self._invalid(exc)
             self.close_requested = (CLOSE_POLICY_VIOLATION, exc.context)
             self._set_state(SessionState.CLOSED)
             return
@@ -324,22 +340,11 @@ class ServerSession(_Session):
         self.subscriptions = handshake.topics
         self._out.append(self._ack.to_text())
         self._set_state(SessionState.OPEN)
-        self._events.append(Subscribed(handshake.topics))
+        self._events.append(handshake)
 
-    def _receive_open(self, text: str) -> None:
-        try:
-            msg = bm.parse_message(text)
-        except InvalidMessage as exc:
-            self.fault = exc
-            self._error(exc.code, exc.context, exc.detail)
-            return
-        if isinstance(msg, bm.ErrorMessage):
-            # Clients have no business sending errors; Zeek cannot decode them as data.
-            self._error(bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON, "error message from client")
-            return
-        rejection = self._decode_data(text, msg)
-        if rejection is not None:
-            self._error(*rejection)
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        # Clients have no business sending errors; Zeek cannot decode them as data.
+        self._reject(bm.DESERIALIZATION_FAILED, bm.CTX_BAD_JSON, "error message from client")
 
 
 class ClientSession(_Session):
@@ -377,19 +382,9 @@ class ClientSession(_Session):
                 return
             # AWAIT_ACK -> OPEN
             self._set_state(SessionState.OPEN)
-            self._events.append(Acked(self.ack.endpoint, self.ack.version))
+            self._events.append(self.ack)
         elif self._state is SessionState.OPEN:
-            try:
-                msg = bm.parse_message(text)
-            except InvalidMessage as exc:
-                self.fault = exc
-                self.rejected += 1
-                self._events.append(Rejected(exc.code, exc.context, exc.detail))
-                return
-            if isinstance(msg, bm.ErrorMessage):
-                self._events.append(ErrorReceived(msg.code, msg.context))
-                return
-            rejection = self._decode_data(text, msg)
-            if rejection is not None:
-                self.rejected += 1
-                self._events.append(Rejected(*rejection))
+            self._receive_message(text)
+
+    def _receive_error(self, msg: bm.ErrorMessage) -> None:
+        self._events.append(msg)

@@ -3,7 +3,7 @@
 The service (:mod:`mgmt.controller.service`) executes each action in order:
 :class:`Publish` an event to the clients, :class:`SendToAgent`, :class:`Dial` /
 :class:`StopDialing` an instance that listens, :class:`Persist` the configurations and
-:class:`Log` a line.
+:class:`Log` a line. The state machine and its parts queue them in one :class:`Outbox`.
 
 This module is pure: no I/O, no asyncio.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mgmt.broker.directions import ControllerToAgent, ControllerToClient
 from mgmt.broker.records import Configuration
-from mgmt.core.logaction import Log
+from mgmt.core.logaction import Level, Log
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +60,33 @@ class Persist:
 
 
 Action = Publish | SendToAgent | Dial | StopDialing | Persist | Log
+
+
+class Outbox:
+    """The actions produced since they were last drained, in order."""
+
+    def __init__(self) -> None:
+        #: The actions queued, oldest first (one list for the outbox's whole life).
+        self.queued: list[Action] = []
+
+    def emit(self, action: Action) -> None:
+        """Queue an action."""
+        self.queued.append(action)
+
+    def log(self, level: Level, message: str) -> None:
+        """Queue a log line."""
+        self.queued.append(Log(level, message))
+
+    def publish(self, event: ControllerToClient) -> None:
+        """Queue an event for the clients."""
+        self.queued.append(Publish(event))
+
+    def send(self, instance: str, event: ControllerToAgent) -> None:
+        """Queue an event for the agent serving ``instance``."""
+        self.queued.append(SendToAgent(instance, event))
+
+    def drain(self) -> list[Action]:
+        """The queued actions, in order; the outbox is empty afterwards."""
+        out = self.queued.copy()
+        self.queued.clear()
+        return out

@@ -27,13 +27,15 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mgmt.broker import extevents as xev
+from mgmt.broker.data import BrokerSet
 from mgmt.broker.directions import ClientExtensionRequest, ControllerToAgent, ControllerToClient
-from mgmt.broker.records import Result
+from mgmt.broker.records import Configuration, Instance, Result
+from mgmt.controller.requests import NO_DEPLOYMENT, ControllerRequest, known_nodes
 from mgmt.core.requests import Respond
 
 if TYPE_CHECKING:
@@ -65,6 +67,46 @@ class FanOut:
     agent_request: Callable[..., ControllerToAgent]
     scope: Scope = Scope.CONNECTED
     local: Callable[[ControllerState, str], tuple[Result, ...]] | None = None
+
+
+def targets(
+    row: FanOut,
+    req: ControllerRequest,
+    args: dict[str, object],
+    known: Mapping[str, Instance],
+    deployed: Configuration | None,
+    instances: Mapping[str, Instance],
+) -> list[str]:
+    """The instances a fan-out concerns, in name order; errors go to ``req``.
+
+    Args:
+        row: the request's row.
+        req: the request (its results so far).
+        args: the request's arguments; a ``NODES`` request's ``nodes`` become the
+            deployed ones among them.
+        known: the connected agents.
+        deployed, instances: the deployed configuration and the instances it needs.
+    """
+    if row.scope is Scope.CONNECTED:
+        if not known and row.local is None:
+            req.results.append(Result(req.id, False, error="no instances connected"))
+        return sorted(known)
+    if row.scope is Scope.CONFIG:
+        config = args["config"]
+        assert isinstance(config, Configuration)
+        return sorted({n.instance for n in config.nodes})
+    # Scope.NODES: the deployment's instances hosting the named nodes (all if none).
+    if deployed is None or not instances:
+        req.results.append(Result(req.id, False, error=NO_DEPLOYMENT))
+        return []
+    nodes = args["nodes"]
+    assert isinstance(nodes, BrokerSet)
+    if not nodes:
+        return sorted(instances)
+    final = known_nodes(req, nodes, deployed)
+    args["nodes"] = final
+    hosts = {n.name: n.instance for n in deployed.nodes}
+    return sorted({hosts[n] for n in final})
 
 
 def controller_version(state: ControllerState, reqid: str) -> tuple[Result, ...]:

@@ -2,38 +2,33 @@
 
 Rules / theory of operation
 ---------------------------
-:class:`ControllerState` holds what Zeek's ``controller/main.zeek`` keeps in globals:
+:class:`ControllerState` holds what Zeek's ``controller/main.zeek`` keeps in globals, each
+in a pure part of its own:
 
 * ``agents`` (:class:`~mgmt.controller.instances.Instances`): ``instances``, ``known``
   and ``ready`` (``g_instances``, ``g_instances_known``, ``g_instances_ready``): the
   instances the deployment needs, the agents connected, the needed ones welcomed;
-* ``staged`` / ``ready_config`` / ``deployed`` (``g_configs``): the persisted configs;
-* ``pending_deploy`` (``g_config_reqid_pending``);
-* ``requests``: every outstanding request with its deadline (``Management::Request``).
+* ``configs`` (:class:`~mgmt.controller.configs.Configs`, ``g_configs``): the persisted
+  staged / ready / deployed configurations, and the rule that nothing is acknowledged
+  that was not persisted;
+* ``deploys`` (:class:`~mgmt.controller.deploy.Deployments`): the deployment in
+  progress (``g_config_reqid_pending``);
+* ``requests`` (:class:`~mgmt.controller.requests.ControllerRequests`): every
+  outstanding request with its deadline (``Management::Request``).
 
 Inputs are methods named ``receive_*`` / ``agent_*`` / ``tick`` / ``persisted`` that take
-``now`` (seconds, monotonic) from the caller; outputs are drained with :meth:`actions`:
-the :mod:`mgmt.controller.actions` (publish to clients, send to an agent, dial, persist,
-log). The inputs are typed by direction (:mod:`mgmt.broker.directions`) and matched
-exhaustively.
+``now`` (seconds, monotonic) from the caller; the machine dispatches them to its parts.
+Outputs are drained with :meth:`actions`: the :mod:`mgmt.controller.actions` (publish to
+clients, send to an agent, dial, persist, log), which every part queues in one
+:class:`~mgmt.controller.actions.Outbox`. The inputs are typed by direction
+(:mod:`mgmt.broker.directions`) and matched exhaustively.
 
-Requests live in one :class:`~mgmt.core.requests.RequestTable`; each kind that is answered
-with a result vector names its response event in :data:`RESPONSES`. zeek-mgmt's extension
-requests that ask the agents and gather their results are one kind, ``FANOUT``, whose
-rows are in :mod:`mgmt.controller.fanout`.
+zeek-mgmt's extension requests that ask the agents and gather their results are one
+request kind, ``FANOUT``, whose rows are in :mod:`mgmt.controller.fanout`.
 
-Persistence: nothing is acknowledged that was not persisted. A change of the persisted
-configurations (a stage, a completed deploy) is *tentative*: the machine emits
-:class:`Persist` with the new slots and does not apply or answer yet. The service writes
-them and reports the outcome with :meth:`ControllerState.persisted` before it hands the
-machine any other input. Only when the write succeeded do the slots change and the
-request get its success; otherwise the previous slots stay (in memory as on disk) and the
-request fails with ``could not persist configuration: <reason>``. A deploy also writes the
-unchanged slots before it tells any agent anything, so a state directory that cannot be
-written fails the deploy before the cluster changes; should the final write fail anyway
-(the disk filled up meanwhile), the deploy answers with the agents' results plus that
-error, and DEPLOYED stays the previous configuration: that is the one get-config
-``--deployed`` shows and the one redeployed at start-up and when agents reconnect.
+Persistence (:mod:`mgmt.controller.configs`): a change of the persisted configurations
+emits :class:`Persist` and waits; the service reports the outcome with
+:meth:`ControllerState.persisted` before it hands the machine any other input.
 
 Like Zeek, internal events (``notify_agents_ready``) are queued and run after the current
 input has been handled, so every input is processed to completion, in order.
@@ -50,90 +45,46 @@ Deliberate differences from Zeek (each fixes a quirk listed in behaviour.md §9)
 
 from __future__ import annotations
 
-import enum
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, TypeAlias, assert_never
+from dataclasses import fields
+from typing import Any, assert_never
 
 from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
-from mgmt.broker.data import BrokerSet, Port
+from mgmt.broker.data import BrokerSet
 from mgmt.broker.directions import AgentToController, ClientToController, ControllerToClient
 from mgmt.broker.records import Configuration, Instance, Result
-from mgmt.controller import validation
+from mgmt.controller import fanout, validation
 from mgmt.controller.actions import Action as Action
 from mgmt.controller.actions import Dial as Dial
+from mgmt.controller.actions import Outbox
 from mgmt.controller.actions import Persist as Persist
 from mgmt.controller.actions import Publish as Publish
 from mgmt.controller.actions import SendToAgent as SendToAgent
 from mgmt.controller.actions import StopDialing as StopDialing
-from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest, Scope
+from mgmt.controller.configs import Configs
+from mgmt.controller.deploy import Deployments
+from mgmt.controller.fanout import FANOUTS, FanOut, FanOutRequest
 from mgmt.controller.instances import Instances
-from mgmt.core import launchable, startorder
+from mgmt.controller.requests import (
+    NO_DEPLOYMENT,
+    ControllerRequest,
+    ControllerRequests,
+    Kind,
+    known_nodes,
+)
 from mgmt.core.logaction import Level as Level
 from mgmt.core.logaction import Log as Log
 from mgmt.core.peertext import peer_text
-from mgmt.core.requests import TIMED_OUT, Request, RequestTable, Respond
+from mgmt.core.requests import TIMED_OUT
 from mgmt.core.version import ProcessFacts
 from mgmt.exceptions import InvalidState
 from mgmt.settings.model import ControllerSettings
 
-#: The error of a request whose change could not be written (followed by the reason).
-PERSIST_FAILED = "could not persist configuration"
-#: The error of a request about nodes when nothing is deployed (Zeek's restart).
-NO_DEPLOYMENT = "no active cluster deployment"
-
-
-# --------------------------------------------------------------------------------------
-# Requests
-
-
-class Kind(enum.Enum):
-    """What a request is for; decides how it completes and how it times out."""
-
-    DEPLOY = "deploy"
-    GET_NODES = "get_nodes"
-    ID_VALUE = "get_id_value"
-    RESTART = "restart"
-    TEST = "test_timeout"
-    FANOUT = "fanout"  # an extension request asking agents (mgmt.controller.fanout)
-    CHILD = "child"  # a request we sent to one agent on behalf of a parent
-    WELCOME = "welcome"
-
-
-#: One outstanding request of the controller.
-ControllerRequest: TypeAlias = Request[Kind, ControllerToClient]
-
-#: The response event of each kind answered with ``(reqid, results)`` (FANOUT: its row).
-RESPONSES: dict[Kind, Respond[ControllerToClient]] = {
-    Kind.DEPLOY: ev.DeployResponse,
-    Kind.GET_NODES: ev.GetNodesResponse,
-    Kind.ID_VALUE: ev.GetIdValueResponse,
-    Kind.RESTART: ev.RestartResponse,
-}
-
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-#: The three persisted slots: staged, ready, deployed.
-Slots = tuple[Configuration | None, Configuration | None, Configuration | None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Write:
-    """A :class:`Persist` whose outcome is not reported yet."""
-
-    slots: Slots
-    #: Continues the request: called with ``None`` (written) or the reason, and ``now``.
-    then: Callable[[str | None, float], None]
-
-
-# --------------------------------------------------------------------------------------
-# The state machine
 
 
 class ControllerState:
@@ -161,29 +112,20 @@ class ControllerState:
         probe: Callable[[], dict[str, Any]] | None = None,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
-        self.settings = settings
-        self.staged = staged
-        self.ready_config = ready
-        self.deployed = deployed
-        self.facts = facts
-        self.probe = probe
-        self._actions: list[Action] = []
+        self.settings, self.facts, self.probe = settings, facts, probe
+        self._out = Outbox()
+        self._actions = self._out.queued
         self._agents_ready_queued: list[frozenset[str]] = []
-        #: The agents: needed, connected, ready (g_instances, _known, _ready).
-        self.agents = Instances(self._emit, self._welcome, self._agents_ready_queued.append)
-        self.pending_deploy = ""
-        self.requests: RequestTable[Kind, ControllerToClient] = RequestTable(
-            self.settings.request_timeout
-        )
-        self._new_id = new_id
-        self._write: _Write | None = None
+        self.agents = Instances(self._out.emit, self._welcome, self._agents_ready_queued.append)
+        self.configs = Configs(self._out, (staged, ready, deployed))
+        self.requests = ControllerRequests(settings.request_timeout, new_id)
+        self.deploys = Deployments(self._out, self.requests, self.configs, self.agents)
 
-    # -- outputs ---------------------------------------------------------------------
+    # -- outputs and views -----------------------------------------------------------
 
     def actions(self) -> list[Action]:
         """Drain the actions produced since the last call, in order."""
-        out, self._actions = self._actions, []
-        return out
+        return self._out.drain()
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called (the earliest request deadline)."""
@@ -204,63 +146,56 @@ class ControllerState:
         """The needed instances that accepted our welcome (``g_instances_ready``)."""
         return self.agents.ready
 
-    def _emit(self, action: Action) -> None:
-        self._actions.append(action)
+    @property
+    def staged(self) -> Configuration | None:
+        """The STAGED configuration (as the client sent it)."""
+        return self.configs.staged
+
+    @property
+    def ready_config(self) -> Configuration | None:
+        """The READY configuration (staged, with ports and hosts filled in)."""
+        return self.configs.ready
+
+    @property
+    def deployed(self) -> Configuration | None:
+        """The DEPLOYED configuration (the last deployment that was recorded)."""
+        return self.configs.deployed
+
+    @property
+    def pending_deploy(self) -> str:
+        """The id of the deployment in progress, "" if none."""
+        return self.deploys.pending
 
     def _log(self, level: Level, message: str) -> None:
-        self._actions.append(Log(level, message))
+        self._out.log(level, message)
 
     def _publish(self, event: ControllerToClient) -> None:
-        self._actions.append(Publish(event))
-
-    def _slots(self) -> Slots:
-        return (self.staged, self.ready_config, self.deployed)
-
-    def _persist(self, slots: Slots, then: Callable[[str | None, float], None]) -> None:
-        """Ask for ``slots`` to be written; ``then`` continues once :meth:`persisted` says
-        how it went (the slots are adopted first if it worked)."""
-        if self._write is not None:
-            raise InvalidState("a Persist is still waiting for persisted()")
-        self._write = _Write(slots, then)
-        self._actions.append(Persist(*slots))
-
-    def persisted(self, error: str | None, now: float) -> None:
-        """The outcome of the last :class:`Persist`: ``None`` when it was written, else
-        why not (e.g. ``<file>: cannot write: No space left on device``)."""
-        write, self._write = self._write, None
-        if write is None:
-            self._log(Level.WARNING, "persisted() without a pending Persist; ignored")
-            return
-        if error is None:
-            self.staged, self.ready_config, self.deployed = write.slots
-        write.then(error, now)
-        self._run_internal_events(now)
+        self._out.publish(event)
 
     def _create(self, reqid: str, kind: Kind, now: float) -> ControllerRequest:
-        return self.requests.create(reqid, kind, now, RESPONSES.get(kind))
+        return self.requests.create(reqid, kind, now)
 
     def _finish(self, reqid: str) -> ControllerRequest | None:
         return self.requests.finish(reqid)
 
     def _child(self, parent: ControllerRequest, instance: str, now: float) -> str:
-        cid = self._new_id()
-        child = self._create(cid, Kind.CHILD, now)
-        child.parent_id, child.instance = parent.id, instance
-        if parent.kind is Kind.DEPLOY and parent.config is not None:
-            child.deadline = now + self._deploy_timeout(parent.config)
-        parent.children[cid] = instance
-        return cid
+        return self.requests.child(parent, instance, now)
 
     def _respond(self, req: ControllerRequest) -> None:
         """Answer a request with its results so far, and forget it."""
-        self._finish(req.id)
-        assert req.response is not None
-        self._publish(req.response(req.id, tuple(req.results)))
+        self._publish(self.requests.answer(req))
 
     def _run_internal_events(self, now: float) -> None:
         while self._agents_ready_queued:
             instances = self._agents_ready_queued.pop(0)
-            self._notify_agents_ready(instances, now)
+            self._log(Level.INFO, f"rx notify_agents_ready {peer_text(instances)}")
+            self.deploys.agents_ready(now)
+
+    def persisted(self, error: str | None, now: float) -> None:
+        """The outcome of the last :class:`Persist`: ``None`` when it was written, else
+        why not (e.g. ``<file>: cannot write: No space left on device``)."""
+        self.configs.persisted(error, now)
+        self._run_internal_events(now)
 
     # -- client requests ---------------------------------------------------------------
 
@@ -274,9 +209,9 @@ class ControllerState:
             case ev.StageConfigurationRequest(reqid=reqid, config=config):
                 self._stage(reqid, config)
             case ev.GetConfigurationRequest(reqid=reqid, deployed=deployed):
-                self._get_configuration(reqid, deployed)
+                self.configs.get(reqid, deployed)
             case ev.DeployRequest(reqid=reqid):
-                self._deploy_request(reqid, now)
+                self.deploys.request(reqid, now)
             case ev.GetNodesRequest(reqid=reqid):
                 self._get_nodes(reqid, now)
             case ev.GetIdValueRequest(reqid=reqid, id=ident, nodes=nodes):
@@ -308,7 +243,7 @@ class ControllerState:
                     self._publish(xev.CheckResponse(reqid, results))
                 else:
                     self._fan_out(xev.CheckRequest(reqid, ready), FANOUTS[type(event)], now)
-                    self._extend_check(reqid, ready, now)
+                    self.requests.extend_check(reqid, ready, now)
             case _:
                 assert_never(event)
         self._run_internal_events(now)
@@ -322,199 +257,23 @@ class ControllerState:
         if ready is None:
             results = tuple(Result(reqid, False, error=e) for e in errors)
             self._publish(ev.StageConfigurationResponse(reqid, results))
-            return
-
-        def staged(error: str | None, now: float) -> None:
-            if error is None:
-                result = Result(reqid, True, data=config.id)
-            else:
-                self._log(Level.INFO, f"configuration {peer_text(config.id)} not staged: {error}")
-                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
-            self._publish(ev.StageConfigurationResponse(reqid, (result,)))
-
-        self._persist((config, ready, self.deployed), staged)
+        else:
+            self.configs.stage(reqid, config, ready)
 
     def _ready(self, config: Configuration) -> tuple[list[str], Configuration | None]:
-        """Validate a configuration as staging does; its errors, or the configuration
-        ready to deploy (instance hosts filled in, ports assigned as configured)."""
-        opts = self.settings
-        errors = validation.validate(
-            config,
-            controller_port=Port(opts.listen_port) if opts.listen_port else None,
-            auto_assign_broker_ports=opts.auto_assign_broker_ports,
-        )
-        if errors:
-            for err in errors:
-                self._log(
-                    Level.INFO,
-                    f"configuration {peer_text(config.id)} rejected: {peer_text(err, 200)}",
-                )
-            return errors, None
-        ready = validation.fill_instance_hosts(config, self.known)
-        if opts.auto_assign_broker_ports:
-            ready = validation.assign_broker_ports(ready, Port(opts.auto_assign_broker_start_port))
-        if opts.auto_assign_metrics_ports:
-            ready = validation.assign_metrics_ports(
-                ready, Port(opts.auto_assign_metrics_start_port)
-            )
-        return [], ready
-
-    def _extend_check(self, reqid: str, config: Configuration, now: float) -> None:
-        """An agent checks its nodes one ``zeek -a`` after the other (or a few at once):
-        a check waits one request timeout per node of the busiest instance."""
-        req = self.requests.get(reqid)
-        if req is None:
-            return
-        per_instance = Counter(n.instance for n in config.nodes)
-        deadline = now + self.requests.timeout * max([1, *per_instance.values()])
-        for rid in (reqid, *req.children):
-            if (r := self.requests.get(rid)) is not None:
-                r.deadline = deadline
-
-    def _get_configuration(self, reqid: str, deployed: bool) -> None:
-        self._log(
-            Level.INFO, f"rx get_configuration_request {peer_text(reqid)} deployed={deployed}"
-        )
-        config = self.deployed if deployed else self.staged
-        if config is None:
-            which = "deployed" if deployed else "staged"
-            result = Result(reqid, False, error=f"no {which} configuration available")
-        else:
-            result = Result(reqid, True, data=config)
-        self._publish(ev.GetConfigurationResponse(reqid, result))
-
-    # -- deployment ---------------------------------------------------------------------
-
-    def _deploy_request(self, reqid: str, now: float) -> None:
-        self._log(Level.INFO, f"rx deploy_request {peer_text(reqid)}")
-        if self.ready_config is None:
-            result = Result(reqid, False, error="no configuration available to deploy")
-            self._publish(ev.DeployResponse(reqid, (result,)))
-            return
-        if self.pending_deploy:
-            result = Result(
-                reqid, False, error=f"earlier deployment {self.pending_deploy} still pending"
-            )
-            self._publish(ev.DeployResponse(reqid, (result,)))
-            return
-        config = self.ready_config
-        # Staging checked this, but a configuration restored from an older version's
-        # state file may hold what no agent can launch: refuse it the same way.
-        problems = launchable.problems(config)
-        if problems:
-            for problem in problems:
-                self._log(Level.INFO, f"not deploying {peer_text(config.id)}: {problem.text}")
-            results = tuple(Result(reqid, False, error=p.text) for p in problems)
-            self._publish(ev.DeployResponse(reqid, results))
-            return
-
-        def writable(error: str | None, now: float) -> None:
-            if error is not None:
-                self._log(Level.INFO, f"deployment {peer_text(reqid)} not started: {error}")
-                result = Result(reqid, False, error=f"{PERSIST_FAILED}: {error}")
-                self._publish(ev.DeployResponse(reqid, (result,)))
-                return
-            req = self._new_deploy(reqid, config, now)
-            self._deploy(req, now)
-            self.agents.check_ready()
-
-        # Writing the unchanged slots proves the state can be written before any agent
-        # is told anything: a full or read-only disk fails the deploy with nothing changed.
-        self._persist(self._slots(), writable)
-
-    def _new_deploy(
-        self, reqid: str, config: Configuration, now: float, *, internal: bool = False
-    ) -> ControllerRequest:
-        req = self._create(reqid, Kind.DEPLOY, now)
-        req.config, req.internal = config, internal
-        req.deadline = now + self._deploy_timeout(config)
-        return req
-
-    def _deploy_timeout(self, config: Configuration) -> float:
-        """Agents may start nodes group by group (ordered start): a deployment gets one
-        request timeout per start group its nodes form."""
-        return self.requests.timeout * startorder.group_count(n.role for n in config.nodes)
-
-    def _deploy(self, req: ControllerRequest, now: float) -> None:
-        assert req.config is not None
-        config = req.config
-        self.pending_deploy = req.id
-        self.agents.deploy({i.name: i for i in config.instances}, now)
-        if not config.instances:
-            self._deploy_done(req)
-
-    def _deploy_done(self, req: ControllerRequest) -> None:
-        config = req.config
-        assert config is not None
-        self.pending_deploy = ""
-        self._finish(req.id)
-
-        def recorded(error: str | None) -> None:
-            if error is None:
-                self._log_deploy_outcome(req, config)
-                req.results.append(Result(req.id, True, data=config.id))
-            else:
-                req.results.append(Result(req.id, False, error=f"{PERSIST_FAILED}: {error}"))
-                self._log(
-                    Level.WARNING,
-                    f"deployment {peer_text(req.id)} of configuration "
-                    f"{peer_text(config.id)} not recorded: {error}",
-                )
-            if not req.internal:
-                self._publish(ev.DeployResponse(req.id, tuple(req.results)))
-
-        if config is self.deployed:
-            recorded(None)  # a redeployment: nothing new to write
-        else:
-            self._persist(
-                (self.staged, self.ready_config, config), lambda error, _now: recorded(error)
-            )
-
-    def _log_deploy_outcome(self, req: ControllerRequest, config: Configuration) -> None:
-        """INFO when every node started; WARNING naming what failed otherwise (the
-        response still carries the configuration id, as Zeek's does)."""
-        failed = sorted(r.node for r in req.results if not r.success and r.node)
-        errors = [r.error for r in req.results if not r.success and not r.node]
-        if not failed and not errors:
+        """:func:`~mgmt.controller.validation.make_ready`, logging each rejection."""
+        errors, ready = validation.make_ready(config, self.settings, self.known)
+        for err in errors:
             self._log(
                 Level.INFO,
-                f"deployed configuration {peer_text(config.id)} (request {peer_text(req.id)})",
+                f"configuration {peer_text(config.id)} rejected: {peer_text(err, 200)}",
             )
-            return
-        parts = []
-        if failed:
-            parts.append(f"{len(failed)} of {len(config.nodes)} nodes failed {peer_text(failed)}")
-        if errors:
-            plural = "s" if len(errors) != 1 else ""
-            parts.append(f"{len(errors)} instance error{plural} {peer_text(errors)}")
-        self._log(
-            Level.WARNING,
-            f"deployment {peer_text(req.id)} of configuration {peer_text(config.id)}: "
-            + ", ".join(parts),
-        )
+        return errors, ready
 
     def _welcome(self, name: str, now: float) -> None:
-        reqid = self._new_id()
+        reqid = self.requests.new_id()
         self._create(reqid, Kind.WELCOME, now).instance = name
         self._actions.append(SendToAgent(name, ev.AgentWelcomeRequest(reqid)))
-
-    def _notify_agents_ready(self, instances: frozenset[str], now: float) -> None:
-        self._log(Level.INFO, f"rx notify_agents_ready {peer_text(instances)}")
-        if not self.pending_deploy and self.deployed is not None:
-            internal = self._new_deploy(self._new_id(), self.deployed, now, internal=True)
-            self._log(Level.INFO, f"no deployment in progress, triggering via {internal.id}")
-            self._deploy(internal, now)
-            if not self.instances:
-                return
-        pending = self.requests.get(self.pending_deploy)
-        if pending is None or pending.kind is not Kind.DEPLOY or pending.config is None:
-            return
-        for name in sorted(self.instances):
-            if name in self.ready:
-                cid = self._child(pending, name, now)
-                self._actions.append(
-                    SendToAgent(name, ev.AgentDeployRequest(cid, pending.config, False))
-                )
 
     # -- queries fanned out to agents ---------------------------------------------------
 
@@ -529,9 +288,6 @@ class ControllerState:
             cid = self._child(req, name, now)
             self._actions.append(SendToAgent(name, ev.AgentGetNodesRequest(cid)))
 
-    def _deployed_node_names(self) -> set[str]:
-        return {n.name for n in self.deployed.nodes} if self.deployed is not None else set()
-
     def _get_id_value(self, reqid: str, ident: str, nodes: BrokerSet, now: float) -> None:
         self._log(
             Level.INFO,
@@ -543,7 +299,7 @@ class ControllerState:
             self._publish(ev.GetIdValueResponse(reqid, (result,)))
             return
         req = self._create(reqid, Kind.ID_VALUE, now)
-        final = self._known_nodes(req, nodes)
+        final = known_nodes(req, nodes, self.deployed)
         if nodes and not final:
             self._respond(req)
             return
@@ -566,7 +322,7 @@ class ControllerState:
             req.results.append(Result(reqid, False, error=NO_DEPLOYMENT))
             self._respond(req)
             return
-        final = self._known_nodes(req, nodes)
+        final = known_nodes(req, nodes, self.deployed)
         if nodes and not final:
             self._respond(req)
             return
@@ -577,26 +333,14 @@ class ControllerState:
         # With no ready instance nothing was sent: like Zeek (§4.10 step 7) the request
         # then ends in "request timed out" rather than in an empty, successful answer.
 
-    def _known_nodes(self, req: ControllerRequest, nodes: BrokerSet) -> BrokerSet:
-        """The deployed nodes among ``nodes``; each other one gets ``unknown cluster
-        node`` in ``req``'s results (Zeek's get_id_value and restart)."""
-        known = self._deployed_node_names()
-        for name in sorted(nodes):
-            if name not in known:
-                req.results.append(Result(req.id, False, error="unknown cluster node", node=name))
-        return BrokerSet(n for n in sorted(nodes) if n in known)
-
-    # -- extension requests fanned out to agents ------------------------------------------
-
     def _fan_out(self, event: FanOutRequest, row: FanOut, now: float) -> None:
         """An extension request answered by asking agents (mgmt.controller.fanout)."""
         self._log(Level.INFO, f"rx {type(event).__name__} {peer_text(event.reqid)}")
-        req = self._create(event.reqid, Kind.FANOUT, now)
-        req.response = row.response
+        req = self.requests.create(event.reqid, Kind.FANOUT, now, row.response)
         if row.local is not None:
             req.results.extend(row.local(self, req.id))
         args = {f.name: getattr(event, f.name) for f in fields(event)}
-        for instance in self._fan_out_targets(req, row, args):
+        for instance in fanout.targets(row, req, args, self.known, self.deployed, self.instances):
             if instance not in self.known:
                 req.results.append(
                     Result(req.id, False, instance=instance, error="instance not connected")
@@ -606,31 +350,6 @@ class ControllerState:
             self._actions.append(SendToAgent(instance, row.agent_request(**args)))
         if not req.children:
             self._respond(req)
-
-    def _fan_out_targets(
-        self, req: ControllerRequest, row: FanOut, args: dict[str, object]
-    ) -> list[str]:
-        """The instances a fan-out concerns, in name order; errors go to ``req``."""
-        if row.scope is Scope.CONNECTED:
-            if not self.known and row.local is None:
-                req.results.append(Result(req.id, False, error="no instances connected"))
-            return sorted(self.known)
-        if row.scope is Scope.CONFIG:
-            config = args["config"]
-            assert isinstance(config, Configuration)
-            return sorted({n.instance for n in config.nodes})
-        # Scope.NODES: the deployment's instances hosting the named nodes (all if none).
-        if self.deployed is None or not self.instances:
-            req.results.append(Result(req.id, False, error=NO_DEPLOYMENT))
-            return []
-        nodes = args["nodes"]
-        assert isinstance(nodes, BrokerSet)
-        if not nodes:
-            return sorted(self.instances)
-        final = self._known_nodes(req, nodes)
-        args["nodes"] = final
-        hosts = {n.name: n.instance for n in self.deployed.nodes}
-        return sorted({hosts[n] for n in final})
 
     # -- agent side ------------------------------------------------------------------------
 
@@ -717,7 +436,7 @@ class ControllerState:
             return
         # All children answered.
         if parent.kind is Kind.DEPLOY:
-            self._deploy_done(parent)
+            self.deploys.done(parent)
         else:
             self._respond(parent)
 
@@ -730,18 +449,7 @@ class ControllerState:
             timeout = Result(req.id, False, error=TIMED_OUT)
             match req.kind:
                 case Kind.DEPLOY:
-                    if self.pending_deploy == req.id:
-                        self.pending_deploy = ""
-                    missing = sorted(set(self.instances) - self.ready)
-                    if missing:
-                        self._log(
-                            Level.WARNING,
-                            f"deployment {peer_text(req.id)} timed out waiting for "
-                            f"instances: {', '.join(peer_text(m) for m in missing)}",
-                        )
-                    req.results.append(timeout)
-                    if not req.internal:
-                        self._respond(req)
+                    self.deploys.timed_out(req, timeout)
                 case Kind.GET_NODES | Kind.ID_VALUE | Kind.RESTART:
                     req.results.append(timeout)  # one for the request, as Zeek
                     self._respond(req)
@@ -763,13 +471,14 @@ class ControllerState:
 
     def start(self, now: float) -> None:
         """Start-up (§4.1 step 5): redeploy a persisted DEPLOYED configuration."""
-        if self.deployed is not None:
-            req = self._new_deploy(self._new_id(), self.deployed, now, internal=True)
-            self._log(
-                Level.INFO,
-                f"deploying persisted configuration {peer_text(self.deployed.id)}, "
-                f"request {req.id}",
-            )
-            self._deploy(req, now)
-            self.agents.check_ready()
-            self._run_internal_events(now)
+        deployed = self.deployed
+        if deployed is None:
+            return
+        self.deploys.redeploy(
+            now,
+            lambda rid: (
+                f"deploying persisted configuration {peer_text(deployed.id)}, request {rid}"
+            ),
+        )
+        self.agents.check_ready()
+        self._run_internal_events(now)

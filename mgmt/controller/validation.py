@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from mgmt.broker.data import Port, Proto
 from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.core import launchable
 from mgmt.core.launchable import quote, shown
+from mgmt.settings.model import ControllerSettings
 
 #: Roles that need a Broker port, in assignment priority order (§4.5.2).
 BROKER_PORT_ROLES = {ClusterRole.MANAGER: 0, ClusterRole.LOGGER: 1, ClusterRole.PROXY: 2}
@@ -191,7 +192,7 @@ def assign_metrics_ports(config: Configuration, start: Port) -> Configuration:
     )
 
 
-def fill_instance_hosts(config: Configuration, known: dict[str, Instance]) -> Configuration:
+def fill_instance_hosts(config: Configuration, known: Mapping[str, Instance]) -> Configuration:
     """Replace unspecified (0.0.0.0) instance hosts by the addresses agents connected
     from (§4.5 step 4)."""
     instances = []
@@ -201,3 +202,24 @@ def fill_instance_hosts(config: Configuration, known: dict[str, Instance]) -> Co
             inst = replace(inst, host=seen.host)
         instances.append(inst)
     return replace(config, instances=tuple(instances))
+
+
+def make_ready(
+    config: Configuration, settings: ControllerSettings, known: Mapping[str, Instance]
+) -> tuple[list[str], Configuration | None]:
+    """Validate a configuration as staging does; its errors, or the configuration ready
+    to deploy (instance hosts filled in from the ``known`` agents, ports assigned as the
+    controller's ``settings`` say)."""
+    errors = validate(
+        config,
+        controller_port=Port(settings.listen_port) if settings.listen_port else None,
+        auto_assign_broker_ports=settings.auto_assign_broker_ports,
+    )
+    if errors:
+        return errors, None
+    ready = fill_instance_hosts(config, known)
+    if settings.auto_assign_broker_ports:
+        ready = assign_broker_ports(ready, Port(settings.auto_assign_broker_start_port))
+    if settings.auto_assign_metrics_ports:
+        ready = assign_metrics_ports(ready, Port(settings.auto_assign_metrics_start_port))
+    return [], ready

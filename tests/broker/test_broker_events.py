@@ -149,6 +149,19 @@ def test_catalogue_is_consistent() -> None:
     assert len(v1_requests) == 8
 
 
+def test_an_event_whose_field_broker_cannot_carry_fails_at_declaration() -> None:
+    """Declaring an event with a field type that has no Broker codec fails at once,
+    naming the type, and adds nothing to the catalogue."""
+    before = dict(be._BY_NAME)
+    with pytest.raises(AssertionError, match=r"Frob: no Broker codec for \['float'\]"):
+
+        @be._event("Test::API::frob_request")
+        class Frob(be.Reqid):
+            weight: float
+
+    assert be._BY_NAME == before
+
+
 @pytest.mark.parametrize("spec", S.event_specs(), ids=lambda sp: sp.name.split("API::")[-1])
 def test_every_event_round_trips(spec: be.EventSpec) -> None:
     """Each catalogue event, with arbitrary arguments, survives encode -> JSON -> decode and

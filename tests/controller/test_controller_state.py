@@ -788,3 +788,37 @@ def test_node_scope_without_a_deployment_fails_at_once() -> None:
     h.hello("a")
     resp = one_published(fan_out(h, {"x"}), NodesResponse)
     assert [(r.success, r.error) for r in resp.results] == [(False, "no active cluster deployment")]
+
+
+def test_check_of_an_invalid_config_answers_at_once_with_its_errors() -> None:
+    """check validates as staging does: an invalid configuration is answered at once,
+    one Result per error, and no agent is asked."""
+    h = Harness()
+    h.hello("a")
+    bad = Configuration("bad", (Instance("a"),), (Node("m", "nowhere", ClusterRole.MANAGER),))
+    acts = h.client(xev.CheckRequest("c1", bad))
+    resp = one_published(acts, xev.CheckResponse)
+    assert resp.results and all(not r.success and r.error for r in resp.results)
+    assert h.sent(acts, xev.AgentCheckRequest) == [] and not h.state.requests
+
+
+def test_check_asks_each_hosting_instance_and_waits_one_timeout_per_node() -> None:
+    """check sends each instance hosting nodes the ready configuration (ports
+    assigned) and waits one request timeout per node of the busiest instance."""
+    h = Harness()
+    h.hello("a")
+    h.hello("b")
+    acts = h.client(xev.CheckRequest("c1", cfg("a", "b", nodes_per=3)))
+    asked = dict(h.sent(acts, xev.AgentCheckRequest))
+    assert sorted(asked) == ["a", "b"] and not published(acts)
+    manager = next(n for n in asked["a"].config.nodes if n.role is ClusterRole.MANAGER)
+    assert manager.p is not None  # made ready as for staging
+    assert h.state.next_deadline() == pytest.approx(h.now + 3 * TIMEOUT)
+    assert h.tick(3 * TIMEOUT - 0.1) == []
+    ok = Result(asked["a"].reqid, True, instance="a")
+    assert h.agent("a", xev.AgentCheckResponse(asked["a"].reqid, (ok,))) == []
+    resp = one_published(h.tick(0.1), xev.CheckResponse)
+    assert [(r.instance, r.success, r.error) for r in resp.results] == [
+        ("a", True, None),
+        ("b", False, "request timed out"),
+    ]

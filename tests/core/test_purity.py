@@ -32,8 +32,11 @@ PURE_MODULES = (
     + [
         "mgmt.controller.validation",
         "mgmt.controller.actions",
+        "mgmt.controller.configs",
+        "mgmt.controller.deploy",
         "mgmt.controller.fanout",
         "mgmt.controller.instances",
+        "mgmt.controller.requests",
         "mgmt.controller.state",
         "mgmt.agent.actions",
         "mgmt.agent.extensions",
@@ -87,9 +90,10 @@ def test_the_check_can_fail() -> None:
     assert {"asyncio", "websockets", "socket"} <= set(imported_by("mgmt.transport"))
 
 
-def test_nested_ruff_config_bans_io_imports() -> None:
-    """mgmt/broker/ruff.toml extends the project config and bans the I/O modules."""
-    config = tomllib.loads((REPO_ROOT / "mgmt" / "broker" / "ruff.toml").read_text())
+@pytest.mark.parametrize("package", ["broker", "core", "controller"])
+def test_nested_ruff_config_bans_io_imports(package: str) -> None:
+    """The pure packages' ruff.toml extends the project config and bans the I/O modules."""
+    config = tomllib.loads((REPO_ROOT / "mgmt" / package / "ruff.toml").read_text())
     assert config["extend"] == "../../pyproject.toml"
     assert "TID251" in config["lint"]["extend-select"]
     banned = config["lint"]["flake8-tidy-imports"]["banned-api"]
