@@ -15,7 +15,10 @@
   ``SPT_NOENV`` is set while the title is set, so ``setproctitle`` leaves the environment
   block alone (``/proc/<pid>/environ`` stays readable); the title is then at most as long
   as the original command line, so trailing words that do not fit are left out (the
-  name always stays).
+  name always stays). ``zeek-mgmt run`` forks its children without ``exec``, so they
+  share its command line's room: :func:`reexec_for_room` re-executes ``run`` once, at
+  start, with the interpreter option ``-X zeek_mgmt_title_room=___...`` padding its
+  command line to what the children's titles need.
 * Parent death: under ``zeek-mgmt run`` the controller and agent ask the kernel for a
   SIGTERM when the run supervisor dies (even by ``kill -9``), as Zeek's stem ends when its
   supervisor disappears, so no daemon is left orphaned.
@@ -38,6 +41,9 @@ _PR_SET_NAME = 15
 ENV_RUN_PARENT = "ZEEK_MGMT_RUN_PARENT"
 #: The kernel keeps 15 bytes of a process name (plus the NUL).
 COMM_MAX = 15
+#: The interpreter's ``-X`` option whose value pads ``run``'s command line (ignored by
+#: Python; present once ``run`` has re-executed itself).
+TITLE_ROOM_XOPTION = "zeek_mgmt_title_room"
 
 
 def set_process_name(name: str) -> bool:
@@ -71,6 +77,31 @@ def set_process_title(name: str, argv: list[str] | None = None) -> None:
             del os.environ["SPT_NOENV"]
     # setproctitle also sets the kernel name, to the title's first 15 bytes.
     set_process_name(name)
+
+
+def title_length(name: str, argv: list[str]) -> int:
+    """The bytes :func:`set_process_title` needs for ``name`` and ``argv`` in full."""
+    return len(" ".join([name, "zeek-mgmt", *argv]).encode())
+
+
+def reexec_for_room(needed: int) -> None:
+    """Re-execute this process with its command line padded to ``needed`` bytes of title
+    room, unless it has that room already or was re-executed before (returns then).
+
+    The same interpreter runs the same command line (``sys.orig_argv``) with the
+    option ``-X zeek_mgmt_title_room=<padding>`` in front, which Python ignores.
+    """
+    room = _title_room()
+    if room is None or room >= needed or TITLE_ROOM_XOPTION in sys._xoptions:
+        return
+    if not sys.executable or not sys.orig_argv:
+        return
+    padding = "_" * max(1, needed - room)
+    argv = [sys.executable, "-X", f"{TITLE_ROOM_XOPTION}={padding}", *sys.orig_argv[1:]]
+    log.debug("re-executing with %d bytes of title room", len(padding))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execv(sys.executable, argv)
 
 
 def _title_room() -> int | None:
