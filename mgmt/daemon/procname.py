@@ -44,6 +44,9 @@ COMM_MAX = 15
 #: The interpreter's ``-X`` option whose value pads ``run``'s command line (ignored by
 #: Python; present once ``run`` has re-executed itself).
 TITLE_ROOM_XOPTION = "zeek_mgmt_title_room"
+#: The title room ``run`` makes before it knows its children's names: enough for
+#: ``zeek.controller-<64-byte host name> zeek-mgmt controller`` and the flags.
+RUN_TITLE_ROOM = 104
 
 
 def set_process_name(name: str) -> bool:
@@ -86,18 +89,26 @@ def title_length(name: str, argv: list[str]) -> int:
 
 def reexec_for_room(needed: int) -> None:
     """Re-execute this process with its command line padded to ``needed`` bytes of title
-    room, unless it has that room already or was re-executed before (returns then).
+    room, unless it has that room already (returns then).
 
     The same interpreter runs the same command line (``sys.orig_argv``) with the
-    option ``-X zeek_mgmt_title_room=<padding>`` in front, which Python ignores.
+    option ``-X zeek_mgmt_title_room=<padding>`` in front, which Python ignores (a
+    padding from an earlier re-execution is replaced). ``run`` calls this first with
+    :data:`RUN_TITLE_ROOM` plus its flags, before importing anything heavy, and once more
+    with the exact need once its settings name the children, which re-executes only for
+    names longer than that.
     """
     room = _title_room()
-    if room is None or room >= needed or TITLE_ROOM_XOPTION in sys._xoptions:
+    if room is None or room >= needed or not sys.executable or not sys.orig_argv:
         return
-    if not sys.executable or not sys.orig_argv:
-        return
+    old = f"{TITLE_ROOM_XOPTION}={sys._xoptions.get(TITLE_ROOM_XOPTION)}"
+    rest = list(sys.orig_argv[1:])
+    if TITLE_ROOM_XOPTION in sys._xoptions and old in rest:
+        at = rest.index(old)
+        del rest[at - 1 : at + 1]  # "-X", "<option>=<padding>"
+        room -= len(old) + len("-X") + 2
     padding = "_" * max(1, needed - room)
-    argv = [sys.executable, "-X", f"{TITLE_ROOM_XOPTION}={padding}", *sys.orig_argv[1:]]
+    argv = [sys.executable, "-X", f"{TITLE_ROOM_XOPTION}={padding}", *rest]
     log.debug("re-executing with %d bytes of title room", len(padding))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

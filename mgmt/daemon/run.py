@@ -377,8 +377,11 @@ def run(args: argparse.Namespace) -> int:
     agent_env[ENV_CONTROLLER_PIDFILE] = str(
         controller.state_dir / "nodes" / controller.name / ".pid"
     )
-    for module in _DAEMON_MODULES:
-        importlib.import_module(module)
+    try:
+        for module in _DAEMON_MODULES:
+            importlib.import_module(module)
+    except ImportError as exc:  # a broken installation: no restart can fix it
+        return start_up_failed("run", f"cannot load the daemons' code: {exc}")
     # What was imported lives as long as the processes: no collection of the parent's or a
     # child's needs to visit it (and visiting would write to the shared pages).
     gc.freeze()

@@ -183,7 +183,7 @@ def test_command_lines_begin_with_zeek_names(run_site: Site) -> None:
 def test_long_names_and_flags_still_fit_the_titles(tmp_path: Path) -> None:
     """Forked children share run's command line; run makes room for their whole titles,
     however long their names and flags (and its own title stays zeek zeek-mgmt run ...)."""
-    controller, agent = "controller-" + "c" * 40, "agent-" + "a" * 50
+    controller, agent = "controller-" + "c" * 120, "agent-" + "a" * 50
     with site(tmp_path, ZEEK_CONTROLLER_NAME=controller, ZEEK_AGENT_NAME=agent) as s:
         s.start("run", "--log-level", "info")
         s.wait_agents(agent)
