@@ -46,7 +46,9 @@ restart
     ``zeek-client restart`` (all nodes) until get-nodes shows all five RUNNING with new
     pids, measured as deploy.
 stop
-    SIGTERM to the top process until every process of its tree, nodes included, is gone.
+    SIGTERM to the top process until every process of its tree, nodes included, is gone;
+    also until the cluster nodes are gone (Zeek's own exit, the same binary on both
+    sides), and the rest: what the management processes take past their nodes.
 
 A run that fails (e.g. a deploy that times out, as Zeek's framework does on a loaded
 machine) is reported, counted and retried, up to twice; medians are over complete runs.
@@ -284,11 +286,10 @@ class Run:
         ``name RSS/PSS`` of each of them."""
         rss = pss = 0
         each = []
-        nodes = {str(self.state / "nodes" / n) for n in NODES}
         for p in self.tree():
+            if self.is_node(p):
+                continue
             with contextlib.suppress(psutil.Error):
-                if p.cwd() in nodes:
-                    continue
                 info = p.memory_full_info()
                 rss += info.rss
                 pss += info.pss
@@ -319,15 +320,25 @@ class Run:
         except (OSError, WebSocketException):
             return None  # closed while starting: try again
 
-    def stop(self) -> float:
-        """SIGTERM the top process; seconds until the whole tree is gone."""
+    def is_node(self, p: psutil.Process) -> bool:
+        """A cluster node: its cwd is its node directory."""
+        with contextlib.suppress(psutil.Error):
+            return p.cwd() in {str(self.state / "nodes" / n) for n in NODES}
+        return False
+
+    def stop(self) -> tuple[float, float]:
+        """SIGTERM the top process; seconds until the cluster nodes are gone, and until
+        the whole tree is."""
         assert self.proc is not None
         procs = self.tree()
+        nodes = [p for p in procs if self.is_node(p)]
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: not any(_alive(p) for p in procs), "the tree to exit")
+        wait_for(lambda: not any(_alive(p) for p in nodes), "the nodes to exit", 0.002)
+        nodes_gone = time.monotonic() - t0
+        wait_for(lambda: not any(_alive(p) for p in procs), "the tree to exit", 0.002)
         self.proc.wait()
-        return time.monotonic() - t0
+        return nodes_gone, time.monotonic() - t0
 
     def kill(self) -> None:
         """Leave nothing behind (after an error)."""
@@ -478,7 +489,10 @@ def one_run(run: Run, cfg: Path) -> None:
     if rc != 0:
         raise RuntimeError(f"{run.backend}: restart exit {rc}: {errors_of(out)}")
     f["restart all → RUNNING (s)"] = until_running(run, t0, returned, pids)  # type: ignore[arg-type]
-    f["stop, whole tree gone (s)"] = run.stop()
+    nodes_gone, tree_gone = run.stop()
+    f["stop, whole tree gone (s)"] = tree_gone
+    f["stop: cluster nodes gone (s)"] = nodes_gone
+    f["stop: past the nodes (s)"] = tree_gone - nodes_gone
 
 
 def second_run(run: Run, cfg: Path) -> None:
