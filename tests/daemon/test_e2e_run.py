@@ -180,6 +180,26 @@ def test_command_lines_begin_with_zeek_names(run_site: Site) -> None:
     assert {p.pid for p in procs.values()} <= {int(pid) for pid in pgrep.stdout.split()}
 
 
+def test_forked_daemons_hold_none_of_runs_pipes(run_site: Site) -> None:
+    """The controller and the agent are forked from run but keep none of its private
+    descriptors (its signal self-pipe): each sets up its own signal handling and loop."""
+
+    def pipes(pid: int) -> set[str]:
+        fds = Path(f"/proc/{pid}/fd")
+        found = set()
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):
+                if (target := os.readlink(fd)).startswith("pipe:"):
+                    found.add(target)
+        return found
+
+    procs = run_children(run_site)
+    run = procs.pop("zeek")
+    assert pipes(run.pid)  # its self-pipe (both ends: one inode)
+    for proc in procs.values():
+        assert not pipes(proc.pid) & pipes(run.pid)
+
+
 def test_long_names_and_flags_still_fit_the_titles(tmp_path: Path) -> None:
     """Forked children share run's command line; run makes room for their whole titles,
     however long their names and flags (and its own title stays zeek zeek-mgmt run ...)."""
