@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -157,10 +157,17 @@ def _separate_words(words: list[str]) -> None:
         offset += 1
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library: the process's own symbols (dlopen(NULL)), which include libc's on
+    Linux. ``ctypes.util.find_library`` would run ``ldconfig -p`` in a subprocess, at
+    every call."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(option: int, arg: int | bytes) -> bool:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return bool(libc.prctl(option, arg, 0, 0, 0) == 0)
+        return bool(_libc().prctl(option, arg, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 

@@ -399,7 +399,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _daemon(role: str, flags: list[str], env: dict[str, str]) -> int:
     """A forked child's life: ``zeek-mgmt <role> <flags>`` with ``env``, as if executed
-    (stdin from /dev/null, the logging set up afresh by the daemon)."""
+    (stdin from /dev/null, the logging set up afresh by the daemon).
+
+    The flags are parsed by the role's own parser only: the whole command line's parser
+    (every command's help text through gettext) would cost more than the rest of the
+    child's start-up before its event loop.
+    """
     os.environ.clear()
     os.environ.update(env)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -409,6 +414,8 @@ def _daemon(role: str, flags: list[str], env: dict[str, str]) -> int:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     sys.argv = [sys.argv[0], role, *flags]
-    from mgmt.cli import main
-
-    return main([role, *flags])
+    module = importlib.import_module(f"mgmt.{role}.main")
+    parser = argparse.ArgumentParser(prog=f"zeek-mgmt {role}")
+    module.add_arguments(parser)
+    code: int = module.run(parser.parse_args(flags))
+    return code
