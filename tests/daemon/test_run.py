@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.daemon.run import RUN_POLICY, Child, RunSupervisor
 from mgmt.supervisor.policy import PolicySettings, ProcessState
@@ -22,9 +24,15 @@ def exited(child: Child) -> None:
     child.proc.wait(10)
 
 
-def test_a_dying_child_is_restarted_with_backoff_up_to_30_s() -> None:
-    """Restarts come 1, 2, 4, 8, 16, then 30 s after the previous start, never more."""
-    child = Child("controller", EXIT_1, {})
+def _exit_1() -> int:
+    return 1
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["executed", "forked"])
+def test_a_dying_child_is_restarted_with_backoff_up_to_30_s(forked: bool) -> None:
+    """Restarts come 1, 2, 4, 8, 16, then 30 s after the previous start, never more (an
+    executed child, or one forked as run forks its daemons)."""
+    child = Child("controller", EXIT_1, {}, target=_exit_1 if forked else None)
     now = 0.0
     child.start(now)
     starts = [now]
@@ -76,15 +84,23 @@ def test_a_child_that_cannot_start_stops_run_with_status_1(tmp_path: Path) -> No
     assert (run.status, child.failed, child.policy.state) == (1, True, ProcessState.FAILED)
 
 
-def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
-    """stop(): SIGTERM, then SIGKILL once the grace period is over."""
+@pytest.mark.parametrize("forked", [False, True], ids=["executed", "forked"])
+def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path, forked: bool) -> None:
+    """stop(): SIGTERM, then SIGKILL once the grace period is over (an executed child, or
+    a forked one)."""
     ready = tmp_path / "ready"
     code = (
         "import signal, sys, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         f"pathlib.Path({str(ready)!r}).touch(); time.sleep(30)"
     )
+
+    def ignores_sigterm() -> int:
+        exec(code)
+        return 0
+
     policy = PolicySettings(stop_grace=0.3, term_interval=0.3)
-    child = Child("agent", [sys.executable, "-c", code], {}, policy)
+    target = ignores_sigterm if forked else None
+    child = Child("agent", [sys.executable, "-c", code], {}, policy, target=target)
     child.start(time.monotonic())
     wait_until(ready.exists, "the child started")
     proc = child.proc
