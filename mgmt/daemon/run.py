@@ -189,7 +189,14 @@ class Child:
             if self.target is None:
                 self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
             else:
-                self.proc = fork_call(self._forked)
+                # Blocked across the fork: a signal for the child that arrives before it
+                # has put back its own handling waits for it instead of meeting run's
+                # flag-only handlers (a SIGTERM would be lost).
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+                try:
+                    self.proc = fork_call(functools.partial(self._forked, mask))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         except OSError as exc:
             log.error("cannot start %s: %s", self.role, exc)
             self.policy.on_spawn_failed(str(exc), now)
@@ -199,10 +206,12 @@ class Child:
         self.policy.on_ready(now)  # a daemon has no readiness to wait for here
         log.info("started %s, pid %d", self.role, self.proc.pid)
 
-    def _forked(self) -> int:
-        """The child's side of a fork: undo the supervisor's set-up, run the target."""
+    def _forked(self, mask: set[int | signal.Signals]) -> int:
+        """The child's side of a fork: undo the supervisor's set-up, unblock the signals
+        (``mask``: those blocked before the fork), run the target."""
         assert self.target is not None
         self.after_fork()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return self.target()
 
     def reap(self, now: float) -> None:

@@ -3,6 +3,7 @@ stop escalation (real child processes, a fake clock where time matters)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -108,3 +109,23 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path, forked: bool) -
     child.stop()
     assert proc.returncode == -signal.SIGKILL
     assert child.proc is None and child.policy.state is ProcessState.STOPPED
+
+
+def test_a_sigterm_in_the_forked_childs_first_moments_is_not_lost() -> None:
+    """A SIGTERM reaching a forked child before it has put back its own signal handling
+    (while run's flag-only handler is still installed) takes effect once it has: signals
+    stay blocked across the fork until then."""
+    swallowed = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # like run's
+    try:
+        child = Child("agent", [], {}, target=lambda: 0)
+
+        def early_sigterm_then_restore() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        child.after_fork = early_sigterm_then_restore
+        child.start(0.0)
+        assert child.proc is not None
+        assert child.proc.wait(10) == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, swallowed)
