@@ -28,7 +28,9 @@ This process imports the controller's and the agent's code once, moves it out of
 garbage collector's reach (``gc.freeze()``) and forks each child from there without
 ``exec`` (:mod:`mgmt.daemon.forking`): a child starts in milliseconds instead of a
 second interpreter start-up and import, and the pages none of the three processes
-writes (code objects, module dicts, the event catalogues) stay shared. This process
+writes stay shared (about half of the imported heap: a child writes into the objects it
+uses, through their reference counts and the interpreter's specialisation of the code
+it runs, and gets its own copy of those pages). This process
 itself never runs that code: it only forks, waits and signals (no event loop, no
 threads), so each child begins clean and sets up its own logging, signal handlers, state
 directory lock and event loop, as an executed daemon does. A restart forks again from
