@@ -14,7 +14,8 @@ use the standard ports 2149/2150/2151 and the nodes' ports without clashing):
   ``agent.zeek = <prefix>/bin/zeek``, ``agent.node_args = -C`` (what ``zeek -C`` gives
   Zeek's nodes) and the same temporary archive directory.
 
-Every client step uses the real ``zeek-client`` CLI, on both sides. The figures:
+Every client step but the launch probe uses the real ``zeek-client`` CLI, on both sides.
+The figures:
 
 launch
     from starting the top process until a ``get_instances_request`` lists the agent. The
