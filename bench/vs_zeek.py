@@ -14,28 +14,45 @@ use the standard ports 2149/2150/2151 and the nodes' ports without clashing):
   ``agent.zeek = <prefix>/bin/zeek``, ``agent.node_args = -C`` (what ``zeek -C`` gives
   Zeek's nodes) and the same temporary archive directory.
 
-Every client step uses the real ``zeek-client`` CLI, on both sides. The figures:
+Every client step but the launch probe uses the real ``zeek-client`` CLI, on both sides.
+The figures:
 
 launch
-    from starting the top process until ``zeek-client get-instances`` lists the agent
-    (polled back to back once the client port accepts TCP, as the reference capture did).
+    from starting the top process until a ``get_instances_request`` lists the agent. The
+    probe is a raw WebSocket peer in this process sending the frames ``zeek-client
+    get-instances`` sends (subscription, then the request event), on a new connection
+    per poll, polled back to back: the same probe for both backends, so the figure is
+    the backend's, not a client's start-up. The same figure with the real ``zeek-client``
+    as the probe (a whole Python process per poll, ~0.4 s each) is a second row.
 RSS, PSS
     of the management processes once the agent is listed (Zeek: supervisor, stem,
     controller, agent; zeek-mgmt: run, controller, agent), and again after the deploy:
     the whole process tree minus the cluster nodes (a node is a process whose cwd is
-    ``<state>/nodes/<cluster node>``). PSS from psutil's ``memory_full_info``.
-deploy
+    ``<state>/nodes/<cluster node>``). PSS from psutil's ``memory_full_info``; each run
+    also prints RSS/PSS per process.
+deploy (all at once)
     ``zeek-client deploy-config`` of manager, logger, proxy and two workers on ``lo``
     until ``get-nodes`` shows all five RUNNING: the deploy's own time when the first
     get-nodes after it already shows them all RUNNING, else the end of the first get-nodes
-    that does. For zeek-mgmt also the overhead past the slowest node's own RUNNING: the
-    deploy's return minus the newest mtime of the nodes' ``.status`` files (what each
-    node writes when it is up; Zeek's nodes have none).
+    that does. Zeek's framework starts all nodes at once; zeek-mgmt runs with
+    ``agent.ordered_start=false`` to do the same. For zeek-mgmt also the overhead past the
+    slowest node's own RUNNING: the deploy's return minus the newest mtime of the nodes'
+    ``.status`` files (what each node writes when it is up; Zeek's nodes have none).
+deploy (ordered)
+    the same with zeek-mgmt's default ``agent.ordered_start=true`` (zeekctl's order:
+    logger, manager, proxy, workers, each group awaited), in a launch of its own after
+    the main one; its ratio is against Zeek's all-at-once deploy, so the cost of the
+    order is visible.
 restart
     ``zeek-client restart`` (all nodes) until get-nodes shows all five RUNNING with new
     pids, measured as deploy.
 stop
-    SIGTERM to the top process until every process of its tree, nodes included, is gone.
+    SIGTERM to the top process until every process of its tree, nodes included, is gone;
+    also until the cluster nodes are gone (Zeek's own exit, the same binary on both
+    sides), and the rest: what the management processes take past their nodes. The main
+    launch stops all nodes at once (``ordered_start=false``, as Zeek's stem does); the
+    ordered launch's stop (workers, proxies, manager, loggers, each group awaited) is
+    its own row, compared with Zeek's stop.
 
 A run that fails (e.g. a deploy that times out, as Zeek's framework does on a loaded
 machine) is reported, counted and retried, up to twice; medians are over complete runs.
@@ -65,12 +82,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
 NODES = ("manager", "logger", "proxy", "worker-01", "worker-02")
@@ -104,6 +124,7 @@ TIMEOUT = 120.0
 #: A run that fails (e.g. a deploy timing out on a loaded machine) is retried this often.
 RETRIES = 2
 _CLONE_NEWNET = 0x40000000
+CONTROLLER_TOPIC = "zeek/management/controller"
 
 
 def zeek_client() -> str:
@@ -130,6 +151,21 @@ class Netns:
         if self._libc.setns(self.fd, _CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns")
 
+    def socket(self) -> socket.socket:
+        """A TCP socket in the namespace (a socket stays in the namespace it was made in;
+        this thread enters it for the ``socket()`` call only)."""
+        home = os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            if self._libc.setns(self.fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                return socket.socket()
+            finally:
+                if self._libc.setns(home, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(home)
+
     def close(self) -> None:
         os.close(self.fd)
         subprocess.run(["ip", "netns", "del", self.name], check=False)
@@ -144,9 +180,12 @@ class Run:
     root: Path
     netns: Netns | None
     client: str
+    #: zeek-mgmt only: ``agent.ordered_start`` (Zeek's framework starts all at once).
+    ordered: bool = False
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     figures: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> Path:
@@ -179,6 +218,7 @@ class Run:
             "--set", f"agent.zeek={self.prefix / 'bin' / 'zeek'}",
             "--set", "agent.node_args=-C",
             "--set", f"agent.archive_dir={archive}",
+            "--set", f"agent.ordered_start={str(self.ordered).lower()}",
         ]  # fmt: skip
 
     def launch(self) -> None:
@@ -245,28 +285,64 @@ class Run:
         except psutil.NoSuchProcess:
             return []
 
-    def memory(self) -> tuple[float, float]:
-        """RSS and PSS (MB) of the management processes: the tree minus the nodes."""
+    def memory(self) -> tuple[float, float, str]:
+        """RSS and PSS (MB) of the management processes (the tree minus the nodes), and
+        ``name RSS/PSS`` of each of them."""
         rss = pss = 0
-        nodes = {str(self.state / "nodes" / n) for n in NODES}
+        each = []
         for p in self.tree():
+            if self.is_node(p):
+                continue
             with contextlib.suppress(psutil.Error):
-                if p.cwd() in nodes:
-                    continue
                 info = p.memory_full_info()
                 rss += info.rss
                 pss += info.pss
-        return rss / 1e6, pss / 1e6
+                each.append(f"{p.name()} {info.rss / 1e6:.1f}/{info.pss / 1e6:.1f}")
+        return rss / 1e6, pss / 1e6, ", ".join(each)
 
-    def stop(self) -> float:
-        """SIGTERM the top process; seconds until the whole tree is gone."""
+    def get_instances(self) -> str | None:
+        """One ``get_instances_request`` as zeek-client sends it, on a new connection: the
+        response's text, or None while the client port refuses connections."""
+        sock = self.netns.socket() if self.netns else socket.socket()
+        sock.settimeout(TIMEOUT)
+        try:
+            sock.connect(("127.0.0.1", CLIENT_PORT))
+        except OSError:
+            sock.close()
+            return None
+        reqid = str(uuid.uuid1())
+        uri = f"ws://127.0.0.1:{CLIENT_PORT}/v1/messages/json"
+        try:
+            with connect(uri, sock=sock, compression=None, proxy=None) as ws:
+                ws.send(json.dumps([CONTROLLER_TOPIC]))
+                ws.recv(TIMEOUT)  # the ack
+                ws.send(json.dumps(_event("get_instances_request", reqid)))
+                while True:
+                    text = str(ws.recv(TIMEOUT))
+                    if reqid in text and "get_instances_response" in text:
+                        return text
+        except (OSError, WebSocketException):
+            return None  # closed while starting: try again
+
+    def is_node(self, p: psutil.Process) -> bool:
+        """A cluster node: its cwd is its node directory."""
+        with contextlib.suppress(psutil.Error):
+            return p.cwd() in {str(self.state / "nodes" / n) for n in NODES}
+        return False
+
+    def stop(self) -> tuple[float, float]:
+        """SIGTERM the top process; seconds until the cluster nodes are gone, and until
+        the whole tree is."""
         assert self.proc is not None
         procs = self.tree()
+        nodes = [p for p in procs if self.is_node(p)]
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: not any(_alive(p) for p in procs), "the tree to exit")
+        wait_for(lambda: not any(_alive(p) for p in nodes), "the nodes to exit", 0.002)
+        nodes_gone = time.monotonic() - t0
+        wait_for(lambda: not any(_alive(p) for p in procs), "the tree to exit", 0.002)
         self.proc.wait()
-        return time.monotonic() - t0
+        return nodes_gone, time.monotonic() - t0
 
     def kill(self) -> None:
         """Leave nothing behind (after an error)."""
@@ -284,6 +360,20 @@ _PROBE = (
     "s=socket.socket();s.settimeout(1)\n"
     "sys.exit(s.connect_ex(('127.0.0.1',int(sys.argv[1]))))\n"
 )
+
+
+def _event(name: str, reqid: str) -> dict[str, Any]:
+    """A controller API request event as a Broker data message (zeek-client's framing)."""
+
+    def string(value: str) -> dict[str, Any]:
+        return {"@data-type": "string", "data": value}
+
+    def vector(*items: dict[str, Any]) -> dict[str, Any]:
+        return {"@data-type": "vector", "data": list(items)}
+
+    count = {"@data-type": "count", "data": 1}
+    event = vector(string(f"Management::Controller::API::{name}"), vector(string(reqid)))
+    return {**vector(count, count, event), "topic": CONTROLLER_TOPIC, "type": "data-message"}
 
 
 def _connects() -> bool:
@@ -334,33 +424,70 @@ def until_running(run: Run, t0: float, returned: float, old: dict[str, int]) -> 
             raise TimeoutError(f"{run.backend}: nodes not all RUNNING: {nodes}")
 
 
-def one_run(run: Run, cfg: Path) -> None:
-    """Launch, measure every figure, stop."""
-    f = run.figures
+LAUNCH = "launch → agent listed (s)"
+LAUNCH_CLIENT = "launch → agent listed, zeek-client polls (s)"
+DEPLOY = "deploy (all at once) → all RUNNING (s)"
+DEPLOY_ORDERED = "deploy (ordered) → all RUNNING (s)"
+STOP = "stop, whole tree gone (s)"
+STOP_ORDERED = "stop (ordered), whole tree gone (s)"
+#: Figures compared with another of Zeek's (Zeek has no ordered start or stop).
+COMPARED_WITH = {DEPLOY_ORDERED: DEPLOY, STOP_ORDERED: STOP}
+
+
+def launched(run: Run) -> float:
+    """Launch; seconds until the raw get_instances probe lists the agent."""
+    run.launch()
+    while True:
+        text = run.get_instances()
+        ended = time.monotonic()
+        if text is not None and '"agent-' in text:
+            return ended - run.started
+        if ended - run.started > TIMEOUT:
+            raise TimeoutError(f"{run.backend}: agent never listed: {text!r}")
+        if text is None:
+            time.sleep(0.01)  # the port is not open yet
+
+
+def launched_client(run: Run) -> float:
+    """Launch; seconds until ``zeek-client get-instances`` (polled back to back once the
+    client port accepts TCP, as the reference capture did) lists the agent."""
     run.launch()
     wait_for(run.port_open, "the client port")
     while True:
         rc, out, ended = run.zeek_client("get-instances")
         if rc == 0 and '"agent-' in out:
-            break
+            return ended - run.started
         if ended - run.started > TIMEOUT:
             raise TimeoutError(f"{run.backend}: agent never listed: {out!r}")
-    f["launch → agent listed (s)"] = ended - run.started
-    f["RSS idle (MB)"], f["PSS idle (MB)"] = run.memory()
 
+
+def deployed(run: Run, cfg: Path, name: str) -> None:
+    """deploy-config until all nodes are RUNNING (figure ``name``), and for zeek-mgmt the
+    overhead past the slowest node's own RUNNING."""
+    f = run.figures
     t0 = time.monotonic()
     rc, out, returned = run.zeek_client("deploy-config", str(cfg))
     if rc != 0:
         raise RuntimeError(f"{run.backend}: deploy-config exit {rc}: {errors_of(out)}")
-    f["deploy 5 nodes → all RUNNING (s)"] = until_running(run, t0, returned, {})
+    f[name] = until_running(run, t0, returned, {})
     if run.backend == "zeek-mgmt":
         statuses = [run.state / "nodes" / n / ".status" for n in NODES]
         newest = max(p.stat().st_mtime for p in statuses)
         # Wall-clock mtimes against the deploy's return on the same clock.
-        f["deploy overhead past slowest node (ms)"] = (
+        f[name.split(" →")[0] + " overhead past slowest node (ms)"] = (
             time.time() - (time.monotonic() - returned) - newest
         ) * 1000
-    f["RSS deployed (MB)"], f["PSS deployed (MB)"] = run.memory()
+
+
+def one_run(run: Run, cfg: Path) -> None:
+    """Launch, measure every figure, stop."""
+    f = run.figures
+    f[LAUNCH] = launched(run)
+    f["RSS idle (MB)"], f["PSS idle (MB)"], each = run.memory()
+    run.notes.append(f"idle RSS/PSS (MB) per process: {each}")
+    deployed(run, cfg, DEPLOY)
+    f["RSS deployed (MB)"], f["PSS deployed (MB)"], each = run.memory()
+    run.notes.append(f"deployed RSS/PSS (MB) per process: {each}")
 
     pids = {n: rec.get("pid") for n, rec in run.nodes().items()}
     t0 = time.monotonic()
@@ -368,7 +495,21 @@ def one_run(run: Run, cfg: Path) -> None:
     if rc != 0:
         raise RuntimeError(f"{run.backend}: restart exit {rc}: {errors_of(out)}")
     f["restart all → RUNNING (s)"] = until_running(run, t0, returned, pids)  # type: ignore[arg-type]
-    f["stop, whole tree gone (s)"] = run.stop()
+    nodes_gone, tree_gone = run.stop()
+    f[STOP] = tree_gone
+    f["stop: cluster nodes gone (s)"] = nodes_gone
+    f["stop: past the nodes (s)"] = tree_gone - nodes_gone
+
+
+def second_run(run: Run, cfg: Path) -> None:
+    """Launch polled with zeek-client; for zeek-mgmt (ordered start) the ordered deploy and
+    the ordered stop."""
+    run.figures[LAUNCH_CLIENT] = launched_client(run)
+    if run.backend == "zeek-mgmt":
+        deployed(run, cfg, DEPLOY_ORDERED)
+        run.figures[STOP_ORDERED] = run.stop()[1]
+    else:
+        run.stop()
 
 
 @contextlib.contextmanager
@@ -381,6 +522,31 @@ def namespace(name: str, use: bool) -> Iterator[Netns | None]:
         yield ns
     finally:
         ns.close()
+
+
+def measure(
+    backend: str, prefix: Path, root: Path, use_netns: bool, client: str, cfg: Path
+) -> tuple[dict[str, float], list[str]]:
+    """The figures of one run of ``backend`` (two launches, each in its own namespace) and
+    notes to print."""
+    figures: dict[str, float] = {}
+    notes: list[str] = []
+    for step, ordered in ((one_run, False), (second_run, True)):
+        where = root / step.__name__
+        with namespace(f"vszeek-{os.getpid()}-{root.name}-{ordered:d}", use_netns) as ns:
+            run = Run(backend, prefix, where, ns, client, ordered=ordered)
+            try:
+                step(run, cfg)
+            finally:
+                run.kill()
+        figures |= run.figures
+        notes += run.notes
+    return figures, notes
+
+
+def short(figure: str) -> str:
+    """The figure's name without its unit."""
+    return figure.rsplit(" (", 1)[0]
 
 
 def load() -> str:
@@ -415,19 +581,17 @@ def main() -> int:
             for backend in order:
                 for attempt in range(1 + RETRIES):
                     root = Path(tmp) / f"{backend}-{i}-{attempt}"
-                    with namespace(f"vszeek-{os.getpid()}-{backend}-{i}", use_netns) as ns:
-                        run = Run(backend, args.zeek, root, ns, client)
-                        try:
-                            one_run(run, cfg)
-                        except (RuntimeError, TimeoutError) as exc:
-                            failures[backend].append(str(exc).split("\n", 1)[0])
-                            print(f"# run {i + 1} {backend}: FAILED: {exc}", flush=True)
-                            continue
-                        finally:
-                            run.kill()
-                    results[backend].append(run.figures)
-                    shown = ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in run.figures.items())
+                    try:
+                        figures, notes = measure(backend, args.zeek, root, use_netns, client, cfg)
+                    except (RuntimeError, TimeoutError) as exc:
+                        failures[backend].append(str(exc).split("\n", 1)[0])
+                        print(f"# run {i + 1} {backend}: FAILED: {exc}", flush=True)
+                        continue
+                    results[backend].append(figures)
+                    shown = ", ".join(f"{short(k)} {v:.2f}" for k, v in figures.items())
                     print(f"# run {i + 1} {backend}: {shown}", flush=True)
+                    for note in notes:
+                        print(f"#   {note}", flush=True)
                     break
     print(f"# load average after: {load()}")
     for backend, reasons in failures.items():
@@ -450,13 +614,14 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
     ratios = []
     for name in figures:
         ours = statistics.median(r[name] for r in results["zeek-mgmt"])
-        if not results["zeek"] or name not in results["zeek"][0]:
+        zeeks = COMPARED_WITH.get(name, name)
+        if not results["zeek"] or zeeks not in results["zeek"][0]:
             print(f"| {name} | - | {ours:.2f} | - |")
             continue
-        theirs = statistics.median(r[name] for r in results["zeek"])
+        theirs = statistics.median(r[zeeks] for r in results["zeek"])
         ratio = theirs / ours if ours > 0 else float("inf")
         print(f"| {name} | {theirs:.2f} | {ours:.2f} | {ratio:.1f}x |")
-        ratios.append(f"ratio {name.split(' (')[0]} vs zeek: {ratio:.1f}x")
+        ratios.append(f"ratio {short(name)} vs zeek: {ratio:.1f}x")
     print()
     print("\n".join(ratios))
 

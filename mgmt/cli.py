@@ -220,6 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if chosen == "run" and argv is None:
+        # run forks its daemons, which can only title themselves within its command
+        # line: make room now, before the imports a re-execution would repeat.
+        from mgmt.daemon.procname import RUN_TITLE_ROOM, reexec_for_room
+
+        reexec_for_room(RUN_TITLE_ROOM + len(" ".join(args_list[1:]).encode()))
     # Only the chosen subcommand's module is imported.
     parser = build_parser(chosen)
     args, extras = parser.parse_known_args(args_list)

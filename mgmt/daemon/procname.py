@@ -15,7 +15,10 @@
   ``SPT_NOENV`` is set while the title is set, so ``setproctitle`` leaves the environment
   block alone (``/proc/<pid>/environ`` stays readable); the title is then at most as long
   as the original command line, so trailing words that do not fit are left out (the
-  name always stays).
+  name always stays). ``zeek-mgmt run`` forks its children without ``exec``, so they
+  share its command line's room: :func:`reexec_for_room` re-executes ``run`` once, at
+  start, with the interpreter option ``-X zeek_mgmt_title_room=___...`` padding its
+  command line to what the children's titles need.
 * Parent death: under ``zeek-mgmt run`` the controller and agent ask the kernel for a
   SIGTERM when the run supervisor dies (even by ``kill -9``), as Zeek's stem ends when its
   supervisor disappears, so no daemon is left orphaned.
@@ -24,7 +27,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -38,6 +41,12 @@ _PR_SET_NAME = 15
 ENV_RUN_PARENT = "ZEEK_MGMT_RUN_PARENT"
 #: The kernel keeps 15 bytes of a process name (plus the NUL).
 COMM_MAX = 15
+#: The interpreter's ``-X`` option whose value pads ``run``'s command line (ignored by
+#: Python; present once ``run`` has re-executed itself).
+TITLE_ROOM_XOPTION = "zeek_mgmt_title_room"
+#: The title room ``run`` makes before it knows its children's names: enough for
+#: ``zeek.controller-<64-byte host name> zeek-mgmt controller`` and the flags.
+RUN_TITLE_ROOM = 104
 
 
 def set_process_name(name: str) -> bool:
@@ -71,6 +80,39 @@ def set_process_title(name: str, argv: list[str] | None = None) -> None:
             del os.environ["SPT_NOENV"]
     # setproctitle also sets the kernel name, to the title's first 15 bytes.
     set_process_name(name)
+
+
+def title_length(name: str, argv: list[str]) -> int:
+    """The bytes :func:`set_process_title` needs for ``name`` and ``argv`` in full."""
+    return len(" ".join([name, "zeek-mgmt", *argv]).encode())
+
+
+def reexec_for_room(needed: int) -> None:
+    """Re-execute this process with its command line padded to ``needed`` bytes of title
+    room, unless it has that room already (returns then).
+
+    The same interpreter runs the same command line (``sys.orig_argv``) with the
+    option ``-X zeek_mgmt_title_room=<padding>`` in front, which Python ignores (a
+    padding from an earlier re-execution is replaced). ``run`` calls this first with
+    :data:`RUN_TITLE_ROOM` plus its flags, before importing anything heavy, and once more
+    with the exact need once its settings name the children, which re-executes only for
+    names longer than that.
+    """
+    room = _title_room()
+    if room is None or room >= needed or not sys.executable or not sys.orig_argv:
+        return
+    old = f"{TITLE_ROOM_XOPTION}={sys._xoptions.get(TITLE_ROOM_XOPTION)}"
+    rest = list(sys.orig_argv[1:])
+    if TITLE_ROOM_XOPTION in sys._xoptions and old in rest:
+        at = rest.index(old)
+        del rest[at - 1 : at + 1]  # "-X", "<option>=<padding>"
+        room -= len(old) + len("-X") + 2
+    padding = "_" * max(1, needed - room)
+    argv = [sys.executable, "-X", f"{TITLE_ROOM_XOPTION}={padding}", *rest]
+    log.debug("re-executing with %d bytes of title room", len(padding))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execv(sys.executable, argv)
 
 
 def _title_room() -> int | None:
@@ -115,10 +157,17 @@ def _separate_words(words: list[str]) -> None:
         offset += 1
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library: the process's own symbols (dlopen(NULL)), which include libc's on
+    Linux. ``ctypes.util.find_library`` would run ``ldconfig -p`` in a subprocess, at
+    every call."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(option: int, arg: int | bytes) -> bool:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return bool(libc.prctl(option, arg, 0, 0, 0) == 0)
+        return bool(_libc().prctl(option, arg, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 

@@ -24,19 +24,35 @@ controller's name and pid file so that get-nodes lists the controller, as Zeek d
 
 Theory of operation
 -------------------
-This process only forks, waits and signals, so it stays small: no asyncio, no WebSocket
-or psutil imports (it is the one process of the quickstart that does nothing else; the
-pure policy imports none of them either). One
-loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to, so
-SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart wakes it
-by timeout. Signal handlers only set flags (a SIGCHLD handler exists just so that the
-wake-up fd is written). Only our own two children are reaped, each with ``Popen.poll()``.
+This process imports the controller's and the agent's code once, moves it out of the
+garbage collector's reach (``gc.freeze()``) and forks each child from there without
+``exec`` (:mod:`mgmt.daemon.forking`): a child starts in milliseconds instead of a
+second interpreter start-up and import, and the pages none of the three processes
+writes stay shared (about half of the imported heap: a child writes into the objects it
+uses, through their reference counts and the interpreter's specialisation of the code
+it runs, and gets its own copy of those pages). This process
+itself never runs that code: it only forks, waits and signals (no event loop, no
+threads), so each child begins clean and sets up its own logging, signal handlers, state
+directory lock and event loop, as an executed daemon does. A restart forks again from
+the same clean state. Since a forked child can only write its title into the command
+line it shares with ``run``, ``run`` first re-executes itself once with a command line
+padded to what the children's titles need (:func:`~mgmt.daemon.procname.reexec_for_room`).
+
+One loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to,
+so SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart
+wakes it by timeout. Signal handlers only set flags (a SIGCHLD handler exists just so
+that the wake-up fd is written). Only our own two children are reaped, each with its
+``poll()``. In a child, the handlers and the wake-up fd are put back as they were before
+``run`` installed them, and the self-pipe is closed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import gc
+import importlib
 import logging
 import os
 import select
@@ -46,10 +62,17 @@ import sys
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from mgmt.agent import ENV_CONTROLLER_NAME, ENV_CONTROLLER_PIDFILE
 from mgmt.daemon.exitstatus import EXIT_FATAL, start_up_failed
-from mgmt.daemon.procname import ENV_RUN_PARENT, set_process_title
+from mgmt.daemon.forking import ForkedProcess, fork_call
+from mgmt.daemon.procname import (
+    ENV_RUN_PARENT,
+    reexec_for_room,
+    set_process_title,
+    title_length,
+)
 from mgmt.exceptions import ConfigError
 from mgmt.settings.flags import add_settings_flags, settings_from_args
 from mgmt.settings.model import AgentSettings, ControllerSettings
@@ -72,6 +95,8 @@ RUN_POLICY = PolicySettings(
 )
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+#: The daemons' entry modules, imported by ``run`` before it forks them.
+_DAEMON_MODULES = ("mgmt.controller.main", "mgmt.agent.main")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,10 +126,12 @@ class Child:
 
     Args:
         role: ``controller`` or ``agent`` (for logs).
-        argv: its command line.
+        argv: its command line (executed unless ``target`` is given).
         env: its environment.
         policy: the supervision timing (default :data:`RUN_POLICY`).
         clock: monotonic clock (injectable).
+        target: run this in a forked child instead of executing ``argv`` (its return
+            value is the child's exit status; ``env`` is the child's to apply).
 
     Attributes:
         proc: the running process, if any.
@@ -119,13 +146,18 @@ class Child:
         env: dict[str, str],
         policy: PolicySettings = RUN_POLICY,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        target: Callable[[], int] | None = None,
     ) -> None:
         self.role = role
         self.argv = argv
         self.env = env
         self.policy = NodePolicy(NodeName(role), policy)
         self.clock = clock
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.target = target
+        #: Called first thing in a forked child (the supervisor undoes its own set-up).
+        self.after_fork: Callable[[], None] = lambda: None
+        self.proc: subprocess.Popen[bytes] | ForkedProcess | None = None
         self.fatal = False
         self.failed = False
 
@@ -156,7 +188,17 @@ class Child:
 
     def _spawn(self, now: float) -> None:
         try:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
+            if self.target is None:
+                self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
+            else:
+                # Blocked across the fork: a signal for the child that arrives before it
+                # has put back its own handling waits for it instead of meeting run's
+                # flag-only handlers (a SIGTERM would be lost).
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+                try:
+                    self.proc = fork_call(functools.partial(self._forked, mask))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         except OSError as exc:
             log.error("cannot start %s: %s", self.role, exc)
             self.policy.on_spawn_failed(str(exc), now)
@@ -165,6 +207,14 @@ class Child:
         self.policy.on_spawned(self.proc.pid, now)
         self.policy.on_ready(now)  # a daemon has no readiness to wait for here
         log.info("started %s, pid %d", self.role, self.proc.pid)
+
+    def _forked(self, mask: set[int | signal.Signals]) -> int:
+        """The child's side of a fork: undo the supervisor's set-up, unblock the signals
+        (``mask``: those blocked before the fork), run the target."""
+        assert self.target is not None
+        self.after_fork()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return self.target()
 
     def reap(self, now: float) -> None:
         """If the process exited, log it and let the policy schedule its restart
@@ -228,10 +278,22 @@ class RunSupervisor:
         self._shutdown = False
         #: The exit status of :meth:`run`: 0, or ``EXIT_FATAL`` after a fatal child.
         self.status = 0
+        self._pipe: tuple[int, int] | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+        for child in children:
+            child.after_fork = self._undo_in_child
 
     def request_shutdown(self) -> None:
         """Stop everything (idempotent; used by the signal handlers)."""
         self._shutdown = True
+
+    def _undo_in_child(self) -> None:
+        """In a forked child: the signal handling from before :meth:`run`, no self-pipe."""
+        signal.set_wakeup_fd(-1)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        for fd in self._pipe or ():
+            os.close(fd)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum != signal.SIGCHLD:
@@ -261,10 +323,10 @@ class RunSupervisor:
             0 after a requested shutdown, ``EXIT_FATAL`` after a child's fatal error, 1
             when a child could not be started.
         """
-        rfd, wfd = os.pipe()
+        rfd, wfd = self._pipe = os.pipe()
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
+        previous = self._previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
         old_wakeup = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
         try:
             now = self._clock()
@@ -289,6 +351,7 @@ class RunSupervisor:
                 signal.signal(sig, handler)
             os.close(rfd)
             os.close(wfd)
+            self._pipe = None
         return self.status
 
 
@@ -301,11 +364,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return start_up_failed("run", str(exc))
     assert isinstance(controller, ControllerSettings) and isinstance(agent, AgentSettings)
+    flags = passthrough_flags(args)
+    reexec_for_room(
+        max(
+            title_length(f"zeek.{controller.name}", ["controller", *flags]),
+            title_length(f"zeek.{agent.name}", ["agent", *flags]),
+        )
+    )
     logging.basicConfig(
         level=agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     set_process_title("zeek")
-    flags = passthrough_flags(args)
     base = [sys.executable, "-m", "mgmt"]
     env = dict(os.environ)
     # Notifications are the main process's business (NotifyAccess=main): children that
@@ -319,8 +388,45 @@ def run(args: argparse.Namespace) -> int:
     agent_env[ENV_CONTROLLER_PIDFILE] = str(
         controller.state_dir / "nodes" / controller.name / ".pid"
     )
+    try:
+        for module in _DAEMON_MODULES:
+            importlib.import_module(module)
+    except ImportError as exc:  # a broken installation: no restart can fix it
+        return start_up_failed("run", f"cannot load the daemons' code: {exc}")
+    # What was imported lives as long as the processes: no collection of the parent's or a
+    # child's needs to visit it (and visiting would write to the shared pages).
+    gc.freeze()
     children = [
-        Child("controller", [*base, "controller", *flags], env),
-        Child("agent", [*base, "agent", *flags], agent_env),
+        Child(
+            role,
+            [*base, role, *flags],
+            child_env,
+            target=functools.partial(_daemon, role, flags, child_env),
+        )
+        for role, child_env in (("controller", env), ("agent", agent_env))
     ]
     return RunSupervisor(children).run()
+
+
+def _daemon(role: str, flags: list[str], env: dict[str, str]) -> int:
+    """A forked child's life: ``zeek-mgmt <role> <flags>`` with ``env``, as if executed
+    (stdin from /dev/null, the logging set up afresh by the daemon).
+
+    The flags are parsed by the role's own parser only: the whole command line's parser
+    (every command's help text through gettext) would cost more than the rest of the
+    child's start-up before its event loop.
+    """
+    os.environ.clear()
+    os.environ.update(env)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    sys.argv = [sys.argv[0], role, *flags]
+    module = importlib.import_module(f"mgmt.{role}.main")
+    parser = argparse.ArgumentParser(prog=f"zeek-mgmt {role}")
+    module.add_arguments(parser)
+    code: int = module.run(parser.parse_args(flags))
+    return code

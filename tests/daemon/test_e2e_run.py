@@ -180,6 +180,47 @@ def test_command_lines_begin_with_zeek_names(run_site: Site) -> None:
     assert {p.pid for p in procs.values()} <= {int(pid) for pid in pgrep.stdout.split()}
 
 
+def test_forked_daemons_hold_none_of_runs_pipes(run_site: Site) -> None:
+    """The controller and the agent are forked from run but keep none of its private
+    descriptors (its signal self-pipe): each sets up its own signal handling and loop."""
+
+    def pipes(pid: int) -> set[str]:
+        fds = Path(f"/proc/{pid}/fd")
+        found = set()
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):
+                if (target := os.readlink(fd)).startswith("pipe:"):
+                    found.add(target)
+        return found
+
+    procs = run_children(run_site)
+    run = procs.pop("zeek")
+    assert pipes(run.pid)  # its self-pipe (both ends: one inode)
+    for proc in procs.values():
+        assert not pipes(proc.pid) & pipes(run.pid)
+
+
+def test_long_names_and_flags_still_fit_the_titles(tmp_path: Path) -> None:
+    """Forked children share run's command line; run makes room for their whole titles,
+    however long their names and flags (and its own title stays zeek zeek-mgmt run ...)."""
+    controller, agent = "controller-" + "c" * 120, "agent-" + "a" * 50
+    with site(tmp_path, ZEEK_CONTROLLER_NAME=controller, ZEEK_AGENT_NAME=agent) as s:
+        s.start("run", "--log-level", "info")
+        s.wait_agents(agent)
+        titles = sorted(
+            Path(f"/proc/{p.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            for p in run_children(s).values()
+        )
+        flags = [b"--log-level", b"info"]
+        assert titles == sorted(
+            [
+                [f"zeek.{agent}".encode(), b"zeek-mgmt", b"agent", *flags],
+                [f"zeek.{controller}".encode(), b"zeek-mgmt", b"controller", *flags],
+                [b"zeek", b"zeek-mgmt", b"run", *flags],
+            ]
+        )
+
+
 @pytest.mark.slow
 def test_clean_stop_leaves_nothing(tmp_path: Path) -> None:
     """SIGTERM to zeek-mgmt run stops agent, nodes and controller; exit status 0."""

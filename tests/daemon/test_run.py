@@ -3,10 +3,13 @@ stop escalation (real child processes, a fake clock where time matters)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from mgmt.daemon.exitstatus import EXIT_FATAL
 from mgmt.daemon.run import RUN_POLICY, Child, RunSupervisor
@@ -22,9 +25,15 @@ def exited(child: Child) -> None:
     child.proc.wait(10)
 
 
-def test_a_dying_child_is_restarted_with_backoff_up_to_30_s() -> None:
-    """Restarts come 1, 2, 4, 8, 16, then 30 s after the previous start, never more."""
-    child = Child("controller", EXIT_1, {})
+def _exit_1() -> int:
+    return 1
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["executed", "forked"])
+def test_a_dying_child_is_restarted_with_backoff_up_to_30_s(forked: bool) -> None:
+    """Restarts come 1, 2, 4, 8, 16, then 30 s after the previous start, never more (an
+    executed child, or one forked as run forks its daemons)."""
+    child = Child("controller", EXIT_1, {}, target=_exit_1 if forked else None)
     now = 0.0
     child.start(now)
     starts = [now]
@@ -76,15 +85,23 @@ def test_a_child_that_cannot_start_stops_run_with_status_1(tmp_path: Path) -> No
     assert (run.status, child.failed, child.policy.state) == (1, True, ProcessState.FAILED)
 
 
-def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
-    """stop(): SIGTERM, then SIGKILL once the grace period is over."""
+@pytest.mark.parametrize("forked", [False, True], ids=["executed", "forked"])
+def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path, forked: bool) -> None:
+    """stop(): SIGTERM, then SIGKILL once the grace period is over (an executed child, or
+    a forked one)."""
     ready = tmp_path / "ready"
     code = (
         "import signal, sys, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         f"pathlib.Path({str(ready)!r}).touch(); time.sleep(30)"
     )
+
+    def ignores_sigterm() -> int:
+        exec(code)
+        return 0
+
     policy = PolicySettings(stop_grace=0.3, term_interval=0.3)
-    child = Child("agent", [sys.executable, "-c", code], {}, policy)
+    target = ignores_sigterm if forked else None
+    child = Child("agent", [sys.executable, "-c", code], {}, policy, target=target)
     child.start(time.monotonic())
     wait_until(ready.exists, "the child started")
     proc = child.proc
@@ -92,3 +109,23 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     child.stop()
     assert proc.returncode == -signal.SIGKILL
     assert child.proc is None and child.policy.state is ProcessState.STOPPED
+
+
+def test_a_sigterm_in_the_forked_childs_first_moments_is_not_lost() -> None:
+    """A SIGTERM reaching a forked child before it has put back its own signal handling
+    (while run's flag-only handler is still installed) takes effect once it has: signals
+    stay blocked across the fork until then."""
+    swallowed = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # like run's
+    try:
+        child = Child("agent", [], {}, target=lambda: 0)
+
+        def early_sigterm_then_restore() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        child.after_fork = early_sigterm_then_restore
+        child.start(0.0)
+        assert child.proc is not None
+        assert child.proc.wait(10) == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, swallowed)
