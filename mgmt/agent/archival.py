@@ -112,7 +112,7 @@ class Archival:
                 log.exception("log archival run failed")
 
     async def at_exit(self) -> None:
-        """Archive once more after the nodes stopped, as Zeek's agent does when it exits.
+        """Archive once more after the nodes stopped (Zeek 8.2.2 archives only on its timer).
 
         The nodes rotated their open logs into the queue as they terminated; without this
         run those logs would wait there until the next agent's first interval. Limited to

@@ -46,8 +46,8 @@ as ``notify_error``, and reported in the response of every deploy that is answer
 they last (:meth:`~mgmt.agent.state.AgentState.persisted`), so the client shows them.
 
 Shutdown: stop the controller link and server, then stop the nodes (unless
-``keep_nodes``), then archive once more (the nodes' final rotation; as Zeek's agent
-does when it exits), with a time limit.
+``keep_nodes``), then archive once more (the nodes' final rotation; an addition: Zeek 8.2.2's agent
+archives only on its timer), with a time limit.
 """
 
 from __future__ import annotations
