@@ -20,6 +20,12 @@ Writing (:func:`dumps`), orjson's output is used only when it is certainly ``jso
 Strings (escapes, non-ASCII), integers, booleans and ``null`` come out byte for byte the
 same (checked over every code point and the golden wire tests).
 
+A :class:`Verbatim` inside the document is JSON text that is written as it is (orjson's
+``Fragment``; ``json`` parses it and writes the value, which gives the same text because
+a ``Verbatim`` only ever holds what ``json`` itself would write). That is how a hub relays
+a value it received without building it: the controller's get-nodes answer is mostly its
+agents' NodeStatus rows, copied from their messages.
+
 Reading (:func:`loads`), orjson accepts only valid JSON, which ``json`` accepts too, with
 the same value -- except integers beyond 64 bits, which orjson reads as floats; every
 integer field of the Management API is 64 bits or less, so such a value is refused
@@ -37,7 +43,39 @@ from typing import Any
 
 import orjson
 
-_json_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+class Verbatim:
+    """JSON text that :func:`dumps` writes as it is, wherever it sits in a document.
+
+    Only for text exactly as :func:`dumps` would write its value (compact, no float, the
+    members' order kept), e.g. a value copied out of a message after it was checked to be
+    in that form (:mod:`mgmt.broker.fastdecode`).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Verbatim({self.text!r})"
+
+
+def _orjson_default(obj: Any) -> Any:
+    if type(obj) is Verbatim:
+        return orjson.Fragment(obj.text)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _json_default(obj: Any) -> Any:
+    if type(obj) is Verbatim:
+        return json.loads(obj.text)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_json_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default
+).encode
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 _DIGITS = frozenset(b"0123456789")
 _BEFORE_NUMBER = frozenset(b":,[")
@@ -54,7 +92,7 @@ def dumps(obj: Any) -> str:
         ValueError: ``obj`` is circular.
     """
     try:
-        out = orjson.dumps(obj, option=_OPTIONS)
+        out = orjson.dumps(obj, default=_orjson_default, option=_OPTIONS)
     except TypeError:
         return _json_dumps(obj)
     if b"null" in out or _may_hold_float(out):

@@ -61,6 +61,7 @@ from mgmt.broker import data as bd
 from mgmt.broker import messages as bm
 from mgmt.broker.events import UnknownEventError, event_from_json, event_name, event_to_json
 from mgmt.broker.extevents import is_extension_event
+from mgmt.broker.fastdecode import decode_result_event
 from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
 
 
@@ -247,13 +248,17 @@ class _Session:
             return None
         except DecodeError as exc:
             return self._decode_failed(msg, exc)
+        return self._received(text, msg.topic, event)
+
+    def _received(self, text: str, topic: str, event: Any) -> tuple[str, str, str] | None:
+        """Deliver a decoded event, or say why not: (code, context, detail) on rejection."""
         if self._accept is not None and not self._accept(event):
             return bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
-        if self._topics is not None and not self._topics(msg.topic):
+        if self._topics is not None and not self._topics(topic):
             self.ignored += 1
-            self._events.append(Ignored(msg.topic, event_name(event), "not a topic handled here"))
+            self._events.append(Ignored(topic, event_name(event), "not a topic handled here"))
             return None
-        self._events.append(EventReceived(msg.topic, event, text))
+        self._events.append(EventReceived(topic, event, text))
         return None
 
     def _decode_failed(self, msg: bm.DataMessage, exc: DecodeError) -> tuple[str, str, str]:
@@ -327,6 +332,12 @@ class ServerSession(_Session):
         self._events.append(Subscribed(handshake.topics))
 
     def _receive_open(self, text: str) -> None:
+        fast = decode_result_event(text)
+        if fast is not None:  # an agent's answer in our own encoding: no JSON parsing
+            rejection = self._received(text, *fast)
+            if rejection is not None:
+                self._error(*rejection)
+            return
         try:
             msg = bm.parse_message(text)
         except InvalidMessage as exc:
@@ -379,6 +390,13 @@ class ClientSession(_Session):
             self._set_state(SessionState.OPEN)
             self._events.append(Acked(self.ack.endpoint, self.ack.version))
         elif self._state is SessionState.OPEN:
+            fast = decode_result_event(text)
+            if fast is not None:  # a response in our own encoding: no JSON parsing
+                rejection = self._received(text, *fast)
+                if rejection is not None:
+                    self.rejected += 1
+                    self._events.append(Rejected(*rejection))
+                return
             try:
                 msg = bm.parse_message(text)
             except InvalidMessage as exc:

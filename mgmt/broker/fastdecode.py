@@ -1,0 +1,157 @@
+"""Result messages decoded straight from their text, without parsing the JSON.
+
+Theory of operation
+-------------------
+Most of what a controller receives are its agents' answers: events whose arguments are a
+request id and a ``Management::Result`` or a ``Management::ResultVec``. Their bulk is
+``Result.data``, which the controller relays unread (get-nodes: 200 agents' NodeStatus
+rows). Parsing that JSON, walking it to check it and encoding it again is most of what a
+get-nodes costs, so :func:`decode_result_event` checks the whole message's text with
+regular expressions instead (C speed, no objects built) and keeps each ``data`` as its
+text, a :class:`~mgmt.broker.data.RawValue` that the encoder writes verbatim.
+
+The expressions accept only a strict subset of what the general decoder
+(:func:`mgmt.broker.messages.parse_message`, :func:`mgmt.broker.events.event_from_json`)
+accepts, in exactly the form our encoder writes it (compact, members in our order), and
+for that subset give the same event. Anything else -- another layout, another member
+order, whitespace, an escape in a string, a float, nesting deeper than three vectors in
+``data``, a value out of range -- gives ``None`` and the caller takes the general path,
+which decides and reports errors as before. So the fast path changes speed only.
+
+What is checked, by construction of the expressions:
+
+* strings hold no ``"``, ``\\``, control character or surrogate (so their text is their
+  value, and :func:`~mgmt.broker.jsontext.dumps` writes them back the same);
+* ``count`` is 0 or up to 19 digits without a leading zero (< 2**64), ``integer`` up to
+  18 digits (< 2**63), ``port`` 0-65535 without a leading zero and a known protocol,
+  ``enum-value`` a non-empty string, ``none`` is ``{}``, ``boolean`` is ``true``/``false``;
+* ``data`` is one such value or vectors of them up to three levels deep, which covers
+  the records the agents answer with (NodeStatus, NodeOutputs, ...);
+* every value object has exactly ``@data-type`` and ``data``, in that order.
+
+This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mgmt.broker import events as ev
+from mgmt.broker.data import RawValue
+from mgmt.broker.records import Result
+
+# A string's characters: nothing that JSON escapes, nothing a strict UTF-8 decoder refuses.
+_CHARS = r'[^"\\\x00-\x1f\ud800-\udfff]'
+_PORT = (
+    r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+    r"/(?:tcp|udp|icmp|\?)"
+)
+_LEAF = (
+    r'\{"@data-type":(?:'
+    rf'"string","data":"{_CHARS}*"'
+    rf'|"enum-value","data":"{_CHARS}+"'
+    r'|"integer","data":(?:0|-?[1-9][0-9]{0,17})'
+    r'|"count","data":(?:0|[1-9][0-9]{0,18})'
+    rf'|"port","data":"{_PORT}"'
+    r'|"none","data":\{\}'
+    r'|"boolean","data":(?:true|false)'
+    r")\}"
+)
+
+
+def _vector(element: str) -> str:
+    return rf'\{{"@data-type":"vector","data":\[(?:{element}(?:,{element})*)?\]\}}'
+
+
+_V1 = _vector(_LEAF)
+_V2 = _vector(f"(?:{_LEAF}|{_V1})")
+_V3 = _vector(f"(?:{_LEAF}|{_V2})")
+_OPT_STRING = rf'\{{"@data-type":(?:"none","data":\{{\}}|"string","data":"({_CHARS}*)")\}}'
+
+#: One Result: reqid, success, instance, data, error, node (groups 1-6).
+_RESULT = re.compile(
+    r'\{"@data-type":"vector","data":\['
+    rf'\{{"@data-type":"string","data":"({_CHARS}*)"\}},'
+    r'\{"@data-type":"boolean","data":(true|false)\},'
+    rf"{_OPT_STRING},"
+    rf"((?:{_LEAF}|{_V3})),"
+    rf"{_OPT_STRING},"
+    rf"{_OPT_STRING}"
+    r"\]\}"
+)
+#: A data message carrying an event, up to its second argument: topic, name, reqid.
+_HEAD = re.compile(
+    rf'\{{"type":"data-message","topic":"({_CHARS}*)","@data-type":"vector","data":\['
+    r'\{"@data-type":"count","data":1\},\{"@data-type":"count","data":1\},'
+    r'\{"@data-type":"vector","data":\['
+    rf'\{{"@data-type":"string","data":"({_CHARS}*)"\}},'
+    r'\{"@data-type":"vector","data":\['
+    rf'\{{"@data-type":"string","data":"({_CHARS}*)"\}},'
+)
+_VECTOR_START = '{"@data-type":"vector","data":['
+#: What closes the arguments, the event and the message.
+_TAIL = "]}]}]}"
+
+
+def decode_result_event(text: str) -> tuple[str, Any] | None:
+    """Decode a data message whose event takes ``(reqid, Result)`` or ``(reqid,
+    ResultVec)``, straight from its text.
+
+    Returns:
+        ``(topic, event)`` as the general decoder would give them, with each
+        ``Result.data`` kept as its text; ``None`` when the message is not in the form
+        this decoder knows (it may still be valid: use the general decoder).
+    """
+    if type(text) is not str:
+        return None
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    spec = ev.spec_by_name(head.group(2))
+    if spec is None or len(spec.args) != 2 or spec.args[0] is not ev.STRING:
+        return None
+    pos = head.end()
+    if spec.args[1] is ev.RESULT:
+        result = _RESULT.match(text, pos)
+        if result is None:
+            return None
+        arg: Any = _result(result)
+        pos = result.end()
+    elif spec.args[1] is ev.RESULTS:
+        vector = _results(text, pos)
+        if vector is None:
+            return None
+        arg, pos = vector
+    else:
+        return None
+    if len(text) - pos != len(_TAIL) or not text.endswith(_TAIL):
+        return None
+    return head.group(1), spec.cls(head.group(3), arg)
+
+
+def _results(text: str, pos: int) -> tuple[tuple[Result, ...], int] | None:
+    """The Results of a ResultVec starting at ``pos``, and where it ends."""
+    if not text.startswith(_VECTOR_START, pos):
+        return None
+    pos += len(_VECTOR_START)
+    results: list[Result] = []
+    if text.startswith("]}", pos):
+        return (), pos + 2
+    while True:
+        match = _RESULT.match(text, pos)
+        if match is None:
+            return None
+        results.append(_result(match))
+        pos = match.end()
+        if text.startswith(",", pos):
+            pos += 1
+        elif text.startswith("]}", pos):
+            return tuple(results), pos + 2
+        else:
+            return None
+
+
+def _result(match: re.Match[str]) -> Result:
+    reqid, success, instance, data, error, node = match.groups()
+    return Result(reqid, success == "true", instance, RawValue.from_text(data), error, node)
