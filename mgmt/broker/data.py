@@ -624,6 +624,11 @@ class RawValue:
         return cls(None, text)
 
     @property
+    def text(self) -> str | None:
+        """The value's JSON text when it was kept as text (:meth:`from_text`), else None."""
+        return self._text
+
+    @property
     def json(self) -> JsonObj:
         """The JSON object (parsed from the text on first use; shared: do not modify)."""
         if self._json is None:

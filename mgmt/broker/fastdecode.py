@@ -29,6 +29,10 @@ What is checked, by construction of the expressions:
   the records the agents answer with (NodeStatus, NodeOutputs, ...);
 * every value object has exactly ``@data-type`` and ``data``, in that order.
 
+The rows of a get-nodes answer can be read the same way (:func:`node_statuses`): one
+expression per NodeStatus row over the kept text, straight into the records, instead of
+parsing the JSON, building generic values and then the records from them.
+
 This module is pure: no I/O.
 """
 
@@ -38,8 +42,9 @@ import re
 from typing import Any
 
 from mgmt.broker import events as ev
-from mgmt.broker.data import RawValue
-from mgmt.broker.records import Result
+from mgmt.broker import records as br
+from mgmt.broker.data import Port, Proto, RawValue
+from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State
 
 # A string's characters: nothing that JSON escapes, nothing a strict UTF-8 decoder refuses.
 _CHARS = r'[^"\\\x00-\x1f\ud800-\udfff]'
@@ -155,3 +160,90 @@ def _results(text: str, pos: int) -> tuple[tuple[Result, ...], int] | None:
 def _result(match: re.Match[str]) -> Result:
     reqid, success, instance, data, error, node = match.groups()
     return Result(reqid, success == "true", instance, RawValue.from_text(data), error, node)
+
+
+# --------------------------------------------------------------------------------------
+# NodeStatus rows straight from a kept Result.data text
+
+_NONE = r'\{"@data-type":"none","data":\{\}\}'
+_OPT_ENUM = rf'(?:\{{"@data-type":"enum-value","data":"({_CHARS}+)"\}}|{_NONE})'
+_OPT_PORT = rf'(?:\{{"@data-type":"port","data":"({_PORT})"\}}|{_NONE})'
+#: One NodeStatus row of 7 fields: node, state, mgmt_role, cluster_role, pid, p,
+#: metrics_port (groups 1-7; None for an unset field).
+_NODE_STATUS = re.compile(
+    r'\{"@data-type":"vector","data":\['
+    rf'\{{"@data-type":"string","data":"({_CHARS}*)"\}},'
+    rf'\{{"@data-type":"enum-value","data":"({_CHARS}+)"\}},'
+    rf"{_OPT_ENUM},{_OPT_ENUM},"
+    rf'(?:\{{"@data-type":"integer","data":(0|-?[1-9][0-9]{{0,17}})\}}|{_NONE}),'
+    rf"{_OPT_PORT},{_OPT_PORT}"
+    r"\]\}"
+)
+
+
+def node_statuses(result: Result, path: str = "") -> tuple[NodeStatus, ...]:
+    """The NodeStatus rows of a get-nodes Result: what
+    ``records.node_statuses_from_value(result.data, path)`` gives, read straight from the
+    received text when ``data`` was kept as text and every row is in the usual form.
+
+    Raises:
+        DecodeError: ``data`` is not a vector of NodeStatus records (as
+            :func:`~mgmt.broker.records.node_statuses_from_value` raises it).
+    """
+    raw = result.__dict__["_data"]
+    if type(raw) is RawValue and raw.text is not None:
+        rows = _node_statuses_from_text(raw.text)
+        if rows is not None:
+            return rows
+    return br.node_statuses_from_value(result.data, path)
+
+
+def _node_statuses_from_text(text: str) -> tuple[NodeStatus, ...] | None:
+    """The rows of a vector of NodeStatus in our encoding; None when unsure."""
+    if not text.startswith(_VECTOR_START):
+        return None
+    states = br.by_wire_name(State)
+    roles = br.by_wire_name(Role)
+    cluster_roles = br.by_wire_name(ClusterRole)
+    rows: list[NodeStatus] = []
+    pos = len(_VECTOR_START)
+    if text.startswith("]}", pos):
+        return () if pos + 2 == len(text) else None
+    while True:
+        match = _NODE_STATUS.match(text, pos)
+        if match is None:
+            return None
+        node, state_name, role_name, cluster_role_name, pid, p, metrics = match.groups()
+        state = states.get(state_name)
+        role = Role.NONE if role_name is None else roles.get(role_name)
+        cluster_role = (
+            ClusterRole.NONE if cluster_role_name is None else cluster_roles.get(cluster_role_name)
+        )
+        if state is None or role is None or cluster_role is None:
+            return None  # not a member of its enum: the general path says which
+        rows.append(
+            NodeStatus(
+                node,
+                state,
+                role,
+                cluster_role,
+                None if pid is None else int(pid),
+                None if p is None else _port(p),
+                None if metrics is None else _port(metrics),
+            )
+        )
+        pos = match.end()
+        if text.startswith(",", pos):
+            pos += 1
+        elif pos + 2 == len(text) and text.endswith("]}"):
+            return tuple(rows)
+        else:
+            return None
+
+
+_PROTOS = {p.value: p for p in Proto}
+
+
+def _port(text: str) -> Port:
+    number, _, proto = text.partition("/")
+    return Port(int(number), _PROTOS[proto])

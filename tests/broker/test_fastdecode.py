@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mgmt.broker import data as bd
 from mgmt.broker import events as be
-from mgmt.broker import jsontext
+from mgmt.broker import fastdecode, jsontext
 from mgmt.broker import messages as bm
 from mgmt.broker import records as br
 from mgmt.broker import session as bs
@@ -206,3 +206,77 @@ def test_sessions_deliver_fast_decoded_events_as_before() -> None:
     client.receive_text(text)
     (ignored,) = client.events_received()
     assert isinstance(ignored, bs.Ignored) and client.ignored == 1
+
+
+# --------------------------------------------------------------------------------------
+# NodeStatus rows read from the kept text
+
+
+def _rows_outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except DecodeError as exc:
+        return ("error", str(exc))
+
+
+def _get_nodes_text(rows: Any) -> str:
+    return text_of(TOPIC, be.AgentGetNodesResponse("c", br.Result("c", True, "a", rows)))
+
+
+@settings(max_examples=200)
+@given(st.lists(S.node_statuses(), max_size=5).map(tuple))
+def test_node_statuses_read_from_text(rows: tuple[br.NodeStatus, ...]) -> None:
+    """Any NodeStatus rows an agent sends are read from the kept text (or, with a pid of
+    19 digits, from the parsed message) as the records it sent, the same as decoding the
+    generic value gives."""
+    text = _get_nodes_text(rows)
+    fast = decode_result_event(text)
+    if fast is None:
+        assert any(r.pid is not None and abs(r.pid) >= 10**18 for r in rows)
+        fast = general(text)
+    result = fast[1].result
+    assert fastdecode.node_statuses(result) == rows
+    assert br.node_statuses_from_value(result.data) == rows
+
+
+@settings(max_examples=500)
+@given(st.data())
+def test_edited_rows_give_what_the_general_decoder_gives(data: st.DataObject) -> None:
+    """Rows with a character replaced, inserted or removed give the general decoder's
+    records, or its error, whenever the message is still decoded from its text."""
+    text = _get_nodes_text(statuses(2))
+    where = data.draw(st.integers(text.index("vector"), len(text) - 1))
+    edit = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+    char = data.draw(_EDIT_CHARS | st.sampled_from(["Management::", "Supervisor::", "x"]))
+    keep = where + (0 if edit == "insert" else 1)
+    edited = text[:where] + ("" if edit == "delete" else char) + text[keep:]
+    fast = decode_result_event(edited)
+    if fast is None:
+        return
+    result = fast[1].result
+    assert _rows_outcome(lambda: fastdecode.node_statuses(result, "data")) == _rows_outcome(
+        lambda: br.node_statuses_from_value(result.data, "data")
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"Management::RUNNING"', '"Management::BOGUS"'),
+        ('"Supervisor::WORKER"', '"Management::WORKER"'),
+        ('{"@data-type":"string","data":"w-0"}', '{"@data-type":"enum-value","data":"w-0"}'),
+        ('{"@data-type":"integer","data":100}', '{"@data-type":"count","data":100}'),
+        ('{"@data-type":"port","data":"9000/tcp"}', '{"@data-type":"string","data":"9000"}'),
+    ],
+)
+def test_rows_not_in_the_usual_form_take_the_general_path(old: str, new: str) -> None:
+    """A row with an unknown enum name or a field of another type is left to the general
+    decoder, which gives its records or its error as before."""
+    edited = _get_nodes_text(statuses(2)).replace(old, new, 1)
+    fast = decode_result_event(edited)
+    assert fast is not None
+    result = fast[1].result
+    assert fastdecode._node_statuses_from_text(result.__dict__["_data"].text) is None
+    assert _rows_outcome(lambda: fastdecode.node_statuses(result, "data")) == _rows_outcome(
+        lambda: br.node_statuses_from_value(result.data, "data")
+    )
