@@ -177,6 +177,7 @@ class ControllerState:
         )
         self._new_id = new_id
         self._write: _Write | None = None
+        self._last_deploy_groups: tuple[Configuration, int] | None = None
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -432,8 +433,15 @@ class ControllerState:
 
     def _deploy_timeout(self, config: Configuration) -> float:
         """Agents may start nodes group by group (ordered start): a deployment gets one
-        request timeout per start group its nodes form."""
-        return self.requests.timeout * startorder.group_count(n.role for n in config.nodes)
+        request timeout per start group its nodes form. (Asked once per agent of a
+        deployment: the last configuration's group count is kept.)"""
+        last = self._last_deploy_groups
+        if last is None or last[0] is not config:
+            last = self._last_deploy_groups = (
+                config,
+                startorder.group_count(n.role for n in config.nodes),
+            )
+        return self.requests.timeout * last[1]
 
     def _deploy(self, req: ControllerRequest, now: float) -> None:
         assert req.config is not None
