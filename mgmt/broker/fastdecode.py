@@ -74,10 +74,13 @@ _V2 = _vector(f"(?:{_LEAF}|{_V1})")
 _V3 = _vector(f"(?:{_LEAF}|{_V2})")
 _OPT_STRING = rf'\{{"@data-type":(?:"none","data":\{{\}}|"string","data":"({_CHARS}*)")\}}'
 
-#: One Result: reqid, success, instance, data, error, node (groups 1-6).
-_RESULT = re.compile(
+#: The start of a Result, up to and with its reqid (group 1).
+_RESULT_START = (
     r'\{"@data-type":"vector","data":\['
     rf'\{{"@data-type":"string","data":"({_CHARS}*)"\}},'
+)
+#: The rest of a Result: success, instance, data, error, node.
+_RESULT_REST = (
     r'\{"@data-type":"boolean","data":(true|false)\},'
     rf"{_OPT_STRING},"
     rf"((?:{_LEAF}|{_V3})),"
@@ -85,6 +88,10 @@ _RESULT = re.compile(
     rf"{_OPT_STRING}"
     r"\]\}"
 )
+#: One Result: reqid, success, instance, data, error, node (groups 1-6).
+_RESULT = re.compile(_RESULT_START + _RESULT_REST)
+_RESULT_START_RE = re.compile(_RESULT_START)
+_RESULT_REST_RE = re.compile(_RESULT_REST)
 #: A data message carrying an event, up to its second argument: topic, name, reqid.
 _HEAD = re.compile(
     rf'\{{"type":"data-message","topic":"({_CHARS}*)","@data-type":"vector","data":\['
@@ -99,6 +106,29 @@ _VECTOR_START = '{"@data-type":"vector","data":['
 _TAIL = "]}]}]}"
 
 
+#: A Result's fields after its reqid, decoded: success, instance, data, error, node.
+_ResultRest = tuple[bool, str | None, RawValue, str | None, str | None]
+
+
+class ResultDecoder:
+    """:func:`decode_result_event` for the messages of one peer, remembering the text
+    after the reqid of the last ``(reqid, Result)`` event it decoded (from the Result's
+    ``success`` to the message's end) and what it gave: a peer answering the same again
+    (an agent's get-nodes rows seldom change) costs a comparison, not a check. One entry,
+    so bounded by the largest message the peer may send.
+    """
+
+    __slots__ = ("_rest", "_fields")
+
+    def __init__(self) -> None:
+        self._rest = ""
+        self._fields: _ResultRest | None = None
+
+    def decode(self, text: str) -> tuple[str, Any] | None:
+        """As :func:`decode_result_event`."""
+        return _decode(text, self)
+
+
 def decode_result_event(text: str) -> tuple[str, Any] | None:
     """Decode a data message whose event takes ``(reqid, Result)`` or ``(reqid,
     ResultVec)``, straight from its text.
@@ -108,6 +138,10 @@ def decode_result_event(text: str) -> tuple[str, Any] | None:
         ``Result.data`` kept as its text; ``None`` when the message is not in the form
         this decoder knows (it may still be valid: use the general decoder).
     """
+    return _decode(text, None)
+
+
+def _decode(text: str, memo: ResultDecoder | None) -> tuple[str, Any] | None:
     if type(text) is not str:
         return None
     head = _HEAD.match(text)
@@ -118,21 +152,39 @@ def decode_result_event(text: str) -> tuple[str, Any] | None:
         return None
     pos = head.end()
     if spec.args[1] is ev.RESULT:
-        result = _RESULT.match(text, pos)
-        if result is None:
+        arg: Any = _single_result(text, pos, memo)
+        if arg is None:
             return None
-        arg: Any = _result(result)
-        pos = result.end()
     elif spec.args[1] is ev.RESULTS:
         vector = _results(text, pos)
         if vector is None:
             return None
         arg, pos = vector
+        if len(text) - pos != len(_TAIL) or not text.endswith(_TAIL):
+            return None
     else:
         return None
-    if len(text) - pos != len(_TAIL) or not text.endswith(_TAIL):
-        return None
     return head.group(1), spec.cls(head.group(3), arg)
+
+
+def _single_result(text: str, pos: int, memo: ResultDecoder | None) -> Result | None:
+    """The Result starting at ``pos`` when the message ends right after it."""
+    start = _RESULT_START_RE.match(text, pos)
+    if start is None:
+        return None
+    reqid = start.group(1)
+    pos = start.end()
+    rest = text[pos:] if memo is not None else ""
+    if memo is not None and memo._fields is not None and rest == memo._rest:
+        return Result(reqid, *memo._fields)
+    match = _RESULT_REST_RE.match(text, pos)
+    if match is None or len(text) - match.end() != len(_TAIL) or not text.endswith(_TAIL):
+        return None
+    success, instance, data, error, node = match.groups()
+    fields: _ResultRest = (success == "true", instance, RawValue.from_text(data), error, node)
+    if memo is not None:
+        memo._rest, memo._fields = rest, fields
+    return Result(reqid, *fields)
 
 
 def _results(text: str, pos: int) -> tuple[tuple[Result, ...], int] | None:

@@ -61,7 +61,7 @@ from mgmt.broker import data as bd
 from mgmt.broker import messages as bm
 from mgmt.broker.events import UnknownEventError, event_from_json, event_name, event_to_json
 from mgmt.broker.extevents import is_extension_event
-from mgmt.broker.fastdecode import decode_result_event
+from mgmt.broker.fastdecode import ResultDecoder
 from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
 
 
@@ -186,6 +186,8 @@ class _Session:
         self.close_requested: tuple[int, str] | None = None
         #: The last peer fault, for the I/O layer to chain into a close exception.
         self.fault: Exception | None = None
+        #: Decodes the peer's result messages from their text (mgmt.broker.fastdecode).
+        self._results = ResultDecoder()
 
     @property
     def state(self) -> SessionState:
@@ -332,7 +334,7 @@ class ServerSession(_Session):
         self._events.append(Subscribed(handshake.topics))
 
     def _receive_open(self, text: str) -> None:
-        fast = decode_result_event(text)
+        fast = self._results.decode(text)
         if fast is not None:  # an agent's answer in our own encoding: no JSON parsing
             rejection = self._received(text, *fast)
             if rejection is not None:
@@ -390,7 +392,7 @@ class ClientSession(_Session):
             self._set_state(SessionState.OPEN)
             self._events.append(Acked(self.ack.endpoint, self.ack.version))
         elif self._state is SessionState.OPEN:
-            fast = decode_result_event(text)
+            fast = self._results.decode(text)
             if fast is not None:  # a response in our own encoding: no JSON parsing
                 rejection = self._received(text, *fast)
                 if rejection is not None:

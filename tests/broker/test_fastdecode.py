@@ -280,3 +280,35 @@ def test_rows_not_in_the_usual_form_take_the_general_path(old: str, new: str) ->
     assert _rows_outcome(lambda: fastdecode.node_statuses(result, "data")) == _rows_outcome(
         lambda: br.node_statuses_from_value(result.data, "data")
     )
+
+
+# --------------------------------------------------------------------------------------
+# One peer's decoder remembers its last Result
+
+
+def test_a_repeated_answer_is_compared_not_checked_again() -> None:
+    """The same answer to another request decodes to the same event with the new reqids,
+    sharing the checked data; a different answer is checked afresh."""
+    decoder = fastdecode.ResultDecoder()
+    first = decoder.decode(text_of(TOPIC, GET_NODES))
+    again = be.AgentGetNodesResponse("c-2", GET_NODES.result.with_changes(reqid="c-2"))
+    second = decoder.decode(text_of(TOPIC, again))
+    assert first is not None and second is not None
+    assert second == general(text_of(TOPIC, again))
+    assert second[1].result.__dict__["_data"] is first[1].result.__dict__["_data"]
+    other = be.AgentGetNodesResponse("c-3", br.Result("c-3", True, "agent-1", statuses(1)))
+    third = decoder.decode(text_of(TOPIC, other))
+    assert third == general(text_of(TOPIC, other))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 10**6), _EDIT_CHARS, st.booleans()), max_size=6))
+def test_a_peers_decoder_agrees_with_the_stateless_one(edits: list[Any]) -> None:
+    """Whatever sequence of answers (some edited, some repeated) a peer sends, its decoder
+    gives what decoding each message alone gives."""
+    decoder = fastdecode.ResultDecoder()
+    base = text_of(TOPIC, GET_NODES)
+    for where, char, edit in edits:
+        i = where % len(base)
+        text = base[:i] + char + base[i + 1 :] if edit else base
+        assert decoder.decode(text) == decode_result_event(text)
