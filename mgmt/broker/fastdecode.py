@@ -14,19 +14,21 @@ The expressions accept only a strict subset of what the general decoder
 (:func:`mgmt.broker.messages.parse_message`, :func:`mgmt.broker.events.event_from_json`)
 accepts, in exactly the form our encoder writes it (compact, members in our order), and
 for that subset give the same event. Anything else -- another layout, another member
-order, whitespace, an escape in a string, a float, nesting deeper than three vectors in
+order, whitespace, an escape in a string, a float, nesting deeper than two vectors in
 ``data``, a value out of range -- gives ``None`` and the caller takes the general path,
 which decides and reports errors as before. So the fast path changes speed only.
 
 What is checked, by construction of the expressions:
 
-* strings hold no ``"``, ``\\``, control character or surrogate (so their text is their
-  value, and :func:`~mgmt.broker.jsontext.dumps` writes them back the same);
+* strings hold no ``"``, ``\\`` or control character, and the message no surrogate (so a
+  string's text is its value, and :func:`~mgmt.broker.jsontext.dumps` writes it back the
+  same);
 * ``count`` is 0 or up to 19 digits without a leading zero (< 2**64), ``integer`` up to
   18 digits (< 2**63), ``port`` 0-65535 without a leading zero and a known protocol,
   ``enum-value`` a non-empty string, ``none`` is ``{}``, ``boolean`` is ``true``/``false``;
-* ``data`` is one such value or vectors of them up to three levels deep, which covers
-  the records the agents answer with (NodeStatus, NodeOutputs, ...);
+* ``data`` is one such value, a vector of them or a vector of such values and vectors,
+  which covers the records the agents answer with (a vector of NodeStatus, a
+  NodeOutputs, ...);
 * every value object has exactly ``@data-type`` and ``data``, in that order.
 
 The rows of a get-nodes answer can be read the same way (:func:`node_statuses`): one
@@ -46,8 +48,11 @@ from mgmt.broker import records as br
 from mgmt.broker.data import Port, Proto, RawValue
 from mgmt.broker.records import ClusterRole, NodeStatus, Result, Role, State
 
-# A string's characters: nothing that JSON escapes, nothing a strict UTF-8 decoder refuses.
-_CHARS = r'[^"\\\x00-\x1f\ud800-\udfff]'
+# A string's characters: nothing that JSON escapes. (Surrogates, which a strict UTF-8
+# decoder refuses, are looked for once per message: in every character class they would
+# make the expressions several times slower to compile, i.e. to import.)
+_CHARS = r'[^"\\\x00-\x1f]'
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PORT = (
     r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
     r"/(?:tcp|udp|icmp|\?)"
@@ -71,7 +76,6 @@ def _vector(element: str) -> str:
 
 _V1 = _vector(_LEAF)
 _V2 = _vector(f"(?:{_LEAF}|{_V1})")
-_V3 = _vector(f"(?:{_LEAF}|{_V2})")
 _OPT_STRING = rf'\{{"@data-type":(?:"none","data":\{{\}}|"string","data":"({_CHARS}*)")\}}'
 
 #: The start of a Result, up to and with its reqid (group 1).
@@ -83,13 +87,11 @@ _RESULT_START = (
 _RESULT_REST = (
     r'\{"@data-type":"boolean","data":(true|false)\},'
     rf"{_OPT_STRING},"
-    rf"((?:{_LEAF}|{_V3})),"
+    rf"((?:{_LEAF}|{_V2})),"
     rf"{_OPT_STRING},"
     rf"{_OPT_STRING}"
     r"\]\}"
 )
-#: One Result: reqid, success, instance, data, error, node (groups 1-6).
-_RESULT = re.compile(_RESULT_START + _RESULT_REST)
 _RESULT_START_RE = re.compile(_RESULT_START)
 _RESULT_REST_RE = re.compile(_RESULT_REST)
 #: A data message carrying an event, up to its second argument: topic, name, reqid.
@@ -144,6 +146,8 @@ def decode_result_event(text: str) -> tuple[str, Any] | None:
 def _decode(text: str, memo: ResultDecoder | None) -> tuple[str, Any] | None:
     if type(text) is not str:
         return None
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        return None
     head = _HEAD.match(text)
     if head is None:
         return None
@@ -180,8 +184,7 @@ def _single_result(text: str, pos: int, memo: ResultDecoder | None) -> Result | 
     match = _RESULT_REST_RE.match(text, pos)
     if match is None or len(text) - match.end() != len(_TAIL) or not text.endswith(_TAIL):
         return None
-    success, instance, data, error, node = match.groups()
-    fields: _ResultRest = (success == "true", instance, RawValue.from_text(data), error, node)
+    fields = _fields(match)
     if memo is not None:
         memo._rest, memo._fields = rest, fields
     return Result(reqid, *fields)
@@ -196,10 +199,11 @@ def _results(text: str, pos: int) -> tuple[tuple[Result, ...], int] | None:
     if text.startswith("]}", pos):
         return (), pos + 2
     while True:
-        match = _RESULT.match(text, pos)
-        if match is None:
+        start = _RESULT_START_RE.match(text, pos)
+        match = None if start is None else _RESULT_REST_RE.match(text, start.end())
+        if start is None or match is None:
             return None
-        results.append(_result(match))
+        results.append(Result(start.group(1), *_fields(match)))
         pos = match.end()
         if text.startswith(",", pos):
             pos += 1
@@ -209,9 +213,10 @@ def _results(text: str, pos: int) -> tuple[tuple[Result, ...], int] | None:
             return None
 
 
-def _result(match: re.Match[str]) -> Result:
-    reqid, success, instance, data, error, node = match.groups()
-    return Result(reqid, success == "true", instance, RawValue.from_text(data), error, node)
+def _fields(match: re.Match[str]) -> _ResultRest:
+    """A Result's fields after its reqid, from a match of the rest of a Result."""
+    success, instance, data, error, node = match.groups()
+    return success == "true", instance, RawValue.from_text(data), error, node
 
 
 # --------------------------------------------------------------------------------------
