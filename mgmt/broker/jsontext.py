@@ -38,7 +38,6 @@ This module is pure: no I/O.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -81,7 +80,6 @@ _DIGITS = frozenset(b"0123456789")
 _BEFORE_NUMBER = frozenset(b":,[")
 _MINUS = ord("-")
 _E = ord("e")
-_NEGATIVE_EXPONENT = re.compile(rb"e-[0-9]")
 #: What stands for a Verbatim while the rest of a document is checked (not a float).
 _PLACEHOLDER = orjson.Fragment(b"0")
 
@@ -119,8 +117,8 @@ def dumps(obj: Any) -> str:
 def _may_hold_float(out: bytes) -> bool:
     """Whether ``out`` has a ``.`` or a signed exponent right after the digits of what
     may be a number token (digits, optionally ``-``, after ``:``, ``,``, ``[`` or at the
-    start). Single-byte searches and one regex with a literal prefix: about 2 ms for a
-    1.5 MB document, a few microseconds for a small one."""
+    start). Substring searches only: about 2 ms for a 1.5 MB document, a few microseconds
+    for a small one."""
     if b"." not in out and b"e+" not in out and b"e-" not in out:
         return False
     i = out.find(b".")
@@ -133,7 +131,19 @@ def _may_hold_float(out: bytes) -> bool:
         if i and out[i - 1] == _E and _ends_number_start(out, i - 1):
             return True
         i = out.find(b"+", i + 1)
-    return any(_ends_number_start(out, m.start()) for m in _NEGATIVE_EXPONENT.finditer(out))
+    # e-<digit> is common in names ("node-0001"): look at the byte before the "e" here
+    # rather than in a call per match.
+    i = out.find(b"e-")
+    while i != -1:
+        if (
+            i
+            and out[i - 1] in _DIGITS
+            and out[i + 2 : i + 3].isdigit()
+            and _ends_number_start(out, i)
+        ):
+            return True
+        i = out.find(b"e-", i + 2)
+    return False
 
 
 def _ends_number_start(out: bytes, i: int) -> bool:
