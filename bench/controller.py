@@ -14,9 +14,13 @@ controller's RSS at the end. The controller's CPU time per get-nodes is printed 
 is the figure to compare when the machine is loaded (the load average is printed before
 and after; latencies on a loaded machine say more about the machine).
 
+With ``--profile FILE`` the controller profiles itself (cProfile, the bench-only hook in
+``bench/profilehook``) during the get-nodes requests of the largest scenario only; the
+statistics are written to ``FILE`` and their top entries printed.
+
 Usage::
 
-    python bench/controller.py [--quick] [--large-only]
+    python bench/controller.py [--quick] [--large-only] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import pstats
 import re
 import signal
 import statistics
@@ -60,6 +65,41 @@ TARGETS = {
     "deploy_large_s": 1.0,
     "rss_mb": 100.0,
 }
+
+
+PROFILE_HOOK = REPO / "bench" / "profilehook"
+#: The hook's signals (bench/profilehook/sitecustomize.py).
+PROFILE_START = signal.SIGRTMIN + 1
+PROFILE_STOP = signal.SIGRTMIN + 2
+
+
+class ProfiledController(ControllerProcess):
+    """The controller with the bench-only profiling hook (SIGRTMIN+1 starts, SIGRTMIN+2 stops
+    and writes ``out``)."""
+
+    def __init__(self, state_dir: Path, out: Path, **kwargs: float) -> None:
+        super().__init__(state_dir, **kwargs)
+        self.out = out
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PYTHONPATH"] = f"{PROFILE_HOOK}{os.pathsep}{env['PYTHONPATH']}"
+        env["BENCH_PROFILE_OUT"] = str(self.out)
+        return env
+
+
+async def profile_signal(proc: ControllerProcess, signum: int) -> None:
+    """Send ``signum`` to the controller and give it a moment to run the handler."""
+    proc.proc.send_signal(signum)
+    await asyncio.sleep(0.2)
+
+
+def print_profile(out: Path, queries: int) -> None:
+    """The profile's top functions, by own time and by cumulative time."""
+    stats = pstats.Stats(str(out))
+    print(f"\n== controller profile of {queries} get-nodes requests ({out})")
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
 
 
 def agent_names(count: int) -> list[str]:
@@ -175,9 +215,15 @@ async def timed(port: int, make: Callable[[str], object], n: int) -> list[float]
     return out
 
 
-async def scenario(agents: int, nodes: int, *, deploys: int, queries: int) -> dict[str, float]:
+async def scenario(
+    agents: int, nodes: int, *, deploys: int, queries: int, profile: Path | None = None
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc = ControllerProcess(Path(tmp), request_timeout=60.0)
+        proc = (
+            ControllerProcess(Path(tmp), request_timeout=60.0)
+            if profile is None
+            else ProfiledController(Path(tmp), profile, request_timeout=60.0)
+        )
         proc.start()
         child = None
         try:
@@ -230,9 +276,13 @@ async def scenario(agents: int, nodes: int, *, deploys: int, queries: int) -> di
             # Only the timed client is connected now: every response goes to it alone,
             # and this process decodes nothing but the reqid.
             inst = await timed(proc.client_port, ev.GetInstancesRequest, queries)
+            if profile is not None:
+                await profile_signal(proc, PROFILE_START)
             cpu2 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
             got = await timed(proc.client_port, ev.GetNodesRequest, queries)
             cpu3 = (sum(ps.cpu_times()[:2]), sum(agents_ps.cpu_times()[:2]))
+            if profile is not None:
+                await profile_signal(proc, PROFILE_STOP)
             rss_mb = ps.memory_info().rss / 1e6
         finally:
             if child is not None:
@@ -268,13 +318,16 @@ def report(title: str, figures: dict[str, float]) -> None:
         print(f"  {key:30s} {value:10.3f}")
 
 
-async def main(quick: bool, large_only: bool) -> int:
+async def main(quick: bool, large_only: bool, profile: Path | None = None) -> int:
     print(f"# load average before: {load()}")
     small = {} if large_only else await scenario(1, 16, deploys=5, queries=50 if quick else 300)
     if small:
         report("1 agent x 16 nodes", small)
-    large = await scenario(200, 20, deploys=3 if quick else 5, queries=10 if quick else 50)
+    queries = 10 if quick else 50
+    large = await scenario(200, 20, deploys=3 if quick else 5, queries=queries, profile=profile)
     report("200 agents x 20 nodes (4,000 nodes)", large)
+    if profile is not None:
+        print_profile(profile, queries)
     print(f"# load average after: {load()}")
     checks = [
         (
@@ -305,5 +358,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--large-only", action="store_true", help="only 200 agents x 20 nodes")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="profile the large get-nodes into FILE"
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.quick, args.large_only)))
+    sys.exit(asyncio.run(main(args.quick, args.large_only, args.profile)))

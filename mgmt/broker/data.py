@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
+from mgmt.broker import jsontext
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
 
@@ -590,24 +591,50 @@ class RawValue:
     """A Broker JSON value kept as received, already validated, decoded only on demand.
 
     A hub that relays a peer's ``any``-typed data (the controller relaying its agents'
-    ``Result.data``) needs to check the value, not to build it: :func:`decode_lazily`
-    walks the JSON once without allocating and wraps it in a ``RawValue``, whose
-    :func:`to_json` is the received object itself. :attr:`value` decodes it (once) for
-    code that does look inside. Equality and hashing are those of the decoded value.
+    ``Result.data``) needs to check the value, not to build it. Two ways in:
+
+    * :func:`decode_lazily` walks parsed JSON once without allocating and wraps it;
+    * :mod:`mgmt.broker.fastdecode` checks a message's text and keeps the value's text
+      (:meth:`from_text`), so that it is neither parsed nor built.
+
+    :func:`to_json` gives what was received: the JSON object, or for text a
+    :class:`~mgmt.broker.jsontext.Verbatim` that the encoder writes as it is.
+    :attr:`value` decodes it (once) for code that does look inside. Equality and hashing
+    are those of the decoded value.
 
     Only values whose JSON is exactly what :func:`to_json` would write back for their
-    decoded form are kept raw (see :func:`decode_lazily`), so relaying a ``RawValue``
-    sends the same bytes as decoding and re-encoding it would.
+    decoded form are kept raw, so relaying a ``RawValue`` sends the same bytes as decoding
+    and re-encoding it would.
 
-    Do not construct directly: the JSON must have passed :func:`decode_lazily`'s check.
+    Do not construct directly: the JSON must have passed one of those checks.
     """
 
-    __slots__ = ("_decoded", "_value", "json")
+    __slots__ = ("_decoded", "_json", "_text", "_value")
 
-    def __init__(self, obj: JsonObj) -> None:
-        self.json = obj
+    def __init__(self, obj: JsonObj | None, text: str | None = None) -> None:
+        self._json = obj
+        self._text = text
         self._value: BrokerValue = None
         self._decoded = False
+
+    @classmethod
+    def from_text(cls, text: str) -> RawValue:
+        """A value given as compact JSON text that passed :mod:`mgmt.broker.fastdecode`'s
+        check (so that :func:`_canonical` holds for its parsed form)."""
+        return cls(None, text)
+
+    @property
+    def text(self) -> str | None:
+        """The value's JSON text when it was kept as text (:meth:`from_text`), else None."""
+        return self._text
+
+    @property
+    def json(self) -> JsonObj:
+        """The JSON object (parsed from the text on first use; shared: do not modify)."""
+        if self._json is None:
+            assert self._text is not None
+            self._json = jsontext.loads(self._text)
+        return self._json
 
     @property
     def value(self) -> BrokerValue:
@@ -617,9 +644,12 @@ class RawValue:
             self._decoded = True
         return self._value
 
-    def to_json(self) -> JsonObj:
-        """The JSON object as received (shared: callers must not modify it)."""
-        return self.json
+    def to_json(self) -> Any:
+        """The JSON as received: the object, or the text as a ``Verbatim`` (shared:
+        callers must not modify it)."""
+        if self._text is not None:
+            return jsontext.Verbatim(self._text)
+        return self._json
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RawValue):

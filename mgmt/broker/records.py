@@ -56,6 +56,11 @@ def _wire_table(cls: type[ZeekEnum]) -> dict[str, Any]:
     return table
 
 
+def by_wire_name(cls: type[E]) -> dict[str, E]:
+    """Each member of a Zeek enum by its qualified wire name (shared: do not modify)."""
+    return _wire_table(cls)
+
+
 class ZeekEnum(enum.Enum):
     """A Zeek enum; on the wire it is fully qualified (``Supervisor::WORKER``).
 

@@ -62,6 +62,7 @@ from mgmt.broker import data as bd
 from mgmt.broker import messages as bm
 from mgmt.broker.events import UnknownEventError, event_from_json, event_name, event_to_json
 from mgmt.broker.extevents import is_extension_event
+from mgmt.broker.fastdecode import ResultDecoder
 from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
 
 
@@ -172,6 +173,8 @@ class _Session:
         self.close_requested: tuple[int, str] | None = None
         #: The last peer fault, for the I/O layer to chain into a close exception.
         self.fault: Exception | None = None
+        #: Decodes the peer's result messages from their text (mgmt.broker.fastdecode).
+        self._results = ResultDecoder()
 
     @property
     def state(self) -> SessionState:
@@ -223,6 +226,10 @@ class _Session:
 
     def _receive_message(self, text: str) -> None:
         """A frame of an open session: a data message, or an error message."""
+        fast = self._results.decode(text)
+        if fast is not None:  # a result message in our own encoding: no JSON parsing
+            self._deliver(text, *fast)
+            return
         try:
             msg = bm.parse_message(text)
         except InvalidMessage as exc:
@@ -252,16 +259,21 @@ class _Session:
         except DecodeError as exc:
             self._decode_failed(msg, exc)
             return
+        self._deliver(text, msg.topic, event)
+
+    def _deliver(self, text: str, topic: str, event: Any) -> None:
+        """A decoded event: received, ignored (not a topic handled here) or rejected (not
+        accepted on this port)."""
         if self._accept is not None and not self._accept(event):
             self._reject(
                 bm.DESERIALIZATION_FAILED, bm.CTX_BAD_EVENT, "event not accepted on this port"
             )
             return
-        if self._topics is not None and not self._topics(msg.topic):
+        if self._topics is not None and not self._topics(topic):
             self.ignored += 1
-            self._events.append(Ignored(msg.topic, event_name(event), "not a topic handled here"))
+            self._events.append(Ignored(topic, event_name(event), "not a topic handled here"))
             return
-        self._events.append(EventReceived(msg.topic, event, text))
+        self._events.append(EventReceived(topic, event, text))
 
     def _decode_failed(self, msg: bm.DataMessage, exc: DecodeError) -> None:
         self.fault = exc

@@ -75,6 +75,9 @@ class ControllerRequests(RequestTable[Kind, ControllerToClient]):
     def __init__(self, timeout: float, new_id: Callable[[], str]) -> None:
         super().__init__(timeout)
         self.new_id = new_id
+        #: The last deployed configuration and its start-group count: asked once per
+        #: child of a deployment (200 agents x 4,000 nodes walked every role 200 times).
+        self._last_groups: tuple[Configuration, int] | None = None
 
     def create(
         self,
@@ -99,7 +102,11 @@ class ControllerRequests(RequestTable[Kind, ControllerToClient]):
 
     def deploy_timeout(self, config: Configuration) -> float:
         """A deployment's time: one request timeout per start group its nodes form."""
-        return self.timeout * startorder.group_count(n.role for n in config.nodes)
+        last = self._last_groups
+        if last is None or last[0] is not config:
+            groups = startorder.group_count(n.role for n in config.nodes)
+            last = self._last_groups = (config, groups)
+        return self.timeout * last[1]
 
     def child(self, parent: ControllerRequest, instance: str, now: float) -> str:
         """A new request to ``instance`` on behalf of ``parent``; returns its id."""

@@ -111,3 +111,13 @@ def _has_big_int(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_big_int(v) for v in value.values())
     return False
+
+
+def test_verbatim_text_is_written_as_is() -> None:
+    """A Verbatim is written as it is, also inside a document that takes json's path (it
+    holds a float), and refused by nothing."""
+    raw = jsontext.Verbatim('{"@data-type":"string","data":"x"}')
+    assert jsontext.dumps({"a": [raw, 1]}) == '{"a":[{"@data-type":"string","data":"x"},1]}'
+    assert jsontext.dumps({"a": [raw, 1e-7]}) == _reference_dumps(
+        {"a": [{"@data-type": "string", "data": "x"}, 1e-7]}
+    )
