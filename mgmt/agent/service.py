@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from mgmt.agent import layout
 from mgmt.agent import state as ast
@@ -70,7 +70,6 @@ from mgmt.agent.controllerlink import ControllerLink
 from mgmt.agent.extactions import ExtensionActions
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.agent.housekeeping import Housekeeping, watched_dirs
-from mgmt.agent.metrics import agent_registry
 from mgmt.agent.nodechannel import NodeChannels
 from mgmt.agent.nodes import LAYOUT_FILES, NodeSetup
 from mgmt.agent.notify import Notifier, NotifyEvent, from_node_event
@@ -84,7 +83,6 @@ from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
 from mgmt.exceptions import ListenError, StateStoreError
-from mgmt.metrics.endpoint import MetricsEndpoint
 from mgmt.persist.configtoml import config_from_table, config_to_table
 from mgmt.persist.lock import InstanceLock
 from mgmt.persist.statefile import load_toml, remove_stale_temporaries, save_toml
@@ -96,6 +94,12 @@ from mgmt.supervisor.order import GroupOrder
 from mgmt.supervisor.policy import PolicySettings
 from mgmt.supervisor.service import SupervisorService
 from mgmt.typing import NodeName
+
+if TYPE_CHECKING:  # built only with a metrics port (prometheus_client is imported then)
+    from prometheus_client import CollectorRegistry
+
+    from mgmt.metrics.endpoint import MetricsEndpoint
+    from mgmt.metrics.requests import RequestMetrics
 
 log = logging.getLogger("mgmt.agent")
 
@@ -186,8 +190,15 @@ class AgentService(MachineDriver[ast.AgentState]):
         self.archival = Archival(settings, self.backend)
         self.notifier = Notifier(settings)
         self.housekeeping = Housekeeping(settings, self._current_nodes, self.on_disk_event)
-        self.registry, self.request_metrics = agent_registry(self, time.time)
+        #: Request metrics and their endpoint, only with a metrics port: without one
+        #: prometheus_client is not even imported (~15 % of a daemon's import time).
+        self.request_metrics: RequestMetrics | None = None
         self.metrics: MetricsEndpoint | None = None
+        self.registry: CollectorRegistry | None = None
+        if settings.metrics_port:
+            from mgmt.agent.metrics import agent_registry
+
+            self.registry, self.request_metrics = agent_registry(self, time.time)
         self.supervisor: SupervisorService | None = None
         self.nodes: SupervisedNodes | None = None
         self.started = asyncio.Event()
@@ -323,8 +334,10 @@ class AgentService(MachineDriver[ast.AgentState]):
 
     async def _serve_metrics(self) -> None:
         cfg = self.settings
-        if not cfg.metrics_port:
+        if self.registry is None:  # no metrics port
             return
+        from mgmt.metrics.endpoint import MetricsEndpoint
+
         self.metrics = MetricsEndpoint(cfg.metrics_address, cfg.metrics_port, self.registry)
         try:
             await self.metrics.start()
@@ -374,7 +387,8 @@ class AgentService(MachineDriver[ast.AgentState]):
     def _execute(self, action: ast.Action) -> None:
         match action:
             case ast.Send(event=event):
-                self.request_metrics.answered(event, self._clock())
+                if self.request_metrics is not None:
+                    self.request_metrics.answered(event, self._clock())
                 self.link.send(event)
             case ast.Launch(config=config):
                 self._launch(config, keep_unchanged=False)
@@ -405,7 +419,8 @@ class AgentService(MachineDriver[ast.AgentState]):
         if isinstance(event, xev.AgentClusterKeysRequest):
             self.node_setup.receive_curve_keys(event.keys)  # for the deploy that follows
             return
-        self.request_metrics.received(event, self._clock())
+        if self.request_metrics is not None:
+            self.request_metrics.received(event, self._clock())
         if isinstance(event, ev.AgentGetNodesRequest) and self.run_controller is not None:
             # Its pid changes when zeek-mgmt run restarts it: read it for each get-nodes.
             process = self.run_controller.process()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +19,7 @@ from mgmt.broker.records import ClusterRole, Configuration, Instance, Node
 from mgmt.controller.metrics import service_discovery
 from mgmt.metrics.endpoint import MAX_CONNECTIONS, MAX_HEAD, MetricsEndpoint
 from mgmt.metrics.requests import RequestMetrics
+from tests.paths import REPO_ROOT
 from tests.support.waiting import MS
 
 
@@ -146,3 +150,22 @@ async def test_endpoint_bounds_what_a_peer_costs() -> None:
         assert reply.startswith(b"HTTP/1.1 200 OK")
     finally:
         await endpoint.close()
+
+
+def test_daemons_without_a_metrics_port_do_not_import_prometheus_client(tmp_path: Path) -> None:
+    """Without a metrics port neither daemon (nor ``run``) loads prometheus_client, which
+    is about a sixth of a daemon's start-up imports; with one, the controller does."""
+    code = (
+        "import sys, mgmt.daemon.run, mgmt.controller.service, mgmt.agent.service\n"
+        "from pathlib import Path\n"
+        "from mgmt.controller.service import ControllerService\n"
+        "from tests.support.settings import controller_settings\n"
+        "loaded = lambda: any(m.startswith('prometheus_client') for m in sys.modules)\n"
+        "print(loaded())\n"
+        f"ControllerService(controller_settings(Path({str(tmp_path)!r}), metrics_port=9991))\n"
+        "print(loaded())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    ).stdout.split()
+    assert out == ["False", "True"]
