@@ -13,7 +13,7 @@ measures
 Prints per-kind medians of wall and CPU time. CPU time is the figure to compare on a
 loaded machine; the load average is printed with it.
 
-Usage (from the repository root, inside ``/work/bin/isolated`` or any netns)::
+Usage (from the repository root, preferably inside a network namespace of its own)::
 
     python bench/zeek_double.py [--runs 30]
 """
