@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from mgmt.broker import events as ev
@@ -84,6 +84,27 @@ class NodeProcess:
 
     port: int
     pid: int | None
+
+
+def relay_for(
+    pid: int | None, relays: Sequence[NodeProcess], kept: NodeProcess | None
+) -> NodeProcess | None:
+    """The port through which to reach the relayed node process ``pid``: the one its
+    channel uses now (``kept``) while that port's node is among the RUNNING ``relays``
+    (also for a new process of the relayed node), else the first of them (``None`` if
+    there is none).
+
+    A relay is kept, not replaced by a "better" one that comes up later: moving a
+    channel means a new WebSocket client on another node, and on ZeroMQ a client that
+    is closed while the proxy is still learning the restarted cluster's subscriptions
+    can leave the relayed node's answers undelivered for many seconds (seen with Zeek
+    8.2.2 when a restart of all nodes brought the manager up after the proxy: the
+    logger's channel moved from the proxy to the manager 21 ms after it opened, and no
+    answer came through the manager for ~20 s).
+    """
+    if kept is not None and any(r.port == kept.port for r in relays):
+        return NodeProcess(kept.port, pid)
+    return NodeProcess(relays[0].port, pid) if relays else None
 
 
 class NodeChannel:
@@ -258,6 +279,10 @@ class NodeChannels:
         """The current channel of a node, if it has one."""
         entry = self._channels.get(name)
         return entry[1] if entry is not None else None
+
+    def processes(self) -> dict[str, NodeProcess]:
+        """The node process each channel is for (name -> port and pid)."""
+        return {name: entry[0] for name, entry in self._channels.items()}
 
     def update(self, running: Mapping[str, NodeProcess | None]) -> None:
         """Make the channels match the RUNNING nodes (name -> port and pid; ``None``: a

@@ -465,7 +465,11 @@ class AgentService(MachineDriver[ast.AgentState]):
         self._report_persistence()
         views = self._nodes.views(self.node_setup.unlaunched)
         # One channel per RUNNING node process; a restarted node (new pid) gets a new one.
-        self.channels.update(self._nodes.running(self.node_setup.ports, self.node_setup.relayed))
+        self.channels.update(
+            self._nodes.running(
+                self.node_setup.ports, self.node_setup.relayed, self.channels.processes()
+            )
+        )
         self._step(lambda now: self._state.nodes_changed(views, now))
 
     def _restart(self, reqid: str, names: Iterable[str]) -> None:

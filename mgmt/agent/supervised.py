@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Collection, Iterable, Mapping
 
-from mgmt.agent.nodechannel import NodeProcess
+from mgmt.agent.nodechannel import NodeProcess, relay_for
 from mgmt.agent.state import NodeView
 from mgmt.broker.records import NodeOutputs, State
 from mgmt.core.peertext import peer_text
@@ -94,13 +94,18 @@ class SupervisedNodes:
         return views
 
     def running(
-        self, ports: Mapping[str, int], relayed: Collection[str] = ()
+        self,
+        ports: Mapping[str, int],
+        relayed: Collection[str] = (),
+        current: Mapping[str, NodeProcess] | None = None,
     ) -> dict[str, NodeProcess | None]:
         """The RUNNING node processes that have a node channel port, for the channels.
 
         A ``relayed`` node (no WebSocket server of its own, see
-        :func:`mgmt.agent.nodes.relayed_nodes`) is reached through the port of the first
-        RUNNING node (by name) that has one; without such a node it is ``None``.
+        :func:`mgmt.agent.nodes.relayed_nodes`) is reached through another RUNNING node's
+        port, chosen by :func:`~mgmt.agent.nodechannel.relay_for` (``current`` are the
+        channels' processes now, so that a relay in use is kept); without such a node
+        it is ``None``.
         A node being stopped (it got SIGTERM; still RUNNING to the controller) is not
         among them: its channel is closed cleanly instead of dialing a terminating node.
         """
@@ -111,10 +116,11 @@ class SupervisedNodes:
         out: dict[str, NodeProcess | None] = {
             i.name: NodeProcess(ports[i.name], i.pid) for i in up if i.name in ports
         }
-        relay = next(iter(out.values()), None)
-        out.update(
-            {i.name: relay and NodeProcess(relay.port, i.pid) for i in up if i.name in relayed}
-        )
+        relays = [p for p in out.values() if p is not None]
+        for i in up:
+            if i.name in relayed:
+                kept = (current or {}).get(i.name)
+                out[i.name] = relay_for(i.pid, relays, kept)
         return out
 
     def restart(self, names: Iterable[str]) -> dict[NodeName, int | None] | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess
+from mgmt.agent.nodechannel import NodeChannel, NodeChannels, NodeProcess, relay_for
 from mgmt.agent.nodes import node_websocket_ports
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet, Port
@@ -473,6 +473,19 @@ async def test_running_node_nothing_relays_to_says_so() -> None:
         "logger",
         "cluster node logger cannot be reached: no other node on its host relays to it",
     )
+
+
+def test_a_relayed_node_keeps_its_relay_while_that_node_runs() -> None:
+    """A relayed ZeroMQ logger is reached through the first RUNNING node's port, and
+    stays there when a node earlier in that order comes up (a restart of all nodes that
+    brings the manager up after the proxy); it moves only when its relay stops."""
+    manager, proxy, worker = NodeProcess(9001, 11), NodeProcess(9002, 12), NodeProcess(9003, 13)
+    assert relay_for(20, [], None) is None
+    first = relay_for(20, [proxy, worker], None)
+    assert first == NodeProcess(proxy.port, 20)
+    assert relay_for(20, [manager, proxy, worker], first) == first
+    assert relay_for(21, [manager, proxy, worker], first) == NodeProcess(proxy.port, 21)
+    assert relay_for(20, [manager, worker], first) == NodeProcess(manager.port, 20)
 
 
 @pytest.mark.asyncio
