@@ -15,8 +15,8 @@ RSS, PSS
     of the management processes (``run``, controller, agent) once the agent is listed,
     in all and per process;
 import CPU
-    of ``import mgmt.controller.main, mgmt.agent.main`` in a fresh interpreter (what
-    ``run`` imports before it forks), from its own runs.
+    of ``import mgmt.cli, mgmt.controller.main, mgmt.agent.main`` in a fresh interpreter
+    (what ``python -m mgmt run`` imports before it forks), from its own runs.
 
 Before measuring, the checkout's bytecode is compiled (``compileall``), as installing the
 package would have: otherwise, in a shell with ``PYTHONDONTWRITEBYTECODE=1``, every
@@ -57,7 +57,7 @@ ROLES = ("run", "controller", "agent")
 _IMPORT_PROBE = (
     "import time\n"
     "t0 = time.process_time()\n"
-    "import mgmt.controller.main, mgmt.agent.main\n"
+    "import mgmt.cli, mgmt.controller.main, mgmt.agent.main\n"
     "t1 = time.process_time()\n"
     "import mgmt, sys\n"
     "print((t1 - t0) * 1000, mgmt.__file__, len(sys.modules))\n"

@@ -45,7 +45,10 @@ from typing import Any, NoReturn
 
 from client import COMMANDS as CLIENT_COMMANDS
 from client import command_target
-from mgmt import __version__
+from mgmt import __version__, deferred
+
+# Before any command imports websockets (see mgmt.deferred).
+deferred.defer()
 
 #: name -> (module, one-line help). Order is the order shown by ``--help``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {}
