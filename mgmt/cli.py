@@ -224,11 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if chosen == "run" and argv is None:
-        # run forks its daemons, which can only title themselves within its command
-        # line: make room now, before the imports a re-execution would repeat.
-        from mgmt.daemon.procname import RUN_TITLE_ROOM, reexec_for_room
+        # run forks its daemons, which start with its command line: make room for their
+        # titles now, before the imports a re-execution (if needed) would repeat.
+        from mgmt.daemon.procname import RUN_TITLE_ROOM, make_title_room
 
-        reexec_for_room(RUN_TITLE_ROOM + len(" ".join(args_list[1:]).encode()))
+        make_title_room(RUN_TITLE_ROOM + len(" ".join(args_list[1:]).encode()))
     # Only the chosen subcommand's module is imported.
     parser = build_parser(chosen)
     args, extras = parser.parse_known_args(args_list)

@@ -34,9 +34,11 @@ it runs, and gets its own copy of those pages). This process
 itself never runs that code: it only forks, waits and signals (no event loop, no
 threads), so each child begins clean and sets up its own logging, signal handlers, state
 directory lock and event loop, as an executed daemon does. A restart forks again from
-the same clean state. Since a forked child can only write its title into the command
-line it shares with ``run``, ``run`` first re-executes itself once with a command line
-padded to what the children's titles need (:func:`~mgmt.daemon.procname.reexec_for_room`).
+the same clean state. Since a forked child starts with the command line it shares with
+``run``, ``run`` first makes room for the children's titles
+(:func:`~mgmt.daemon.procname.make_title_room`): a child whose title does not fit moves
+its command line to a buffer of its own, or, where the kernel refuses that, ``run``
+re-executes itself once with a command line padded to what the titles need.
 
 One loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to,
 so SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart
@@ -69,7 +71,7 @@ from mgmt.daemon.exitstatus import EXIT_FATAL, start_up_failed
 from mgmt.daemon.forking import ForkedProcess, fork_call
 from mgmt.daemon.procname import (
     ENV_RUN_PARENT,
-    reexec_for_room,
+    make_title_room,
     set_process_title,
     title_length,
 )
@@ -365,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
         return start_up_failed("run", str(exc))
     assert isinstance(controller, ControllerSettings) and isinstance(agent, AgentSettings)
     flags = passthrough_flags(args)
-    reexec_for_room(
+    make_title_room(
         max(
             title_length(f"zeek.{controller.name}", ["controller", *flags]),
             title_length(f"zeek.{agent.name}", ["agent", *flags]),
