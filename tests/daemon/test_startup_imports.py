@@ -8,9 +8,10 @@ import sys
 
 from tests.paths import REPO_ROOT
 
-#: Loaded by nothing the daemons do at start-up (mgmt.deferred: websockets imports
-#: importlib.metadata and urllib.request, which import these, but never uses them).
-NOT_AT_START = ("email.message", "http.client", "zipfile")
+#: Loaded by nothing the daemons do at start-up: websockets imports importlib.metadata
+#: and urllib.request, which import the first three, but never uses them (mgmt.deferred);
+#: psutil waits for the first node started or adopted, or the first top request.
+NOT_AT_START = ("email.message", "http.client", "zipfile", "psutil")
 
 
 def test_daemons_start_without_the_modules_their_dependencies_never_use() -> None:
