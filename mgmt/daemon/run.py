@@ -99,6 +99,10 @@ RUN_POLICY = PolicySettings(
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 #: The daemons' entry modules, imported by ``run`` before it forks them.
 _DAEMON_MODULES = ("mgmt.controller.main", "mgmt.agent.main")
+#: What both daemons' start-ups import on their way to their first connection (the
+#: codec of host names for bind and connect, the executor's thread pool): imported
+#: before the fork too, so the children share them instead of each loading its own.
+_START_UP_MODULES = ("encodings.idna", "concurrent.futures.thread")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -391,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
         controller.state_dir / "nodes" / controller.name / ".pid"
     )
     try:
-        for module in _DAEMON_MODULES:
+        for module in (*_DAEMON_MODULES, *_START_UP_MODULES):
             importlib.import_module(module)
     except ImportError as exc:  # a broken installation: no restart can fix it
         return start_up_failed("run", f"cannot load the daemons' code: {exc}")
