@@ -223,7 +223,8 @@ def _set_mm_map(args: tuple[int, int] | None) -> bool:
             fields = [int(x) for x in f.read().rsplit(b")", 1)[1].split()[1:]]
         libc = _libc()
         size = ctypes.c_uint(0)
-        ok = libc.prctl(_PR_SET_MM, _PR_SET_MM_MAP_SIZE, ctypes.byref(size), 0, 0) == 0
+        zero = ctypes.c_ulong(0)
+        ok = libc.prctl(_PR_SET_MM, _PR_SET_MM_MAP_SIZE, ctypes.byref(size), zero, zero) == 0
         if not ok or size.value != ctypes.sizeof(_MMMap):
             return False
         field = fields.__getitem__  # field n of proc(5) is fields[n - 4]
@@ -243,7 +244,8 @@ def _set_mm_map(args: tuple[int, int] | None) -> bool:
         )
         libc.sbrk.restype = ctypes.c_void_p
         mm.brk = libc.sbrk(0) or 0
-        done = libc.prctl(_PR_SET_MM, _PR_SET_MM_MAP, ctypes.byref(mm), ctypes.sizeof(mm), 0)
+        length = ctypes.c_ulong(ctypes.sizeof(mm))
+        done = libc.prctl(_PR_SET_MM, _PR_SET_MM_MAP, ctypes.byref(mm), length, zero)
         return bool(done == 0)
     except (OSError, ValueError, IndexError, AttributeError):
         return False
