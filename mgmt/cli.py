@@ -35,7 +35,6 @@ A mistyped command or option gets a "did you mean" (argparse in Python 3.11 has 
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import re
@@ -103,6 +102,8 @@ def _load(target: str) -> Any:
 
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidates, or ``""``."""
+    import difflib  # only for a mistyped word: not with every command
+
     close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
     if not close:
         return ""

@@ -10,8 +10,9 @@ from tests.paths import REPO_ROOT
 
 #: Loaded by nothing the daemons do at start-up: websockets imports importlib.metadata
 #: and urllib.request, which import the first three, but never uses them (mgmt.deferred);
-#: psutil waits for the first node started or adopted, or the first top request.
-NOT_AT_START = ("email.message", "http.client", "zipfile", "psutil")
+#: psutil waits for the first node started or adopted, or the first top request; difflib
+#: for a mistyped command or settings key.
+NOT_AT_START = ("email.message", "http.client", "zipfile", "psutil", "difflib")
 
 
 def test_daemons_start_without_the_modules_their_dependencies_never_use() -> None:
