@@ -35,7 +35,6 @@ A mistyped command or option gets a "did you mean" (argparse in Python 3.11 has 
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import re
@@ -45,7 +44,10 @@ from typing import Any, NoReturn
 
 from client import COMMANDS as CLIENT_COMMANDS
 from client import command_target
-from mgmt import __version__
+from mgmt import __version__, deferred
+
+# Before any command imports websockets (see mgmt.deferred).
+deferred.defer()
 
 #: name -> (module, one-line help). Order is the order shown by ``--help``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {}
@@ -100,6 +102,8 @@ def _load(target: str) -> Any:
 
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidates, or ``""``."""
+    import difflib  # only for a mistyped word: not with every command
+
     close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
     if not close:
         return ""
@@ -221,11 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if chosen == "run" and argv is None:
-        # run forks its daemons, which can only title themselves within its command
-        # line: make room now, before the imports a re-execution would repeat.
-        from mgmt.daemon.procname import RUN_TITLE_ROOM, reexec_for_room
+        # run forks its daemons, which start with its command line: make room for their
+        # titles now, before the imports a re-execution (if needed) would repeat.
+        from mgmt.daemon.procname import RUN_TITLE_ROOM, make_title_room
 
-        reexec_for_room(RUN_TITLE_ROOM + len(" ".join(args_list[1:]).encode()))
+        make_title_room(RUN_TITLE_ROOM + len(" ".join(args_list[1:]).encode()))
     # Only the chosen subcommand's module is imported.
     parser = build_parser(chosen)
     args, extras = parser.parse_known_args(args_list)

@@ -34,9 +34,11 @@ it runs, and gets its own copy of those pages). This process
 itself never runs that code: it only forks, waits and signals (no event loop, no
 threads), so each child begins clean and sets up its own logging, signal handlers, state
 directory lock and event loop, as an executed daemon does. A restart forks again from
-the same clean state. Since a forked child can only write its title into the command
-line it shares with ``run``, ``run`` first re-executes itself once with a command line
-padded to what the children's titles need (:func:`~mgmt.daemon.procname.reexec_for_room`).
+the same clean state. Since a forked child starts with the command line it shares with
+``run``, ``run`` first makes room for the children's titles
+(:func:`~mgmt.daemon.procname.make_title_room`): a child whose title does not fit moves
+its command line to a buffer of its own, or, where the kernel refuses that, ``run``
+re-executes itself once with a command line padded to what the titles need.
 
 One loop sleeps in ``select()`` on a self-pipe that Python's signal wake-up fd writes to,
 so SIGCHLD (a child died), SIGTERM and SIGINT wake it at once, and a pending restart
@@ -69,7 +71,7 @@ from mgmt.daemon.exitstatus import EXIT_FATAL, start_up_failed
 from mgmt.daemon.forking import ForkedProcess, fork_call
 from mgmt.daemon.procname import (
     ENV_RUN_PARENT,
-    reexec_for_room,
+    make_title_room,
     set_process_title,
     title_length,
 )
@@ -97,6 +99,10 @@ RUN_POLICY = PolicySettings(
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 #: The daemons' entry modules, imported by ``run`` before it forks them.
 _DAEMON_MODULES = ("mgmt.controller.main", "mgmt.agent.main")
+#: What both daemons' start-ups import on their way to their first connection (the
+#: codec of host names for bind and connect, the executor's thread pool): imported
+#: before the fork too, so the children share them instead of each loading its own.
+_START_UP_MODULES = ("encodings.idna", "concurrent.futures.thread")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -365,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
         return start_up_failed("run", str(exc))
     assert isinstance(controller, ControllerSettings) and isinstance(agent, AgentSettings)
     flags = passthrough_flags(args)
-    reexec_for_room(
+    make_title_room(
         max(
             title_length(f"zeek.{controller.name}", ["controller", *flags]),
             title_length(f"zeek.{agent.name}", ["agent", *flags]),
@@ -389,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
         controller.state_dir / "nodes" / controller.name / ".pid"
     )
     try:
-        for module in _DAEMON_MODULES:
+        for module in (*_DAEMON_MODULES, *_START_UP_MODULES):
             importlib.import_module(module)
     except ImportError as exc:  # a broken installation: no restart can fix it
         return start_up_failed("run", f"cannot load the daemons' code: {exc}")

@@ -46,7 +46,6 @@ from the Zeek installation: :mod:`mgmt.settings.zeek`.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -95,6 +94,8 @@ def _unknown_key(source: str, section: str, key: str) -> ConfigError:
     if (section, key) in _REMOVED:
         return ConfigError(f"{source}: {section}.{key} was removed: {_REMOVED[section, key]}")
     known = SECTION_SPECS.get(section, {})
+    import difflib  # only for an unknown key: not with every start-up
+
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {section}.{close[0]}?)" if close else ""
     return ConfigError(f"{source}: unknown key {section}.{key}{hint}")
