@@ -45,12 +45,12 @@ import shutil
 import signal as signals
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import SpawnError
 from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, read_status
 from mgmt.supervisor.policy import ExitStatus, NodeSpec
@@ -132,7 +132,7 @@ class Backend(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandResult:
     """How a one-shot command ended (see :meth:`CommandRunner.run_command`).
 

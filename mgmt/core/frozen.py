@@ -1,0 +1,281 @@
+"""``@frozen``: a frozen, slotted dataclass whose methods cost little to build.
+
+``@frozen`` (or ``@frozen(kw_only=True)``) means what ``@dataclass(frozen=True,
+slots=True)`` means: the same constructor (positional and keyword arguments, defaults,
+``field(default_factory=...)``, ``KW_ONLY``, ``__post_init__``), ``__match_args__``,
+``__slots__``, the same ``__eq__`` (fields compared as one tuple, only with an instance of
+the very same class), ``__hash__`` (``hash`` of the tuple of the hashed fields: the same
+number), ``__repr__`` text, :class:`dataclasses.FrozenInstanceError` on assignment or
+deletion, pickling, and :func:`dataclasses.fields` / :func:`dataclasses.replace`: the class
+*is* a dataclass, its fields processed by :mod:`dataclasses` itself.
+
+Why: :mod:`dataclasses` writes the source of six methods per frozen class and compiles
+each with ``exec`` (and, for a class without a docstring, reads ``inspect.signature`` to
+write one). For our ~170 classes that was about 45 % of importing the daemons. Here
+``dataclasses`` only collects the fields and makes the slotted class (``init=False,
+repr=False, eq=False``, not ``frozen``: that asks it for no method); ``__eq__``,
+``__hash__`` and ``__repr__`` are closures over an ``attrgetter`` of the field names,
+``__setattr__`` and ``__delattr__`` one function each for all classes, and ``__init__``
+is compiled once per *shape* (how many arguments, which are keyword-only or made by a
+factory, whether there is ``__post_init__``), its arguments renamed after each class's
+fields and its defaults set on each class's copy. ``bench/startup_imports.py`` prints the
+figures.
+
+What differs: ``__dataclass_params__`` records what :mod:`dataclasses` was asked for
+(``frozen=False`` among them), so a class derived from a ``@frozen`` class must be
+``@frozen`` too (``@dataclass(frozen=True)`` refuses it); a class without a docstring
+gets ``Name(field, ...)`` rather than its signature; ``__repr__`` has no guard against
+recursion (a frozen object cannot contain itself). Anything this module does not build
+itself (``order``, ``InitVar``, ``init=False`` fields, a field named ``self`` or like our
+helpers, a base made by ``dataclass(frozen=True)``) is left to ``dataclass(frozen=True,
+slots=True)`` unchanged. ``tests/core/test_frozen.py`` compares every ``@frozen`` class
+of ``mgmt`` with the twin :mod:`dataclasses` makes of its fields.
+
+This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Callable
+from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
+from operator import attrgetter
+from typing import Any, TypeVar, dataclass_transform, overload
+
+T = TypeVar("T")
+
+_Key = Callable[[Any], tuple[Any, ...]]
+
+
+class _Factory:
+    """The default of an argument whose field has a ``default_factory``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"  # what dataclasses' own marker prints in signatures
+
+
+_FACTORY = _Factory()
+
+#: ``__init__`` makers by shape (see :func:`_init_maker`).
+_MAKERS: dict[tuple[Any, ...], Callable[..., Callable[..., None]]] = {}
+
+
+def _key(names: tuple[str, ...]) -> _Key:
+    """A function returning the tuple ``(self.<name>, ...)``."""
+    if len(names) >= 2:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda self: (one(self),)
+    return lambda self: ()
+
+
+def _eq(key: _Key) -> Callable[[Any, object], Any]:
+    def __eq__(self: Any, other: object) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    return __eq__
+
+
+def _hash(key: _Key) -> Callable[[Any], int]:
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    return __hash__
+
+
+def _repr(names: tuple[str, ...], key: _Key) -> Callable[[Any], str]:
+    def __repr__(self: Any) -> str:
+        args = ", ".join([f"{n}={v!r}" for n, v in zip(names, key(self), strict=True)])
+        return f"{self.__class__.__qualname__}({args})"
+
+    return __repr__
+
+
+def _setattr(self: object, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _delattr(self: object, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: object) -> list[object]:
+    return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
+
+
+def _setstate(self: object, state: list[object]) -> None:
+    for f, value in zip(fields(self), state, strict=False):  # type: ignore[arg-type]
+        object.__setattr__(self, f.name, value)
+
+
+def _has_default(f: Field[Any]) -> bool:
+    return f.default is not MISSING or _made(f)
+
+
+def _init_maker(
+    shape: tuple[tuple[bool, bool], ...], post_init: bool
+) -> Callable[..., Callable[..., None]]:
+    """Compile (once per shape) a function that makes an ``__init__``.
+
+    ``shape`` holds ``(keyword only, made by a factory)`` per argument, in ``__init__``'s
+    order. The maker takes ``object.__setattr__``, :data:`_FACTORY`, then per argument its
+    field's name and, if made by a factory, the factory. The ``__init__`` it returns names
+    its arguments ``a0, a1, ...``: :func:`_make_init` renames them after the fields (a
+    code object's local names are only names), so that classes whose fields are named
+    differently share one compiled ``__init__``. The defaults are set on the function
+    (``__defaults__``, ``__kwdefaults__``).
+    """
+    key = (shape, post_init)
+    maker = _MAKERS.get(key)
+    if maker is not None:
+        return maker
+    params = ["self"]
+    takes = ["__frozen_set", "__frozen_FACTORY"]
+    body = []
+    for i, (kw_only, made) in enumerate(shape):
+        if kw_only and "*" not in params:
+            params.append("*")
+        params.append(f"a{i}")
+        takes.append(f"__frozen_n{i}")
+        value = f"a{i}"
+        if made:
+            takes.append(f"__frozen_f{i}")
+            value = f"__frozen_f{i}() if a{i} is __frozen_FACTORY else a{i}"
+        body.append(f"__frozen_set(self, __frozen_n{i}, {value})")
+    if post_init:
+        body.append("self.__post_init__()")
+    source = (
+        f"def __frozen_make({', '.join(takes)}):\n"
+        f" def __init__({', '.join(params)}):\n"
+        + "".join(f"  {line}\n" for line in body or ["pass"])
+        + " return __init__\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, {}, namespace)  # our own text: no name in it comes from a class
+    made_maker: Callable[..., Callable[..., None]] = namespace["__frozen_make"]
+    _MAKERS[key] = made_maker
+    return made_maker
+
+
+def _make_init(cls: type, flds: tuple[Field[Any], ...]) -> Callable[..., None]:
+    """``cls``'s ``__init__``: ``(self, <positional fields>, *, <keyword-only fields>)``."""
+    order = [f for f in flds if not f.kw_only] + [f for f in flds if f.kw_only]
+    seen_default = False
+    for f in order:
+        if f.kw_only:
+            break
+        if _has_default(f):
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+    maker = _init_maker(tuple((bool(f.kw_only), _made(f)) for f in order), _post_init(cls))
+    takes: list[Any] = [object.__setattr__, _FACTORY]
+    for f in order:
+        takes += [f.name, f.default_factory] if _made(f) else [f.name]
+    init = maker(*takes)
+    names = ("self", *(f.name for f in order))
+    init.__code__ = init.__code__.replace(co_varnames=names)
+    defaults = [_default(f) for f in order if not f.kw_only and _has_default(f)]
+    if defaults:
+        init.__defaults__ = tuple(defaults)
+    kwdefaults = {f.name: _default(f) for f in order if f.kw_only and _has_default(f)}
+    if kwdefaults:
+        init.__kwdefaults__ = kwdefaults
+    init.__annotations__ = {**{f.name: f.type for f in order}, "return": None}
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _post_init(cls: type) -> bool:
+    return hasattr(cls, "__post_init__")
+
+
+def _made(f: Field[Any]) -> bool:
+    """Whether the field's default is made by a factory."""
+    return f.default_factory is not MISSING
+
+
+def _default(f: Field[Any]) -> Any:
+    """The default of the field's ``__init__`` argument."""
+    return _FACTORY if _made(f) else f.default
+
+
+def _builds(cls: type, order: bool) -> bool:
+    """Whether this module can build ``cls``'s methods (see the module docstring)."""
+    if order or any(
+        getattr(getattr(b, "__dataclass_params__", None), "frozen", False) for b in cls.__mro__[1:]
+    ):
+        return False
+    annotations = cls.__dict__.get("__annotations__", {})
+    for name, annotation in annotations.items():
+        if name.startswith("__frozen") or keyword.iskeyword(name) or name == "self":
+            return False
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if "InitVar" in text:
+            return False
+        value = cls.__dict__.get(name)
+        if isinstance(value, Field) and not value.init:
+            return False
+    return True
+
+
+def _set(cls: type, name: str, value: Any, own: bool = True) -> None:
+    """Set ``name`` unless the class body defines it (as :mod:`dataclasses` does); an
+    ``own`` function (made for this class) is named after it."""
+    if name not in cls.__dict__:
+        if own:
+            value.__qualname__ = f"{cls.__qualname__}.{name}"
+        setattr(cls, name, value)
+
+
+def _build(cls: type[T], kw_only: bool, order: bool) -> type[T]:
+    if not _builds(cls, order):
+        made: type[T] = dataclass(frozen=True, slots=True, kw_only=kw_only, order=order)(cls)
+        return made
+    own_doc = cls.__dict__.get("__doc__")
+    if not own_doc:
+        cls.__doc__ = "-"  # so that dataclasses does not read inspect.signature for one
+    body = cls.__dict__
+    explicit_hash = "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body)
+    cls = dataclass(init=False, repr=False, eq=False, slots=True, kw_only=kw_only)(cls)
+    flds = fields(cls)  # type: ignore[arg-type]
+    compared = _key(tuple(f.name for f in flds if f.compare))
+    shown = tuple(f.name for f in flds if f.repr)
+    _set(cls, "__init__", _make_init(cls, flds))
+    _set(cls, "__repr__", _repr(shown, _key(shown)))
+    _set(cls, "__eq__", _eq(compared))
+    if not explicit_hash:
+        hashed = tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash))
+        hash_fn = _hash(_key(hashed))
+        hash_fn.__qualname__ = f"{cls.__qualname__}.__hash__"
+        cls.__hash__ = hash_fn  # type: ignore[assignment]
+    _set(cls, "__setattr__", _setattr, own=False)
+    _set(cls, "__delattr__", _delattr, own=False)
+    _set(cls, "__getstate__", _getstate, own=False)
+    _set(cls, "__setstate__", _setstate, own=False)
+    if not own_doc:
+        cls.__doc__ = f"{cls.__name__}({', '.join(f.name for f in flds)})"
+    return cls
+
+
+@overload
+@dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
+def frozen(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def frozen(*, kw_only: bool = False, order: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
+def frozen(
+    cls: type[T] | None = None, /, *, kw_only: bool = False, order: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
+    """Make ``cls`` a frozen, slotted dataclass (see the module docstring)."""
+    if cls is not None:
+        return _build(cls, kw_only, order)
+    return lambda c: _build(c, kw_only, order)
