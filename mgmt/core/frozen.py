@@ -13,13 +13,16 @@ Why: :mod:`dataclasses` writes the source of six methods per frozen class and co
 each with ``exec`` (and, for a class without a docstring, reads ``inspect.signature`` to
 write one). For our ~170 classes that was about 45 % of importing the daemons. Here
 ``dataclasses`` only collects the fields and makes the slotted class (``init=False,
-repr=False, eq=False``, not ``frozen``: that asks it for no method); ``__eq__``,
-``__hash__`` and ``__repr__`` are closures over an ``attrgetter`` of the field names,
-``__setattr__`` and ``__delattr__`` one function each for all classes, and ``__init__``
-is compiled once per *shape* (how many arguments, which are keyword-only or made by a
-factory, whether there is ``__post_init__``), its arguments renamed after each class's
-fields and its defaults set on each class's copy. ``bench/startup_imports.py`` prints the
-figures.
+repr=False, eq=False``, not ``frozen``: that asks it for no method). ``__eq__``,
+``__hash__`` and ``__repr__``, the code :mod:`dataclasses` would write, are compiled once
+per number of fields, ``__init__`` once per *shape* (how many arguments, which are
+keyword-only or made by a factory, whether there is ``__post_init__``), with placeholder
+names; each class gets a copy of the code with its fields' names in their place (names
+in a code object are data: the bytecode refers to them by position), and its defaults.
+``__setattr__`` and ``__delattr__`` are one function each for all classes. So a class
+costs no compilation once its shape has been seen (30 compilations for the daemons' ~160
+classes instead of ~950), and its methods run the same bytecode as before.
+``bench/startup_imports.py`` prints the figures.
 
 What differs: ``__dataclass_params__`` records what :mod:`dataclasses` was asked for
 (``frozen=False`` among them), so a class derived from a ``@frozen`` class must be
@@ -37,14 +40,13 @@ This module is pure: no I/O.
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Callable
 from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
-from operator import attrgetter
+from types import FunctionType
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
-
-_Key = Callable[[Any], tuple[Any, ...]]
 
 
 class _Factory:
@@ -58,42 +60,59 @@ class _Factory:
 
 _FACTORY = _Factory()
 
+#: A placeholder in :func:`_compiled`'s ``__repr__`` text.
+_PLACEHOLDER = re.compile(r"_frozen_(\d+)=")
+
+#: ``__eq__``, ``__hash__`` and ``__repr__`` by number of fields (see :func:`_compiled`).
+_COMPILED: dict[int, dict[str, Callable[..., Any]]] = {}
+
 #: ``__init__`` makers by shape (see :func:`_init_maker`).
 _MAKERS: dict[tuple[Any, ...], Callable[..., Callable[..., None]]] = {}
 
 
-def _key(names: tuple[str, ...]) -> _Key:
-    """A function returning the tuple ``(self.<name>, ...)``."""
-    if len(names) >= 2:
-        return attrgetter(*names)
-    if names:
-        one = attrgetter(names[0])
-        return lambda self: (one(self),)
-    return lambda self: ()
+def _compiled(n: int) -> dict[str, Callable[..., Any]]:
+    """``__eq__``, ``__hash__`` and ``__repr__`` as :mod:`dataclasses` writes them, for
+    ``n`` fields named ``_frozen_0, _frozen_1, ...`` (compiled once per ``n``; see
+    :func:`_method`)."""
+    made = _COMPILED.get(n)
+    if made is None:
+        mine = "".join(f"self._frozen_{i}," for i in range(n))
+        theirs = "".join(f"other._frozen_{i}," for i in range(n))
+        shown = ", ".join(f"_frozen_{i}={{self._frozen_{i}!r}}" for i in range(n))
+        source = (
+            "def __eq__(self, other):\n"
+            " if other.__class__ is self.__class__:\n"
+            f"  return ({mine}) == ({theirs})\n"
+            " return NotImplemented\n"
+            "def __hash__(self):\n"
+            f" return hash(({mine}))\n"
+            "def __repr__(self):\n"
+            f' return self.__class__.__qualname__ + f"({shown})"\n'
+        )
+        made = {}
+        exec(source, {}, made)  # our own text: no name in it comes from a class
+        _COMPILED[n] = made
+    return made
 
 
-def _eq(key: _Key) -> Callable[[Any, object], Any]:
-    def __eq__(self: Any, other: object) -> Any:
-        if other.__class__ is self.__class__:
-            return key(self) == key(other)
-        return NotImplemented
-
-    return __eq__
-
-
-def _hash(key: _Key) -> Callable[[Any], int]:
-    def __hash__(self: Any) -> int:
-        return hash(key(self))
-
-    return __hash__
-
-
-def _repr(names: tuple[str, ...], key: _Key) -> Callable[[Any], str]:
-    def __repr__(self: Any) -> str:
-        args = ", ".join([f"{n}={v!r}" for n, v in zip(names, key(self), strict=True)])
-        return f"{self.__class__.__qualname__}({args})"
-
-    return __repr__
+def _method(cls: type, name: str, names: tuple[str, ...]) -> Callable[..., Any]:
+    """``cls``'s ``__eq__``, ``__hash__`` or ``__repr__`` over the fields ``names``: the
+    compiled one for their number, with their names in place of the placeholders: the
+    attribute names (a code object's names are only names) and the ``<name>=`` of the
+    text ``__repr__`` writes."""
+    template = _compiled(len(names))[name]
+    code = template.__code__
+    attributes = {f"_frozen_{i}": field for i, field in enumerate(names)}
+    consts = tuple(
+        _PLACEHOLDER.sub(lambda m: f"{names[int(m[1])]}=", c) if isinstance(c, str) else c
+        for c in code.co_consts
+    )
+    code = code.replace(
+        co_names=tuple(attributes.get(n, n) for n in code.co_names), co_consts=consts
+    )
+    method = FunctionType(code, template.__globals__, name)
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    return method
 
 
 def _setattr(self: object, name: str, value: object) -> None:
@@ -213,7 +232,7 @@ def _builds(cls: type, order: bool) -> bool:
         return False
     annotations = cls.__dict__.get("__annotations__", {})
     for name, annotation in annotations.items():
-        if name.startswith("__frozen") or keyword.iskeyword(name) or name == "self":
+        if name.startswith(("__frozen", "_frozen")) or keyword.iskeyword(name) or name == "self":
             return False
         text = annotation if isinstance(annotation, str) else repr(annotation)
         if "InitVar" in text:
@@ -244,16 +263,14 @@ def _build(cls: type[T], kw_only: bool, order: bool) -> type[T]:
     explicit_hash = "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body)
     cls = dataclass(init=False, repr=False, eq=False, slots=True, kw_only=kw_only)(cls)
     flds = fields(cls)  # type: ignore[arg-type]
-    compared = _key(tuple(f.name for f in flds if f.compare))
+    compared = tuple(f.name for f in flds if f.compare)
     shown = tuple(f.name for f in flds if f.repr)
     _set(cls, "__init__", _make_init(cls, flds))
-    _set(cls, "__repr__", _repr(shown, _key(shown)))
-    _set(cls, "__eq__", _eq(compared))
+    _set(cls, "__repr__", _method(cls, "__repr__", shown))
+    _set(cls, "__eq__", _method(cls, "__eq__", compared))
     if not explicit_hash:
         hashed = tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash))
-        hash_fn = _hash(_key(hashed))
-        hash_fn.__qualname__ = f"{cls.__qualname__}.__hash__"
-        cls.__hash__ = hash_fn  # type: ignore[assignment]
+        cls.__hash__ = _method(cls, "__hash__", hashed)  # type: ignore[method-assign]
     _set(cls, "__setattr__", _setattr, own=False)
     _set(cls, "__delattr__", _delattr, own=False)
     _set(cls, "__getstate__", _getstate, own=False)
