@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
 from types import FunctionType
@@ -110,7 +111,7 @@ def _method(cls: type, name: str, names: tuple[str, ...]) -> Callable[..., Any]:
     code = code.replace(
         co_names=tuple(attributes.get(n, n) for n in code.co_names), co_consts=consts
     )
-    method = FunctionType(code, template.__globals__, name)
+    method = FunctionType(code, _globals(cls), name)
     method.__qualname__ = f"{cls.__qualname__}.{name}"
     return method
 
@@ -156,13 +157,13 @@ def _init_maker(
     params = ["self"]
     takes = ["__frozen_set", "__frozen_FACTORY"]
     body = []
-    for i, (kw_only, made) in enumerate(shape):
+    for i, (kw_only, factory) in enumerate(shape):
         if kw_only and "*" not in params:
             params.append("*")
         params.append(f"a{i}")
         takes.append(f"__frozen_n{i}")
         value = f"a{i}"
-        if made:
+        if factory:
             takes.append(f"__frozen_f{i}")
             value = f"__frozen_f{i}() if a{i} is __frozen_FACTORY else a{i}"
         body.append(f"__frozen_set(self, __frozen_n{i}, {value})")
@@ -196,9 +197,11 @@ def _make_init(cls: type, flds: tuple[Field[Any], ...]) -> Callable[..., None]:
     takes: list[Any] = [object.__setattr__, _FACTORY]
     for f in order:
         takes += [f.name, f.default_factory] if _made(f) else [f.name]
-    init = maker(*takes)
-    names = ("self", *(f.name for f in order))
-    init.__code__ = init.__code__.replace(co_varnames=names)
+    made = maker(*takes)
+    code = made.__code__.replace(co_varnames=("self", *(f.name for f in order)))
+    init: Callable[..., None] = FunctionType(
+        code, _globals(cls), "__init__", None, made.__closure__
+    )
     defaults = [_default(f) for f in order if not f.kw_only and _has_default(f)]
     if defaults:
         init.__defaults__ = tuple(defaults)
@@ -208,6 +211,13 @@ def _make_init(cls: type, flds: tuple[Field[Any], ...]) -> Callable[..., None]:
     init.__annotations__ = {**{f.name: f.type for f in order}, "return": None}
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _globals(cls: type) -> dict[str, Any]:
+    """The globals of ``cls``'s methods: its module's, as :mod:`dataclasses` gives them
+    (``typing.get_type_hints(cls.__init__)`` reads its annotations there)."""
+    module = sys.modules.get(cls.__module__)
+    return module.__dict__ if module is not None else {}
 
 
 def _post_init(cls: type) -> bool:
@@ -243,12 +253,9 @@ def _builds(cls: type, order: bool) -> bool:
     return True
 
 
-def _set(cls: type, name: str, value: Any, own: bool = True) -> None:
-    """Set ``name`` unless the class body defines it (as :mod:`dataclasses` does); an
-    ``own`` function (made for this class) is named after it."""
+def _set(cls: type, name: str, value: Any) -> None:
+    """Set ``name`` unless the class body defines it (as :mod:`dataclasses` does)."""
     if name not in cls.__dict__:
-        if own:
-            value.__qualname__ = f"{cls.__qualname__}.{name}"
         setattr(cls, name, value)
 
 
@@ -271,10 +278,10 @@ def _build(cls: type[T], kw_only: bool, order: bool) -> type[T]:
     if not explicit_hash:
         hashed = tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash))
         cls.__hash__ = _method(cls, "__hash__", hashed)  # type: ignore[method-assign]
-    _set(cls, "__setattr__", _setattr, own=False)
-    _set(cls, "__delattr__", _delattr, own=False)
-    _set(cls, "__getstate__", _getstate, own=False)
-    _set(cls, "__setstate__", _setstate, own=False)
+    _set(cls, "__setattr__", _setattr)
+    _set(cls, "__delattr__", _delattr)
+    _set(cls, "__getstate__", _getstate)
+    _set(cls, "__setstate__", _setstate)
     if not own_doc:
         cls.__doc__ = f"{cls.__name__}({', '.join(f.name for f in flds)})"
     return cls

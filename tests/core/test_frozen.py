@@ -13,6 +13,7 @@ import importlib
 import inspect
 import pickle
 import pkgutil
+import typing
 from typing import Any
 
 import pytest
@@ -189,3 +190,15 @@ def test_frozen_leaves_ordered_classes_to_dataclasses() -> None:
 
     assert Ordered(1) < Ordered(2)
     assert Ordered.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_constructor_annotations_resolve_in_the_class_module() -> None:
+    """As for dataclasses' own ``__init__``, ``typing.get_type_hints`` reads the
+    constructor's (postponed) annotations in the module of the class."""
+    from mgmt.broker.data import Port
+    from mgmt.broker.records import Node
+
+    hints = typing.get_type_hints(Node.__init__)
+    assert hints["p"] == Port | None
+    assert hints["return"] is type(None)
+    assert typing.get_type_hints(be.GetConfigurationRequest.__init__)["deployed"] is bool
