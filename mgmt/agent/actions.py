@@ -13,18 +13,17 @@ This module is pure: no I/O, no asyncio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mgmt.agent.extensions import ExtensionRequest
 from mgmt.broker.directions import AgentToController
 from mgmt.broker.records import Configuration, NodeOutputs, Role, State
+from mgmt.core.frozen import frozen
 from mgmt.core.logaction import Log
 
 # --------------------------------------------------------------------------------------
 # Inputs from the supervisor
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeView:
     """What the supervisor knows about one local node."""
 
@@ -34,7 +33,7 @@ class NodeView:
     outputs: NodeOutputs | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ManagementProcess:
     """A management process shown in get-nodes (the controller under ``zeek-mgmt run``)."""
 
@@ -47,21 +46,21 @@ class ManagementProcess:
 # Actions
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Send:
     """Send an event to the controller on this agent's topic."""
 
     event: AgentToController
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Launch:
     """Run exactly the local nodes of ``config`` (stopping any others)."""
 
     config: Configuration
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RestartNodes:
     """Restart these nodes; report with :meth:`~mgmt.agent.state.AgentState.restart_done`."""
 
@@ -69,7 +68,7 @@ class RestartNodes:
     nodes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Dispatch:
     """Ask these running nodes over the node channel; report with
     :meth:`~mgmt.agent.state.AgentState.dispatch_done` (one Result per node)."""
@@ -79,7 +78,7 @@ class Dispatch:
     nodes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunExtension:
     """Answer an extension request (:mod:`mgmt.agent.extensions`); report the results
     with :meth:`~mgmt.agent.state.AgentState.extension_done`."""
@@ -88,7 +87,7 @@ class RunExtension:
     event: ExtensionRequest
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PersistConfig:
     """Remember the configuration this agent runs (to recognise it after a restart); a
     failure is reported with :meth:`~mgmt.agent.state.AgentState.persisted`."""

@@ -22,12 +22,12 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mgmt.broker import extevents as xev
 from mgmt.broker.directions import AgentExtensionRequest, AgentToController
 from mgmt.broker.records import Result
+from mgmt.core.frozen import frozen
 from mgmt.core.requests import Respond
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 ExtensionRequest: TypeAlias = AgentExtensionRequest
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentExtension:
     """How the agent answers one extension request (see the module docstring)."""
 

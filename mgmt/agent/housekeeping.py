@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mgmt.agent import retention
 from mgmt.agent.retention import ArchivedFile, DiskEventKind, RetentionBounds, Space
+from mgmt.core.frozen import frozen
 from mgmt.settings.model import AgentSettings
 
 log = logging.getLogger("mgmt.agent")
@@ -61,7 +62,7 @@ def mount_point(path: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileSystem:
     """One file system's usage, as ``df -P`` counts it (``used`` + ``avail`` < size
     when blocks are reserved for root).

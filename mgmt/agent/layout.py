@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt.broker.records import ClusterRole, Configuration, Node
 from mgmt.core import noderedefs
 from mgmt.core.curve import CurveKeys
+from mgmt.core.frozen import frozen
 from mgmt.settings.model import AgentSettings, ControllerSettings
 
 #: The cluster backend script of each backend (``[agent] cluster_backend``); every node
@@ -134,7 +134,7 @@ def layout_text(config: Configuration) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ZeroMQProxy:
     """Where the manager's XPUB/XSUB proxy listens (ZeroMQ backend)."""
 
@@ -219,7 +219,7 @@ def backend_text(config: Configuration, backend: str, curve: CurveKeys | None = 
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ManagementSettings:
     """The Management framework's settings in effect, for ``zeek-mgmt-settings.zeek``."""
 
@@ -312,7 +312,7 @@ def settings_text(ms: ManagementSettings | None, *, management_scripts: bool) ->
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LaunchPlan:
     """Everything needed to start one node process."""
 

@@ -13,7 +13,6 @@ cheap next to what a node does, and only when Prometheus asks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -21,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from mgmt.agent.housekeeping import file_systems, queue_backlog, watched_dirs
+from mgmt.core.frozen import frozen
 from mgmt.metrics.requests import RequestMetrics
 from mgmt.supervisor.node import NodeInfo
 from mgmt.supervisor.policy import ProcessState
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mgmt.agent.service import AgentService
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeMetric:
     """One per-node gauge: its name (after ``zeek_mgmt_node_``), help, and value (``None``:
     no sample for that node)."""

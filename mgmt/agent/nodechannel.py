@@ -36,12 +36,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from mgmt.broker import events as ev
 from mgmt.broker.data import BrokerSet
 from mgmt.broker.records import Result
 from mgmt.broker.session import EventReceived
+from mgmt.core.frozen import frozen
 from mgmt.core.requests import TIMED_OUT
 from mgmt.core.topics import node_response_topic, node_topic
 from mgmt.daemon.driver import cancel_and_wait
@@ -78,7 +78,7 @@ RESEND_INITIAL = 0.5
 RESEND_MAXIMUM = 4.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeProcess:
     """What identifies one running node process to the channel layer."""
 

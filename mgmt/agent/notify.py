@@ -34,9 +34,10 @@ import os
 import shlex
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from mgmt.core.exittext import exit_text
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.settings.model import AgentSettings
 from mgmt.supervisor.backend import run_command
@@ -51,7 +52,7 @@ MAX_WAITING = 100
 OUTPUT_BYTES = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NotifyEvent:
     """One event for the hook.
 

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mgmt.core.frozen import frozen
+
 #: An archive day directory's name (zeek-archiver's ``YYYY-MM-DD``).
 DAY_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -44,7 +46,7 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") or name.endswith(".tmp")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArchivedFile:
     """One file of the archive: ``<archive_dir>/<day>/<name>``."""
 
@@ -54,7 +56,7 @@ class ArchivedFile:
     mtime: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetentionBounds:
     """The retention settings (see the module docstring); 0 means "no bound"."""
 
@@ -69,7 +71,7 @@ class RetentionBounds:
         return bool(self.expire_after or self.max_size or self.min_free_percent)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Space:
     """A file system's size and free bytes (for unprivileged users, as ``df``)."""
 
@@ -82,7 +84,7 @@ class Space:
         return 100.0 if self.total <= 0 else 100.0 * self.free / self.total
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExpiryPlan:
     """What to remove: by age, and for the size or free-space bound."""
 
@@ -146,7 +148,7 @@ def plan_log_expiry(
     return ExpiryPlan(tuple(by_age), tuple(for_space))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgedEntry:
     """A directory that may expire (a crash directory, an old node directory)."""
 

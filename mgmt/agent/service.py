@@ -58,7 +58,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -79,6 +78,7 @@ from mgmt.broker import events as ev
 from mgmt.broker import extevents as xev
 from mgmt.broker.directions import ControllerToAgent
 from mgmt.broker.records import Configuration, Result, Role
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.core.version import ProcessFacts
 from mgmt.daemon.driver import MachineDriver, cancel_and_wait
@@ -107,7 +107,7 @@ STATE_KIND = "zeek-mgmt-agent"
 STATE_SCHEMA = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunController:
     """The controller running beside the agent under ``zeek-mgmt run`` (shown in get-nodes).
 

@@ -68,6 +68,7 @@ from mgmt.archive.names import (
     RotatedName,
     already_compressed,
 )
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import ArchiveError, ConfigError
 from mgmt.persist.statefile import AtomicFile, closing_fd, open_directory, opened_directory
 
@@ -88,7 +89,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # a rotated log that could not be archived this time: left in place
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileResult:
     """The outcome for one queue entry.
 
@@ -106,7 +107,7 @@ class FileResult:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArchiveReport:
     """The result of one :func:`archive_queue` run.
 
@@ -144,7 +145,7 @@ class ArchiveReport:
         return tuple(r.message for r in self.results if r.message)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArchiveOptions:
     """zeek-archiver's options, besides the directories.
 

@@ -43,8 +43,8 @@ zeek-archiver's rules, which we follow:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import ConfigError
 
 #: zeek-archiver's defaults.
@@ -75,7 +75,7 @@ _COMPOSITE = {"F": "%Y-%m-%d", "T": "%H:%M:%S", "R": "%H:%M", "D": "%m/%d/%y"}
 _C_SPACE = " \t\n\v\f\r"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Stamp:
     """A broken-down time as ``strptime`` leaves it (no zone, no validation of dates).
 
@@ -216,7 +216,7 @@ def _number(text: str, pos: int, low: int, high: int, width: int) -> tuple[int, 
     return value, pos
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamingOptions:
     """How rotated names are parsed (zeek-archiver's ``-d`` and ``-t``).
 
@@ -239,7 +239,7 @@ class NamingOptions:
         check_time_format(self.time_format)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rejected:
     """A queue entry that is not a rotated log.
 
@@ -252,7 +252,7 @@ class Rejected:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RotatedName:
     """A parsed rotated-log name.
 
@@ -365,7 +365,7 @@ def already_compressed(ext: str, zip_extensions: tuple[str, ...]) -> bool:
     return any(e and ext.endswith(e) for e in zip_extensions)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Compression:
     """The compression step (zeek-archiver's ``-c <ext>,<cmd>``).
 

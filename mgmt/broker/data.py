@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from mgmt.broker import jsontext
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
 
@@ -158,7 +159,7 @@ _UNIT_NS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Timespan:
     """A Broker ``timespan``: an integer count of a unit (``ns``, ``us``, ``ms``, ``s``,
     ``min``, ``h``, ``d``).

@@ -24,7 +24,7 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any, TypeVar, dataclass_transform
 
 from mgmt.broker import data as bd
@@ -38,6 +38,7 @@ from mgmt.broker.records import (
     results_from_json,
     results_json,
 )
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
 
@@ -59,7 +60,7 @@ class UnknownEventError(DecodeError):
         super().__init__("data[2].data[0]", f"unknown event {peer_text(name, always_quote=True)}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArgCodec:
     """How one event argument travels: a Broker type name plus encoder and decoder."""
 
@@ -112,7 +113,7 @@ _CODECS: dict[str, ArgCodec] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EventSpec:
     """A catalogue entry: qualified name, Python class, and one codec per parameter."""
 
@@ -130,7 +131,8 @@ T = TypeVar("T")
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def _event(name: str) -> Callable[[type[T]], type[T]]:
-    """Declare the event ``name``: the class becomes a frozen dataclass whose fields are
+    """Declare the event ``name``: the class becomes a frozen dataclass (:func:`frozen`),
+    documented as that event unless it has a docstring of its own, whose fields are
     the event's arguments, in order, each travelling with the codec of its type
     (:data:`_CODECS`), and joins the catalogue.
 
@@ -139,7 +141,9 @@ def _event(name: str) -> Callable[[type[T]], type[T]]:
     """
 
     def register(cls: type[T]) -> type[T]:
-        cls = dataclass(frozen=True, slots=True)(cls)
+        if not cls.__dict__.get("__doc__"):
+            cls.__doc__ = f"The event ``{name}``."
+        cls = frozen(cls)
         params = fields(cls)  # type: ignore[arg-type]
         types = [str(f.type) for f in params]
         unknown = [t for t in types if t not in _CODECS]
@@ -157,35 +161,35 @@ def _event(name: str) -> Callable[[type[T]], type[T]]:
 # The argument lists many events share, as Zeek declares them (``reqid: string, ...``).
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reqid:
     """``(reqid: string)``."""
 
     reqid: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReqidResult(Reqid):
     """``(reqid: string, result: Management::Result)``."""
 
     result: Result
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReqidResults(Reqid):
     """``(reqid: string, results: Management::ResultVec)``."""
 
     results: tuple[Result, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReqidNodes(Reqid):
     """``(reqid: string, nodes: set[string])``."""
 
     nodes: BrokerSet
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReqidConfig(Reqid):
     """``(reqid: string, config: Management::Configuration)``."""
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from mgmt.broker.events import Reqid, ReqidConfig, ReqidNodes, ReqidResults, _event
 from mgmt.broker.records import Result
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import DecodeError
 
 #: Every extension event's name starts with this.
@@ -79,7 +80,7 @@ def payload_of(result: Result) -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExtensionResult:
     """One Result of an extension response, with its JSON payload decoded.
 

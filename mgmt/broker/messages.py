@@ -15,11 +15,11 @@ exactly Zeek's error message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mgmt.broker import jsontext
 from mgmt.broker.data import JsonObj
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidMessage
 
@@ -43,7 +43,7 @@ API_PATH = "/v1/messages/json"
 dumps = jsontext.dumps
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Handshake:
     """The client's first message: the topic prefixes it subscribes to."""
 
@@ -53,7 +53,7 @@ class Handshake:
         return dumps(list(self.topics))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ack:
     """The server's answer to the handshake."""
 
@@ -64,7 +64,7 @@ class Ack:
         return dumps({"type": "ack", "endpoint": self.endpoint, "version": self.version})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ErrorMessage:
     """A Broker error message (server → client)."""
 
@@ -75,7 +75,7 @@ class ErrorMessage:
         return dumps({"type": "error", "code": self.code, "context": self.context})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DataMessage:
     """A data message: a topic plus one Broker value (for the Management API, an event).
 

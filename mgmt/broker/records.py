@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from mgmt.broker import data as bd
 from mgmt.broker.data import BrokerValue, IPAddress, JsonObj, JsonValue, Port
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import DecodeError
 
@@ -185,7 +186,7 @@ def _from_value(cls: Any, value: BrokerValue, path: str) -> Any:
 # Records
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Option:
     """``Management::Option``: a Zeek option name and its value, both as strings."""
 
@@ -201,7 +202,7 @@ class Option:
         return cls(bd.get_string(f[0], _p(path, 0)), bd.get_string(f[1], _p(path, 1)))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Instance:
     """``Management::Instance``: an agent. ``host`` 0.0.0.0 means unknown / the agent dials
     the controller; ``listen_port`` set means the controller dials the agent."""
@@ -235,7 +236,7 @@ class Instance:
         return _from_value(cls, value, path)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Node:
     """``Management::Node``: one cluster node of a configuration (11 fields, wire order)."""
 
@@ -431,7 +432,7 @@ def new_config_id() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Configuration:
     """``Management::Configuration``: an id plus sets of instances and nodes."""
 
@@ -484,7 +485,7 @@ class Configuration:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeStatus:
     """``Management::NodeStatus``: one row of a get-nodes answer (7 fields)."""
 
@@ -572,7 +573,7 @@ def _node_status_from_tuple(v: tuple[Any, ...]) -> NodeStatus | None:
     return NodeStatus(node, state, mgmt_role, cluster_role, pid, p, metrics)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeOutputs:
     """``Management::NodeOutputs``: the tails of a node's stdout and stderr."""
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mgmt.broker import data as bd
@@ -63,6 +62,7 @@ from mgmt.broker import messages as bm
 from mgmt.broker.events import UnknownEventError, event_from_json, event_name, event_to_json
 from mgmt.broker.extevents import is_extension_event
 from mgmt.broker.fastdecode import ResultDecoder
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import DecodeError, HandshakeError, InvalidMessage, InvalidState
 
 
@@ -84,7 +84,7 @@ Acked = bm.Ack
 ErrorReceived = bm.ErrorMessage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EventReceived:
     """A data message carrying a known event arrived.
 
@@ -96,7 +96,7 @@ class EventReceived:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ignored:
     """An event was dropped without an answer: a known event on a topic this endpoint
     does not handle, or an extension event (``ZeekMgmt::``) this version does not know.
@@ -109,7 +109,7 @@ class Ignored:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rejected:
     """We rejected something the peer sent (and, server side, told it so)."""
 

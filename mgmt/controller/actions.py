@@ -10,21 +10,20 @@ This module is pure: no I/O, no asyncio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mgmt.broker.directions import ControllerToAgent, ControllerToClient
 from mgmt.broker.records import Configuration
+from mgmt.core.frozen import frozen
 from mgmt.core.logaction import Level, Log
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Publish:
     """Send an event to the clients (topic ``zeek/management/controller``)."""
 
     event: ControllerToClient
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SendToAgent:
     """Send an event to the agent serving ``instance`` (dropped if it is not connected)."""
 
@@ -32,7 +31,7 @@ class SendToAgent:
     event: ControllerToAgent
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Dial:
     """Keep a connection to an agent that listens (``Instance.listen_port`` is set)."""
 
@@ -41,14 +40,14 @@ class Dial:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StopDialing:
     """Stop dialing an instance that is no longer part of the deployment."""
 
     instance: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Persist:
     """Write staged/ready/deployed configurations durably, then report the outcome with
     :meth:`~mgmt.controller.state.ControllerState.persisted` before giving the machine

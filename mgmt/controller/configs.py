@@ -20,11 +20,11 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mgmt.broker import events as ev
 from mgmt.broker.records import Configuration, Result
 from mgmt.controller.actions import Outbox, Persist
+from mgmt.core.frozen import frozen
 from mgmt.core.logaction import Level
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import InvalidState
@@ -39,7 +39,7 @@ Slots = tuple[Configuration | None, Configuration | None, Configuration | None]
 Then = Callable[[str | None, float], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Write:
     """A :class:`Persist` whose outcome is not reported yet."""
 

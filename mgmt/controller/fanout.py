@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mgmt.broker import extevents as xev
@@ -36,6 +35,7 @@ from mgmt.broker.data import BrokerSet
 from mgmt.broker.directions import ClientExtensionRequest, ControllerToAgent, ControllerToClient
 from mgmt.broker.records import Configuration, Instance, Result
 from mgmt.controller.requests import NO_DEPLOYMENT, ControllerRequest, known_nodes
+from mgmt.core.frozen import frozen
 from mgmt.core.requests import Respond
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Scope(enum.Enum):
     CONFIG = "config"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FanOut:
     """How the controller answers one extension request (see the module docstring)."""
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
+
+from mgmt.core.frozen import frozen
 
 _P = 2**255 - 19
 _A24 = 121665
@@ -76,7 +78,7 @@ def keypair(secret: bytes) -> tuple[str, str]:
     return z85_encode(x25519(secret, base)), z85_encode(secret)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CurveKeys:
     """The server and client key pairs of a ZeroMQ cluster (zeekctl's four keys).
 

@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
 
 from mgmt.broker.records import Configuration, Node
 from mgmt.core import noderedefs
+from mgmt.core.frozen import frozen
 
 #: The longest node or instance name, in bytes of UTF-8 (see the module docstring).
 NAME_MAX_BYTES = 128
@@ -49,7 +49,7 @@ NAME_MAX_BYTES = 128
 _QUOTE_MAX = 40
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     """One thing in a configuration that an agent cannot launch.
 

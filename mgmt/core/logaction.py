@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from mgmt.core.frozen import frozen
 
 
 class Level(enum.IntEnum):
@@ -15,7 +16,7 @@ class Level(enum.IntEnum):
     ERROR = 40
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Log:
     """A log line for the operator."""
 

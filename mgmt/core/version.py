@@ -7,16 +7,16 @@ machines turn them into the extension payload.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from mgmt import __version__
+from mgmt.core.frozen import frozen
 
 #: This interpreter's version, e.g. ``3.11.7``.
 PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProcessFacts:
     """One management process: its role and name, pid and start time (seconds since the
     epoch), and the versions of zeek-mgmt and Python it runs."""

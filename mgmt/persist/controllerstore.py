@@ -22,12 +22,12 @@ changed them. Configurations are stored as readable tables::
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
 from mgmt.broker.records import Configuration
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import StateStoreError
 from mgmt.persist.configtoml import config_from_table, config_to_table
 from mgmt.persist.statefile import load_toml, write_atomic
@@ -37,7 +37,7 @@ SCHEMA_VERSION = 1
 SLOTS = ("staged", "ready", "deployed")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SavedConfigs:
     """The three persisted configuration slots."""
 

@@ -30,12 +30,12 @@ import enum
 import logging
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import StateStoreError
 from mgmt.persist.statefile import write_atomic
 from mgmt.supervisor.policy import NodeSpec
@@ -60,7 +60,7 @@ class Intent(enum.Enum):
     HOLD = "hold"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredNode:
     """One row of the table.
 

@@ -41,17 +41,17 @@ import math
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mgmt.core.frozen import frozen
 from mgmt.settings.model import Endpoint
 
 #: Zeek's ``Log::default_rotation_interval`` in management processes (persistence.zeek).
 ROTATION_INTERVAL = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Kind:
     """How the values of one type of setting are parsed, shown and named in ``--help``."""
 

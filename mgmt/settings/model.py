@@ -7,9 +7,10 @@ produced by :func:`mgmt.settings.sources.load_settings`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypedDict
+
+from mgmt.core.frozen import frozen
 
 Role = Literal["controller", "agent"]
 
@@ -23,7 +24,7 @@ class ServerLimits(TypedDict):
     handshake_timeout: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Endpoint:
     """A TCP address to dial, e.g. the controller an agent connects to."""
 
@@ -35,7 +36,7 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class DaemonSettings:
     """What the settings of both roles have (each role's are a subclass)."""
 
@@ -81,7 +82,7 @@ class DaemonSettings:
         return self.state_dir / "nodes" / self.name
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ControllerSettings(DaemonSettings):
     """Effective settings of a controller (``Management::Controller::`` in Zeek)."""
 
@@ -99,7 +100,7 @@ class ControllerSettings(DaemonSettings):
     websocket_tls_ca: Path | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AgentSettings(DaemonSettings):
     """Effective settings of an agent (``Management::Agent::`` in Zeek)."""
 

@@ -12,10 +12,10 @@ import os
 import shlex
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mgmt.core.frozen import frozen
 from mgmt.settings.kinds import (
     ARCHIVE_INTERVAL,
     BOOL,
@@ -47,7 +47,7 @@ from mgmt.settings.zeek import ZeekInstallation, bin_dirs, is_program, resolve_p
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HostInfo:
     """Facts about the host that defaults depend on; injected so tests need not touch it."""
 
@@ -85,7 +85,7 @@ class DefaultContext(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Spec:
     """One setting: its name (the key and the dataclass field), kind, default and sources."""
 

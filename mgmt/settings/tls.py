@@ -50,9 +50,9 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import ConfigError
 from mgmt.settings.model import AgentSettings, ControllerSettings, DaemonSettings
 
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ControllerTLS:
     """The controller's contexts; all ``None`` for plaintext."""
 
@@ -77,7 +77,7 @@ class ControllerTLS:
     dial_ssl: ssl.SSLContext | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentTLS:
     """The agent's contexts: its own port and the connection it dials; ``None``: plaintext."""
 
@@ -85,7 +85,7 @@ class AgentTLS:
     dial_ssl: ssl.SSLContext | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Files:
     """The TLS settings of one role, with labels for error messages."""
 

@@ -29,11 +29,12 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
+from mgmt.core.frozen import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class ZeekInstallation:
     """Directories of a Zeek installation, as Zeek's ``Installation::`` module has them."""
 

@@ -45,10 +45,10 @@ import shutil
 import signal as signals
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import SpawnError
 from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, read_status
 from mgmt.supervisor.policy import ExitStatus, NodeSpec
@@ -130,7 +130,7 @@ class Backend(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandResult:
     """How a one-shot command ended (see :meth:`CommandRunner.run_command`).
 

@@ -46,11 +46,12 @@ import shlex
 import shutil
 import signal as signals
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from mgmt.core.exittext import exit_payload
+from mgmt.core.frozen import frozen
 from mgmt.supervisor.nodefiles import STATUS_FILE, STDERR_FILE, STDOUT_FILE, Tail, read_tail
 from mgmt.supervisor.policy import ExitStatus, NodeSpec
 
@@ -122,7 +123,7 @@ def signal_name(number: int | None) -> str | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CrashDir:
     """One complete crash directory: its path and the time its name stands for."""
 
@@ -176,7 +177,7 @@ def prune(
 # Taking and writing the evidence
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LastCrash:
     """A node's last unexpected exit (a requested stop or restart is not one).
 
@@ -197,7 +198,7 @@ class LastCrash:
     spec: NodeSpec
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CrashSnapshot:
     """What a crashed run left, read at the moment of its exit (bounded in size).
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import SpawnError
 from mgmt.persist.nodetable import Intent, StoredNode
 from mgmt.supervisor.backend import Backend, Handle
@@ -37,7 +37,7 @@ SETTLED_STATES = frozenset(
 _WANTED_RUNNING = frozenset({ProcessState.PENDING, ProcessState.RUNNING, ProcessState.CRASHED})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeInfo:
     """A snapshot of one supervised node.
 

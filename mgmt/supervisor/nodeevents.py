@@ -28,9 +28,9 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from mgmt.core.frozen import frozen
 from mgmt.supervisor.crashdirs import CrashSnapshot, prune, take_snapshot, write_crash_dir
 from mgmt.supervisor.node import SupervisedNode
 from mgmt.supervisor.policy import ExitStatus, ProcessState
@@ -43,7 +43,7 @@ logger = logging.getLogger("mgmt.supervisor")
 MAX_WAITING = 64
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeEvent:
     """One thing that happened to a node (see the module docstring).
 

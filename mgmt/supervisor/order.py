@@ -25,13 +25,13 @@ This module is pure: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from mgmt.core.frozen import frozen
 from mgmt.core.startorder import GROUP_NAMES
 from mgmt.typing import NodeName
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Member:
     """One node as the order sees it.
 
@@ -48,7 +48,7 @@ class Member:
     busy: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Release:
     """A group that may go now.
 

@@ -52,8 +52,9 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from mgmt.core.frozen import frozen
 from mgmt.exceptions import InvalidState
 from mgmt.typing import NodeName
 
@@ -98,7 +99,7 @@ TRANSITIONS: Mapping[ProcessState, frozenset[ProcessState]] = {
 ALIVE_STATES = frozenset({_S.PENDING, _S.RUNNING, _S.STOPPING})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExitStatus:
     """How a process ended.
 
@@ -128,7 +129,7 @@ class ExitStatus:
         return "exited (status unknown)"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeSpec:
     """What to run for one node.
 
@@ -163,7 +164,7 @@ class NodeSpec:
             raise ValueError(f"invalid node name: {self.name!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PolicySettings:
     """Timing and retry settings (seconds). Defaults are Zeek's (behaviour.md §6.4);
     ``stop_grace`` has none here: it is the agent's ``stop_grace`` setting.
@@ -191,7 +192,7 @@ class PolicySettings:
     max_restarts: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Spawn:
     """Start a process for the node, then report ``on_spawned`` or ``on_spawn_failed``.
 
@@ -202,7 +203,7 @@ class Spawn:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Signal:
     """Send a signal to the node's current process.
 
@@ -217,7 +218,7 @@ class Signal:
 Action = Spawn | Signal
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StateChange:
     """A transition that happened, drained with :meth:`NodePolicy.changes`.
 

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -47,6 +46,7 @@ from mgmt.broker.session import (
     SessionEvent,
     SessionState,
 )
+from mgmt.core.frozen import frozen
 from mgmt.core.peertext import peer_text
 from mgmt.exceptions import SessionClosedError
 from mgmt.transport.limits import DEFAULT_MAX_SEND_BUFFER, FRAME_COST
@@ -62,7 +62,7 @@ def noop_conn(conn: Connection) -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Close:
     """Writer queue: send a close frame (``code`` ``None``: just stop writing)."""
 
