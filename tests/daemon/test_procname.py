@@ -24,10 +24,11 @@ print(json.dumps({
 """
 
 
-def show_title(args: list[str]) -> dict[str, object]:
+def run_script(script: str, args: list[str], **env: str) -> dict[str, object]:
+    """Run ``script`` in a fresh interpreter with ``ARGS`` (and ``env``); its JSON output."""
     out = subprocess.run(
-        [sys.executable, "-c", _SHOW],
-        env={"PYTHONPATH": str(REPO_ROOT), "MARK": "kept", "ARGS": json.dumps(args)},
+        [sys.executable, "-c", script],
+        env={"PYTHONPATH": str(REPO_ROOT), "MARK": "kept", "ARGS": json.dumps(args), **env},
         capture_output=True,
         text=True,
         check=True,
@@ -35,6 +36,10 @@ def show_title(args: list[str]) -> dict[str, object]:
     ).stdout
     result: dict[str, object] = json.loads(out)
     return result
+
+
+def show_title(args: list[str]) -> dict[str, object]:
+    return run_script(_SHOW, args)
 
 
 def test_title_is_an_argv_led_by_the_zeek_name() -> None:
@@ -71,16 +76,7 @@ print(json.dumps({
 
 
 def titled_with_room(args: list[str], **env: str) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", _ROOM],
-        env={"PYTHONPATH": str(REPO_ROOT), "MARK": "kept", "ARGS": json.dumps(args), **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30_000 * MS,
-    ).stdout
-    result: dict[str, object] = json.loads(out)
-    return result
+    return run_script(_ROOM, args, **env)
 
 
 def test_made_room_fits_a_title_longer_than_the_command_line() -> None:
